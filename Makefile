@@ -1,0 +1,53 @@
+# How Attention Learns: `make book` builds and opens the website, `make test` runs every test.
+# Both create .venv and install requirements.txt + course_lib (editable) on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+COURSE_MODE ?= quick
+export COURSE_MODE
+# jupyter-cache keys on cell sources only: it cannot see COURSE_MODE or edits to course_lib.
+# The cache is therefore dropped whenever the mode or the library's source changes.
+CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
+
+.PHONY: book build-book test unit notebooks bench clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+build-book: venv
+	@mkdir -p _build
+	@if [ "$$(cat _build/.cache_stamp 2>/dev/null)" != "$(CACHE_STAMP)" ]; then \
+	  echo "mode or course_lib changed: clearing the execution cache"; \
+	  rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
+	  echo "$(CACHE_STAMP)" > _build/.cache_stamp; fi
+	$(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee _build/build_log.txt; \
+	  test $${PIPESTATUS[0]} -eq 0
+	@echo
+	@echo "The website is in $(CURDIR)/_build/html/index.html"
+
+book: build-book
+	@($(BIN)/python -m webbrowser -t "file://$(CURDIR)/_build/html/index.html" >/dev/null 2>&1 &) || true
+
+unit: venv
+	$(BIN)/python -m pytest tests -q
+
+notebooks: venv
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
+
+test: venv
+	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
+	$(MAKE) build-book
+
+bench: venv
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf _build .pytest_cache

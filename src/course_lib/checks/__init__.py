@@ -1,0 +1,12 @@
+"""Exercise checks (ARENA style): ``check_x(student_fn)`` compares a student's function with the
+course's reference on fixed and random cases, tests edge cases, and prints a targeted hint.
+
+A check never raises: it prints what happened and returns ``True`` (passed) or ``False`` (not yet
+implemented, or wrong), so an exercise notebook always runs top to bottom.  One module per
+chapter; everything is re-exported here so notebooks call ``checks.check_...``.
+"""
+
+from ._core import CheckFailed, run_check
+from .ch01 import check_attention_forward, check_label_sentences
+
+__all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_sentences"]

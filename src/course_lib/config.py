@@ -1,0 +1,76 @@
+"""Run mode, device and seeding, shared by every chapter (defined in chapter 1).
+
+`MODE` is "quick" (small sizes: CI, laptops, the website) or "full" (the papers' sizes: a GPU on
+Colab).  It is read once from the environment variable ``COURSE_MODE``; when that is unset the
+course runs in full mode if a CUDA device is present and in quick mode otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+ALLOWED_MODES = ("quick", "full")
+
+
+def _read_mode(value: str | None) -> str:
+    if value is None or value.strip() == "":
+        return "full" if torch.cuda.is_available() else "quick"
+    mode = value.strip().lower()
+    if mode not in ALLOWED_MODES:
+        raise ValueError(
+            f"COURSE_MODE must be one of {ALLOWED_MODES} (or unset), got {value!r}"
+        )
+    return mode
+
+
+MODE: str = _read_mode(os.environ.get("COURSE_MODE"))
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The device experiments run on: CUDA when present, else the CPU.
+
+    ``prefer`` ("cpu" or "cuda") overrides the choice; asking for CUDA without one is an error.
+    """
+    if prefer is not None:
+        if not isinstance(prefer, str) or prefer not in ("cpu", "cuda"):
+            raise ValueError(f"prefer must be 'cpu', 'cuda' or None, got {prefer!r}")
+        if prefer == "cuda" and not torch.cuda.is_available():
+            raise ValueError("prefer='cuda' but no CUDA device is available")
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` seeded the same way."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def steps(*, quick, full, mode: str | None = None):
+    """Pick the quick-mode or full-mode value of a size (steps, sentences, seeds...).
+
+    >>> steps(quick=200, full=5000, mode="quick")
+    200
+    """
+    mode = MODE if mode is None else mode
+    if mode not in ALLOWED_MODES:
+        raise ValueError(f"mode must be one of {ALLOWED_MODES}, got {mode!r}")
+    return quick if mode == "quick" else full
+
+
+def describe() -> str:
+    """One line saying the mode and the device, printed once at the top of each notebook."""
+    device = get_device()
+    extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""
+    return f"course mode: {MODE} | device: {device}{extra} | torch {torch.__version__}"
