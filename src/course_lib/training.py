@@ -104,6 +104,7 @@ def train_full_batch(
     frozen: Sequence[str] = (),
     frozen_word_ids: torch.Tensor | None = None,
     record_every: int = 1,
+    record_all_scores: bool = False,
     device: torch.device | str | None = None,
 ):
     """Train by full-batch gradient descent; return ``(models, history)`` (chapter 1).
@@ -117,6 +118,8 @@ def train_full_batch(
     ``"keys"``, ``"classifier"``, ``"query"``); ``frozen_word_ids`` rows of the embedding and key
     tables kept at their initial values (chapter 2 freezes the background words this way).
     Parameters that do not require a gradient (the fixed classifier, a fixed query) never move.
+    ``record_all_scores`` also keeps every word's score at each recorded step, in
+    ``history.extra["scores"]`` ``(R, T, vocab_size)``.
 
     The models are updated in place and returned (a list if a list was given).
     """
@@ -214,6 +217,10 @@ def train_full_batch(
             on_topic = cv = torch.full_like(loss, float("nan"))
         records["att"].append(on_topic)
         records["cv"].append(cv)
+        if record_all_scores:
+            records.setdefault("all_scores", []).append(
+                torch.einsum("rvk,rk->rv", params["keys.weight"], query).detach()
+            )
 
     for step in range(steps + 1):
         want_record = step % record_every == 0 or step == steps
@@ -250,6 +257,8 @@ def train_full_batch(
         topic_word_ids=topic_word_ids.cpu(),
         lr=lr,
     )
+    if record_all_scores:
+        history.extra["scores"] = torch.stack(records["all_scores"], dim=1).cpu()
     return (models[0] if single else models), history
 
 
