@@ -95,3 +95,43 @@ def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def sentence_attention(words: Sequence[str], attention: Sequence[float], is_topic: Sequence[bool], ax=None, title: str = ""):
+    """Bar chart of one sentence's attention over its words, the topic word in red (chapter 1).
+
+    Returns the Figure (a new one unless ``ax`` is given)."""
+    attention, is_topic = _np(attention), _np(is_topic).astype(bool)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 2.6))
+    else:
+        fig = ax.figure
+    colours = [TOPIC if t else BACKGROUND for t in is_topic]
+    ax.bar(np.arange(len(words)), attention, color=colours)
+    ax.axhline(1 / len(words), color="0.6", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(len(words)))
+    ax.set_xticklabels([w[:8] for w in words], rotation=90, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("attention")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def sentence_attention_grid(words, attention_by_run: Mapping[str, Mapping[int, Sequence[float]]], is_topic):
+    """Small multiples: one sentence's attention for several runs (rows) at several steps
+    (columns); ``attention_by_run[run][step]`` is a ``(length,)`` array (chapter 1)."""
+    runs = list(attention_by_run)
+    steps = list(next(iter(attention_by_run.values())))
+    fig, axes = plt.subplots(len(runs), len(steps), figsize=(3.2 * len(steps), 2.3 * len(runs)), squeeze=False, sharey=True)
+    for i, run in enumerate(runs):
+        for j, step in enumerate(steps):
+            ax = axes[i, j]
+            sentence_attention(words, attention_by_run[run][step], is_topic, ax=ax)
+            ax.set_title(f"{CLASSIFIER_NAMES.get(run, run)}, step {step}", fontsize=9)
+            if i < len(runs) - 1:
+                ax.set_xticklabels([])
+            if j > 0:
+                ax.set_ylabel("")
+    fig.tight_layout()
+    return fig

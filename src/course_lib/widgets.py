@@ -1,0 +1,55 @@
+"""Interactive explorers (ipywidgets) built on ``course_lib.plotting``.
+
+Each explorer has a static counterpart in its chapter, so the website, which has no kernel, says
+the same thing; open the notebook in Jupyter or Colab to move the sliders.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import matplotlib.pyplot as plt
+import torch
+
+from . import plotting
+from .training import TrainingHistory
+
+
+def sentence_attention_at(scores: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    """``(length,)`` attention of one sentence given every word's scores ``(vocab,)`` (chapter 1)."""
+    return torch.softmax(scores[sentence], dim=-1)
+
+
+def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence: torch.Tensor, is_topic: torch.Tensor):
+    """Chapter 1: pick a classifier and a training step; see one sentence's attention then.
+
+    ``histories[name]`` must have been recorded with ``record_all_scores=True``.
+    Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
+    """
+    import ipywidgets as W
+
+    for name, history in histories.items():
+        if "scores" not in history.extra:
+            raise ValueError(f"histories[{name!r}] has no score snapshots: train with record_all_scores=True")
+    names = list(histories)
+    steps = histories[names[0]].steps
+    sentence_words = [words[int(u)] for u in sentence]
+
+    def show(classifier: str, step_index: int):
+        history = histories[classifier]
+        step_index = min(step_index, len(history.steps) - 1)
+        attention = sentence_attention_at(history.extra["scores"][0, step_index], sentence)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
+        plotting.sentence_attention(sentence_words, attention, is_topic, ax=axes[0], title=f"step {int(history.steps[step_index])}")
+        axes[1].plot(history.steps, history.loss[0], color=plotting.CLASSIFIER_COLOURS.get(classifier))
+        axes[1].axvline(int(history.steps[step_index]), color="k", lw=0.8)
+        axes[1].set_xlabel("step")
+        axes[1].set_ylabel("training loss")
+        fig.tight_layout()
+        plt.show()
+
+    return W.interactive(
+        show,
+        classifier=W.Dropdown(options=names, value=names[0], description="classifier"),
+        step_index=W.IntSlider(min=0, max=len(steps) - 1, step=1, value=len(steps) // 2, description="record #"),
+    )
