@@ -135,3 +135,100 @@ def sentence_attention_grid(words, attention_by_run: Mapping[str, Mapping[int, S
                 ax.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+# ---- chapter 3
+
+
+def sst_training_curves(runs: Mapping[str, tuple], baseline: float | None = None, title: str = "Training on SST"):
+    """Train (solid) and dev (dashed) cross-entropy against step for several runs (chapter 3).
+
+    ``runs[name] = (steps, train_loss, dev_loss)``, each ``(T,)``; ``baseline`` draws a dotted
+    line (e.g. ``ln 2``, the loss of a model that knows nothing).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for i, (name, (steps, train, dev)) in enumerate(runs.items()):
+        colour = CLASSIFIER_COLOURS.get(name, f"C{i}")
+        label = CLASSIFIER_NAMES.get(name, name)
+        ax.plot(_np(steps), _np(train), color=colour, label=f"{label}, train")
+        ax.plot(_np(steps), _np(dev), color=colour, ls="--", label=f"{label}, dev")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.7", lw=0.8, ls=":")
+    ax.set_xlabel("gradient-descent step")
+    ax.set_ylabel("cross-entropy")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pad_token_curves(steps, pad_score, pad_share, title: str = "The unmasked pad token"):
+    """Left: the pad token's score against step; right: the mean share of attention that the
+    padding positions of a training sentence receive (chapter 3)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4), sharex=True)
+    axes[0].plot(_np(steps), _np(pad_score), color=BACKGROUND)
+    axes[0].axhline(0, color="0.7", lw=0.8, ls=":")
+    axes[0].set_ylabel(r"pad score $s_{\mathrm{pad}}$")
+    axes[1].plot(_np(steps), _np(pad_share), color=BACKGROUND)
+    axes[1].set_ylim(0, 1)
+    axes[1].set_ylabel("attention on padding (mean)")
+    for ax in axes:
+        ax.set_xlabel("gradient-descent step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sen_real_words(score, scaled_norm, m, words: Sequence[str] = (), label: int = 8, title: str = "The identity on real words"):
+    """Measured ``||q|| ||w_u||`` against the score for real words (dots), with the chapter-2
+    curve ``sqrt(2 (s + (e^s - 1)/m))`` for the smallest, median and largest ``m_u`` (chapter 3).
+    The first ``label`` of ``words`` are written next to their dots."""
+    score, scaled_norm, m = _np(score), _np(scaled_norm), _np(m)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.scatter(score, scaled_norm, s=12, color=TOPIC, alpha=0.7, label="measured, top words", zorder=3)
+    grid = np.linspace(0, max(float(score.max()) * 1.05, 1e-3), 200)
+    for mv, ls in zip((m.min(), np.median(m), m.max()), (":", "-", "--")):
+        curve = np.sqrt(np.clip(2 * (grid + np.expm1(grid) / mv), 0, None))
+        ax.plot(grid, curve, color="0.3", ls=ls, lw=1, label=f"identity, $m_u$ = {mv:.0f}")
+    for i, w in enumerate(list(words)[:label]):
+        ax.annotate(w, (score[i], scaled_norm[i]), fontsize=7, xytext=(3, -3), textcoords="offset points")
+    ax.set_xlabel(r"score $s_u$")
+    ax.set_ylabel(r"$\|q\|\,\|w_u\|$")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def purity_dynamics(steps, purity: Mapping[str, Sequence[float]], frequency: Mapping[str, Sequence[float]], title: str = "Frequency first, purity later"):
+    """For each trace word ``u``: mean purity (left) and mean frequency (right, log scale) of the
+    most-attended word of the training sentences containing ``u``, against step (chapter 3)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharex=True)
+    for i, word in enumerate(purity):
+        axes[0].plot(_np(steps), _np(purity[word]), color=f"C{i}", label=word)
+        axes[1].plot(_np(steps), _np(frequency[word]), color=f"C{i}", label=word)
+    axes[0].set_ylim(0, 1.02)
+    axes[0].set_ylabel("purity of the most-attended word")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("its frequency (sentences)")
+    for ax in axes:
+        ax.set_xlabel("gradient-descent step")
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "Two words in one sentence"):
+    """Small multiples of several quantities (``series[quantity][word]``, each ``(T,)``) against
+    step, one line per word: e.g. attention, score and ``||q|| ||w||`` of two words (chapter 3)."""
+    fig, axes = plt.subplots(1, len(series), figsize=(3.4 * len(series), 3.2), sharex=True, squeeze=False)
+    for ax, (quantity, by_word) in zip(axes[0], series.items()):
+        for i, (word, values) in enumerate(by_word.items()):
+            ax.plot(_np(steps), _np(values), color=(TOPIC, BACKGROUND, "C0", "C2")[i % 4], label=word)
+        ax.set_title(quantity, fontsize=10)
+        ax.set_xlabel("gradient-descent step")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
