@@ -10,3 +10,7 @@ from ._core import CheckFailed, run_check
 from .ch01 import check_attention_forward, check_label_sentences
 
 __all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_sentences"]
+
+from .ch03 import check_most_attended_word, check_word_frequency, check_word_purity  # noqa: E402
+
+__all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_word"]

@@ -1,0 +1,134 @@
+"""Checks for the exercises of chapter 3 (real text): word frequency, word purity, and the word
+of a sentence that the model attends to most."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+
+from ..sst import PAD, build_vocabulary, most_attended_word, word_frequency, word_purity
+from ._core import CheckFailed, run_check
+
+_FIXED = [
+    (["a", "powerful", "sequel", "and", "one", "of", "the", "best", "films"], 1),
+    (["the", "worst", "film", "and", "stupid", "too"], 0),
+    (["the", "best", "film", "of", "the", "year"], 1),
+    (["a", "mess", "a", "stupid", "mess"], 0),
+    (["the", "film", "is", "not", "the", "best"], 0),
+]
+
+
+def _random_corpus(seed: int, n: int = 40):
+    rng = random.Random(seed)
+    words = ["w%d" % i for i in range(15)]
+    data = []
+    for _ in range(n):
+        sentence = [rng.choice(words) for _ in range(rng.randint(1, 8))]
+        data.append((sentence, rng.randint(0, 1)))
+    return data
+
+
+def _as_dict(result, name: str) -> dict:
+    if not isinstance(result, dict):
+        raise CheckFailed(f"return a dict mapping each word to its {name}, got {type(result).__name__}.")
+    return result
+
+
+def _occurrences(data) -> dict:
+    counts: dict = {}
+    for tokens, _ in data:
+        for w in tokens:
+            counts[w] = counts.get(w, 0) + 1
+    return counts
+
+
+@run_check("word frequency (sentences containing each word)")
+def check_word_frequency(student_fn) -> None:
+    """Check ``student_fn(data) -> {word: number of sentences containing it}``."""
+    for data in (_FIXED, _random_corpus(0), _random_corpus(1)):
+        expected = word_frequency(data)
+        got = _as_dict(student_fn(list(data)), "frequency")
+        if set(got) != set(expected):
+            missing = sorted(set(expected) - set(got))[:3]
+            extra = sorted(set(got) - set(expected))[:3]
+            raise CheckFailed(f"the dict should have one key per word of the corpus; missing {missing}, unexpected {extra}.")
+        if got == expected:
+            continue
+        if got == _occurrences(data):
+            raise CheckFailed("you count occurrences; frequency counts *sentences*: a word twice in one sentence ('a mess , a stupid mess') counts once. Use set(tokens).")
+        if all(isinstance(v, float) and v <= 1 for v in got.values()):
+            raise CheckFailed("you return fractions; return the number of sentences (an int) that contain each word.")
+        bad = next(w for w in expected if got[w] != expected[w])
+        raise CheckFailed(f"frequency of {bad!r} should be {expected[bad]}, got {got[bad]}.")
+
+
+@run_check("word purity |P(pos|w) - P(neg|w)|")
+def check_word_purity(student_fn) -> None:
+    """Check ``student_fn(data) -> {word: |P(pos | w) - P(neg | w)|}``."""
+    for data in (_FIXED, _random_corpus(2), _random_corpus(3)):
+        expected = word_purity(data)
+        got = _as_dict(student_fn(list(data)), "purity")
+        if set(got) != set(expected):
+            missing = sorted(set(expected) - set(got))[:3]
+            raise CheckFailed(f"the dict should have one key per word of the corpus; missing for example {missing}.")
+        if all(math.isclose(float(got[w]), expected[w], abs_tol=1e-9) for w in expected):
+            continue
+        freq = word_frequency(data)
+        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
+        signed = {w: (2 * pos[w] - freq[w]) / freq[w] for w in freq}
+        if all(math.isclose(float(got[w]), signed[w], abs_tol=1e-9) for w in freq):
+            raise CheckFailed("purity is the *absolute* difference |P(pos|w) - P(neg|w)|; yours is negative for negative words.")
+        if all(math.isclose(float(got[w]), pos[w] / freq[w], abs_tol=1e-9) for w in freq):
+            raise CheckFailed("you return P(pos|w); purity is |P(pos|w) - P(neg|w)|, which is 1 for a word seen only in negative sentences too.")
+        occ_pos: dict = {}
+        for tokens, y in data:
+            for w in tokens:
+                occ_pos[w] = occ_pos.get(w, 0) + (1 if y == 1 else -1)
+        occ = _occurrences(data)
+        if all(math.isclose(float(got[w]), abs(occ_pos[w]) / occ[w], abs_tol=1e-9) for w in freq):
+            raise CheckFailed("you count occurrences; P(c|w) is the fraction of the *sentences containing w* whose label is c (a repeated word counts once per sentence).")
+        if all(math.isclose(float(got[w]), abs(2 * pos[w] - freq[w]) / len(data), abs_tol=1e-9) for w in freq):
+            raise CheckFailed("you divide by the number of all sentences; divide by the number of sentences that contain the word.")
+        bad = next(w for w in expected if not math.isclose(float(got[w]), expected[w], abs_tol=1e-9))
+        raise CheckFailed(f"purity of {bad!r} should be {expected[bad]:.3f}, got {float(got[bad]):.3f}.")
+
+
+def _attention_case(seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    vocab = build_vocabulary(_FIXED)
+    scores = torch.randn(len(vocab), generator=gen) * 0.1
+    sentence = list(_FIXED[seed % len(_FIXED)][0])
+    return vocab, scores, sentence
+
+
+@run_check("the most-attended word of a sentence")
+def check_most_attended_word(student_fn) -> None:
+    """Check ``student_fn(scores, sentence, vocab) -> word``."""
+    for seed in range(6):
+        vocab, scores, sentence = _attention_case(seed)
+        scores[vocab.pad_id] = 5.0  # the pad has the largest score of all but is in no sentence
+        outside = [w for w in vocab.words if w not in sentence and w != PAD]
+        scores[vocab[outside[0]]] = 4.0  # and a word outside the sentence scores above every word in it
+        expected = most_attended_word(scores, sentence, vocab)
+        got = student_fn(scores.clone(), list(sentence), vocab)
+        if isinstance(got, (int, torch.Tensor)) and not isinstance(got, bool):
+            raise CheckFailed("return the word itself (a str), not its id or position: e.g. sentence[i] or vocab.words[u].")
+        if not isinstance(got, str):
+            raise CheckFailed(f"return a word (str), got {type(got).__name__}.")
+        if got == expected:
+            continue
+        if got == PAD:
+            raise CheckFailed("you returned the pad token: look only at the words of the sentence, not at the whole vocabulary.")
+        if got not in sentence:
+            raise CheckFailed(f"{got!r} is not in the sentence: take the largest score among the sentence's own words (scores[vocab[w]] for w in sentence).")
+        ids = torch.tensor(vocab.ids(sentence))
+        if got == sentence[int(torch.argmin(scores[ids]))]:
+            raise CheckFailed("you picked the word with the *smallest* score; attention is largest where the score is largest.")
+        raise CheckFailed(f"in {' '.join(sentence)!r} the largest score belongs to {expected!r}, you returned {got!r}.")
+    # the same score for every word: the softmax is uniform, and the first word is the convention
+    vocab = build_vocabulary(_FIXED)
+    got = student_fn(torch.zeros(len(vocab)), ["the", "best", "film"], vocab)
+    if got != "the":
+        raise CheckFailed(f"with equal scores every word gets the same attention; return the first of them ('the'), got {got!r}.")

@@ -1,0 +1,143 @@
+"""Each chapter-3 check passes the reference, says "to do" for an unimplemented stub, and fails a
+plausible wrong answer with a hint that points at the mistake; none of them raises."""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib import checks, sst
+
+
+def run(check, fn, capsys):
+    result = check(fn)
+    return result, capsys.readouterr().out
+
+
+def stub_frequency(data):
+    raise NotImplementedError
+
+
+def test_word_frequency_check(capsys):
+    ok, out = run(checks.check_word_frequency, sst.word_frequency, capsys)
+    assert ok and "[passed]" in out
+    ok, out = run(checks.check_word_frequency, stub_frequency, capsys)
+    assert not ok and "[to do]" in out and "not implemented" in out
+
+    def occurrences(data):
+        counts = {}
+        for tokens, _ in data:
+            for w in tokens:
+                counts[w] = counts.get(w, 0) + 1
+        return counts
+
+    ok, out = run(checks.check_word_frequency, occurrences, capsys)
+    assert not ok and "[wrong]" in out and "sentences" in out and "set(tokens)" in out
+
+    def fractions(data):
+        freq = sst.word_frequency(data)
+        return {w: n / len(data) for w, n in freq.items()}
+
+    ok, out = run(checks.check_word_frequency, fractions, capsys)
+    assert not ok and "fractions" in out
+
+    ok, out = run(checks.check_word_frequency, lambda data: [1, 2], capsys)
+    assert not ok and "dict" in out
+
+    def crashes(data):
+        return {}["x"]
+
+    ok, out = run(checks.check_word_frequency, crashes, capsys)
+    assert not ok and "[error]" in out and "KeyError" in out
+
+
+def test_word_purity_check(capsys):
+    ok, out = run(checks.check_word_purity, sst.word_purity, capsys)
+    assert ok and "[passed]" in out
+
+    def stub(data):
+        raise NotImplementedError
+
+    ok, out = run(checks.check_word_purity, stub, capsys)
+    assert not ok and "[to do]" in out
+
+    def signed(data):
+        freq = sst.word_frequency(data)
+        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
+        return {w: (2 * pos[w] - freq[w]) / freq[w] for w in freq}
+
+    ok, out = run(checks.check_word_purity, signed, capsys)
+    assert not ok and "*absolute*" in out
+
+    def p_pos(data):
+        freq = sst.word_frequency(data)
+        return {w: sum(1 for t, y in data if w in t and y == 1) / freq[w] for w in freq}
+
+    ok, out = run(checks.check_word_purity, p_pos, capsys)
+    assert not ok and "P(pos|w)" in out
+
+    def by_occurrence(data):
+        net, total = {}, {}
+        for tokens, y in data:
+            for w in tokens:
+                net[w] = net.get(w, 0) + (1 if y == 1 else -1)
+                total[w] = total.get(w, 0) + 1
+        return {w: abs(net[w]) / total[w] for w in total}
+
+    ok, out = run(checks.check_word_purity, by_occurrence, capsys)
+    assert not ok and "occurrences" in out
+
+    def over_all(data):
+        freq = sst.word_frequency(data)
+        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
+        return {w: abs(2 * pos[w] - freq[w]) / len(data) for w in freq}
+
+    ok, out = run(checks.check_word_purity, over_all, capsys)
+    assert not ok and "number of all sentences" in out
+
+
+def test_most_attended_word_check(capsys):
+    ok, out = run(checks.check_most_attended_word, sst.most_attended_word, capsys)
+    assert ok and "[passed]" in out
+
+    def stub(scores, sentence, vocab):
+        raise NotImplementedError
+
+    ok, out = run(checks.check_most_attended_word, stub, capsys)
+    assert not ok and "[to do]" in out
+
+    def whole_vocab(scores, sentence, vocab):
+        return vocab.words[int(torch.argmax(scores))]
+
+    ok, out = run(checks.check_most_attended_word, whole_vocab, capsys)
+    assert not ok and "pad token" in out
+
+    def outside(scores, sentence, vocab):
+        scores = scores.clone()
+        scores[vocab.pad_id] = -1e9
+        return vocab.words[int(torch.argmax(scores))]
+
+    ok, out = run(checks.check_most_attended_word, outside, capsys)
+    assert not ok and "not in the sentence" in out
+
+    def smallest(scores, sentence, vocab):
+        return min(sentence, key=lambda w: float(scores[vocab[w]]))
+
+    ok, out = run(checks.check_most_attended_word, smallest, capsys)
+    assert not ok and "*smallest*" in out
+
+    def position(scores, sentence, vocab):
+        return int(torch.argmax(scores[torch.tensor(vocab.ids(sentence))]))
+
+    ok, out = run(checks.check_most_attended_word, position, capsys)
+    assert not ok and "the word itself" in out
+
+    def last_of_ties(scores, sentence, vocab):
+        values = [float(scores[vocab[w]]) for w in sentence]
+        best = max(values)
+        return [w for w, v in zip(sentence, values) if v == best][-1]
+
+    ok, out = run(checks.check_most_attended_word, last_of_ties, capsys)
+    assert not ok and "first" in out
+
+    ok, out = run(checks.check_most_attended_word, "not a function", capsys)
+    assert not ok and "[not run]" in out
