@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from . import _sparse_attention
 from ._validate import check_int, check_positive, check_tokens
 from .topic import TopicAttention
 
@@ -106,6 +107,7 @@ def train_full_batch(
     record_every: int = 1,
     record_all_scores: bool = False,
     device: torch.device | str | None = None,
+    engine: str = "auto",
 ):
     """Train by full-batch gradient descent; return ``(models, history)`` (chapter 1).
 
@@ -121,6 +123,12 @@ def train_full_batch(
     ``record_all_scores`` also keeps every word's score at each recorded step, in
     ``history.extra["scores"]`` ``(R, T, vocab_size)``.
 
+    ``engine`` picks how a step is computed, with the same results up to float rounding:
+    ``"sparse"`` (sparse products over the fixed sentences, ``course_lib._sparse_attention``; several
+    times faster on a CPU, see ``benchmarks/``), ``"autograd"`` (autograd through the model's
+    ``forward``, ``vmap`` over models), or ``"auto"``: sparse for ``TopicAttention`` itself on a
+    CPU or CUDA device, autograd otherwise (a subclass, another device).
+
     The models are updated in place and returned (a list if a list was given).
     """
     single = isinstance(models, TopicAttention)
@@ -132,6 +140,8 @@ def train_full_batch(
     unknown = set(frozen) - set(PARAMETER_GROUPS)
     if isinstance(frozen, str) or unknown:
         raise ValueError(f"frozen must be a sequence of names from {PARAMETER_GROUPS}, got {frozen!r}")
+    if engine not in ("auto", "sparse", "autograd"):
+        raise ValueError(f"engine must be 'auto', 'sparse' or 'autograd', got {engine!r}")
 
     vocab = models[0].vocab_size
     per_model_data = tokens.dim() == 3 if isinstance(tokens, torch.Tensor) else False
@@ -194,6 +204,17 @@ def train_full_batch(
             return loss.unsqueeze(0), attention.unsqueeze(0)
     else:
         batched = vmap(one_model, in_dims=(0, 0, data_dim, data_dim, data_dim if mask is not None else None))
+    if engine == "auto":
+        plain = all(type(m) is TopicAttention for m in models)
+        engine = "sparse" if plain and _sparse_attention.supported(device) else "autograd"
+    if engine == "sparse":
+        if not _sparse_attention.supported(device):
+            raise ValueError(f"engine='sparse' needs a CPU or CUDA device, got {device}; use engine='autograd'")
+        loss_fn = _sparse_attention.make_loss_fn(base, n_models, tokens, labels, mask, per_model_data)
+
+        def batched(p, b, toks, labs, msk):  # the data are fixed in loss_fn's sparsity patterns
+            return loss_fn(p, b)
+
     names = list(trainable)
 
     records: dict[str, list[torch.Tensor]] = {k: [] for k in ("steps", "loss", "scores", "norms", "qnorm", "att", "cv")}
