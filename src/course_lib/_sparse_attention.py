@@ -29,8 +29,15 @@ from torch.func import functional_call, vmap
 
 
 def supported(device: torch.device) -> bool:
-    """Sparse CSR products with autograd-free backward exist on CPU and CUDA."""
+    """The sparse CSR products used here exist on CPU and CUDA devices."""
     return device.type in ("cpu", "cuda")
+
+
+def preferred(device: torch.device) -> bool:
+    """Where ``engine="auto"`` picks this engine: the CPU, where it is measured to be faster
+    (``benchmarks/``).  On CUDA it is available as ``engine="sparse"``; the benchmarks compare
+    both engines there when a GPU is present."""
+    return device.type == "cpu"
 
 
 def _csr(crow, col, values, size):

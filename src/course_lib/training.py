@@ -126,8 +126,8 @@ def train_full_batch(
     ``engine`` picks how a step is computed, with the same results up to float rounding:
     ``"sparse"`` (sparse products over the fixed sentences, ``course_lib._sparse_attention``; several
     times faster on a CPU, see ``benchmarks/``), ``"autograd"`` (autograd through the model's
-    ``forward``, ``vmap`` over models), or ``"auto"``: sparse for ``TopicAttention`` itself on a
-    CPU or CUDA device, autograd otherwise (a subclass, another device).
+    ``forward``, ``vmap`` over models), or ``"auto"``: sparse for ``TopicAttention`` itself on the
+    CPU, autograd otherwise (a subclass, a GPU; ``"sparse"`` also runs on CUDA).
 
     The models are updated in place and returned (a list if a list was given).
     """
@@ -206,7 +206,7 @@ def train_full_batch(
         batched = vmap(one_model, in_dims=(0, 0, data_dim, data_dim, data_dim if mask is not None else None))
     if engine == "auto":
         plain = all(type(m) is TopicAttention for m in models)
-        engine = "sparse" if plain and _sparse_attention.supported(device) else "autograd"
+        engine = "sparse" if plain and _sparse_attention.preferred(device) else "autograd"
     if engine == "sparse":
         if not _sparse_attention.supported(device):
             raise ValueError(f"engine='sparse' needs a CPU or CUDA device, got {device}; use engine='autograd'")
