@@ -232,3 +232,201 @@ def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title:
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---- chapter 2: the persisting identity
+
+
+def _sen_theory(ax, m, s_max, s_min=0.0, colour="k", label=None, ls="--"):
+    from .identity import sen_norm_curve
+
+    s = np.linspace(min(s_min, 0.0), s_max, 200)
+    ax.plot(s, sen_norm_curve(s, m), color=colour, ls=ls, lw=1.2, label=label if label is not None else f"identity, m = {m}")
+
+
+def sen_curves(runs: Mapping[str, tuple], m: int, title: str = "Scaled norm against score: the identity's curve"):
+    """Measured ``||q|| ||w_tau||`` against ``s_tau`` for every topic word (solid, one panel per run)
+    over the curve ``sqrt(2(s + (e^s - 1)/m))`` of chapter 2, eq. (2.5) (dashed).
+
+    ``runs[name] = (scores, scaled_norms)``, two ``(T, n_topic_words)`` arrays.
+    """
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.5 * len(runs), 3.4), squeeze=False, sharey=True)
+    for ax, (name, (scores, scaled)) in zip(axes[0], runs.items()):
+        scores, scaled = _np(scores), _np(scaled)
+        colour = CLASSIFIER_COLOURS.get(name, TOPIC)
+        for k in range(scores.shape[1]):
+            ax.plot(scores[:, k], scaled[:, k], color=colour, lw=2.2, alpha=0.45, label="topic words (measured)" if k == 0 else None)
+        _sen_theory(ax, m, float(np.nanmax(scores)) * 1.05, float(np.nanmin(scores)))
+        ax.set_title(CLASSIFIER_NAMES.get(name, name), fontsize=10)
+        ax.set_xlabel(r"score $s_\tau$")
+    axes[0, 0].set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def drift_vs_lr(times: Mapping[float, Sequence[float]], drifts: Mapping[float, Sequence[float]], slope: float | None = None):
+    """Left: ``max_tau |C_tau(t) - C_tau(0)|`` against training time ``t = lr * step``, one line per
+    learning rate; right: the final drift against the learning rate on log-log axes with the fitted
+    power law (chapter 2, "the identity is exact in the limit of small steps").
+
+    ``times[lr]`` and ``drifts[lr]`` are ``(T,)``; ``slope`` the fitted log-log slope, for the label.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    lrs = sorted(drifts)
+    for i, lr in enumerate(lrs):
+        axes[0].plot(_np(times[lr]), _np(drifts[lr]), color=f"C{i}", label=f"lr = {lr:g}")
+    axes[0].set_xlabel(r"training time $t = \eta \times$ step")
+    axes[0].set_ylabel(r"$\max_\tau |C_\tau(t) - C_\tau(0)|$")
+    axes[0].legend(frameon=False, fontsize=8)
+    final = np.array([float(_np(drifts[lr])[-1]) for lr in lrs])
+    axes[1].loglog(lrs, final, "o", color="k")
+    fit = np.polyfit(np.log(lrs), np.log(final), 1)
+    grid = np.geomspace(min(lrs) / 1.3, max(lrs) * 1.3, 20)
+    label = f"fit: slope {slope if slope is not None else fit[0]:.2f}"
+    axes[1].loglog(grid, np.exp(np.polyval(fit, grid)), color="0.5", ls="--", label=label)
+    axes[1].set_xlabel(r"learning rate $\eta$")
+    axes[1].set_ylabel("drift at the end")
+    axes[1].legend(frameon=False, fontsize=8)
+    fig.suptitle("The conserved quantity drifts by O(learning rate)")
+    fig.tight_layout()
+    return fig
+
+
+def identity_breaks(panels: Mapping[str, dict]):
+    """One panel per broken assumption (chapter 2, "where the identity breaks"):
+    ``panels[title] = {"scores": (T, n), "scaled": (T, n), "curves": {label: m}}``; the measured
+    ``||q|| ||w_tau||`` against ``s_tau`` (solid) over the identity's curves for the given ``m``
+    (dashed)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.5), squeeze=False)
+    for ax, (title, panel) in zip(axes[0], panels.items()):
+        scores, scaled = _np(panel["scores"]), _np(panel["scaled"])
+        for k in range(scores.shape[1]):
+            ax.plot(scores[:, k], scaled[:, k], color=TOPIC, lw=2, alpha=0.45, label="measured" if k == 0 else None)
+        for i, (label, m) in enumerate(panel["curves"].items()):
+            _sen_theory(ax, m, float(np.nanmax(scores)) * 1.05, float(np.nanmin(scores)), colour=("k", "C0", "C2")[i % 3], label=label)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(r"score $s_\tau$")
+        ax.legend(frameon=False, fontsize=7)
+    axes[0, 0].set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    fig.tight_layout()
+    return fig
+
+
+def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
+    """The identity's two regimes (chapter 2, eqs. (2.7)-(2.8)).  Left: ``||q||^2 ||w||^2`` against
+    ``s`` with the small-score line ``2(1 + 1/m) s`` and the large-score curve ``(2/m) e^s``.
+    Right: the attention missed, ``1 - a``, against ``||q||^2 ||w||^2`` with ``2/(||q||^2 ||w||^2)``.
+    ``measured = (scores, scaled_norm_sq, miss)`` adds points from a run."""
+    from .identity import attention_from_score, sen_norm_curve
+
+    s = np.linspace(0.0, s_max, 300)
+    x = sen_norm_curve(s, m) ** 2
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    axes[0].plot(s, x, color="k", label="identity")
+    axes[0].plot(s, 2 * (1 + 1 / m) * s, color="C0", ls="--", label=r"small score: $2(1 + 1/m)\,s$")
+    axes[0].plot(s, 2 / m * np.exp(s), color="C3", ls="--", label=r"large score: $(2/m)\,e^s$")
+    axes[0].set_yscale("log")
+    axes[0].set_ylim(x[1] / 2, x[-1] * 2)
+    axes[0].set_xlabel(r"score $s_\tau$")
+    axes[0].set_ylabel(r"$\|q\|^2 \|w_\tau\|^2$")
+    miss = 1 - attention_from_score(s, m)
+    axes[1].loglog(x[1:], miss[1:], color="k", label=r"identity: $1 - a(s)$")
+    axes[1].loglog(x[1:], 2 / x[1:], color="C3", ls="--", label=r"$2 / (\|q\|^2\|w\|^2)$")
+    if measured is not None:
+        ms, mx, mmiss = (_np(v).ravel() for v in measured)
+        axes[0].plot(ms, mx, ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
+        axes[1].plot(mx, mmiss, ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
+    axes[1].set_xlabel(r"$\|q\|^2 \|w_\tau\|^2$")
+    axes[1].set_ylabel(r"attention missed $1 - a_\tau$")
+    for ax in axes:
+        ax.legend(frameon=False, fontsize=8)
+    fig.suptitle(f"The two regimes of the identity (m = {m})")
+    fig.tight_layout()
+    return fig
+
+
+def convergence_curves(times, miss, context_norm, gamma: Sequence[float]):
+    """Convergence with a fixed linear classifier (chapter 2): left, the attention each topic word
+    misses, ``1 - a_tau``, against training time (log-log); right, the context norm
+    ``a_tau ||w_tau||`` against ``log t`` with the predicted slope ``1 / gamma_c`` (dashed, anchored
+    at the end).  ``miss`` and ``context_norm`` are ``(T, n_topic_words)``; ``gamma`` one margin
+    per topic word."""
+    times, miss, context_norm = _np(times), _np(miss), _np(context_norm)
+    keep = times > 0
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    for k in range(miss.shape[1]):
+        axes[0].loglog(times[keep], miss[keep, k], color=f"C{k % 10}", lw=1)
+        axes[1].plot(np.log(times[keep]), context_norm[keep, k], color=f"C{k % 10}", lw=1)
+        lt = np.log(times[keep])
+        end = context_norm[keep, k][-1]
+        line = end + (lt - lt[-1]) / gamma[k]
+        show = lt > lt[-1] - np.log(100)
+        axes[1].plot(lt[show], line[show], color="k", ls="--", lw=0.8, label=r"slope $1/\gamma$" if k == 0 else None)
+    axes[0].set_xlabel(r"training time $t$")
+    axes[0].set_ylabel(r"$1 - a_\tau$")
+    axes[1].set_xlabel(r"$\log t$")
+    axes[1].set_ylabel(r"$\|v\| = a_\tau \|w_\tau\|$")
+    axes[1].legend(frameon=False, fontsize=8)
+    fig.suptitle("Fixed linear classifier: attention tends to 1, the norm grows like log t")
+    fig.tight_layout()
+    return fig
+
+
+ABLATION_STYLES = {"full": ("k", "-"), "KF": ("C0", "--"), "EF": ("C3", ":")}
+
+
+def ablation_curves(times, runs: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]):
+    """The KF/EF ablation (chapter 2): rows are classifiers, columns the training loss, the mean
+    topic-word ``||q|| ||w_tau||`` and the mean topic-word score against training time; one line
+    per seed.  ``runs[classifier][variant] = {"loss": (R, T), "norm": (R, T), "score": (R, T)}``,
+    variants ``"full"``, ``"KF"`` (keys frozen) and ``"EF"`` (embeddings frozen)."""
+    fig, axes = plt.subplots(len(runs), 3, figsize=(11, 3.0 * len(runs)), squeeze=False, sharex=True)
+    times = _np(times)
+    for row, (classifier, variants) in enumerate(runs.items()):
+        for variant, values in variants.items():
+            colour, ls = ABLATION_STYLES.get(variant, ("0.5", "-"))
+            for col, key in enumerate(("loss", "norm", "score")):
+                data = _np(values[key])
+                for r in range(data.shape[0]):
+                    axes[row, col].plot(times, data[r], color=colour, ls=ls, lw=1.2, alpha=0.8, label=variant if r == 0 else None)
+        axes[row, 0].set_ylabel(CLASSIFIER_NAMES.get(classifier, classifier) + "\nloss")
+        axes[row, 1].set_ylabel(r"mean $\|q\|\,\|w_\tau\|$")
+        axes[row, 2].set_ylabel(r"mean score $s_\tau$")
+    for ax in axes[-1]:
+        ax.set_xlabel(r"training time $t = \eta \times$ step")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.suptitle("Ablation: keys frozen (KF) or embeddings frozen (EF), one line per seed")
+    fig.tight_layout()
+    return fig
+
+
+def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word on its universal curve"):
+    """SEN curves of several trainings (chapter 2, "the curve depends on m only"): each run is
+    ``(m, query_std, scores, scaled_norms)`` with ``(T, n_topic_words)`` arrays, drawn in the colour of
+    its ``m`` over the curve for that ``m`` (dashed); line style marks the query's std."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    else:
+        fig = ax.figure
+    ms = sorted({run[0] for run in runs})
+    stds = sorted({run[1] for run in runs})
+    s_max = max(float(np.nanmax(_np(run[2]))) for run in runs) * 1.05
+    styles = ("-", "-.", ":", (0, (5, 1)))
+    for i, m in enumerate(ms):
+        _sen_theory(ax, m, s_max, colour=f"C{i}", label=f"curve, m = {m}", ls="--")
+    for m, std, scores, scaled in runs:
+        scores, scaled = _np(scores), _np(scaled)
+        colour = f"C{ms.index(m)}"
+        for k in range(scores.shape[1]):
+            ax.plot(scores[:, k], scaled[:, k], color=colour, ls=styles[stds.index(std) % 4], lw=2, alpha=0.5,
+                    label=f"m = {m}, query std {std:g}" if k == 0 else None)
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=7)
+    if own:
+        fig.tight_layout()
+    return fig

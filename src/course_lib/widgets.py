@@ -53,3 +53,35 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
         classifier=W.Dropdown(options=names, value=names[0], description="classifier"),
         step_index=W.IntSlider(min=0, max=len(steps) - 1, step=1, value=len(steps) // 2, description="record #"),
     )
+
+
+# ---- chapter 2: the persisting identity
+
+
+def sen_explorer(steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_background: int = 1000):
+    """Chapter 2: choose ``m`` (background words per sentence) and the query's std, train a small
+    model (``identity.sen_curve_run``, a second or two on a CPU) and see the SEN curves of all its
+    topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.5)), which depends
+    on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
+    """
+    import ipywidgets as W
+
+    from .identity import sen_curve_run
+
+    cache: dict = {}
+
+    def show(m: int, query_std: float):
+        key = (m, round(query_std, 4))
+        if key not in cache:
+            cache[key] = sen_curve_run(m, query_std, steps=steps, lr=lr, n_sentences=n_sentences, n_background=n_background, record_every=10)
+        scores, scaled = cache[key]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plotting.sen_collapse([(m, query_std, scores, scaled)], ax=ax, title=f"m = {m}, query std {query_std:.2f}: ||q|| = scaled axis")
+        fig.tight_layout()
+        plt.show()
+
+    return W.interactive(
+        show,
+        m=W.IntSlider(min=2, max=100, step=1, value=20, description="m", continuous_update=False),
+        query_std=W.FloatLogSlider(min=-1, max=0.3, step=0.05, value=0.3, base=10, description="query std", continuous_update=False),
+    )

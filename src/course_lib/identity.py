@@ -1,0 +1,460 @@
+"""The persisting identity between a topic word's score and its embedding norm (chapter 2).
+
+Lu, Mao and Nayak (2021) show that, for a topic word ``tau`` trained by gradient flow with a fixed
+query, the quantity
+
+    C_tau = ||q||^2 ||w_tau||^2 - 2 s_tau - (2/m) exp(s_tau)            (chapter 2, eq. (2.4))
+
+does not change, whatever classifier sits on top of the attention layer.  Equivalently the scaled
+embedding norm is a fixed function of the score (the "SEN curve"),
+
+    ||q|| ||w_tau|| = sqrt( 2 (s - s0) + (2/m)(exp(s) - exp(s0)) + ||q||^2 ||w0||^2 )   (eq. (2.5)).
+
+This module holds the identity and its consequences (the two regimes, the attention it implies),
+the gradient of a sentence's loss with respect to the scores (eq. (2.1)), measurements of
+experiments against the identity, and the corpora of the experiments where its assumptions fail
+(two topic words in a sentence, sentences of different lengths).  The derivation is the course's
+own (chapter 2); the result is the paper's.
+
+Functions of numbers (``sen_invariant``, ``sen_norm_curve``, ...) work elementwise on floats, NumPy
+arrays and torch tensors and return the same kind; tensors keep their dtype and device.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+from ._validate import check_int, check_positive
+from .topic import TopicCorpus, label_sentences
+
+__all__ = [
+    "sen_invariant",
+    "sen_norm_curve",
+    "sen_relative_gap",
+    "sen_score_from_norm",
+    "attention_from_score",
+    "small_score_norm_sq",
+    "large_score_miss",
+    "score_gradient",
+    "sen_drift",
+    "history_sen_gap",
+    "history_invariant",
+    "max_margin",
+    "make_two_topic_corpus",
+    "make_variable_length_corpus",
+    "sen_curve_run",
+]
+
+
+# --------------------------------------------------------------------------- argument helpers
+
+
+def _check_values(value, name: str):
+    """Accept a real number, a NumPy array or a torch tensor of real numbers."""
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {value.dtype}")
+        return value if value.is_floating_point() else value.double()
+    if isinstance(value, np.ndarray):
+        if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+            raise TypeError(f"{name} must hold real numbers, got an array of dtype {value.dtype}")
+        return value.astype(float)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, a NumPy array or a torch tensor, got {type(value).__name__}")
+    return float(value)
+
+
+def _check_m(m, name: str = "m"):
+    """``m`` (background words per sentence): a positive int, or positive numbers elementwise."""
+    if isinstance(m, (torch.Tensor, np.ndarray)):
+        m = _check_values(m, name)
+        if (m <= 0).any() if isinstance(m, torch.Tensor) else np.any(m <= 0):
+            raise ValueError(f"{name} must be > 0 everywhere")
+        return m
+    if isinstance(m, bool) or not isinstance(m, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(m).__name__}")
+    return check_positive(m, name)
+
+
+def _exp(x):
+    return torch.exp(x) if isinstance(x, torch.Tensor) else np.exp(x)
+
+
+def _sqrt_clamped(x):
+    if isinstance(x, torch.Tensor):
+        return torch.sqrt(torch.clamp(x, min=0.0))
+    out = np.sqrt(np.maximum(x, 0.0))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _abs(x):
+    return x.abs() if isinstance(x, torch.Tensor) else np.abs(x)
+
+
+# --------------------------------------------------------------------------- the identity
+
+
+def sen_invariant(score, embed_norm_sq, query_norm_sq, m):
+    """The conserved quantity of chapter 2, eq. (2.4): ``||q||^2 ||w||^2 - 2 s - (2/m) e^s``.
+
+    ``score`` is ``s_tau = q . k_tau``, ``embed_norm_sq`` is ``||w_tau||^2``, ``query_norm_sq`` is
+    ``||q||^2`` and ``m`` the number of background words in each sentence.  Elementwise over
+    broadcastable floats, arrays or tensors of any shape (e.g. ``(T, n_topic_words)`` for a run).
+    Under the assumptions of theorem ``thm-ch2-identity`` (fixed query, one topic word per sentence,
+    background words at zero embedding and equal score, gradient flow) it does not change in
+    training, for any classifier and any loss.
+    """
+    score = _check_values(score, "score")
+    embed_norm_sq = _check_values(embed_norm_sq, "embed_norm_sq")
+    query_norm_sq = _check_values(query_norm_sq, "query_norm_sq")
+    m = _check_m(m)
+    for name, value in (("embed_norm_sq", embed_norm_sq), ("query_norm_sq", query_norm_sq)):
+        if (value < 0).any() if isinstance(value, (torch.Tensor, np.ndarray)) else value < 0:
+            raise ValueError(f"{name} is a squared norm and must be >= 0")
+    return query_norm_sq * embed_norm_sq - 2.0 * score - (2.0 / m) * _exp(score)
+
+
+def sen_norm_curve(score, m, score0=0.0, scaled_norm0=0.0):
+    """The SEN curve of chapter 2, eq. (2.5): the scaled embedding norm ``||q|| ||w_tau||`` that the
+    identity predicts at score ``s``,
+
+        sqrt( 2 (s - s0) + (2/m) (e^s - e^s0) + scaled_norm0^2 ),
+
+    where ``score0 = s_tau(0)`` and ``scaled_norm0 = ||q|| ||w_tau(0)||`` are the values at the start
+    of training (defaults 0: keys start at zero, embeddings near zero, as in the paper).  Elementwise;
+    a negative radicand (a score the identity cannot reach from the start) gives 0.  The curve
+    depends on ``m`` only: the query norm is absorbed into the scaled norm.
+    """
+    score = _check_values(score, "score")
+    m = _check_m(m)
+    score0 = _check_values(score0, "score0")
+    scaled_norm0 = _check_values(scaled_norm0, "scaled_norm0")
+    radicand = 2.0 * (score - score0) + (2.0 / m) * (_exp(score) - _exp(score0)) + scaled_norm0 * scaled_norm0
+    return _sqrt_clamped(radicand)
+
+
+def sen_relative_gap(score, scaled_norm, m, score0=0.0, scaled_norm0=0.0):
+    """Relative gap of a measured ``||q|| ||w_tau||`` from the SEN curve (chapter 2, eq. (2.5)):
+    ``|scaled_norm - curve(score)| / curve(score)``, elementwise.  Where the curve is 0 the gap is
+    ``inf`` (or ``nan`` if the measurement is 0 too): compare only points of appreciable norm."""
+    scaled_norm = _check_values(scaled_norm, "scaled_norm")
+    curve = sen_norm_curve(score, m, score0, scaled_norm0)
+    if isinstance(curve, torch.Tensor) or isinstance(scaled_norm, torch.Tensor):
+        curve = torch.as_tensor(curve)
+        scaled_norm = torch.as_tensor(scaled_norm, dtype=curve.dtype, device=curve.device)
+        return (scaled_norm - curve).abs() / curve
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.abs(np.asarray(scaled_norm) - curve) / curve
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
+    """The inverse of the SEN curve (chapter 2, eq. (2.5)): the score ``s`` at which the identity
+    puts the scaled norm ``||q|| ||w_tau||``.  Solves ``2 s + (2/m) e^s = Y`` with
+    ``Y = scaled_norm^2 - scaled_norm0^2 + 2 s0 + (2/m) e^{s0}`` by the Lambert W function,
+    ``s = Y/2 - W(e^{Y/2} / m)``, computed stably for large ``Y``.  Returns a NumPy array or float.
+    """
+    scaled_norm = _check_values(scaled_norm, "scaled_norm")
+    m = _check_m(m)
+    score0 = _check_values(score0, "score0")
+    scaled_norm0 = _check_values(scaled_norm0, "scaled_norm0")
+    to_np = lambda x: x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)  # noqa: E731
+    x, x0, s0, mm = to_np(scaled_norm), to_np(scaled_norm0), to_np(score0), to_np(m)
+    if np.any(x < 0):
+        raise ValueError("scaled_norm must be >= 0")
+    half_y = 0.5 * (x * x - x0 * x0) + s0 + np.exp(s0) / mm
+    # z = W(exp(half_y) / m) solves z + log z = half_y - log m; Newton from a safe start
+    c = half_y - np.log(mm)
+    z = np.where(c > 1.0, c - np.log(np.maximum(c, 1.0)), np.exp(np.minimum(c, 1.0)))
+    z = np.maximum(z, 1e-300)
+    for _ in range(60):
+        step = (z + np.log(z) - c) / (1.0 + 1.0 / z)
+        z = np.maximum(z - step, z * 1e-3)
+    out = half_y - z
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def attention_from_score(score, m):
+    """Attention on the topic word when the ``m`` background words of its sentence have score 0
+    (chapter 2, step 1 of the proof): ``a(s) = e^s / (e^s + m) = 1 / (1 + m e^{-s})``."""
+    score = _check_values(score, "score")
+    m = _check_m(m)
+    return 1.0 / (1.0 + m * _exp(-score))
+
+
+def small_score_norm_sq(score, m):
+    """Small-score regime of the identity (chapter 2, eq. (2.7)): for ``|s| << 1`` (zero start),
+    ``||q||^2 ||w_tau||^2 ~ 2 (1 + 1/m) s``: the score grows like the *squared* norm."""
+    score = _check_values(score, "score")
+    m = _check_m(m)
+    return 2.0 * (1.0 + 1.0 / m) * score
+
+
+def large_score_miss(scaled_norm_sq):
+    """Large-score regime of the identity (chapter 2, eq. (2.8)): the attention the topic word misses,
+    ``1 - a_tau ~ 2 / (||q||^2 ||w_tau||^2)``, given ``scaled_norm_sq = ||q||^2 ||w_tau||^2``.
+    Independent of ``m``."""
+    scaled_norm_sq = _check_values(scaled_norm_sq, "scaled_norm_sq")
+    if (scaled_norm_sq <= 0).any() if isinstance(scaled_norm_sq, (torch.Tensor, np.ndarray)) else scaled_norm_sq <= 0:
+        raise ValueError("scaled_norm_sq must be > 0")
+    return 2.0 / scaled_norm_sq
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def score_gradient(attention: torch.Tensor, word_embeddings: torch.Tensor, context: torch.Tensor, grad_context: torch.Tensor) -> torch.Tensor:
+    """Gradient of each sentence's loss with respect to the score at each position (chapter 2,
+    eq. (2.1)): ``d loss / d s_i = a_i (w_{x_i} - v) . g`` with ``g = d loss / d v``.
+
+    ``attention`` ``(batch, length)``; ``word_embeddings`` ``(batch, length, embed_dim)``, the
+    embeddings ``w_{x_i}`` of the words at each position; ``context`` ``(batch, embed_dim)``,
+    ``v = sum_i a_i w_{x_i}``; ``grad_context`` ``(batch, embed_dim)``, ``g``.  Returns
+    ``(batch, length)``.  A word's score gradient sums its positions; its key gradient is that times
+    the query.
+    """
+    for name, value, dim in (("attention", attention, 2), ("word_embeddings", word_embeddings, 3), ("context", context, 2), ("grad_context", grad_context, 2)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dim() != dim:
+            raise ValueError(f"{name} must have {dim} dimensions, got shape {tuple(value.shape)}")
+    batch, length = attention.shape
+    if word_embeddings.shape[:2] != (batch, length):
+        raise ValueError(f"word_embeddings must have shape ({batch}, {length}, embed_dim), got {tuple(word_embeddings.shape)}")
+    embed_dim = word_embeddings.shape[2]
+    for name, value in (("context", context), ("grad_context", grad_context)):
+        if tuple(value.shape) != (batch, embed_dim):
+            raise ValueError(f"{name} must have shape ({batch}, {embed_dim}), got {tuple(value.shape)}")
+    return attention * torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], grad_context)
+
+
+# --------------------------------------------------------------------------- measuring runs
+
+
+def sen_drift(scores: torch.Tensor, norms: torch.Tensor, query_norms: torch.Tensor, m) -> torch.Tensor:
+    """Largest change of the conserved quantity (chapter 2, eq. (2.4)) along a run, per word:
+    ``max_t |C(t) - C(0)|``.
+
+    ``scores`` and ``norms`` ``(T, n_words)``: ``s_tau`` and ``||w_tau||`` at the recorded steps;
+    ``query_norms`` ``(T,)``: ``||q||`` at those steps (constant unless the query is trained; use
+    the value of each step).  Returns ``(n_words,)``.
+    """
+    for name, value in (("scores", scores), ("norms", norms), ("query_norms", query_norms)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if scores.dim() != 2 or norms.shape != scores.shape:
+        raise ValueError(f"scores and norms must both have shape (T, n_words), got {tuple(scores.shape)} and {tuple(norms.shape)}")
+    if query_norms.shape != scores.shape[:1]:
+        raise ValueError(f"query_norms must have shape ({scores.shape[0]},), got {tuple(query_norms.shape)}")
+    invariant = sen_invariant(scores, norms.square(), query_norms.square()[:, None], m)  # (T, n)
+    return (invariant - invariant[:1]).abs().amax(dim=0)
+
+
+def history_invariant(history, m) -> torch.Tensor:
+    """``(R, T, n_topic_words)``: the conserved quantity (eq. (2.4)) at every recorded step of a
+    ``TrainingHistory`` (chapter 2), using the query norm recorded at each step."""
+    _check_history(history)
+    return sen_invariant(
+        history.topic_scores.double(), history.topic_norms.double().square(), history.query_norm.double().square()[..., None], m
+    )
+
+
+def history_sen_gap(history, m, min_scaled_norm: float = 0.5) -> torch.Tensor:
+    """``(R, T, n_topic_words)``: relative gap of the measured ``||q|| ||w_tau||`` from the SEN curve
+    (eq. (2.5)) started at each word's first recorded score and scaled norm (chapter 2).  Points
+    whose measured scaled norm is below ``min_scaled_norm`` are ``nan`` (there the curve is near 0
+    and a relative gap means little); reduce with ``torch.nanquantile`` / ``nan_to_num``.
+    """
+    _check_history(history)
+    check_positive(min_scaled_norm, "min_scaled_norm", allow_zero=True)
+    scores = history.topic_scores.double()
+    scaled = history.topic_norms.double() * history.query_norm.double()[..., None]
+    gap = sen_relative_gap(scores, scaled, m, scores[:, :1], scaled[:, :1])
+    return torch.where(scaled >= min_scaled_norm, gap, torch.full_like(gap, float("nan")))
+
+
+def _check_history(history) -> None:
+    for attr in ("topic_scores", "topic_norms", "query_norm"):
+        if not hasattr(history, attr):
+            raise TypeError(f"history must be a TrainingHistory (missing {attr!r})")
+    if history.topic_scores.shape[-1] == 0:
+        raise ValueError("history records no topic words: train with topic_word_ids=...")
+
+
+def max_margin(classifier_matrix: torch.Tensor, label: int) -> tuple[float, torch.Tensor]:
+    """The max-margin direction of a fixed linear classifier for class ``label`` (chapter 2,
+    convergence theorem): the unit ``u`` maximising ``gamma = min_{j != c} (U_c - U_j) . u``.
+
+    ``classifier_matrix`` ``(embed_dim, n_classes)`` (the columns ``U_j``).  Returns
+    ``(gamma, u)``; ``gamma <= 0`` means class ``label`` cannot be separated.  Solved through the
+    dual ``min_{lam >= 0} 1/2 ||D^T lam||^2 - sum(lam)`` by projected gradient (a few classes).
+    """
+    if not isinstance(classifier_matrix, torch.Tensor) or classifier_matrix.dim() != 2:
+        raise TypeError("classifier_matrix must be a (embed_dim, n_classes) torch.Tensor")
+    n_classes = classifier_matrix.shape[1]
+    check_int(label, "label", minimum=0, maximum=n_classes - 1)
+    U = classifier_matrix.detach().double().cpu()
+    others = [j for j in range(n_classes) if j != label]
+    D = (U[:, label : label + 1] - U[:, others]).T  # (K-1, d)
+    gram = D @ D.T
+    lam = torch.zeros(len(others), dtype=torch.float64)
+    step = 1.0 / float(torch.linalg.eigvalsh(gram).max().clamp(min=1e-12))
+    for _ in range(20000):
+        new = (lam - step * (gram @ lam - 1.0)).clamp(min=0.0)
+        if float((new - lam).abs().max()) < 1e-13:
+            lam = new
+            break
+        lam = new
+    w = D.T @ lam
+    norm = float(w.norm())
+    if norm == 0.0 or float((D @ w).min()) < 1.0 - 1e-6:
+        return 0.0, torch.zeros(U.shape[0], dtype=torch.float64)
+    return 1.0 / norm, w / norm
+
+
+# --------------------------------------------------------------------------- corpora where the identity's assumptions fail
+
+
+def _topic_setup(n_topics, words_per_topic, n_background, m, n_sentences, seed):
+    check_int(n_topics, "n_topics", minimum=2)
+    check_int(words_per_topic, "words_per_topic", minimum=1)
+    check_int(n_background, "n_background", minimum=1)
+    check_int(m, "m", minimum=1)
+    check_int(n_sentences, "n_sentences", minimum=2)
+    check_int(seed, "seed", minimum=0)
+    rng = np.random.default_rng(seed)
+    n_topic_words = n_topics * words_per_topic
+    words = [f"topic{k}.{i}" for k in range(n_topics) for i in range(words_per_topic)]
+    words += [f"bg{i}" for i in range(n_background)]
+    return rng, n_topic_words, words
+
+
+def make_two_topic_corpus(
+    n_topics: int = 4, words_per_topic: int = 2, n_background: int = 5000, m: int = 20, n_sentences: int = 5000, seed: int = 0
+) -> TopicCorpus:
+    """A corpus whose sentences hold **two** topic words of their topic (chapter 2, "where the
+    identity breaks"): each sentence draws its topic, then two of the topic's words independently
+    (so sometimes one word twice), plus ``m`` background words, shuffled.  ``tokens`` ``(n, m + 2)``.
+    All sentences are training sentences (``n_valid = 0``, no test split is needed here); the
+    vocabulary layout is that of ``make_topic_corpus``.
+    """
+    rng, n_topic_words, words = _topic_setup(n_topics, words_per_topic, n_background, m, n_sentences, seed)
+    topic = rng.integers(n_topics, size=n_sentences)
+    first = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
+    second = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
+    background = n_topic_words + rng.integers(n_background, size=(n_sentences, m))
+    tokens = rng.permuted(np.concatenate([first[:, None], second[:, None], background], axis=1), axis=1)
+    topic_of_word = torch.full((n_topic_words + n_background,), -1, dtype=torch.long)
+    topic_of_word[:n_topic_words] = torch.arange(n_topic_words) // words_per_topic
+    return TopicCorpus(
+        tokens=torch.from_numpy(tokens).long(),
+        labels=torch.from_numpy(topic).long(),
+        topic_of_word=topic_of_word,
+        words=tuple(words),
+        n_topics=n_topics,
+        words_per_topic=words_per_topic,
+        m=m,
+        n_train=n_sentences - 1,
+        n_valid=0,
+    )
+
+
+def make_variable_length_corpus(
+    n_topics: int = 4,
+    words_per_topic: int = 2,
+    n_background: int = 5000,
+    m_range: tuple[int, int] = (5, 35),
+    n_sentences: int = 5000,
+    seed: int = 0,
+) -> tuple[TopicCorpus, torch.Tensor]:
+    """A corpus whose sentences have different numbers of background words (chapter 2, "where the
+    identity breaks"): sentence ``i`` holds one topic word and ``m_i`` background words, ``m_i``
+    uniform in ``m_range`` (inclusive), padded to ``max(m_range) + 1`` positions with a padding word
+    (the last vocabulary id, ``"<pad>"``).  Returns ``(corpus, mask)``, ``mask`` ``(n, max m + 1)``
+    bool, ``True`` on real words: pass it to the model and to ``train_full_batch`` so that padding
+    gets no attention.  ``corpus.m`` is the largest ``m``; ``mask.sum(1) - 1`` gives each ``m_i``.
+    All sentences but one are training sentences.
+    """
+    if not isinstance(m_range, (tuple, list)) or len(m_range) != 2:
+        raise ValueError(f"m_range must be a pair (smallest m, largest m), got {m_range!r}")
+    m_min = check_int(m_range[0], "m_range[0]", minimum=1)
+    m_max = check_int(m_range[1], "m_range[1]", minimum=m_min)
+    rng, n_topic_words, words = _topic_setup(n_topics, words_per_topic, n_background, m_max, n_sentences, seed)
+    words.append("<pad>")
+    pad = len(words) - 1
+    topic = rng.integers(n_topics, size=n_sentences)
+    topic_word = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
+    lengths = rng.integers(m_min, m_max + 1, size=n_sentences)
+    tokens = np.full((n_sentences, m_max + 1), pad, dtype=np.int64)
+    for i in range(n_sentences):
+        sentence = np.concatenate([[topic_word[i]], n_topic_words + rng.integers(n_background, size=lengths[i])])
+        tokens[i, : lengths[i] + 1] = rng.permutation(sentence)
+    mask = torch.from_numpy(tokens != pad)
+    topic_of_word = torch.full((len(words),), -1, dtype=torch.long)
+    topic_of_word[:n_topic_words] = torch.arange(n_topic_words) // words_per_topic
+    tokens = torch.from_numpy(tokens).long()
+    labels = label_sentences(tokens, topic_of_word)
+    corpus = TopicCorpus(
+        tokens=tokens,
+        labels=labels,
+        topic_of_word=topic_of_word,
+        words=tuple(words),
+        n_topics=n_topics,
+        words_per_topic=words_per_topic,
+        m=m_max,
+        n_train=n_sentences - 1,
+        n_valid=0,
+    )
+    return corpus, mask
+
+
+# --------------------------------------------------------------------------- small runs for figures and widgets
+
+
+def sen_curve_run(
+    m: int,
+    query_std: float,
+    *,
+    n_sentences: int = 200,
+    n_background: int = 200,
+    steps: int = 500,
+    lr: float = 0.3,
+    classifier: str = "fixed",
+    seed: int = 0,
+    record_every: int = 5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train one small model on a fresh topic corpus with ``m`` background words per sentence and a
+    query of std ``query_std``; return ``(scores, scaled_norms)``, each ``(T, n_topic_words)``: the
+    SEN curves of all topic words (chapter 2, "the curve depends on m only"; used by the static
+    figure and by ``widgets.sen_explorer``).  Nothing is frozen: this is the unrestricted model.
+    """
+    from .topic import TopicAttention
+    from .training import train_full_batch
+
+    check_int(m, "m", minimum=1)
+    check_positive(query_std, "query_std")
+    check_int(steps, "steps", minimum=1)
+    corpus = _cached_corpus(m, n_sentences, n_background, seed)
+    model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, query_std=query_std, seed=seed)
+    train = corpus.train
+    _, history = train_full_batch(
+        model, train.tokens, train.labels, steps, lr, topic_word_ids=corpus.topic_word_ids, record_every=record_every
+    )
+    scaled = history.topic_norms[0] * history.query_norm[0][:, None]
+    return history.topic_scores[0], scaled
+
+
+_CORPUS_CACHE: dict = {}
+
+
+def _cached_corpus(m, n_sentences, n_background, seed):
+    from .topic import make_topic_corpus
+
+    key = (m, n_sentences, n_background, seed)
+    if key not in _CORPUS_CACHE:
+        _CORPUS_CACHE[key] = make_topic_corpus(n_background=n_background, m=m, n_sentences=n_sentences, seed=seed)
+    return _CORPUS_CACHE[key]
