@@ -200,9 +200,10 @@ def sen_real_words(score, scaled_norm, m, words: Sequence[str] = (), label: int 
     return fig
 
 
-def purity_dynamics(steps, purity: Mapping[str, Sequence[float]], frequency: Mapping[str, Sequence[float]], title: str = "Frequency first, purity later"):
+def purity_dynamics(steps, purity: Mapping[str, Sequence[float]], frequency: Mapping[str, Sequence[float]], title: str = "Frequency first, purity later", log_steps: bool = False):
     """For each trace word ``u``: mean purity (left) and mean frequency (right, log scale) of the
-    most-attended word of the training sentences containing ``u``, against step (chapter 3)."""
+    most-attended word of the training sentences containing ``u``, against step (chapter 3);
+    ``log_steps`` puts the steps on a log scale, to show the early phase."""
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharex=True)
     for i, word in enumerate(purity):
         axes[0].plot(_np(steps), _np(purity[word]), color=f"C{i}", label=word)
@@ -213,6 +214,8 @@ def purity_dynamics(steps, purity: Mapping[str, Sequence[float]], frequency: Map
     axes[1].set_ylabel("its frequency (sentences)")
     for ax in axes:
         ax.set_xlabel("gradient-descent step")
+        if log_steps:
+            ax.set_xscale("log")
     axes[0].legend(frameon=False, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
@@ -225,7 +228,7 @@ def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title:
     fig, axes = plt.subplots(1, len(series), figsize=(3.4 * len(series), 3.2), sharex=True, squeeze=False)
     for ax, (quantity, by_word) in zip(axes[0], series.items()):
         for i, (word, values) in enumerate(by_word.items()):
-            ax.plot(_np(steps), _np(values), color=(TOPIC, BACKGROUND, "C0", "C2")[i % 4], label=word)
+            ax.plot(_np(steps), _np(values), color=("C1", "C0", "C2", "C3")[i % 4], label=word)
         ax.set_title(quantity, fontsize=10)
         ax.set_xlabel("gradient-descent step")
     axes[0, 0].legend(frameon=False, fontsize=8)
