@@ -156,7 +156,8 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     """The inverse of the SEN curve (chapter 2, eq. (2.5)): the score ``s`` at which the identity
     puts the scaled norm ``||q|| ||w_tau||``.  Solves ``2 s + (2/m) e^s = Y`` with
     ``Y = scaled_norm^2 - scaled_norm0^2 + 2 s0 + (2/m) e^{s0}`` by the Lambert W function,
-    ``s = Y/2 - W(e^{Y/2} / m)``, computed stably for large ``Y``.  Returns a NumPy array or float.
+    ``s = Y/2 - W(e^{Y/2} / m) = log(m W(e^{Y/2} / m))`` (the second form is stable for large ``Y``).
+    Returns a NumPy array or float.
     """
     scaled_norm = _check_values(scaled_norm, "scaled_norm")
     m = _check_m(m)
@@ -174,7 +175,7 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     for _ in range(60):
         step = (z + np.log(z) - c) / (1.0 + 1.0 / z)
         z = np.maximum(z - step, z * 1e-3)
-    out = half_y - z
+    out = np.log(mm) + np.log(z)  # = half_y - z since z + log z = half_y - log m; stable for large Y
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -14,3 +14,7 @@ __all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_s
 from .ch03 import check_most_attended_word, check_word_frequency, check_word_purity  # noqa: E402
 
 __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_word"]
+
+from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
+
+__all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]

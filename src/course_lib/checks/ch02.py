@@ -1,0 +1,130 @@
+"""Checks for the exercises of chapter 2 (the persisting identity): the score gradient, the
+conserved quantity, and its drift along a run."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..identity import score_gradient, sen_drift, sen_invariant
+from ._core import CheckFailed, close, expect_tensor, run_check
+
+
+def _gradient_case(seed: int, batch: int = 4, length: int = 6, d: int = 3, n_classes: int = 3):
+    """Random attention, embeddings, context and g; g is a real dloss/dv (linear classifier + CE)."""
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(batch, length, generator=gen, dtype=torch.float64)
+    attention = torch.softmax(scores, dim=-1)
+    word_embeddings = torch.randn(batch, length, d, generator=gen, dtype=torch.float64)
+    context = torch.einsum("bl,bld->bd", attention, word_embeddings)
+    U = torch.randn(d, n_classes, generator=gen, dtype=torch.float64)
+    labels = torch.randint(n_classes, (batch,), generator=gen)
+    grad_context = (torch.softmax(context @ U, dim=-1) - F.one_hot(labels, n_classes).double()) @ U.T
+    return scores, attention, word_embeddings, context, grad_context, U, labels
+
+
+def _autograd_score_gradient(scores, word_embeddings, U, labels):
+    scores = scores.clone().requires_grad_()
+    context = torch.einsum("bl,bld->bd", torch.softmax(scores, dim=-1), word_embeddings)
+    F.cross_entropy(context @ U, labels, reduction="sum").backward()
+    return scores.grad
+
+
+@run_check("gradient of the loss with respect to the scores")
+def check_score_gradient(student_fn) -> None:
+    """Check ``student_fn(attention, word_embeddings, context, grad_context) -> (batch, length)``."""
+    for seed in range(3):
+        scores, attention, word_embeddings, context, g, U, labels = _gradient_case(seed)
+        batch, length = attention.shape
+        out = student_fn(attention, word_embeddings, context, g)
+        expect_tensor(out, "the score gradient", (batch, length))
+        truth = _autograd_score_gradient(scores, word_embeddings, U, labels)
+        if not close(out, truth, tol=1e-6):
+            plain = torch.einsum("bld,bd->bl", word_embeddings, g)
+            if close(out, -truth, tol=1e-6):
+                raise CheckFailed("the sign is flipped: d loss / d s_i = + a_i (w_i - v) . g, with g = d loss / d v.")
+            if close(out, attention * plain, tol=1e-6):
+                raise CheckFailed("you used a_i w_i . g; the softmax couples the positions: raising s_i also lowers the other weights, which subtracts the context v: a_i (w_i - v) . g.")
+            if close(out, torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], g), tol=1e-6):
+                raise CheckFailed("the factor a_i is missing: d v / d s_i = a_i (w_i - v) (differentiate the softmax).")
+            if close(out, attention * (1 - attention) * plain, tol=1e-6):
+                raise CheckFailed("a_i (1 - a_i) w_i . g is the special case where all other words have zero embedding; in general d v / d s_i = a_i (w_i - v).")
+            raise CheckFailed("the values differ from autograd's; start from v = sum_l a_l w_l and d a_l / d s_i = a_l (delta_il - a_i).")
+        if not close(out, score_gradient(attention, word_embeddings, context, g), tol=1e-6):
+            raise CheckFailed("the values differ from the reference on this case.")
+    # a uniform attention over identical embeddings: the scores cannot matter, the gradient is 0
+    w = torch.ones(2, 5, 3, dtype=torch.float64)
+    a = torch.full((2, 5), 0.2, dtype=torch.float64)
+    out = student_fn(a, w, w[:, 0], torch.randn(2, 3, dtype=torch.float64))
+    if not close(out, torch.zeros(2, 5, dtype=torch.float64), tol=1e-9):
+        raise CheckFailed("when all words of a sentence have the same embedding, the scores cannot change v, so the gradient must be 0.")
+
+
+@run_check("the conserved quantity C = ||q||^2 ||w||^2 - 2 s - (2/m) e^s")
+def check_sen_invariant(student_fn) -> None:
+    """Check ``student_fn(score, embed_norm_sq, query_norm_sq, m) -> C`` (elementwise)."""
+    gen = torch.Generator().manual_seed(0)
+    score = torch.randn(5, 4, generator=gen, dtype=torch.float64) * 2
+    embed_norm_sq = torch.rand(5, 4, generator=gen, dtype=torch.float64) * 5
+    query_norm_sq = torch.tensor(1.7, dtype=torch.float64)
+    for m in (20, 3):
+        out = student_fn(score, embed_norm_sq, query_norm_sq, m)
+        expect_tensor(out, "C", (5, 4))
+        ref = sen_invariant(score, embed_norm_sq, query_norm_sq, m)
+        if not close(out, ref, tol=1e-8):
+            e = torch.exp(score)
+            base = query_norm_sq * embed_norm_sq
+            wrong = {
+                "the exponential term should be (2/m) e^s, not e^s / m.": base - 2 * score - e / m,
+                "the linear term is 2 s (from the 1 in 1 + e^s/m, times 2).": base - score - 2 * e / m,
+                "the signs: C = ||q||^2 ||w||^2 - 2 s - (2/m) e^s (norm term positive, score terms negative).": -base + 2 * score + 2 * e / m,
+                "query_norm_sq is already squared: multiply by it, do not square it again.": query_norm_sq**2 * embed_norm_sq - 2 * score - 2 * e / m,
+                "use the exponential of the score, e^s, in the last term (not e^{-s}).": base - 2 * score - 2 * torch.exp(-score) / m,
+            }
+            for hint, value in wrong.items():
+                if close(out, value, tol=1e-8):
+                    raise CheckFailed(hint)
+            if close(out - out.flatten()[0], ref - ref.flatten()[0], tol=1e-8):
+                raise CheckFailed("right up to a constant: a constant does not change conservation, but write exactly ||q||^2 ||w||^2 - 2 s - (2/m) e^s.")
+            raise CheckFailed("C differs from ||q||^2 ||w||^2 - 2 s - (2/m) e^s; integrate ||q||^2 d||w||^2 = 2 (1 + e^s / m) ds.")
+    # on the curve of eq. (2.5) started at zero, C = -2/m
+    s = torch.linspace(0, 4, 9, dtype=torch.float64)
+    on_curve = student_fn(s, 2 * s + 2 * (torch.exp(s) - 1) / 20, torch.tensor(1.0, dtype=torch.float64), 20)
+    if not close(on_curve, torch.full_like(s, -0.1), tol=1e-8):
+        raise CheckFailed("on the curve ||q||^2 ||w||^2 = 2 s + (2/m)(e^s - 1) your C is not constant.")
+
+
+@run_check("drift of the conserved quantity along a run")
+def check_sen_drift(student_fn) -> None:
+    """Check ``student_fn(scores, norms, query_norms, m) -> (n_words,)``: ``max_t |C(t) - C(0)|``."""
+    gen = torch.Generator().manual_seed(3)
+    T, n = 12, 5
+    scores = torch.cumsum(torch.rand(T, n, generator=gen, dtype=torch.float64) * 0.3, dim=0)
+    norms = torch.sqrt(2 * scores + 2 * (torch.exp(scores) - 1) / 20) / 1.3
+    norms = norms + 0.05 * torch.randn(T, n, generator=gen, dtype=torch.float64)  # off the curve a little
+    norms[T // 2, :3] += 0.5  # a bump mid-run: the largest drift is not at the end
+    norms[:, 3:] *= torch.linspace(1.0, 0.05, T, dtype=torch.float64)[:, None]  # shrinking norms: C drifts downwards
+    query_norms = 1.3 * (1 + 0.5 * torch.sin(torch.linspace(0, 3.0, T, dtype=torch.float64)))  # a trained query's norm changes
+    m = 20
+    out = student_fn(scores, norms.abs(), query_norms, m)
+    expect_tensor(out, "the drift", (n,))
+    ref = sen_drift(scores, norms.abs(), query_norms, m)
+    if not close(out, ref, tol=1e-8):
+        C = sen_invariant(scores, norms.abs().square(), query_norms.square()[:, None], m)
+        C_first_q = sen_invariant(scores, norms.abs().square(), query_norms[0].square(), m)
+        if close(out, (C_first_q - C_first_q[:1]).abs().amax(dim=0), tol=1e-8):
+            raise CheckFailed("you used the first step's query norm throughout; when the query is trained ||q|| changes, so use query_norms[t] at step t.")
+        if close(out, (C[-1] - C[0]).abs(), tol=1e-8) or close(out, C[-1] - C[0], tol=1e-8):
+            raise CheckFailed("that is the change at the last step only; the drift is the largest change over all recorded steps, max_t |C(t) - C(0)|.")
+        if close(out, (C - C[:1]).amax(dim=0), tol=1e-8):
+            raise CheckFailed("take the absolute value: C can drift downwards too.")
+        sen_q = sen_invariant(scores, norms.abs().square(), query_norms[:, None], m)
+        if close(out, (sen_q - sen_q[:1]).abs().amax(dim=0), tol=1e-8):
+            raise CheckFailed("query_norms holds ||q||, not ||q||^2: square it in C.")
+        raise CheckFailed("the drift differs from max_t |C(t) - C(0)| with C from sen_invariant at each step.")
+    # a word exactly on the curve with a fixed query has no drift
+    s = torch.linspace(0, 3, 7, dtype=torch.float64)[:, None]
+    w = torch.sqrt(2 * s + 2 * (torch.exp(s) - 1) / m)
+    zero = student_fn(s, w, torch.ones(7, dtype=torch.float64), m)
+    if not close(zero, torch.zeros(1, dtype=torch.float64), tol=1e-9):
+        raise CheckFailed("a word on the identity's curve with a fixed query (||q|| = 1) must have zero drift.")

@@ -1,0 +1,120 @@
+"""Each chapter-2 check passes the reference, says "to do" for an unimplemented stub, and fails
+plausible wrong answers with a hint that points at the mistake; none of them raises."""
+
+from __future__ import annotations
+
+import torch
+
+from course_lib import checks, identity
+
+
+def run(check, fn, capsys):
+    result = check(fn)
+    return result, capsys.readouterr().out
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+def test_score_gradient_check(capsys):
+    ok, out = run(checks.check_score_gradient, identity.score_gradient, capsys)
+    assert ok and "[passed]" in out
+    ok, out = run(checks.check_score_gradient, stub, capsys)
+    assert not ok and "[to do]" in out and "not implemented" in out
+
+    def no_context(attention, word_embeddings, context, grad_context):
+        return attention * torch.einsum("bld,bd->bl", word_embeddings, grad_context)
+
+    ok, out = run(checks.check_score_gradient, no_context, capsys)
+    assert not ok and "[wrong]" in out and "subtracts the context" in out
+
+    def no_attention(attention, word_embeddings, context, grad_context):
+        return torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], grad_context)
+
+    ok, out = run(checks.check_score_gradient, no_attention, capsys)
+    assert not ok and "factor a_i is missing" in out
+
+    def flipped(attention, word_embeddings, context, grad_context):
+        return -identity.score_gradient(attention, word_embeddings, context, grad_context)
+
+    ok, out = run(checks.check_score_gradient, flipped, capsys)
+    assert not ok and "sign" in out
+
+    def idealised(attention, word_embeddings, context, grad_context):
+        return attention * (1 - attention) * torch.einsum("bld,bd->bl", word_embeddings, grad_context)
+
+    ok, out = run(checks.check_score_gradient, idealised, capsys)
+    assert not ok and "special case" in out
+
+    ok, out = run(checks.check_score_gradient, lambda a, w, v, g: a.sum(-1), capsys)
+    assert not ok and "shape" in out
+
+    def crashes(attention, word_embeddings, context, grad_context):
+        return attention @ context
+
+    ok, out = run(checks.check_score_gradient, crashes, capsys)
+    assert not ok and "[error]" in out
+
+
+def test_sen_invariant_check(capsys):
+    ok, out = run(checks.check_sen_invariant, identity.sen_invariant, capsys)
+    assert ok and "[passed]" in out
+    ok, out = run(checks.check_sen_invariant, stub, capsys)
+    assert not ok and "[to do]" in out
+
+    cases = {
+        "(2/m) e^s, not e^s / m": lambda s, w2, q2, m: q2 * w2 - 2 * s - torch.exp(s) / m,
+        "linear term is 2 s": lambda s, w2, q2, m: q2 * w2 - s - 2 * torch.exp(s) / m,
+        "signs": lambda s, w2, q2, m: -(q2 * w2) + 2 * s + 2 * torch.exp(s) / m,
+        "already squared": lambda s, w2, q2, m: q2**2 * w2 - 2 * s - 2 * torch.exp(s) / m,
+        "not e^{-s}": lambda s, w2, q2, m: q2 * w2 - 2 * s - 2 * torch.exp(-s) / m,
+        "up to a constant": lambda s, w2, q2, m: q2 * w2 - 2 * s - 2 * (torch.exp(s) - 1) / m,
+    }
+    for hint, wrong in cases.items():
+        ok, out = run(checks.check_sen_invariant, wrong, capsys)
+        assert not ok and "[wrong]" in out and hint in out, (hint, out)
+
+
+def test_sen_drift_check(capsys):
+    ok, out = run(checks.check_sen_drift, identity.sen_drift, capsys)
+    assert ok and "[passed]" in out
+    ok, out = run(checks.check_sen_drift, stub, capsys)
+    assert not ok and "[to do]" in out
+
+    def first_query(scores, norms, query_norms, m):
+        c = identity.sen_invariant(scores, norms.square(), query_norms[0].square(), m)
+        return (c - c[:1]).abs().amax(dim=0)
+
+    ok, out = run(checks.check_sen_drift, first_query, capsys)
+    assert not ok and "first step's query norm" in out
+
+    def last_only(scores, norms, query_norms, m):
+        c = identity.sen_invariant(scores, norms.square(), query_norms.square()[:, None], m)
+        return (c[-1] - c[0]).abs()
+
+    ok, out = run(checks.check_sen_drift, last_only, capsys)
+    assert not ok and "last step only" in out
+
+    def no_abs(scores, norms, query_norms, m):
+        c = identity.sen_invariant(scores, norms.square(), query_norms.square()[:, None], m)
+        return (c - c[:1]).amax(dim=0)
+
+    ok, out = run(checks.check_sen_drift, no_abs, capsys)
+    assert not ok and "absolute value" in out
+
+    def unsquared_query(scores, norms, query_norms, m):
+        c = identity.sen_invariant(scores, norms.square(), query_norms[:, None], m)
+        return (c - c[:1]).abs().amax(dim=0)
+
+    ok, out = run(checks.check_sen_drift, unsquared_query, capsys)
+    assert not ok and "square it" in out
+
+    ok, out = run(checks.check_sen_drift, lambda s, w, q, m: identity.sen_drift(s, w, q, m).max(), capsys)
+    assert not ok and "shape" in out
+
+
+def test_checks_reject_non_callables(capsys):
+    for check in (checks.check_score_gradient, checks.check_sen_invariant, checks.check_sen_drift):
+        assert check(42) is False
+    assert "[not run]" in capsys.readouterr().out
