@@ -213,6 +213,9 @@ def paper_experiment(steps: int, tiny: bool, device: str, engine: str, record_ev
 
 def _paper_child(args: list[str]) -> None:
     steps, tiny, device, engine, record_every = int(args[0]), args[1] == "1", args[2], args[3], int(args[4])
+    threads = int(args[5]) if len(args) > 5 else 0
+    if threads:
+        torch.set_num_threads(threads)
     import resource
 
     out = paper_experiment(steps, tiny, device, engine, record_every)
@@ -221,10 +224,11 @@ def _paper_child(args: list[str]) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_paper_job(steps: int, tiny: bool, device: str, engine: str, record_every: int) -> dict:
-    """The experiment in a fresh Python process (so its peak memory is its own)."""
+def run_paper_job(steps: int, tiny: bool, device: str, engine: str, record_every: int, threads: int = 0) -> dict:
+    """The experiment in a fresh Python process (so its peak memory is its own); ``threads``:
+    torch's intra-op threads there (0: torch's default)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--paper-child", str(steps), "1" if tiny else "0",
-           device, engine, str(record_every)]
+           device, engine, str(record_every), str(threads)]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE, env=os.environ.copy())
     wall = time.perf_counter() - start
@@ -241,15 +245,17 @@ def run_paper_job(steps: int, tiny: bool, device: str, engine: str, record_every
 def paper_experiment_benchmark(size: str) -> Result:
     check_size(size)
     steps = {"tiny": 5, "quick": 5000, "full": 5000}[size]
-    configs = [("sparse", 1)]
-    if size != "tiny":  # recording less often; the engine before issue 6, for the before/after
-        configs += [("sparse", 10), ("autograd", 1)]
+    configs = [("sparse", 1, 0)]
+    if size != "tiny":  # recording less often; one thread; the engine before issue 6 (before/after)
+        configs += [("sparse", 10, 0), ("autograd", 1, 0)]
+        if torch.get_num_threads() > 1:
+            configs.append(("sparse", 1, 1))
     rows = []
     for device in _devices():
-        for engine, record_every in configs:
-            if device == "cuda" and engine == "autograd" and record_every != 1:
+        for engine, record_every, threads in configs:
+            if device == "cuda" and (record_every != 1 or threads):
                 continue
-            out = run_paper_job(steps, size == "tiny", device, engine, record_every)
+            out = run_paper_job(steps, size == "tiny", device, engine, record_every, threads)
             row = {"device": device, "engine": engine, "record_every": record_every, "steps": 3 * steps,
                    "train_s": out["train_s"], "process_s": out["process_wall_s"],
                    "ms_per_step": 1e3 * out["train_s"] / (3 * steps), "peak_rss_mib": out["peak_rss_mib"],

@@ -338,3 +338,30 @@ def read_results(out_dir: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def summary_table(doc: dict) -> str:
+    """One row per benchmark (its summary line), for benchmarks/README.md."""
+    lines = ["| benchmark | latest result | size | measured on |", "|---|---|---|---|"]
+    for e in doc["benchmarks"]:
+        run = doc["runs"].get(e.get("run"), {})
+        m = run.get("machine", {})
+        where = f"{m.get('gpu') or m.get('cpu', '?')}, {m.get('torch_threads', '?')} threads, {run.get('date', '?')}"
+        lines.append(f"| `{e['name']}` | {_cell(e.get('summary', ''))} | {e['size']} | {_cell(where)} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(doc: dict, readme: Path) -> bool:
+    """Replace the text between the results markers of ``readme``; False if it has none."""
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    try:
+        text = readme.read_text()
+    except OSError:
+        return False
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{start}\n{summary_table(doc)}{end}{tail}")
+    return True
+

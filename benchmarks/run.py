@@ -79,6 +79,8 @@ def main(argv=None) -> int:
         print(harness.render_markdown(doc))
     else:
         md, js = harness.write_results(doc, args.out)
+        if args.out.resolve() == (HERE / "results").resolve():
+            harness.update_readme(doc, HERE / "README.md")
         print(f"wrote {md.relative_to(Path.cwd()) if md.is_relative_to(Path.cwd()) else md} and {js.name}")
     return 1 if any(e.get("error") for e in entries) else 0
 

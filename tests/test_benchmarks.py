@@ -94,6 +94,12 @@ def test_results_are_written_and_partial_runs_merge(tmp_path):
     assert set(saved["runs"]) == {"run-a", "run-b"}
     text = (tmp_path / "latest.md").read_text()
     assert "| x |" in text and "run-b" in text and machine["cpu"] in text
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
+    assert harness.update_readme(doc, readme)
+    text = readme.read_text()
+    assert "old" not in text and "`batched_seeds` | s2" in text and text.endswith("after\n")
+    assert not harness.update_readme(doc, tmp_path / "missing.md")
 
 
 def test_notebooks_are_discovered_and_the_book_timeout_is_used(tmp_path):

@@ -219,6 +219,7 @@ def train_full_batch(
 
     records: dict[str, list[torch.Tensor]] = {k: [] for k in ("steps", "loss", "scores", "norms", "qnorm", "att", "cv")}
 
+    @torch.no_grad()  # recording builds no autograd graph (it ran at every step: keep it cheap)
     def record(step, loss, attention):
         query = params["query"] if "query" in params else buffers["query"]  # (R, key_dim)
         keys = params["keys.weight"][:, topic_word_ids]  # (R, n_topic, key_dim)
