@@ -3,12 +3,12 @@
 Lu, Mao and Nayak (2021) show that, for a topic word ``tau`` trained by gradient flow with a fixed
 query, the quantity
 
-    C_tau = ||q||^2 ||w_tau||^2 - 2 s_tau - (2/m) exp(s_tau)            (chapter 2, eq. (2.4))
+    C_tau = ||q||^2 ||w_tau||^2 - 2 s_tau - (2/m) exp(s_tau)            (chapter 2, eq. (2.2))
 
 does not change, whatever classifier sits on top of the attention layer.  Equivalently the scaled
 embedding norm is a fixed function of the score (the "SEN curve"),
 
-    ||q|| ||w_tau|| = sqrt( 2 (s - s0) + (2/m)(exp(s) - exp(s0)) + ||q||^2 ||w0||^2 )   (eq. (2.5)).
+    ||q|| ||w_tau|| = sqrt( 2 (s - s0) + (2/m)(exp(s) - exp(s0)) + ||q||^2 ||w0||^2 )   (eq. (2.3)).
 
 This module holds the identity and its consequences (the two regimes, the attention it implies),
 the gradient of a sentence's loss with respect to the scores (eq. (2.1)), measurements of
@@ -99,7 +99,7 @@ def _abs(x):
 
 
 def sen_invariant(score, embed_norm_sq, query_norm_sq, m):
-    """The conserved quantity of chapter 2, eq. (2.4): ``||q||^2 ||w||^2 - 2 s - (2/m) e^s``.
+    """The conserved quantity of chapter 2, eq. (2.2): ``||q||^2 ||w||^2 - 2 s - (2/m) e^s``.
 
     ``score`` is ``s_tau = q . k_tau``, ``embed_norm_sq`` is ``||w_tau||^2``, ``query_norm_sq`` is
     ``||q||^2`` and ``m`` the number of background words in each sentence.  Elementwise over
@@ -119,7 +119,7 @@ def sen_invariant(score, embed_norm_sq, query_norm_sq, m):
 
 
 def sen_norm_curve(score, m, score0=0.0, scaled_norm0=0.0):
-    """The SEN curve of chapter 2, eq. (2.5): the scaled embedding norm ``||q|| ||w_tau||`` that the
+    """The SEN curve of chapter 2, eq. (2.3): the scaled embedding norm ``||q|| ||w_tau||`` that the
     identity predicts at score ``s``,
 
         sqrt( 2 (s - s0) + (2/m) (e^s - e^s0) + scaled_norm0^2 ),
@@ -138,7 +138,7 @@ def sen_norm_curve(score, m, score0=0.0, scaled_norm0=0.0):
 
 
 def sen_relative_gap(score, scaled_norm, m, score0=0.0, scaled_norm0=0.0):
-    """Relative gap of a measured ``||q|| ||w_tau||`` from the SEN curve (chapter 2, eq. (2.5)):
+    """Relative gap of a measured ``||q|| ||w_tau||`` from the SEN curve (chapter 2, eq. (2.3)):
     ``|scaled_norm - curve(score)| / curve(score)``, elementwise.  Where the curve is 0 the gap is
     ``inf`` (or ``nan`` if the measurement is 0 too): compare only points of appreciable norm."""
     scaled_norm = _check_values(scaled_norm, "scaled_norm")
@@ -153,7 +153,7 @@ def sen_relative_gap(score, scaled_norm, m, score0=0.0, scaled_norm0=0.0):
 
 
 def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
-    """The inverse of the SEN curve (chapter 2, eq. (2.5)): the score ``s`` at which the identity
+    """The inverse of the SEN curve (chapter 2, eq. (2.3)): the score ``s`` at which the identity
     puts the scaled norm ``||q|| ||w_tau||``.  Solves ``2 s + (2/m) e^s = Y`` with
     ``Y = scaled_norm^2 - scaled_norm0^2 + 2 s0 + (2/m) e^{s0}`` by the Lambert W function,
     ``s = Y/2 - W(e^{Y/2} / m) = log(m W(e^{Y/2} / m))`` (the second form is stable for large ``Y``).
@@ -237,7 +237,7 @@ def score_gradient(attention: torch.Tensor, word_embeddings: torch.Tensor, conte
 
 
 def sen_drift(scores: torch.Tensor, norms: torch.Tensor, query_norms: torch.Tensor, m) -> torch.Tensor:
-    """Largest change of the conserved quantity (chapter 2, eq. (2.4)) along a run, per word:
+    """Largest change of the conserved quantity (chapter 2, eq. (2.2)) along a run, per word:
     ``max_t |C(t) - C(0)|``.
 
     ``scores`` and ``norms`` ``(T, n_words)``: ``s_tau`` and ``||w_tau||`` at the recorded steps;
@@ -256,7 +256,7 @@ def sen_drift(scores: torch.Tensor, norms: torch.Tensor, query_norms: torch.Tens
 
 
 def history_invariant(history, m) -> torch.Tensor:
-    """``(R, T, n_topic_words)``: the conserved quantity (eq. (2.4)) at every recorded step of a
+    """``(R, T, n_topic_words)``: the conserved quantity (eq. (2.2)) at every recorded step of a
     ``TrainingHistory`` (chapter 2), using the query norm recorded at each step."""
     _check_history(history)
     return sen_invariant(
@@ -266,7 +266,7 @@ def history_invariant(history, m) -> torch.Tensor:
 
 def history_sen_gap(history, m, min_scaled_norm: float = 0.5) -> torch.Tensor:
     """``(R, T, n_topic_words)``: relative gap of the measured ``||q|| ||w_tau||`` from the SEN curve
-    (eq. (2.5)) started at each word's first recorded score and scaled norm (chapter 2).  Points
+    (eq. (2.3)) started at each word's first recorded score and scaled norm (chapter 2).  Points
     whose measured scaled norm is below ``min_scaled_norm`` are ``nan`` (there the curve is near 0
     and a relative gap means little); reduce with ``torch.nanquantile`` / ``nan_to_num``.
     """

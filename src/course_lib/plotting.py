@@ -249,7 +249,7 @@ def _sen_theory(ax, m, s_max, s_min=0.0, colour="k", label=None, ls="--"):
 
 def sen_curves(runs: Mapping[str, tuple], m: int, title: str = "Scaled norm against score: the identity's curve"):
     """Measured ``||q|| ||w_tau||`` against ``s_tau`` for every topic word (solid, one panel per run)
-    over the curve ``sqrt(2(s + (e^s - 1)/m))`` of chapter 2, eq. (2.5) (dashed).
+    over the curve ``sqrt(2(s + (e^s - 1)/m))`` of chapter 2, eq. (2.3) (dashed).
 
     ``runs[name] = (scores, scaled_norms)``, two ``(T, n_topic_words)`` arrays.
     """

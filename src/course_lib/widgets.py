@@ -61,7 +61,7 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
 def sen_explorer(steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_background: int = 1000):
     """Chapter 2: choose ``m`` (background words per sentence) and the query's std, train a small
     model (``identity.sen_curve_run``, a second or two on a CPU) and see the SEN curves of all its
-    topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.5)), which depends
+    topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.3)), which depends
     on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
     """
     import ipywidgets as W
