@@ -222,6 +222,7 @@ def test_real_files_counts_and_labels():
         pytest.skip("COURSE_DATA_DIR is not set; the real SST files are checked wherever it is")
     expected = {("binary", "train"): 6920, ("binary", "dev"): 872, ("binary", "test"): 1821,
                 ("fine", "train"): 8544, ("fine", "dev"): 1101, ("fine", "test"): 2210}
+    assert {f"stsa.{kind}.{split}": n for (kind, split), n in expected.items()} == sst.SST_COUNTS
     for (kind, split), count in expected.items():
         data = sst.load_sst(split, fine=kind == "fine", data_dir=REAL_DIR, allow_download=False)
         labels = {label for _, label in data}
