@@ -208,7 +208,7 @@ def large_score_miss(scaled_norm_sq):
 # --------------------------------------------------------------------------- gradients
 
 
-def score_gradient(attention: torch.Tensor, word_embeddings: torch.Tensor, context: torch.Tensor, grad_context: torch.Tensor) -> torch.Tensor:
+def score_gradient(attention, word_embeddings, context, grad_context):
     """Gradient of each sentence's loss with respect to the score at each position (chapter 2,
     eq. (2.1)): ``d loss / d s_i = a_i (w_{x_i} - v) . g`` with ``g = d loss / d v``.
 
@@ -236,7 +236,7 @@ def score_gradient(attention: torch.Tensor, word_embeddings: torch.Tensor, conte
 # --------------------------------------------------------------------------- measuring runs
 
 
-def sen_drift(scores: torch.Tensor, norms: torch.Tensor, query_norms: torch.Tensor, m) -> torch.Tensor:
+def sen_drift(scores, norms, query_norms, m):
     """Largest change of the conserved quantity (chapter 2, eq. (2.2)) along a run, per word:
     ``max_t |C(t) - C(0)|``.
 

@@ -288,7 +288,7 @@ def drift_vs_lr(times: Mapping[float, Sequence[float]], drifts: Mapping[float, S
     fit = np.polyfit(np.log(lrs), np.log(final), 1)
     grid = np.geomspace(min(lrs) / 1.3, max(lrs) * 1.3, 20)
     label = f"fit: slope {slope if slope is not None else fit[0]:.2f}"
-    axes[1].loglog(grid, np.exp(np.polyval(fit, grid)), color="0.5", ls="--", label=label)
+    axes[1].loglog(grid, np.exp(np.polyval(fit, np.log(grid))), color="0.5", ls="--", label=label)
     axes[1].set_xlabel(r"learning rate $\eta$")
     axes[1].set_ylabel("drift at the end")
     axes[1].legend(frameon=False, fontsize=8)
@@ -336,11 +336,14 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     axes[0].set_ylabel(r"$\|q\|^2 \|w_\tau\|^2$")
     miss = 1 - attention_from_score(s, m)
     axes[1].loglog(x[1:], miss[1:], color="k", label=r"identity: $1 - a(s)$")
-    axes[1].loglog(x[1:], 2 / x[1:], color="C3", ls="--", label=r"$2 / (\|q\|^2\|w\|^2)$")
+    big = x > 1.0
+    axes[1].loglog(x[big], 2 / x[big], color="C3", ls="--", label=r"$2 / (\|q\|^2\|w\|^2)$")
     if measured is not None:
         ms, mx, mmiss = (_np(v).ravel() for v in measured)
         axes[0].plot(ms, mx, ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
-        axes[1].plot(mx, mmiss, ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
+        shown = mx > 1e-2
+        axes[1].plot(mx[shown], mmiss[shown], ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
+    axes[1].set_xlim(1e-2, x[-1] * 2)
     axes[1].set_xlabel(r"$\|q\|^2 \|w_\tau\|^2$")
     axes[1].set_ylabel(r"attention missed $1 - a_\tau$")
     for ax in axes:
