@@ -1,0 +1,82 @@
+"""Every exercise stub is tied to a reference solution and a check (CONTRIBUTING.md, Exercises).
+
+For each cell tagged ``exercise-stub`` in ``exercises/*.ipynb``: the functions it defines have a
+public reference in course_lib with the same name and parameters; the cell right after calls the
+matching ``checks.check_<name>``; that check passes the reference and says "[to do]" for the
+unfilled stub (without raising).  Wrong answers with hints are tested per chapter in
+``test_checks_chNN.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import course_lib
+from course_lib import checks
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "exercises").glob("*.ipynb"))
+
+
+def stub_cells():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(nb.cells):
+            if "exercise-stub" in cell.metadata.get("tags", []):
+                yield pytest.param(path, nb, index, id=f"{path.stem}-cell{index}")
+
+
+def reference(name: str):
+    """The public course_lib function called ``name`` (searched through every module)."""
+    found = []
+    for info in pkgutil.iter_modules(course_lib.__path__):
+        if info.name.startswith("_") or info.name in ("checks", "widgets"):
+            continue
+        module = importlib.import_module(f"course_lib.{info.name}")
+        value = getattr(module, name, None)
+        if callable(value) and getattr(value, "__module__", "") == module.__name__:
+            found.append(value)
+    return found
+
+
+def test_there_are_exercise_notebooks_with_stubs():
+    assert NOTEBOOKS, "exercises/ holds no notebooks"
+    assert len(list(stub_cells())) >= len(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path, nb, index", list(stub_cells()))
+def test_stub_has_reference_and_check(path, nb, index, capsys):
+    source = nb.cells[index].source
+    functions = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+    assert functions, f"{path.name} cell {index}: an exercise-stub cell must define a function"
+    namespace: dict = {}
+    exec(compile(source, f"{path.name}-cell{index}", "exec"), namespace)
+    following = nb.cells[index + 1].source if index + 1 < len(nb.cells) else ""
+    for node in functions:
+        name = node.name
+        refs = reference(name)
+        assert len(refs) == 1, f"{name}: expected one reference solution in course_lib, found {len(refs)}"
+        ref = refs[0]
+        stub = namespace[name]
+        assert list(inspect.signature(stub).parameters) == list(inspect.signature(ref).parameters), (
+            f"{name}: the stub's parameters differ from the reference's {inspect.signature(ref)}"
+        )
+        with pytest.raises(NotImplementedError):
+            stub(*[None] * len(inspect.signature(stub).parameters))
+        check_name = f"check_{name}"
+        assert re.search(rf"checks\.{check_name}\(\s*{name}\s*\)", following), (
+            f"{path.name}: the cell after the stub of {name} must call checks.{check_name}({name})"
+        )
+        check = getattr(checks, check_name)
+        assert check(ref) is True, f"{check_name} rejects the reference solution"
+        capsys.readouterr()
+        assert check(stub) is False
+        assert "[to do]" in capsys.readouterr().out
