@@ -131,3 +131,30 @@ def test_auto_engine_leaves_subclasses_to_autograd():
     _, h_auto = train_full_batch(Doubled(corpus.vocab_size, corpus.n_topics, seed=3), *corpus.train, 5, engine="auto")
     _, h_grad = train_full_batch(Doubled(corpus.vocab_size, corpus.n_topics, seed=3), *corpus.train, 5, engine="autograd")
     torch.testing.assert_close(h_auto.loss, h_grad.loss, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("engine", ["sparse", "autograd"])
+@pytest.mark.parametrize("steps, record_every, expected", [(7, 3, [0, 3, 6, 7]), (6, 3, [0, 3, 6]), (0, 5, [0]), (3, 1, [0, 1, 2, 3])])
+def test_history_records_the_requested_steps(engine, steps, record_every, expected):
+    corpus = _corpus()
+    tokens, labels = corpus.train
+    models = [TopicAttention(corpus.vocab_size, corpus.n_topics, seed=s).double() for s in range(2)]
+    _, history = train_full_batch(models, tokens, labels, steps, topic_mask=corpus.topic_mask(tokens),
+                                  topic_word_ids=corpus.topic_word_ids, record_every=record_every,
+                                  record_all_scores=True, engine=engine)
+    t = len(expected)
+    assert history.steps.tolist() == expected and history.steps.dtype == torch.long
+    assert history.loss.shape == history.query_norm.shape == history.attention_on_topic.shape == (2, t)
+    assert history.topic_scores.shape == history.topic_norms.shape == (2, t, len(corpus.topic_word_ids))
+    assert history.extra["scores"].shape == (2, t, corpus.vocab_size)
+    assert history.loss.dtype == torch.float64 and bool(torch.isfinite(history.loss).all())
+    # the first record is the initial state: keys start at zero, so every score is zero
+    assert float(history.topic_scores[:, 0].abs().max()) == 0.0
+    assert float(history.extra["scores"][:, 0].abs().max()) == 0.0
+
+
+def test_history_without_topic_mask_has_nan_attention_records():
+    corpus = _corpus()
+    _, history = train_full_batch(TopicAttention(corpus.vocab_size, corpus.n_topics), *corpus.train, 2)
+    assert history.attention_on_topic.shape == (1, 3) and bool(torch.isnan(history.attention_on_topic).all())
+    assert bool(torch.isnan(history.background_attention_cv).all())
