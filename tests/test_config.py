@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import config
+
+
+def test_mode_is_valid():
+    assert config.MODE in config.ALLOWED_MODES
+
+
+@pytest.mark.parametrize("value, expected", [("quick", "quick"), ("FULL", "full"), (" quick ", "quick")])
+def test_read_mode(value, expected):
+    assert config._read_mode(value) == expected
+
+
+def test_unset_mode_depends_on_cuda():
+    assert config._read_mode(None) == ("full" if torch.cuda.is_available() else "quick")
+    assert config._read_mode("") == config._read_mode(None)
+
+
+def test_bad_mode_names_allowed_values():
+    with pytest.raises(ValueError, match=r"COURSE_MODE.*quick.*full"):
+        config._read_mode("fast")
+
+
+def test_bad_mode_fails_at_import():
+    result = subprocess.run(
+        [sys.executable, "-c", "import course_lib.config"],
+        env={"COURSE_MODE": "turbo", "PATH": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "COURSE_MODE must be one of" in result.stderr
+
+
+def test_steps():
+    assert config.steps(quick=1, full=2, mode="quick") == 1
+    assert config.steps(quick=1, full=2, mode="full") == 2
+    assert config.steps(quick=1, full=2) == (1 if config.MODE == "quick" else 2)
+    with pytest.raises(ValueError, match="mode"):
+        config.steps(quick=1, full=2, mode="medium")
+
+
+def test_seed_everything_is_reproducible():
+    config.seed_everything(3)
+    a = (torch.rand(3), np.random.rand(3))
+    gen = config.seed_everything(3)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert isinstance(gen, torch.Generator)
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)])
+def test_seed_everything_validates(bad, error):
+    with pytest.raises(error, match="seed"):
+        config.seed_everything(bad)
+
+
+def test_get_device():
+    assert config.get_device().type in ("cpu", "cuda")
+    assert config.get_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="prefer"):
+        config.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            config.get_device("cuda")
+
+
+def test_describe_mentions_mode_and_device():
+    line = config.describe()
+    assert config.MODE in line and "device" in line

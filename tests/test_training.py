@@ -1,0 +1,156 @@
+import pytest
+import torch
+
+from course_lib.topic import TopicAttention, make_topic_corpus
+from course_lib.training import accuracy, train_full_batch
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_topic_corpus(n_background=200, n_sentences=300, seed=0)
+
+
+def fresh(corpus, kind="fixed", seed=0, **kwargs):
+    return TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=kind, seed=seed, **kwargs)
+
+
+def train(corpus, models, steps, **kwargs):
+    tr = corpus.train
+    kwargs.setdefault("topic_mask", corpus.topic_mask(tr.tokens))
+    kwargs.setdefault("topic_word_ids", corpus.topic_word_ids)
+    return train_full_batch(models, tr.tokens, tr.labels, steps, **kwargs)
+
+
+def test_history_shapes(corpus):
+    model, history = train(corpus, fresh(corpus), 30, record_every=10, record_all_scores=True)
+    assert isinstance(model, TopicAttention)
+    assert history.steps.tolist() == [0, 10, 20, 30]
+    assert history.loss.shape == (1, 4)
+    assert history.topic_scores.shape == history.topic_norms.shape == (1, 4, 8)
+    assert history.attention_on_topic.shape == history.query_norm.shape == (1, 4)
+    assert history.extra["scores"].shape == (1, 4, corpus.vocab_size)
+    # the last record is the trained model's state
+    assert torch.allclose(history.extra["scores"][0, -1], model.scores().detach(), atol=1e-6)
+
+
+def test_short_run_attention_on_topic_rises_and_loss_falls(corpus):
+    model, history = train(corpus, fresh(corpus), 600, lr=0.1, record_every=50)
+    att = history.attention_on_topic[0]
+    assert att[0] == pytest.approx(1 / 21, abs=1e-4)  # uniform at the start: all keys are zero
+    assert att[-1] > 2 / 21
+    assert torch.all(att[1:] >= att[:-1] - 1e-5)
+    assert history.loss[0, -1] < history.loss[0, 0] - 0.3
+    assert history.background_attention_cv[0].max() < 0.02
+    assert accuracy(model, corpus.test.tokens, corpus.test.labels) > 0.8  # chance is 0.25
+
+
+def test_seeded_runs_are_identical_and_seeds_differ(corpus):
+    _, a = train(corpus, fresh(corpus, seed=1), 40)
+    _, b = train(corpus, fresh(corpus, seed=1), 40)
+    _, c = train(corpus, fresh(corpus, seed=2), 40)
+    assert torch.equal(a.loss, b.loss) and torch.equal(a.topic_scores, b.topic_scores)
+    assert not torch.equal(a.topic_scores, c.topic_scores)
+
+
+@pytest.mark.parametrize("kind", ["fixed", "linear", "mlp"])
+def test_batched_equals_sequential(corpus, kind):
+    batch, history = train(corpus, [fresh(corpus, kind, seed=s) for s in range(3)], 40, record_every=20)
+    assert history.loss.shape == (3, 3)
+    for s in range(3):
+        single, h = train(corpus, fresh(corpus, kind, seed=s), 40, record_every=20)
+        assert torch.allclose(h.loss[0], history.loss[s], atol=1e-5)
+        assert torch.allclose(h.topic_scores[0], history.topic_scores[s], atol=1e-5)
+        assert torch.allclose(single.embedding.weight, batch[s].embedding.weight, atol=1e-6)
+        replica = history.replica(s)
+        assert torch.equal(replica.loss, history.loss[s : s + 1])
+
+
+def test_per_model_data(corpus):
+    other = make_topic_corpus(n_background=200, n_sentences=300, seed=5)
+    tokens = torch.stack([corpus.train.tokens, other.train.tokens])
+    labels = torch.stack([corpus.train.labels, other.train.labels])
+    models, history = train_full_batch([fresh(corpus), fresh(corpus)], tokens, labels, 20, topic_mask=corpus.topic_mask(tokens))
+    _, h_other = train_full_batch(fresh(corpus), other.train.tokens, other.train.labels, 20)
+    assert torch.allclose(history.loss[1], h_other.loss[0], atol=1e-5)
+
+
+def test_fixed_parts_never_move(corpus):
+    model = fresh(corpus)
+    query, classifier = model.query.clone(), model.classifier.weight.clone()
+    model, _ = train(corpus, model, 50)
+    assert torch.equal(model.query, query) and torch.equal(model.classifier.weight, classifier)
+
+
+def test_frozen_groups(corpus):
+    model = fresh(corpus, "linear", embedding_std=0.1)
+    keys, emb = model.keys.weight.clone(), model.embedding.weight.clone()
+    model, history = train(corpus, model, 50, frozen=("keys",))
+    assert torch.equal(model.keys.weight, keys) and not torch.equal(model.embedding.weight, emb)
+    assert torch.all(history.topic_scores == 0)
+    model = fresh(corpus, "linear", embedding_std=0.1)
+    emb = model.embedding.weight.clone()
+    model, _ = train(corpus, model, 50, frozen=("embedding",))
+    assert torch.equal(model.embedding.weight, emb)
+
+
+def test_frozen_word_ids(corpus):
+    background = torch.arange(8, corpus.vocab_size)
+    model = fresh(corpus)
+    before = model.embedding.weight[background].clone()
+    model, history = train(corpus, model, 50, frozen_word_ids=background)
+    assert torch.equal(model.embedding.weight[background], before)
+    assert torch.count_nonzero(model.keys.weight[background]) == 0
+    assert history.topic_norms[0, -1].min() > history.topic_norms[0, 0].max()
+
+
+def test_trained_query_moves(corpus):
+    model = fresh(corpus, train_query=True, embedding_std=0.1)
+    with torch.no_grad():
+        model.keys.weight.normal_(0, 0.1)
+    q = model.query.detach().clone()
+    model, history = train(corpus, model, 30)
+    assert not torch.equal(model.query.detach(), q)
+    assert not torch.allclose(history.query_norm[0, 0], history.query_norm[0, -1])
+
+
+def test_first_step_below(corpus):
+    _, history = train(corpus, fresh(corpus), 20)
+    assert int(history.first_step_below(10.0)[0]) == 0
+    assert int(history.first_step_below(0.0)[0]) == -1
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        ({"steps": -1}, ValueError, "steps"),
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"lr": "0.1"}, TypeError, "lr"),
+        ({"record_every": 0}, ValueError, "record_every"),
+        ({"frozen": "keys"}, ValueError, "frozen"),
+        ({"frozen": ("values",)}, ValueError, "frozen"),
+        ({"frozen_word_ids": torch.tensor([10_000])}, ValueError, "frozen_word_ids"),
+        ({"topic_word_ids": torch.tensor([-1])}, ValueError, "topic_word_ids"),
+        ({"topic_mask": torch.ones(3, 3, dtype=torch.bool)}, ValueError, "topic_mask"),
+        ({"mask": torch.ones(1, dtype=torch.bool)}, ValueError, "mask"),
+    ],
+)
+def test_argument_validation(corpus, kwargs, error, name):
+    args = {"steps": 2}
+    args.update(kwargs)
+    steps = args.pop("steps")
+    with pytest.raises(error, match=name):
+        train_full_batch(fresh(corpus), corpus.train.tokens, corpus.train.labels, steps, **args)
+
+
+def test_data_validation(corpus):
+    tr = corpus.train
+    with pytest.raises(ValueError, match="labels"):
+        train_full_batch(fresh(corpus), tr.tokens, tr.labels[:-1], 1)
+    with pytest.raises(ValueError, match="labels"):
+        train_full_batch(fresh(corpus), tr.tokens, tr.labels + 10, 1)
+    with pytest.raises(ValueError, match="tokens"):
+        train_full_batch(fresh(corpus), tr.tokens + 10_000, tr.labels, 1)
+    with pytest.raises(TypeError, match="models"):
+        train_full_batch("model", tr.tokens, tr.labels, 1)
+    with pytest.raises(ValueError, match="architecture"):
+        train_full_batch([fresh(corpus, "fixed"), fresh(corpus, "linear")], tr.tokens, tr.labels, 1)
