@@ -1,0 +1,112 @@
+"""Notebook conventions (CONTRIBUTING.md), checked without running anything."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import nbtool  # noqa: E402
+
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
+ALL = CHAPTERS + EXERCISES
+
+
+def load(path):
+    return nbformat.read(path, as_version=4)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_there_are_chapters_and_exercises():
+    assert CHAPTERS and EXERCISES
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_file_exists():
+    toc = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"file:\s*(\S+)", toc)
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in files, f"{path.name} is missing from _toc.yml"
+    for entry in files:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), f"_toc.yml lists {entry}, which does not exist"
+
+
+def test_each_chapter_has_an_exercise_notebook():
+    assert {p.stem for p in CHAPTERS} <= {p.stem for p in EXERCISES}
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_committed_without_outputs_or_widget_state(path):
+    nb = load(path)
+    assert "widgets" not in nb.metadata, "strip widget state: python scripts/nbtool.py strip"
+    for cell in code_cells(nb):
+        assert not cell.outputs and cell.execution_count is None, "strip outputs: python scripts/nbtool.py strip"
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_colab_setup_cell_and_gpu_metadata(path):
+    nb = load(path)
+    first_code = code_cells(nb)[0]
+    assert first_code.source == nbtool.setup_cell_source(), (
+        "the first code cell must be the standard Colab setup cell (scripts/nbtool.py); "
+        "its repository URL and branch must match _config.yml"
+    )
+    url, branch = nbtool.repository()
+    assert f"git+{url}@{branch}" in first_code.source
+    assert nb.metadata.get("accelerator") == "GPU"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    # the cell must not pin the libraries Colab ships
+    assert not re.search(r"(torch|numpy|matplotlib)\s*[=<>]=", first_code.source)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_prints_mode_and_device_once(path):
+    sources = [c.source for c in code_cells(load(path))]
+    assert sum("config.describe()" in s for s in sources) == 1
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_asserts_its_claims_and_shows_figures(path):
+    sources = "\n".join(c.source for c in code_cells(load(path)))
+    assert sources.count("assert ") >= 5, "chapters assert the claims their prose makes"
+    assert "plt.show()" in sources
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_plot_cells_end_with_show(path):
+    for cell in code_cells(load(path)):
+        lines = [l for l in cell.source.strip().split("\n") if l.strip() and not l.strip().startswith("#")]
+        if lines and re.match(r"^(fig\s*=\s*)?plotting\.", lines[-1].strip()):
+            pytest.fail(f"a plotting cell must end with plt.show(): {lines[-1]!r}")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_widget_cells_are_removed_from_the_site_and_have_a_static_note(path):
+    nb = load(path)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "widgets." in cell.source and "explorer" in cell.source:
+            assert "remove-cell" in cell.metadata.get("tags", []), "the interactive cell is removed from the website"
+            nearby = " ".join(c.source for c in nb.cells[i + 1 : i + 3])
+            assert "Jupyter or Colab" in nearby, "say next to the explorer how to move its sliders"
+
+
+def test_config_has_colab_button_and_repository():
+    config = (ROOT / "_config.yml").read_text()
+    assert "colab_url: https://colab.research.google.com" in config
+    url, branch = nbtool.repository()
+    assert url.startswith("https://github.com/") and branch
+
+
+def test_notebook_ids_unique():
+    for path in ALL:
+        ids = [c.get("id") for c in load(path).cells]
+        assert len(ids) == len(set(ids)), path.name
