@@ -84,14 +84,16 @@ def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
         scores, norms, is_topic = _np(scores), _np(norms), _np(is_topic).astype(bool)
         for row, (values, label) in enumerate(((scores, "score $s_u$"), (norms, r"$\|q\|\,\|w_u\|$"))):
             ax = axes[row, col]
-            ax.hist(values[~is_topic], bins=bins, color=BACKGROUND, alpha=0.8, label="background", density=True)
-            ax.hist(values[is_topic], bins=max(5, bins // 3), color=TOPIC, alpha=0.8, label="topic", density=True)
+            # one shared set of bins, counts not densities: 8 topic words against thousands of others
+            edges = np.linspace(min(values.min(), 0.0), values.max(), bins + 1)
+            ax.hist(values[~is_topic], bins=edges, color=BACKGROUND, alpha=0.85, label=f"background ({(~is_topic).sum()})")
+            ax.hist(values[is_topic], bins=edges, color=TOPIC, alpha=0.85, label=f"topic ({is_topic.sum()})")
             ax.set_xlabel(label)
             ax.set_yscale("log")
             if row == 0:
                 ax.set_title(CLASSIFIER_NAMES.get(name, name))
             if col == 0:
-                ax.set_ylabel("density (log)")
+                ax.set_ylabel("number of words (log)")
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
