@@ -192,6 +192,7 @@ def train_full_batch(
         background = ~topic_mask if mask is None else (~topic_mask & mask)
         background_weight = background.float()
         background_count = background_weight.sum(-1).clamp(min=1)
+        both_weights = torch.stack([topic_weight, background_weight], dim=-3)  # (..., 2, n, length)
 
     def one_model(p, b, toks, labs, msk):
         logits, attention = functional_call(base, (p, b), (toks, msk, True))
@@ -238,9 +239,12 @@ def train_full_batch(
         keep("qnorm", query.norm(dim=-1))
         attention = attention.detach()
         if topic_weight is not None:
-            on_topic = (attention * topic_weight).sum(-1).mean(-1)
-            mean = (attention * background_weight).sum(-1) / background_count
-            second = (attention.square() * background_weight).sum(-1) / background_count
+            # one product for both weightings (the weights are 0/1, so (a g) a == a^2 g exactly)
+            weighted = attention.unsqueeze(-3) * both_weights  # (R, 2, n, length)
+            sums = weighted.sum(-1)  # (R, 2, n)
+            on_topic = sums[:, 0].mean(-1)
+            mean = sums[:, 1] / background_count
+            second = (weighted[:, 1] * attention).sum(-1) / background_count
             std = (second - mean.square()).clamp(min=0).sqrt()
             cv = (std / mean.clamp(min=1e-30)).mean(-1)
         else:
