@@ -95,7 +95,7 @@ def test_widget_cells_are_removed_from_the_site_and_have_a_static_note(path):
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and "widgets." in cell.source and "explorer" in cell.source:
             assert "remove-cell" in cell.metadata.get("tags", []), "the interactive cell is removed from the website"
-            nearby = " ".join(c.source for c in nb.cells[i + 1 : i + 3])
+            nearby = " ".join(c.source for c in nb.cells[max(0, i - 2) : i + 3])
             assert "Jupyter or Colab" in nearby, "say next to the explorer how to move its sliders"
 
 
