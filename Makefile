@@ -6,11 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 COURSE_MODE ?= quick
 export COURSE_MODE
+# Playwright (the browser tests) drives Debian's /usr/bin/chromium and never downloads a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # jupyter-cache keys on cell sources only: it cannot see COURSE_MODE or edits to course_lib.
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: book build-book test unit notebooks bench clean venv
+.PHONY: book build-book test unit notebooks browser bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -21,7 +23,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-build-book: venv
+# The website serves MathJax itself instead of loading it from a CDN (it works offline): npm
+# installs the version package-lock.json pins, copied where _config.yml's mathjax_path expects it.
+SITE_ASSETS := _site_assets/_static/mathjax/tex-mml-chtml.js
+
+$(SITE_ASSETS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	rm -rf _site_assets && mkdir -p _site_assets/_static
+	cp -R node_modules/mathjax/es5 _site_assets/_static/mathjax
+
+build-book: venv $(SITE_ASSETS)
 	@mkdir -p _build
 	@if [ "$$(cat _build/.cache_stamp 2>/dev/null)" != "$(CACHE_STAMP)" ]; then \
 	  echo "mode or course_lib changed: clearing the execution cache"; \
@@ -36,15 +47,20 @@ book: build-book
 	@($(BIN)/python -m webbrowser -t "file://$(CURDIR)/_build/html/index.html" >/dev/null 2>&1 &) || true
 
 unit: venv
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 notebooks: venv
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 
+# The built website in headless Chromium, offline (tests/browser; screenshots in _build/screenshots).
+browser: venv
+	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
+
 test: venv
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 	$(MAKE) build-book
+	$(MAKE) browser
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
