@@ -159,6 +159,9 @@ def summarise(rows: list[dict]) -> tuple[str, list[str]]:
         f"(budget {BOOK_BUDGET_S} s: {'within' if total <= BOOK_BUDGET_S else 'OVER'}); "
         f"largest peak memory {max(r['peak_rss_mib'] for r in quick):.0f} MiB; dominated by {top}"
     )
+    full = [r for r in rows if r["mode"] == "full"]
+    if full:
+        summary += f"; full mode: {sum(r['wall_s'] for r in full):.0f} s, slowest {max(full, key=lambda r: r['wall_s'])['notebook']}"
     notes = []
     over = [r["notebook"] for r in quick if r["wall_s"] > NOTEBOOK_BUDGET_S]
     if over:

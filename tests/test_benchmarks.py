@@ -122,3 +122,19 @@ def test_command_line_selection():
     assert "notebooks" not in [b.name for b in run.select(REGISTRY, None, ["notebooks"])]
     with pytest.raises(SystemExit):
         run.select(REGISTRY, ["no_such_benchmark"], [])
+
+
+def test_notebook_summary_names_the_budget_and_the_dominant_notebooks():
+    rows = [
+        {"notebook": "chapters/01.ipynb", "mode": "quick", "wall_s": 30.0, "peak_rss_mib": 300.0, "status": "ok"},
+        {"notebook": "chapters/02.ipynb", "mode": "quick", "wall_s": 150.0, "peak_rss_mib": 400.0, "status": "ok"},
+        {"notebook": "exercises/02.ipynb", "mode": "quick", "wall_s": 5.0, "peak_rss_mib": 200.0,
+         "status": "ERROR CellExecutionError: x"},
+        {"notebook": "chapters/02.ipynb", "mode": "full", "wall_s": 900.0, "peak_rss_mib": 900.0, "status": "ok"},
+    ]
+    summary, notes = bench_notebooks.summarise(rows)
+    assert "185 s for 3 notebooks" in summary and "within" in summary
+    assert summary.index("chapters/02.ipynb 150 s") < summary.index("chapters/01.ipynb")
+    assert "full mode: 900 s" in summary and "400 MiB" in summary
+    assert any("budget" in n and "chapters/02.ipynb" in n for n in notes)
+    assert any("failed" in n and "exercises/02.ipynb" in n for n in notes)
