@@ -89,6 +89,12 @@ def shot_name(docname: str, suffix: str = "") -> Path:
 
 
 @pytest.fixture(scope="session")
+def screenshot_path():
+    """``screenshot_path(docname, suffix)``: where a page's screenshot goes (_build/screenshots/)."""
+    return shot_name
+
+
+@pytest.fixture(scope="session")
 def visits(server, desktop):
     """Each page loaded once at desktop width (and its screenshot saved), shared by the read-only checks."""
     cache: dict[str, sitecheck.Visit] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 import sitecheck
-from conftest import shot_name
 
 SPECS = sitecheck.page_specs()
 NOTEBOOKS = [s for s in SPECS if s.is_notebook]
@@ -87,23 +86,23 @@ def test_solutions_folded_until_clicked(spec, server, desktop):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_dark_mode_figures_readable(spec, server, dark):
+def test_dark_mode_figures_readable(spec, server, dark, screenshot_path):
     visit = sitecheck.open_page(dark, server.base + spec.url_path)
     try:
         figures = visit.page.locator("article.bd-article .cell_output img")
         if figures.count():  # the reviewer's screenshot shows a figure on the dark background
             figures.first.scroll_into_view_if_needed()
-        visit.page.screenshot(path=shot_name(spec.docname, "-dark"))
+        visit.page.screenshot(path=screenshot_path(spec.docname, "-dark"))
         _ok(sitecheck.check_dark_mode_figures(visit.page, spec))
     finally:
         visit.page.close()
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
-def test_phone_width_no_sideways_scroll(spec, server, phone):
+def test_phone_width_no_sideways_scroll(spec, server, phone, screenshot_path):
     visit = sitecheck.open_page(phone, server.base + spec.url_path)
     try:
-        visit.page.screenshot(path=shot_name(spec.docname, "-390px"), full_page=True)
+        visit.page.screenshot(path=screenshot_path(spec.docname, "-390px"), full_page=True)
         _ok(sitecheck.check_narrow_screen(visit.page, spec))
     finally:
         visit.page.close()
