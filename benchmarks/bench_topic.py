@@ -183,6 +183,60 @@ def training_step(size: str) -> Result:
     return Result(rows=rows, summary=summary, notes=notes)
 
 
+# --------------------------------------------------------------------------- the context's layout
+
+
+@benchmark("context_layout", "Forward and backward of the attention-weighted context v = sum_i a_i w_(x_i) "
+           "alone: gathering embedding rows, gathering columns (TopicAttention), the sparse engine.")
+def context_layout(size: str) -> Result:
+    from course_lib import _sparse_attention
+
+    check_size(size)
+    corpus = _corpus(size)
+    tokens = corpus.train.tokens
+    n, length = tokens.shape
+    reps = 1 if size == "tiny" else 20
+    rows = []
+    for device in _devices():
+        toks = tokens.to(device)
+        gen = torch.Generator().manual_seed(0)
+        table = (0.1 * torch.randn(corpus.vocab_size, 10, generator=gen)).to(device).requires_grad_()
+        scores = torch.randn(n, length, generator=gen).to(device)
+        attention = torch.softmax(scores, -1).requires_grad_()
+        grad = torch.randn(n, 10, generator=gen).to(device)
+        model = TopicAttention(corpus.vocab_size, corpus.n_topics).to(device)
+        plan = _sparse_attention.SparsePlan(toks.unsqueeze(0), corpus.vocab_size)
+        word_scores = torch.randn(corpus.vocab_size, generator=gen).to(device).requires_grad_()
+
+        def rows_gather():
+            v = torch.einsum("bl,bld->bd", attention, table[toks])
+            torch.autograd.grad(v, (attention, table), grad)
+
+        def columns_gather():  # what TopicAttention.forward does
+            with torch.no_grad():
+                model.embedding.weight.copy_(table)
+            v = model._context(toks, attention)
+            torch.autograd.grad(v, (attention, model.embedding.weight), grad)
+
+        def sparse():  # includes the scores' gather and softmax, which the others are given
+            v, _ = _sparse_attention._AttentionContext.apply(word_scores, table, plan, (1, n, length), None)
+            torch.autograd.grad(v, (word_scores, table), grad)
+
+        times = {}
+        for name, fn in (("gather rows + einsum", rows_gather), ("gather columns (TopicAttention._context)", columns_gather),
+                         ("sparse engine (+ score gather and softmax)", sparse)):
+            times[name] = time_call(lambda: [fn() for _ in range(reps)], repeats=3 if size != "tiny" else 1,
+                                    warmup=0 if size == "tiny" else 1, device=device) / reps
+        base = times["gather rows + einsum"]
+        for name, t in times.items():
+            rows.append({"device": device, "implementation": name, "sentences": n,
+                         "ms_fwd_bwd": 1e3 * t, "speedup_vs_rows": base / t})
+    cpu = {r["implementation"]: r for r in rows if r["device"] == "cpu"}
+    summary = "CPU, forward + backward: " + ", ".join(f"{k.split(' (')[0]} {v['ms_fwd_bwd']:.2f} ms" for k, v in cpu.items())
+    return Result(rows=rows, summary=summary, notes=["embedding dimension 10; the backward pass computes "
+                                                    "the gradients of the attention (or scores) and the table"])
+
+
 # --------------------------------------------------------------------------- the paper's experiment
 
 
