@@ -3,20 +3,20 @@
 The model is the one of ``topic.attention_forward`` (equations (1.1)-(1.3)):
 ``s_u = q . k_u``, ``a = softmax(s_{x_1}, ..., s_{x_L})``, ``v = sum_i a_i w_{x_i}``, then the
 classifier.  Full-batch training sees the same sentences at every step, so the word ids are turned
-once into two fixed sparsity patterns, and each step is a few sparse-dense products:
+once into two fixed sparsity patterns, and each step is two sparse-dense products:
 
-* ``P`` ``(R n, R V)``, row ``b`` holding sentence ``b``'s words with their attention as values:
-  the context is ``v = P @ W`` (forward);
-* the gradient of the embedding table is ``P^T @ dv``, computed as ``Q @ dv`` with ``Q`` the same
-  entries sorted by word (compressed rows of the transpose, built once), so the backward pass is
-  a row-parallel product instead of a scatter of ``n L d`` numbers;
-* the gradient of the attention is ``dv_b . w_{x_bi}`` at the nonzeros of ``P``
-  (``torch.sparse.sampled_addmm``).
+* forward: ``v = P @ W`` with ``P`` ``(R n, R V)``, row ``b`` holding sentence ``b``'s words with
+  their attention as values;
+* backward: with ``g_b = dLoss/dv_b`` and ``c_b = v_b . g_b``, one product ``P^T @ [g, c]`` (``P^T``
+  stored as compressed rows sorted by word, built once) gives the embedding gradient
+  ``dW = P^T g`` and, through the softmax, every word score's gradient
+  ``ds_u = w_u . dW_u - (P^T c)_u``; no scatter of ``n L d`` numbers, no softmax backward.
 
 R models (seeds) are trained as one computation by giving replica ``r`` the word ids
 ``x + r V`` in the stacked ``(R V, d)`` tables: one sparse product serves all of them, without
-``vmap``.  Everything else (scores, softmax, classifier, cross-entropy) is plain autograd.
-``tests/test_training.py`` checks loss and gradients against autograd of ``attention_forward``.
+``vmap``.  The word scores ``K q``, the classifier and the cross-entropy are plain autograd.
+``tests/test_sparse_engine.py`` checks loss and gradients against autograd of
+``attention_forward`` (float64), and whole training runs against the autograd engine.
 """
 
 from __future__ import annotations
