@@ -38,7 +38,8 @@ build-book: venv $(SITE_ASSETS)
 	  echo "mode or course_lib changed: clearing the execution cache"; \
 	  rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
 	  echo "$(CACHE_STAMP)" > _build/.cache_stamp; fi
-	$(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee _build/build_log.txt; \
+	@# Without MPLBACKEND the kernels draw inline; with it (CI exports Agg) the website has no figures.
+	env -u MPLBACKEND $(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee _build/build_log.txt; \
 	  test $${PIPESTATUS[0]} -eq 0
 	@echo
 	@echo "The website is in $(CURDIR)/_build/html/index.html"

@@ -17,6 +17,8 @@ import pytest
 import sitecheck
 
 SPECS = [s for s in sitecheck.page_specs() if s.is_notebook]
+FIGURE = r'(?s)(<div class="cell_output[^"]*">\s*<img [^>]*src=")[^"]+'  # a figure's image in a cell output
+FIGURE_ELEMENT = r'(<div class="cell_output[^"]*">\s*)<img [^>]*/?>'
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +108,14 @@ def test_unbroken_copy_passes_every_check(spec, copy_site, desktop):
 
 
 def test_missing_figure_file(breaker, desktop):
-    b = breaker(r'class="cell_output').sub(r'(?s)(<div class="cell_output.*?<img [^>]*src=")[^"]+', r"\g<1>../_images/missing.png")
+    b = breaker(FIGURE).sub(FIGURE, r"\g<1>../_images/missing.png")
     v = b.open(desktop, "missing_figure")
     _caught(sitecheck.check_figures(v, b.broken_spec), "not decoded", "missing.png")
     _caught(sitecheck.check_console(v, b.broken_spec), "404")
 
 
 def test_removed_figure(breaker, desktop):
-    b = breaker(r'class="cell_output').sub(r'(<div class="cell_output[^>]*>\s*)<img [^>]*/?>', r"\g<1>")
+    b = breaker(FIGURE_ELEMENT).sub(FIGURE_ELEMENT, r"\g<1>")
     v = b.open(desktop, "removed_figure")
     _caught(sitecheck.check_figures(v, b.broken_spec), "calls plt.show() but shows no figure")
 
@@ -283,7 +285,7 @@ def test_live_widget_view(breaker, desktop):
 
 
 def test_figure_dark_in_dark_mode(breaker, dark):
-    b = breaker(r'class="cell_output').sub(
+    b = breaker(FIGURE).sub(
         r"</head>", "<style>html[data-theme=dark] .bd-article img { filter: invert(1) !important; }</style></head>"
     )
     v = b.open(dark, "dark")
@@ -299,10 +301,11 @@ def test_transparent_figure_readable_in_dark_mode_thanks_to_course_css(copy_site
     ImageDraw.Draw(img).line((10, 190, 290, 10), fill=(0, 0, 0, 255), width=3)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
+    (root / "_images").mkdir(exist_ok=True)
     (root / "_images" / "transparent.png").write_bytes(buf.getvalue())
-    swap = (r'(?s)(<div class="cell_output.*?<img [^>]*src=")[^"]+', r"\g<1>../_images/transparent.png")
+    swap = (FIGURE, r"\g<1>../_images/transparent.png")
 
-    b = breaker(r'class="cell_output').sub(*swap)
+    b = breaker(FIGURE).sub(*swap)
     v = b.open(dark, "transparent_with_css")
     assert not sitecheck.check_dark_mode_figures(v.page, b.broken_spec)
 
