@@ -1,7 +1,8 @@
 """Fixtures of the browser suite: the built site served on 127.0.0.1, Debian's headless Chromium.
 
-`make test` runs this suite after the book build (``pytest tests/browser``) and sets
-COURSE_BROWSER_REQUIRED=1, so a missing site or browser fails there instead of skipping.
+`make test` runs this suite after the book build (``make browser``: ``pytest tests/browser`` with
+COURSE_BROWSER_REQUIRED=1, so a missing site or browser fails there instead of skipping); a plain
+``pytest tests`` skips it.
 COURSE_SITE_DIR points the suite at another built site (default ``_build/html``); screenshots
 go to ``_build/screenshots/`` (COURSE_SCREENSHOT_DIR).
 """
@@ -21,6 +22,21 @@ os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never download
 SITE = Path(os.environ.get("COURSE_SITE_DIR", sitecheck.ROOT / "_build" / "html")).resolve()
 SHOTS = Path(os.environ.get("COURSE_SCREENSHOT_DIR", SITE.parent / "screenshots"))
 REQUIRED = os.environ.get("COURSE_BROWSER_REQUIRED") == "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run only when asked for (`make browser`, `pytest tests/browser`): a plain `pytest tests`
+    (the unit tests, before any build) skips this suite instead of testing a stale website."""
+    here = Path(__file__).parent.resolve()
+    asked = REQUIRED or any(
+        Path(str(arg).split("::")[0]).resolve().is_relative_to(here) for arg in config.args
+    )
+    if asked:
+        return
+    skip = pytest.mark.skip(reason="browser tests of the built website: `make browser` or `pytest tests/browser`")
+    for item in items:
+        if Path(str(item.path)).resolve().is_relative_to(here):
+            item.add_marker(skip)
 
 
 def _unavailable(reason: str):
