@@ -14,6 +14,7 @@ import html.parser
 import io
 import json
 import re
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -25,6 +26,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import nbtool  # noqa: E402  (reads the repository URL and branch from _config.yml)
 
 # Debian's Chromium, never a browser downloaded by Playwright.
 CHROMIUM = "/usr/bin/chromium"
@@ -138,18 +141,14 @@ def toc_docnames(root: Path = ROOT) -> list[str]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     names = [toc["root"]]
 
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                names.append(node["file"])
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                names.append(entry["file"])
             for key in ("parts", "chapters", "sections"):
-                for child in node.get(key, []) or []:
-                    walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
+                walk(entry.get(key))
 
-    walk({k: v for k, v in toc.items() if k in ("parts", "chapters", "sections")})
+    walk([toc])
     return [n.removesuffix(".md").removesuffix(".ipynb") for n in names]
 
 
@@ -163,12 +162,11 @@ def page_specs(root: Path = ROOT) -> list[PageSpec]:
     return specs
 
 
-def colab_url(docname: str, root: Path = ROOT) -> str:
-    """The Colab link a notebook page must carry, from the repository block of _config.yml."""
-    repo = yaml.safe_load((root / "_config.yml").read_text())["repository"]
-    owner_repo = urllib.parse.urlparse(repo["url"]).path.strip("/").removesuffix(".git")
-    path = "/".join(p for p in (str(repo.get("path_to_book") or "").strip("/"), f"{docname}.ipynb") if p)
-    return f"https://colab.research.google.com/github/{owner_repo}/blob/{repo['branch']}/{path}"
+def colab_url(docname: str) -> str:
+    """The Colab link a notebook page must carry: repository and branch of _config.yml (book at its root)."""
+    url, branch = nbtool.repository()
+    owner_repo = urllib.parse.urlparse(url).path.strip("/").removesuffix(".git")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{docname}.ipynb"
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,9 +370,6 @@ def check_outputs(visit: Visit, spec: PageSpec) -> list[str]:
     return sorted(set(problems))
 
 
-PROOF_TITLES = {"proof": "Proof"}
-
-
 def check_proofs_and_exercises(visit: Visit, spec: PageSpec) -> list[str]:
     """Each sphinx-proof / sphinx-exercise directive of the source is a styled, titled block."""
     page = visit.page
@@ -400,7 +395,7 @@ def check_proofs_and_exercises(visit: Visit, spec: PageSpec) -> list[str]:
             found = [b for b in blocks if "proof" in b["cls"] and kind in b["cls"]]
         if len(found) != n_source:
             problems.append(f"{n_source} {kind} directive(s) in the source, {len(found)} {kind} block(s) on the page")
-        label = PROOF_TITLES.get(kind, kind.capitalize())  # sphinx-proof starts a proof with "Proof."
+        label = kind.capitalize()  # "Theorem 2.1 (...)", "Exercise 1.1", "Solution"; a proof starts "Proof."
         for b in found:
             if not b["titleVisible"] or not b["title"].startswith(label):
                 problems.append(f"{kind} block without its visible title {label!r}: {b['title'][:60]!r}")
@@ -431,14 +426,14 @@ def check_solutions_fold(page, spec: PageSpec) -> list[str]:
     return problems
 
 
-def check_colab(visit: Visit, spec: PageSpec, root: Path = ROOT) -> list[str]:
+def check_colab(visit: Visit, spec: PageSpec) -> list[str]:
     """A notebook page's Colab button opens this notebook from the configured repository and branch."""
     links = visit.page.evaluate(
         "() => [...document.querySelectorAll('a[href*=\"colab.research.google.com\"]')].map(a => a.href)"
     )
     if not spec.is_notebook:
         return []
-    expected = colab_url(spec.docname, root)
+    expected = colab_url(spec.docname)
     if not links:
         return [f"no Colab button (expected {expected})"]
     return [f"Colab button points at {u}, expected {expected}" for u in sorted(set(links)) if u != expected]
