@@ -268,7 +268,8 @@ def wait_for_math(page, timeout_ms: int = MATH_TIMEOUT_MS) -> str | None:
 # The checks
 # --------------------------------------------------------------------------------------------
 
-_VISIBLE_PROSE_JS = """
+# The article's text without code, outputs and typeset math; folded solutions included.
+_PROSE_JS = """
 () => {
   const article = document.querySelector('article.bd-article') || document.body;
   const copy = article.cloneNode(true);
@@ -343,7 +344,7 @@ def check_math(visit: Visit, spec: PageSpec) -> list[str]:
     problems += [f"math not typeset: {t!r}" for t in stats["untypeset"][:5]]
     problems += [f"MathJax error: {t!r}" for t in stats["errors"][:5]]
     problems += [f"undefined TeX macro: {t!r}" for t in stats["undefined"][:5]]
-    prose = page.evaluate(_VISIBLE_PROSE_JS)
+    prose = page.evaluate(_PROSE_JS)
     for m in list(RAW_TEX.finditer(prose))[:5]:
         problems.append(f"raw TeX in the text: {_around(prose, m)!r}")
     return problems
@@ -351,7 +352,7 @@ def check_math(visit: Visit, spec: PageSpec) -> list[str]:
 
 def check_no_raw_markup(visit: Visit, spec: PageSpec) -> list[str]:
     """No MyST directive or role left as text (an extension missing or a typo in a fence)."""
-    prose = visit.page.evaluate(_VISIBLE_PROSE_JS)
+    prose = visit.page.evaluate(_PROSE_JS)
     return [f"unrendered MyST: {_around(prose, m)!r}" for m in list(RAW_MYST.finditer(prose))[:5]]
 
 
