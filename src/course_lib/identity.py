@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ._validate import check_int, check_positive
-from .topic import TopicCorpus, label_sentences
+from .topic import TopicCorpus, label_sentences, topic_of_word_table
 
 __all__ = [
     "sen_invariant",
@@ -349,8 +349,7 @@ def make_two_topic_corpus(
     second = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
     background = n_topic_words + rng.integers(n_background, size=(n_sentences, m))
     tokens = rng.permuted(np.concatenate([first[:, None], second[:, None], background], axis=1), axis=1)
-    topic_of_word = torch.full((n_topic_words + n_background,), -1, dtype=torch.long)
-    topic_of_word[:n_topic_words] = torch.arange(n_topic_words) // words_per_topic
+    topic_of_word = topic_of_word_table(n_topics, words_per_topic, n_topic_words + n_background)
     return TopicCorpus(
         tokens=torch.from_numpy(tokens).long(),
         labels=torch.from_numpy(topic).long(),
@@ -395,8 +394,7 @@ def make_variable_length_corpus(
         sentence = np.concatenate([[topic_word[i]], n_topic_words + rng.integers(n_background, size=lengths[i])])
         tokens[i, : lengths[i] + 1] = rng.permutation(sentence)
     mask = torch.from_numpy(tokens != pad)
-    topic_of_word = torch.full((len(words),), -1, dtype=torch.long)
-    topic_of_word[:n_topic_words] = torch.arange(n_topic_words) // words_per_topic
+    topic_of_word = topic_of_word_table(n_topics, words_per_topic, len(words))
     tokens = torch.from_numpy(tokens).long()
     labels = label_sentences(tokens, topic_of_word)
     corpus = TopicCorpus(

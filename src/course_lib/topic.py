@@ -92,6 +92,15 @@ class TopicCorpus:
         return " ".join(self.words[int(u)] for u in sentence)
 
 
+def topic_of_word_table(n_topics: int, words_per_topic: int, vocab_size: int) -> torch.Tensor:
+    """``(vocab_size,)`` long: the topic of each word id in the course's vocabulary layout (topic
+    words first, ``words_per_topic`` per topic, then ``-1`` for every other word) (chapter 1)."""
+    n_topic_words = n_topics * words_per_topic
+    table = torch.full((vocab_size,), -1, dtype=torch.long)
+    table[:n_topic_words] = torch.arange(n_topic_words) // words_per_topic
+    return table
+
+
 def label_sentences(tokens: torch.Tensor, topic_of_word: torch.Tensor) -> torch.Tensor:
     """Label each sentence by the topic of its one topic word (chapter 1, exercise 1.2).
 
@@ -192,8 +201,7 @@ def make_topic_corpus(
     n_topic_words = n_topics * words_per_topic
     words = [f"topic{k}.{i}" for k in range(n_topics) for i in range(words_per_topic)]
     words += _random_words(n_background, rng)
-    topic_of_word = torch.full((n_topic_words + n_background,), -1, dtype=torch.long)
-    topic_of_word[:n_topic_words] = torch.arange(n_topic_words) // words_per_topic
+    topic_of_word = topic_of_word_table(n_topics, words_per_topic, n_topic_words + n_background)
 
     topic = rng.integers(n_topics, size=n_sentences)
     topic_word = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
