@@ -1,11 +1,18 @@
 """Full-batch gradient descent for the chapter-1 model, recording what the chapters plot.
 
 ``train_full_batch`` trains one ``TopicAttention`` or a list of them that share an architecture
-(several seeds or configurations) as **one batched computation**: the models' parameters are
-stacked along a leading "replica" axis and ``torch.func.vmap`` runs the forward pass of all of them
-at once, so K seeds cost about one step's Python overhead instead of K (chapter 1; benchmarked in
-``benchmarks/``).  The update is plain gradient descent, ``theta <- theta - lr * grad``, exactly
-the paper's ``torch.optim.SGD`` without momentum.
+(several seeds or configurations) as **one batched computation**.  Two engines compute a step,
+with the same numbers up to float rounding (chapter 1; both measured in ``benchmarks/``):
+
+* ``"sparse"`` (the default for ``TopicAttention`` on a CPU): the fixed training sentences become
+  sparse matrices once, and a step is a few sparse products with a hand-written backward pass
+  (``course_lib._sparse_attention``); several models are batched by offsetting their word ids;
+* ``"autograd"``: autograd through the model's own ``forward``, the models' parameters stacked
+  along a leading "replica" axis and run together by ``torch.func.vmap``; it is the reference,
+  and the engine for subclasses of the model and for CUDA.
+
+The update is plain gradient descent, ``theta <- theta - lr * grad``, exactly the paper's
+``torch.optim.SGD`` without momentum.
 """
 
 from __future__ import annotations
