@@ -8,59 +8,55 @@ import torch
 from course_lib import checks, identity
 
 
-def run(check, fn, capsys):
-    result = check(fn)
-    return result, capsys.readouterr().out
-
 
 def stub(*args):
     raise NotImplementedError
 
 
-def test_score_gradient_check(capsys):
-    ok, out = run(checks.check_score_gradient, identity.score_gradient, capsys)
+def test_score_gradient_check(run_check):
+    ok, out = run_check(checks.check_score_gradient, identity.score_gradient)
     assert ok and "[passed]" in out
-    ok, out = run(checks.check_score_gradient, stub, capsys)
+    ok, out = run_check(checks.check_score_gradient, stub)
     assert not ok and "[to do]" in out and "not implemented" in out
 
     def no_context(attention, word_embeddings, context, grad_context):
         return attention * torch.einsum("bld,bd->bl", word_embeddings, grad_context)
 
-    ok, out = run(checks.check_score_gradient, no_context, capsys)
+    ok, out = run_check(checks.check_score_gradient, no_context)
     assert not ok and "[wrong]" in out and "subtracts the context" in out
 
     def no_attention(attention, word_embeddings, context, grad_context):
         return torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], grad_context)
 
-    ok, out = run(checks.check_score_gradient, no_attention, capsys)
+    ok, out = run_check(checks.check_score_gradient, no_attention)
     assert not ok and "factor a_i is missing" in out
 
     def flipped(attention, word_embeddings, context, grad_context):
         return -identity.score_gradient(attention, word_embeddings, context, grad_context)
 
-    ok, out = run(checks.check_score_gradient, flipped, capsys)
+    ok, out = run_check(checks.check_score_gradient, flipped)
     assert not ok and "sign" in out
 
     def idealised(attention, word_embeddings, context, grad_context):
         return attention * (1 - attention) * torch.einsum("bld,bd->bl", word_embeddings, grad_context)
 
-    ok, out = run(checks.check_score_gradient, idealised, capsys)
+    ok, out = run_check(checks.check_score_gradient, idealised)
     assert not ok and "special case" in out
 
-    ok, out = run(checks.check_score_gradient, lambda a, w, v, g: a.sum(-1), capsys)
+    ok, out = run_check(checks.check_score_gradient, lambda a, w, v, g: a.sum(-1))
     assert not ok and "shape" in out
 
     def crashes(attention, word_embeddings, context, grad_context):
         return attention @ context
 
-    ok, out = run(checks.check_score_gradient, crashes, capsys)
+    ok, out = run_check(checks.check_score_gradient, crashes)
     assert not ok and "[error]" in out
 
 
-def test_sen_invariant_check(capsys):
-    ok, out = run(checks.check_sen_invariant, identity.sen_invariant, capsys)
+def test_sen_invariant_check(run_check):
+    ok, out = run_check(checks.check_sen_invariant, identity.sen_invariant)
     assert ok and "[passed]" in out
-    ok, out = run(checks.check_sen_invariant, stub, capsys)
+    ok, out = run_check(checks.check_sen_invariant, stub)
     assert not ok and "[to do]" in out
 
     cases = {
@@ -72,45 +68,45 @@ def test_sen_invariant_check(capsys):
         "up to a constant": lambda s, w2, q2, m: q2 * w2 - 2 * s - 2 * (torch.exp(s) - 1) / m,
     }
     for hint, wrong in cases.items():
-        ok, out = run(checks.check_sen_invariant, wrong, capsys)
+        ok, out = run_check(checks.check_sen_invariant, wrong)
         assert not ok and "[wrong]" in out and hint in out, (hint, out)
 
 
-def test_sen_drift_check(capsys):
-    ok, out = run(checks.check_sen_drift, identity.sen_drift, capsys)
+def test_sen_drift_check(run_check):
+    ok, out = run_check(checks.check_sen_drift, identity.sen_drift)
     assert ok and "[passed]" in out
-    ok, out = run(checks.check_sen_drift, stub, capsys)
+    ok, out = run_check(checks.check_sen_drift, stub)
     assert not ok and "[to do]" in out
 
     def first_query(scores, norms, query_norms, m):
         c = identity.sen_invariant(scores, norms.square(), query_norms[0].square(), m)
         return (c - c[:1]).abs().amax(dim=0)
 
-    ok, out = run(checks.check_sen_drift, first_query, capsys)
+    ok, out = run_check(checks.check_sen_drift, first_query)
     assert not ok and "first step's query norm" in out
 
     def last_only(scores, norms, query_norms, m):
         c = identity.sen_invariant(scores, norms.square(), query_norms.square()[:, None], m)
         return (c[-1] - c[0]).abs()
 
-    ok, out = run(checks.check_sen_drift, last_only, capsys)
+    ok, out = run_check(checks.check_sen_drift, last_only)
     assert not ok and "last step only" in out
 
     def no_abs(scores, norms, query_norms, m):
         c = identity.sen_invariant(scores, norms.square(), query_norms.square()[:, None], m)
         return (c - c[:1]).amax(dim=0)
 
-    ok, out = run(checks.check_sen_drift, no_abs, capsys)
+    ok, out = run_check(checks.check_sen_drift, no_abs)
     assert not ok and "absolute value" in out
 
     def unsquared_query(scores, norms, query_norms, m):
         c = identity.sen_invariant(scores, norms.square(), query_norms[:, None], m)
         return (c - c[:1]).abs().amax(dim=0)
 
-    ok, out = run(checks.check_sen_drift, unsquared_query, capsys)
+    ok, out = run_check(checks.check_sen_drift, unsquared_query)
     assert not ok and "square it" in out
 
-    ok, out = run(checks.check_sen_drift, lambda s, w, q, m: identity.sen_drift(s, w, q, m).max(), capsys)
+    ok, out = run_check(checks.check_sen_drift, lambda s, w, q, m: identity.sen_drift(s, w, q, m).max())
     assert not ok and "shape" in out
 
 

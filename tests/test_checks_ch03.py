@@ -8,19 +8,15 @@ import torch
 from course_lib import checks, sst
 
 
-def run(check, fn, capsys):
-    result = check(fn)
-    return result, capsys.readouterr().out
-
 
 def stub_frequency(data):
     raise NotImplementedError
 
 
-def test_word_frequency_check(capsys):
-    ok, out = run(checks.check_word_frequency, sst.word_frequency, capsys)
+def test_word_frequency_check(run_check):
+    ok, out = run_check(checks.check_word_frequency, sst.word_frequency)
     assert ok and "[passed]" in out
-    ok, out = run(checks.check_word_frequency, stub_frequency, capsys)
+    ok, out = run_check(checks.check_word_frequency, stub_frequency)
     assert not ok and "[to do]" in out and "not implemented" in out
 
     def occurrences(data):
@@ -30,34 +26,34 @@ def test_word_frequency_check(capsys):
                 counts[w] = counts.get(w, 0) + 1
         return counts
 
-    ok, out = run(checks.check_word_frequency, occurrences, capsys)
+    ok, out = run_check(checks.check_word_frequency, occurrences)
     assert not ok and "[wrong]" in out and "sentences" in out and "set(tokens)" in out
 
     def fractions(data):
         freq = sst.word_frequency(data)
         return {w: n / len(data) for w, n in freq.items()}
 
-    ok, out = run(checks.check_word_frequency, fractions, capsys)
+    ok, out = run_check(checks.check_word_frequency, fractions)
     assert not ok and "fractions" in out
 
-    ok, out = run(checks.check_word_frequency, lambda data: [1, 2], capsys)
+    ok, out = run_check(checks.check_word_frequency, lambda data: [1, 2])
     assert not ok and "dict" in out
 
     def crashes(data):
         return {}["x"]
 
-    ok, out = run(checks.check_word_frequency, crashes, capsys)
+    ok, out = run_check(checks.check_word_frequency, crashes)
     assert not ok and "[error]" in out and "KeyError" in out
 
 
-def test_word_purity_check(capsys):
-    ok, out = run(checks.check_word_purity, sst.word_purity, capsys)
+def test_word_purity_check(run_check):
+    ok, out = run_check(checks.check_word_purity, sst.word_purity)
     assert ok and "[passed]" in out
 
     def stub(data):
         raise NotImplementedError
 
-    ok, out = run(checks.check_word_purity, stub, capsys)
+    ok, out = run_check(checks.check_word_purity, stub)
     assert not ok and "[to do]" in out
 
     def signed(data):
@@ -65,14 +61,14 @@ def test_word_purity_check(capsys):
         pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
         return {w: (2 * pos[w] - freq[w]) / freq[w] for w in freq}
 
-    ok, out = run(checks.check_word_purity, signed, capsys)
+    ok, out = run_check(checks.check_word_purity, signed)
     assert not ok and "*absolute*" in out
 
     def p_pos(data):
         freq = sst.word_frequency(data)
         return {w: sum(1 for t, y in data if w in t and y == 1) / freq[w] for w in freq}
 
-    ok, out = run(checks.check_word_purity, p_pos, capsys)
+    ok, out = run_check(checks.check_word_purity, p_pos)
     assert not ok and "P(pos|w)" in out
 
     def by_occurrence(data):
@@ -83,7 +79,7 @@ def test_word_purity_check(capsys):
                 total[w] = total.get(w, 0) + 1
         return {w: abs(net[w]) / total[w] for w in total}
 
-    ok, out = run(checks.check_word_purity, by_occurrence, capsys)
+    ok, out = run_check(checks.check_word_purity, by_occurrence)
     assert not ok and "occurrences" in out
 
     def over_all(data):
@@ -91,24 +87,24 @@ def test_word_purity_check(capsys):
         pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
         return {w: abs(2 * pos[w] - freq[w]) / len(data) for w in freq}
 
-    ok, out = run(checks.check_word_purity, over_all, capsys)
+    ok, out = run_check(checks.check_word_purity, over_all)
     assert not ok and "number of all sentences" in out
 
 
-def test_most_attended_word_check(capsys):
-    ok, out = run(checks.check_most_attended_word, sst.most_attended_word, capsys)
+def test_most_attended_word_check(run_check):
+    ok, out = run_check(checks.check_most_attended_word, sst.most_attended_word)
     assert ok and "[passed]" in out
 
     def stub(scores, sentence, vocab):
         raise NotImplementedError
 
-    ok, out = run(checks.check_most_attended_word, stub, capsys)
+    ok, out = run_check(checks.check_most_attended_word, stub)
     assert not ok and "[to do]" in out
 
     def whole_vocab(scores, sentence, vocab):
         return vocab.words[int(torch.argmax(scores))]
 
-    ok, out = run(checks.check_most_attended_word, whole_vocab, capsys)
+    ok, out = run_check(checks.check_most_attended_word, whole_vocab)
     assert not ok and "pad token" in out
 
     def outside(scores, sentence, vocab):
@@ -116,19 +112,19 @@ def test_most_attended_word_check(capsys):
         scores[vocab.pad_id] = -1e9
         return vocab.words[int(torch.argmax(scores))]
 
-    ok, out = run(checks.check_most_attended_word, outside, capsys)
+    ok, out = run_check(checks.check_most_attended_word, outside)
     assert not ok and "not in the sentence" in out
 
     def smallest(scores, sentence, vocab):
         return min(sentence, key=lambda w: float(scores[vocab[w]]))
 
-    ok, out = run(checks.check_most_attended_word, smallest, capsys)
+    ok, out = run_check(checks.check_most_attended_word, smallest)
     assert not ok and "*smallest*" in out
 
     def position(scores, sentence, vocab):
         return int(torch.argmax(scores[torch.tensor(vocab.ids(sentence))]))
 
-    ok, out = run(checks.check_most_attended_word, position, capsys)
+    ok, out = run_check(checks.check_most_attended_word, position)
     assert not ok and "the word itself" in out
 
     def last_of_ties(scores, sentence, vocab):
@@ -136,8 +132,8 @@ def test_most_attended_word_check(capsys):
         best = max(values)
         return [w for w, v in zip(sentence, values) if v == best][-1]
 
-    ok, out = run(checks.check_most_attended_word, last_of_ties, capsys)
+    ok, out = run_check(checks.check_most_attended_word, last_of_ties)
     assert not ok and "first" in out
 
-    ok, out = run(checks.check_most_attended_word, "not a function", capsys)
+    ok, out = run_check(checks.check_most_attended_word, "not a function")
     assert not ok and "[not run]" in out
