@@ -93,8 +93,10 @@ class PageSpec:
         return bool(SOURCE_MATH.search(self.markdown))
 
     def directives(self, name: str) -> int:
-        """How many ``{name}`` directives the source's markdown opens."""
-        return sum(1 for m in DIRECTIVE.finditer(self.markdown) if m.group(1) == name)
+        """How many ``{name}`` directives the source's markdown opens; the gated form of
+        sphinx-exercise (``{name-start}`` ... ``{name-end}``, which lets executed code cells sit
+        inside a solution) counts as one."""
+        return sum(1 for m in DIRECTIVE.finditer(self.markdown) if m.group(1) in (name, f"{name}-start"))
 
     @property
     def explorer_cells(self) -> int:
