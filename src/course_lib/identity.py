@@ -457,7 +457,7 @@ def score_per_norm_sq(score, query_norm_sq, m):
     ``query_norm_sq`` is ``||q||^2`` (already squared), ``m`` the background words per sentence
     (their scores taken as 0).  Elementwise over floats, arrays or tensors.
 
-    >>> round(score_per_norm_sq(0.0, 1.0, 20), 4)  # (1/2)(1 - 1/21)
+    >>> round(float(score_per_norm_sq(0.0, 1.0, 20)), 4)  # (1/2)(1 - 1/21)
     0.4762
     """
     query_norm_sq = _check_values(query_norm_sq, "query_norm_sq")
