@@ -331,7 +331,9 @@ def _solve_exp_plus_linear(rhs_value, slope):
     and w = W_0(e^x / slope) = W_0(e^{x - log slope}).
     """
     x = rhs_value / slope
-    return x - _lambert_w0_of_exp(x - np.log(slope))
+    y = x - _lambert_w0_of_exp(x - np.log(slope))
+    # one Newton step on e^y + slope y = rhs removes the cancellation in x - W when x is huge
+    return y - (np.exp(y) + slope * y - rhs_value) / (np.exp(y) + slope)
 
 
 def fixed_focus_hard_margin(alpha, C, t):
@@ -509,8 +511,8 @@ def euler_flow(method, m, C, t_end, step):
     number of steps.
 
     >>> mu, nu = euler_flow("hard", 5, 3, 0.02, 0.01)
-    >>> round(mu, 6)  # two steps of alpha / C
-    0.133333
+    >>> round(mu, 6)  # two steps of 0.01 * alpha / C, alpha = 1/5
+    0.001333
     """
     method = _check_method(method)
     m, C = _check_sizes(m, C)
@@ -538,3 +540,96 @@ def euler_flow(method, m, C, t_end, step):
             dmu, dnu = a * b / ((e_mu + C - 1) * Z), (a / C) * (b / Z - 1)
         mu, nu = mu + step * dmu, nu + step * dnu
     return mu, nu
+
+
+# ---------------------------------------------------------------- the real model (section 6)
+
+
+def population_mosaics(m, C, dtype=torch.float64):
+    """Every (class, position) mosaic once: the dataset whose mean loss IS the population loss.
+
+    Returns ``segments (C*m, m, C)`` and ``labels (C*m,)``: mosaic ``(y, z)`` holds the class
+    vector e_y at position z and zero vectors elsewhere (chapter 5, section 1).  The label is
+    uniform over the C classes, and the loss of one mosaic does not depend on where its
+    foreground sits (the focus and the classifier see each segment on its own), so the mean
+    over these C*m mosaics equals the expectation over classes and positions exactly.
+    """
+    m, C = _check_sizes(m, C)
+    labels = torch.arange(C).repeat_interleave(m)  # (C*m,)
+    positions = torch.arange(m).repeat(C)  # (C*m,)
+    segments = torch.zeros(C * m, m, C, dtype=dtype)
+    segments[torch.arange(C * m), positions, labels] = 1.0
+    return segments, labels
+
+
+def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step=None):
+    """Plain full-batch gradient descent on the chapter-4 linear focus and classifier.
+
+    The models are ``focus.LinearFocus(C)`` and ``focus.LinearClassifier(C, C)`` (with its
+    bias), zero-initialised, in float64, trained on ``population_mosaics(m, C)`` with the
+    chapter-4 losses; step k is at time k * lr.  ``method`` "hybrid" uses the soft loss for
+    the first ``switch_step`` steps and the hard loss after (plain gradient descent has no
+    optimizer state to reset).  The reduced coordinates are read off the trained weights:
+    nu = mean_y u_y, mu = mean diagonal of W minus mean off-diagonal entry.
+
+    Parameters
+    ----------
+    method : "soft", "hard", "lvml" or "hybrid"
+    m, C : number of segments and of classes (>= 2)
+    lr : learning rate (> 0)
+    n_steps : number of gradient steps (>= 0)
+    record_every : record the state every this many steps (and at step 0)
+    switch_step : for "hybrid", the step at which the loss changes to hard
+
+    Returns
+    -------
+    times (R,), mu (R,), nu (R,), asymmetry (R,): NumPy arrays; ``asymmetry`` is the largest
+    deviation of the weights from the two-scalar form (zero up to rounding if the symmetry
+    reduction is exact).
+    """
+    from . import focus as focus_models
+    from . import losses
+
+    method = _check_method(method, SOLVE_METHODS)
+    m, C = _check_sizes(m, C)
+    lr = check_positive(lr, "lr")
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
+    record_every = check_int(record_every, "record_every", minimum=1)
+    if method == "hybrid":
+        switch_step = check_int(switch_step, "switch_step", minimum=0)
+    elif switch_step is not None:
+        raise ValueError(f"switch_step is only used by method 'hybrid', got it with {method!r}")
+    segments, labels = population_mosaics(m, C)
+    focus = focus_models.LinearFocus(C, init="zeros").double()
+    classifier = focus_models.LinearClassifier(C, C, init="zeros").double()
+    parameters = list(focus.parameters()) + list(classifier.parameters())
+    off_diagonal = ~torch.eye(C, dtype=torch.bool)
+
+    def reduced_state():
+        u = focus.weight.detach()
+        W = classifier.net.weight.detach()
+        nu = float(u.mean())
+        mu = float(W.diagonal().mean() - W[off_diagonal].mean())
+        asym = max(
+            float((u - u.mean()).abs().max()),
+            float((W.diagonal() - W.diagonal().mean()).abs().max()),
+            float((W[off_diagonal] - W[off_diagonal].mean()).abs().max()),
+            float(classifier.net.bias.detach().abs().max()),
+        )
+        return mu, nu, asym
+
+    records = [(0.0, *reduced_state())]
+    for step in range(n_steps):
+        name = method
+        if method == "hybrid":
+            name = "soft" if step < switch_step else "hard"
+        # the unchecked kernel: the arguments were built right here, and checks cost a sync
+        loss = losses.KERNELS[name](focus.attention(segments), segments, labels, classifier)
+        grads = torch.autograd.grad(loss, parameters)
+        with torch.no_grad():
+            for parameter, grad in zip(parameters, grads):
+                parameter -= lr * grad
+        if (step + 1) % record_every == 0:
+            records.append(((step + 1) * lr, *reduced_state()))
+    times, mu, nu, asym = (np.array(column) for column in zip(*records))
+    return times, mu, nu, asym
