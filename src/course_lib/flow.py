@@ -682,3 +682,30 @@ def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=
             for parameter, grad in zip(classifier.parameters(), grads):
                 parameter -= lr * grad
     return tuple(np.array(column) for column in zip(*records))
+
+
+def euler_step_needed(method, m, C, t_end, tol):
+    """The Euler step that matches ``solve_flow`` to ``tol`` at ``t_end``, found by measurement.
+
+    ``t_end`` is a whole number, so every halved step divides it.  Start at step 1 and halve it
+    until the larger of |mu_Euler - mu| and |nu_Euler - nu| at
+    ``t_end`` is at most ``tol`` (chapter 5 exercise); return that step.  Euler's error is
+    first order, so the answer is about proportional to ``tol``.
+
+    >>> euler_step_needed("hard", 5, 3, 40.0, 1e-3)
+    0.015625
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    t_end = check_positive(t_end, "t_end")
+    if not t_end.is_integer():
+        raise ValueError(f"t_end must be a whole number, got {t_end}")
+    tol = check_positive(tol, "tol")
+    mu_ref, nu_ref = solve_flow(method, m, C, [t_end])
+    step = 1.0
+    while step > 1e-7:
+        mu, nu = euler_flow(method, m, C, t_end, step)
+        if max(abs(mu - mu_ref[0]), abs(nu - nu_ref[0])) <= tol:
+            return step
+        step /= 2
+    raise ValueError(f"no step down to 1e-7 reaches tol={tol}")

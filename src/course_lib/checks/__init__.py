@@ -18,3 +18,14 @@ __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_wo
 from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+
+from .ch05 import (  # noqa: E402
+    check_euler_flow,
+    check_euler_step_needed,
+    check_fixed_focus_hard_margin,
+    check_orbit_invariant,
+    check_reduced_soft_loss,
+)
+
+__all__ += ["check_reduced_soft_loss", "check_fixed_focus_hard_margin", "check_orbit_invariant",
+            "check_euler_flow", "check_euler_step_needed"]
