@@ -13,8 +13,9 @@ embedding norm is a fixed function of the score (the "SEN curve"),
 This module holds the identity and its consequences (the two regimes, the attention it implies),
 the gradient of a sentence's loss with respect to the scores (eq. (2.1)), measurements of
 experiments against the identity, and the corpora of the experiments where its assumptions fail
-(two topic words in a sentence, sentences of different lengths).  The derivation is the course's
-own (chapter 2); the result is the paper's.
+(two topic words in a sentence, sentences of different lengths; the corpora themselves are built
+in ``course_lib.topic``), and the identity on real words (chapter 3, ``real_word_sen``).  The
+derivation is the course's own (chapter 2); the result is the paper's.
 
 Functions of numbers (``sen_invariant``, ``sen_norm_curve``, ...) work elementwise on floats, NumPy
 arrays and torch tensors and return the same kind; tensors keep their dtype and device.
@@ -24,12 +25,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from ._validate import check_int, check_positive
 from .topic import TopicAttention, TopicCorpus, label_sentences, make_topic_corpus, topic_of_word_table
+from .sst import PAD, Vocabulary, mean_length_containing
 from .training import train_full_batch
 
 __all__ = [
@@ -48,6 +51,8 @@ __all__ = [
     "make_two_topic_corpus",
     "make_variable_length_corpus",
     "sen_curve_run",
+    "RealWordSEN",
+    "real_word_sen",
 ]
 
 
@@ -442,3 +447,43 @@ def sen_curve_run(
         model, train.tokens, train.labels, steps, lr, topic_word_ids=corpus.topic_word_ids, record_every=record_every
     )
     return history.topic_scores, history.scaled_norms
+
+
+# --------------------------------------------------------------------------- real words (chapter 3)
+
+
+class RealWordSEN(NamedTuple):
+    """The identity on real words (chapter 3): for each of the chosen words, its ``score``
+    ``s_u``, the measured ``scaled_norm`` ``||q|| ||w_u||``, ``m`` (``m_u``, the mean length of
+    the training sentences containing it, minus one), the ``theory`` value
+    ``sqrt(2 (s_u + (e^{s_u} - 1) / m_u))`` and the relative ``gap`` ``|measured - theory| / theory``."""
+
+    words: list
+    score: torch.Tensor
+    scaled_norm: torch.Tensor
+    m: torch.Tensor
+    theory: torch.Tensor
+    gap: torch.Tensor
+
+
+def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN:
+    """Chapter 3: test the identity of chapter 2 on the ``top`` words with the largest final score.
+
+    The identity ``||q||^2 ||w||^2 = 2 s + (2/m)(e^s - 1)`` (zero keys and embeddings at the start)
+    was derived for one topic word among ``m`` words that never move; on real text ``m_u`` is
+    taken, as in the paper's code, as the mean length of the training sentences (``data``)
+    containing ``u`` minus one.  Words that occur only in one-word sentences (``m_u = 0``) are
+    skipped.
+    """
+    check_int(top, "top", minimum=1)
+    lengths = mean_length_containing(data)  # checks data
+    scores = model.scores().detach().cpu().double()
+    candidates = [(float(scores[vocab[w]]), w) for w, n in lengths.items() if n > 1 and w in vocab and w != PAD]
+    chosen = [w for _, w in sorted(candidates, key=lambda t: (-t[0], t[1]))[:top]]
+    ids = torch.tensor(vocab.ids(chosen), dtype=torch.long)
+    s = scores[ids]
+    m = torch.tensor([lengths[w] - 1 for w in chosen], dtype=torch.float64)
+    measured = model.scaled_norms().cpu().double()[ids]
+    theory = sen_norm_curve(s, m)
+    gap = (measured - theory).abs() / theory.clamp(min=1e-12)
+    return RealWordSEN(chosen, s, measured, m, theory, gap)
