@@ -166,34 +166,6 @@ def test_sen_drift_shapes_and_errors():
         identity.sen_drift(s.numpy(), w, torch.ones(6), 20)
 
 
-# --------------------------------------------------------------------------- corpora
-
-
-def test_two_topic_corpus():
-    c = identity.make_two_topic_corpus(n_background=30, m=6, n_sentences=40, seed=1)
-    assert c.tokens.shape == (40, 8)
-    topic = c.topic_of_word[c.tokens]
-    assert torch.equal((topic >= 0).sum(1), torch.full((40,), 2))
-    own = torch.where(topic >= 0, topic, c.labels[:, None])
-    assert torch.equal(own, c.labels[:, None].expand_as(own))
-    with pytest.raises(ValueError, match="n_topics"):
-        identity.make_two_topic_corpus(n_topics=1)
-
-
-def test_variable_length_corpus():
-    c, mask = identity.make_variable_length_corpus(n_background=30, m_range=(2, 9), n_sentences=60, seed=2)
-    assert c.tokens.shape == mask.shape == (60, 10)
-    lengths = mask.sum(1) - 1
-    assert lengths.min() >= 2 and lengths.max() <= 9 and len(set(lengths.tolist())) > 3
-    pad = c.vocab_size - 1
-    assert c.words[pad] == "<pad>" and torch.equal(c.tokens == pad, ~mask)
-    assert torch.equal((c.topic_mask(c.tokens)).sum(1), torch.ones(60, dtype=torch.long))
-    with pytest.raises(ValueError, match="m_range"):
-        identity.make_variable_length_corpus(m_range=(5,))
-    with pytest.raises(ValueError, match=r"m_range\[1\]"):
-        identity.make_variable_length_corpus(m_range=(5, 3))
-
-
 # --------------------------------------------------------------------------- the identity against simulation
 
 

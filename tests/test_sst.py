@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from course_lib import sst
+from course_lib import identity, sst, training
+from course_lib.topic import TopicAttention
 
 FIXTURE_BINARY = (
     "1 a powerful sequel and one of the best films of the year .\n"
@@ -68,8 +69,6 @@ def test_pad_batch_shapes_and_mask():
 
 
 def test_masked_model_ignores_padding_unmasked_does_not():
-    from course_lib.topic import TopicAttention
-
     data = small_corpus()
     vocab = sst.build_vocabulary(data)
     short, wide = sst.pad_batch(data, vocab), sst.pad_batch(data, vocab, length=30)
@@ -118,8 +117,6 @@ def test_most_attended_word_and_stats():
 
 def test_the_moved_names_keep_working():
     """Training on SST lives in course_lib.training, the identity on real words in identity."""
-    from course_lib import identity, training
-
     assert sst.train_sst is training.train_with_early_stopping and sst.SSTRun is training.EarlyStoppingRun
     assert sst.real_word_sen is identity.real_word_sen and sst.RealWordSEN is identity.RealWordSEN
     with pytest.raises(AttributeError, match="no_such_name"):

@@ -31,7 +31,12 @@ import numpy as np
 import torch
 
 from ._validate import check_int, check_positive
-from .topic import TopicAttention, TopicCorpus, label_sentences, make_topic_corpus, topic_of_word_table
+from .topic import (  # noqa: F401  (the chapter-2 corpora live in topic; chapter 2 imports them here)
+    TopicAttention,
+    make_topic_corpus,
+    make_two_topic_corpus,
+    make_variable_length_corpus,
+)
 from .sst import PAD, Vocabulary, mean_length_containing
 from .training import train_full_batch
 
@@ -321,100 +326,6 @@ def max_margin(classifier_matrix: torch.Tensor, label: int) -> tuple[float, torc
     if norm == 0.0 or float((D @ w).min()) < 1.0 - 1e-6:
         return 0.0, torch.zeros(U.shape[0], dtype=torch.float64)
     return 1.0 / norm, w / norm
-
-
-# --------------------------------------------------------------------------- corpora where the identity's assumptions fail
-
-
-def _topic_setup(n_topics, words_per_topic, n_background, m, n_sentences, seed):
-    check_int(n_topics, "n_topics", minimum=2)
-    check_int(words_per_topic, "words_per_topic", minimum=1)
-    check_int(n_background, "n_background", minimum=1)
-    check_int(m, "m", minimum=1)
-    check_int(n_sentences, "n_sentences", minimum=2)
-    check_int(seed, "seed", minimum=0)
-    rng = np.random.default_rng(seed)
-    n_topic_words = n_topics * words_per_topic
-    words = [f"topic{k}.{i}" for k in range(n_topics) for i in range(words_per_topic)]
-    words += [f"bg{i}" for i in range(n_background)]
-    return rng, n_topic_words, words
-
-
-def make_two_topic_corpus(
-    n_topics: int = 4, words_per_topic: int = 2, n_background: int = 5000, m: int = 20, n_sentences: int = 5000, seed: int = 0
-) -> TopicCorpus:
-    """A corpus whose sentences hold **two** topic words of their topic (chapter 2, "where the
-    identity breaks"): each sentence draws its topic, then two of the topic's words independently
-    (so sometimes one word twice), plus ``m`` background words, shuffled.  ``tokens`` ``(n, m + 2)``.
-    All sentences are training sentences (``n_valid = 0``, no test split is needed here); the
-    vocabulary layout is that of ``make_topic_corpus``.
-    """
-    rng, n_topic_words, words = _topic_setup(n_topics, words_per_topic, n_background, m, n_sentences, seed)
-    topic = rng.integers(n_topics, size=n_sentences)
-    first = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    second = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    background = n_topic_words + rng.integers(n_background, size=(n_sentences, m))
-    tokens = rng.permuted(np.concatenate([first[:, None], second[:, None], background], axis=1), axis=1)
-    topic_of_word = topic_of_word_table(n_topics, words_per_topic, n_topic_words + n_background)
-    return TopicCorpus(
-        tokens=torch.from_numpy(tokens).long(),
-        labels=torch.from_numpy(topic).long(),
-        topic_of_word=topic_of_word,
-        words=tuple(words),
-        n_topics=n_topics,
-        words_per_topic=words_per_topic,
-        m=m,
-        n_train=n_sentences - 1,
-        n_valid=0,
-    )
-
-
-def make_variable_length_corpus(
-    n_topics: int = 4,
-    words_per_topic: int = 2,
-    n_background: int = 5000,
-    m_range: tuple[int, int] = (5, 35),
-    n_sentences: int = 5000,
-    seed: int = 0,
-) -> tuple[TopicCorpus, torch.Tensor]:
-    """A corpus whose sentences have different numbers of background words (chapter 2, "where the
-    identity breaks"): sentence ``i`` holds one topic word and ``m_i`` background words, ``m_i``
-    uniform in ``m_range`` (inclusive), padded to ``max(m_range) + 1`` positions with a padding word
-    (the last vocabulary id, ``"<pad>"``).  Returns ``(corpus, mask)``, ``mask`` ``(n, max m + 1)``
-    bool, ``True`` on real words: pass it to the model and to ``train_full_batch`` so that padding
-    gets no attention.  ``corpus.m`` is the largest ``m``; ``mask.sum(1) - 1`` gives each ``m_i``.
-    All sentences but one are training sentences.
-    """
-    if not isinstance(m_range, (tuple, list)) or len(m_range) != 2:
-        raise ValueError(f"m_range must be a pair (smallest m, largest m), got {m_range!r}")
-    m_min = check_int(m_range[0], "m_range[0]", minimum=1)
-    m_max = check_int(m_range[1], "m_range[1]", minimum=m_min)
-    rng, n_topic_words, words = _topic_setup(n_topics, words_per_topic, n_background, m_max, n_sentences, seed)
-    words.append("<pad>")
-    pad = len(words) - 1
-    topic = rng.integers(n_topics, size=n_sentences)
-    topic_word = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    lengths = rng.integers(m_min, m_max + 1, size=n_sentences)
-    tokens = np.full((n_sentences, m_max + 1), pad, dtype=np.int64)
-    for i in range(n_sentences):
-        sentence = np.concatenate([[topic_word[i]], n_topic_words + rng.integers(n_background, size=lengths[i])])
-        tokens[i, : lengths[i] + 1] = rng.permutation(sentence)
-    mask = torch.from_numpy(tokens != pad)
-    topic_of_word = topic_of_word_table(n_topics, words_per_topic, len(words))
-    tokens = torch.from_numpy(tokens).long()
-    labels = label_sentences(tokens, topic_of_word)
-    corpus = TopicCorpus(
-        tokens=tokens,
-        labels=labels,
-        topic_of_word=topic_of_word,
-        words=tuple(words),
-        n_topics=n_topics,
-        words_per_topic=words_per_topic,
-        m=m_max,
-        n_train=n_sentences - 1,
-        n_valid=0,
-    )
-    return corpus, mask
 
 
 # --------------------------------------------------------------------------- small runs for figures and widgets
