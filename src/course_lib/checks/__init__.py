@@ -18,3 +18,7 @@ __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_wo
 from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+
+from .ch03 import check_early_score_law  # noqa: E402
+
+__all__ += ["check_early_score_law"]
