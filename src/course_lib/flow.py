@@ -1,0 +1,635 @@
+"""Gradient flow of the simple focus/classifier model in closed form (chapter 5).
+
+The setting (chapter 5, section 1): C classes, m segments, the foreground segment is the class
+vector e_y, every background segment is zero, a linear focus ``s_j = u . x_j`` and a linear
+classifier ``g(x) = W x``, both started at zero and trained by gradient flow on the population
+loss.  By symmetry the whole state is two scalars: the classifier margin ``mu`` and the focus
+logit ``nu``, with
+
+    alpha = e^nu / (e^nu + m - 1)     (attention on the foreground)
+    beta  = e^mu / (e^mu + C - 1)     (classifier probability of the true class)
+
+This module gives the right-hand sides of the three ODEs (soft, hard, LVML), an adaptive stiff
+solver for them (and the soft-then-hard hybrid of chapter 6), and the course's closed forms:
+the fixed-focus margins, the orbits (first integrals) and the late-time focus errors.
+``attention_potential`` is the integral that links the focus logit to the orbits; chapter 7
+builds its conservation law on it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from scipy.integrate import solve_ivp
+from scipy.special import spence, wrightomega
+
+from ._validate import check_int, check_positive
+
+METHODS = ("soft", "hard", "lvml")
+SOLVE_METHODS = METHODS + ("hybrid",)
+
+# Tolerances of solve_flow.  Tested (tests/test_flow.py): against a solve 100x tighter the
+# paths differ by < 1e-6 in mu and nu up to t = 4e5 at m = 100, C = 1000 (the official code's
+# setting), and the first integrals hold to a relative 1e-7.
+RTOL = 1e-10
+ATOL = 1e-12
+
+
+def _check_method(method, allowed=METHODS) -> str:
+    if not isinstance(method, str) or method not in allowed:
+        raise ValueError(f"method must be one of {allowed}, got {method!r}")
+    return method
+
+
+def _check_sizes(m, C) -> tuple[int, int]:
+    m = check_int(m, "m", minimum=2)
+    C = check_int(C, "C", minimum=2)
+    return m, C
+
+
+def _check_times(t, name: str = "t") -> np.ndarray:
+    try:
+        times = np.asarray(t, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of times, got {type(t).__name__}") from error
+    if times.ndim != 1 or times.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of times, got shape {times.shape}")
+    if not np.all(np.isfinite(times)):
+        raise ValueError(f"{name} must hold finite times")
+    if times[0] < 0:
+        raise ValueError(f"{name} must be >= 0, got a first time of {times[0]}")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return times
+
+
+def attention_potential(theta, n_others):
+    """theta + (e^theta - 1)/n_others: the integral of d theta' / (1 - a(theta')) from 0 to theta.
+
+    Here ``a(theta) = e^theta / (e^theta + n_others)`` is the softmax weight of one logit theta
+    against ``n_others`` logits at zero.  With ``n_others = m - 1`` this is the potential
+    ``Phi(nu) = (e^nu - 1 + (m - 1) nu)/(m - 1)`` of the chapter-5 orbits (see ``orbit``);
+    chapter 7 builds its conservation law on it.  Accepts a float, a NumPy array or
+    a torch tensor and returns the same type.
+
+    >>> attention_potential(0.0, 4)
+    0.0
+    >>> round(attention_potential(1.0, 1), 6)  # 1 + (e - 1)
+    2.718282
+    """
+    n_others = check_positive(n_others, "n_others")
+    if isinstance(theta, torch.Tensor):
+        return theta + torch.expm1(theta) / n_others
+    if isinstance(theta, bool) or not isinstance(theta, (numbers.Real, np.ndarray, list, tuple)):
+        raise TypeError(
+            f"theta must be a float, a NumPy array or a torch tensor, got {type(theta).__name__}"
+        )
+    if isinstance(theta, numbers.Real):
+        return float(theta + np.expm1(theta) / n_others)
+    theta = np.asarray(theta, dtype=float)
+    return theta + np.expm1(theta) / n_others
+
+
+def _log_sigmoid(x):
+    return -np.logaddexp(0.0, -x)
+
+
+def _sigmoid(x):
+    return np.exp(_log_sigmoid(x))
+
+
+def flow_rhs(method, m, C):
+    """Right-hand side ``f(t, y) -> dy/dt`` of the chapter-5 ODE in ``y = (mu, nu)``.
+
+    With alpha = e^nu/(e^nu + m - 1), beta = e^mu/(e^mu + C - 1) and A = C - 1 (chapter 5,
+    section 2):
+
+    soft:  dmu/dt = alpha / (e^{alpha mu} + A),
+           dnu/dt = A alpha (1 - alpha) mu / (C (e^{alpha mu} + A))
+    hard:  dmu/dt = alpha / (e^mu + A),
+           dnu/dt = alpha (1 - alpha) log(C beta) / C
+    lvml:  dmu/dt = alpha beta / (Z (e^mu + A)),
+           dnu/dt = alpha (1 - alpha) (beta - 1/C) / (C Z),   Z = alpha beta + (1 - alpha)/C
+
+    These match the official code's simulator.  They are written with logistic functions so that
+    no exponential overflows at large mu or nu.  ``y`` may be shape (2,) or (2, k) (vectorised).
+
+    >>> f = flow_rhs("hard", 5, 3)
+    >>> [round(float(v), 6) for v in f(0.0, [0.0, 0.0])]  # alpha = 1/5, dmu/dt = alpha/C
+    [0.066667, 0.0]
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    log_bg_focus = np.log(m - 1)  # alpha = sigmoid(nu - log(m - 1))
+    log_bg_class = np.log(C - 1)  # beta = sigmoid(mu - log(C - 1))
+    A = C - 1
+
+    def rhs(t, y):
+        mu, nu = np.asarray(y, dtype=float)
+        alpha = _sigmoid(nu - log_bg_focus)
+        one_minus_alpha = _sigmoid(log_bg_focus - nu)
+        if method == "soft":
+            one_minus_p = _sigmoid(log_bg_class - alpha * mu)  # A / (e^{alpha mu} + A)
+            dmu = alpha * one_minus_p / A
+            dnu = alpha * one_minus_alpha * mu * one_minus_p / C
+        elif method == "hard":
+            one_minus_beta = _sigmoid(log_bg_class - mu)
+            log_beta = _log_sigmoid(mu - log_bg_class)
+            dmu = alpha * one_minus_beta / A
+            dnu = alpha * one_minus_alpha * (np.log(C) + log_beta) / C
+        else:
+            beta = _sigmoid(mu - log_bg_class)
+            one_minus_beta = _sigmoid(log_bg_class - mu)
+            Z = alpha * beta + one_minus_alpha / C
+            dmu = alpha * beta * one_minus_beta / (A * Z)
+            dnu = alpha * one_minus_alpha * (beta - 1.0 / C) / (C * Z)
+        return np.stack([dmu, dnu])
+
+    return rhs
+
+
+def _integrate(method, m, C, t0, y0, times, rtol, atol):
+    """Solve one method's ODE from (t0, y0) and return its state at ``times`` (all > t0)."""
+    if times.size == 0:
+        return np.empty((2, 0))
+    sol = solve_ivp(
+        flow_rhs(method, m, C),
+        (t0, float(times[-1])),
+        y0,
+        method="LSODA",
+        t_eval=times,
+        rtol=rtol,
+        atol=atol,
+    )
+    if not sol.success:  # pragma: no cover - LSODA has not failed on this system
+        raise RuntimeError(f"the {method} flow solver failed: {sol.message}")
+    return sol.y
+
+
+def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
+    """Solve the chapter-5 gradient flow from mu = nu = 0; return ``(mu, nu)`` at the times ``t``.
+
+    ``method`` is "soft", "hard", "lvml" or "hybrid".  The hybrid (chapter 6) follows the soft
+    flow until ``switch_time`` and then the hard flow from the state it reached, so the path is
+    continuous at the switch; ``switch_time=0`` is pure hard, a switch at or after the last time
+    is pure soft.  ``switch_time`` is required for the hybrid and refused otherwise.
+
+    ``t`` is a strictly increasing 1-D array of times >= 0.  The solver is SciPy's LSODA
+    (adaptive, switches to a stiff method when needed) at ``rtol=1e-10, atol=1e-12``; at these
+    settings the path is accurate to 1e-6 in mu and nu up to t = 4e5 for m = 100, C = 1000
+    (tests/test_flow.py).  Returns two arrays of the shape of ``t``.
+
+    >>> mu, nu = solve_flow("soft", 5, 3, [0.0, 10.0])
+    >>> round(float(mu[1]), 2), round(float(nu[1]), 2)
+    (0.67, 0.12)
+    """
+    method = _check_method(method, SOLVE_METHODS)
+    m, C = _check_sizes(m, C)
+    times = _check_times(t)
+    rtol = check_positive(rtol, "rtol")
+    atol = check_positive(atol, "atol")
+    if method == "hybrid":
+        if switch_time is None:
+            raise ValueError("switch_time is required for method 'hybrid' (soft until then)")
+        switch_time = check_positive(switch_time, "switch_time", allow_zero=True)
+    elif switch_time is not None:
+        raise ValueError(f"switch_time is only used by method 'hybrid', got it with {method!r}")
+
+    out = np.zeros((2, times.size))
+    at_start = times == 0.0  # the initial state, mu = nu = 0
+    if method != "hybrid":
+        out[:, ~at_start] = _integrate(method, m, C, 0.0, [0.0, 0.0], times[~at_start], rtol, atol)
+        return out[0], out[1]
+
+    soft_part = (times <= switch_time) & ~at_start
+    hard_part = times > switch_time
+    if switch_time > 0 and hard_part.any():
+        # one soft solve gives the soft times and the state at the switch
+        soft_times = np.append(times[soft_part], switch_time)
+        if soft_times.size > 1 and soft_times[-2] == switch_time:
+            soft_times = soft_times[:-1]
+        soft_path = _integrate("soft", m, C, 0.0, [0.0, 0.0], soft_times, rtol, atol)
+        out[:, soft_part] = soft_path[:, : int(soft_part.sum())]
+        y_switch = soft_path[:, -1]
+    else:
+        out[:, soft_part] = _integrate(
+            "soft", m, C, 0.0, [0.0, 0.0], times[soft_part], rtol, atol
+        )
+        y_switch = np.zeros(2)
+    if hard_part.any():
+        out[:, hard_part] = _integrate(
+            "hard", m, C, switch_time, y_switch, times[hard_part], rtol, atol
+        )
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------- the reduced losses (section 1)
+
+
+def _check_alpha(alpha, name: str = "alpha"):
+    values = np.asarray(alpha, dtype=float)
+    if not np.all(np.isfinite(values)) or np.any(values <= 0) or np.any(values > 1):
+        raise ValueError(f"{name} must lie in (0, 1], got {alpha!r}")
+    return values
+
+
+def _as_float_array(value, name: str):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        values = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number or an array, got {type(value).__name__}") from error
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite")
+    return values
+
+
+def _same_kind(result, *inputs):
+    """A float when every input was a scalar, else an array."""
+    if all(np.ndim(x) == 0 for x in inputs):
+        return float(result)
+    return result
+
+
+def reduced_soft_loss(alpha, mu, C):
+    """Soft-attention population loss in the reduced model: log(1 + (C - 1) e^{-alpha mu}).
+
+    The classifier sees the blend ``alpha e_y`` (backgrounds are zero), whose true-class margin
+    is ``alpha mu`` (chapter 5, section 1).
+
+    >>> round(reduced_soft_loss(1.0, 0.0, 3), 6)  # log C at the start
+    1.098612
+    """
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    mu = _as_float_array(mu, "mu")
+    return _same_kind(np.logaddexp(0.0, np.log(C - 1) - alpha * mu), alpha, mu)
+
+
+def reduced_loss(method, alpha, mu, C):
+    """The population loss of the reduced model at focus ``alpha`` and margin ``mu`` (chapter 5).
+
+    soft: log(1 + (C-1) e^{-alpha mu});  hard: -alpha log beta + (1 - alpha) log C;
+    lvml: -log(alpha beta + (1 - alpha)/C), with beta = e^mu/(e^mu + C - 1).
+    """
+    method = _check_method(method)
+    if method == "soft":
+        return reduced_soft_loss(alpha, mu, C)
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    mu = _as_float_array(mu, "mu")
+    log_beta = _log_sigmoid(mu - np.log(C - 1))
+    if method == "hard":
+        loss = -alpha * log_beta + (1 - alpha) * np.log(C)
+    else:
+        with np.errstate(divide="ignore"):  # alpha = 1: the background term is log 0
+            loss = -np.logaddexp(np.log(alpha) + log_beta, np.log1p(-alpha) - np.log(C))
+    return _same_kind(loss, alpha, mu)
+
+
+def focus_incentive(method, alpha, mu, C):
+    """-dL/dalpha of the reduced loss at fixed classifier margin ``mu`` (chapter 5, section 3).
+
+    soft: (C - 1) mu / (e^{alpha mu} + C - 1);  hard: log(C beta);
+    lvml: (beta - 1/C) / (alpha beta + (1 - alpha)/C).
+    The focus logit moves at ``dnu/dt = alpha (1 - alpha) focus_incentive / C``.
+
+    >>> round(focus_incentive("hard", 0.5, 50.0, 3), 6)  # -> log C once the classifier is sure
+    1.098612
+    """
+    method = _check_method(method)
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    mu = _as_float_array(mu, "mu")
+    log_bg = np.log(C - 1)
+    if method == "soft":
+        value = mu * _sigmoid(log_bg - alpha * mu)  # (C - 1) mu / (e^{alpha mu} + C - 1)
+    elif method == "hard":
+        value = np.log(C) + _log_sigmoid(mu - log_bg)
+    else:
+        beta = _sigmoid(mu - log_bg)
+        value = (beta - 1.0 / C) / (alpha * beta + (1 - alpha) / C)
+    return _same_kind(value, alpha, mu)
+
+
+# ---------------------------------------------------------------- focus held fixed (section 3)
+
+
+def _lambert_w0_of_exp(z):
+    """W_0(e^z) for real z, without forming e^z (it is the Wright omega function of z)."""
+    return np.real(wrightomega(np.asarray(z, dtype=float)))
+
+
+def _solve_exp_plus_linear(rhs_value, slope):
+    """The y >= 0 with e^y + slope * y = rhs_value (rhs_value >= 1), by Lambert W.
+
+    Write x = rhs_value / slope and w = x - y: then e^{x - w} = slope w, so w e^w = e^x / slope
+    and w = W_0(e^x / slope) = W_0(e^{x - log slope}).
+    """
+    x = rhs_value / slope
+    y = x - _lambert_w0_of_exp(x - np.log(slope))
+    # one Newton step on e^y + slope y = rhs removes the cancellation in x - W when x is huge
+    return y - (np.exp(y) + slope * y - rhs_value) / (np.exp(y) + slope)
+
+
+def fixed_focus_hard_margin(alpha, C, t):
+    """Hard-attention classifier margin at time ``t`` with the focus frozen at ``alpha`` (ch. 5).
+
+    The margin obeys dmu/dt = alpha / (e^mu + C - 1) from mu = 0, so e^mu + (C - 1) mu =
+    alpha t + 1 and, with x = (alpha t + 1)/(C - 1),
+
+        mu(t) = x - W_0(e^x / (C - 1)).
+
+    >>> round(fixed_focus_hard_margin(1.0, 3, 0.0), 12)
+    0.0
+    """
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    t = _as_float_array(t, "t")
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    return _same_kind(_solve_exp_plus_linear(alpha * t + 1.0, C - 1.0), alpha, t)
+
+
+def _lvml_fixed_focus_time(mu, alpha, C):
+    """alpha t(mu): the LVML fixed-focus time at which the margin reaches mu, times alpha."""
+    A = C - 1.0
+    return alpha * (np.expm1(mu) + A * mu) + (1 - alpha) / C * (
+        np.expm1(mu) + 2 * A * mu - A**2 * np.expm1(-mu)
+    )
+
+
+def fixed_focus_margin(method, alpha, C, t):
+    """Classifier margin mu(t) from mu(0) = 0 with the focus frozen at ``alpha`` (chapter 5, §3).
+
+    hard:  e^mu + (C - 1) mu = alpha t + 1                  (Lambert W, ``fixed_focus_hard_margin``)
+    soft:  e^{alpha mu} + (C - 1) alpha mu = alpha^2 t + 1  (the same with alpha mu, time alpha^2 t)
+    lvml:  alpha t = alpha (e^mu - 1 + (C-1) mu)
+                     + ((1 - alpha)/C)(e^mu - 1 + 2(C-1) mu + (C-1)^2 (1 - e^{-mu}))
+           which is increasing in mu and is inverted numerically (bisection, then Newton).
+
+    ``alpha`` in (0, 1] and ``t >= 0`` may be scalars or broadcastable arrays.
+
+    >>> round(fixed_focus_margin("soft", 0.5, 3, 100.0) * 0.5, 9) == round(
+    ...     fixed_focus_margin("hard", 1.0, 3, 25.0), 9)
+    True
+    """
+    method = _check_method(method)
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    t = _as_float_array(t, "t")
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    if method == "hard":
+        return fixed_focus_hard_margin(alpha if alpha.ndim else float(alpha), C, t if t.ndim else float(t))
+    if method == "soft":
+        effective = _solve_exp_plus_linear(alpha**2 * t + 1.0, C - 1.0)
+        return _same_kind(effective / alpha, alpha, t)
+    alpha, t = np.broadcast_arrays(alpha, t)
+    target = alpha * t
+    low = np.zeros_like(target)
+    high = np.log1p(t) + 1.0  # t(mu) >= e^mu - 1, so mu <= log(1 + t)
+    for _ in range(80):
+        middle = 0.5 * (low + high)
+        below = _lvml_fixed_focus_time(middle, alpha, C) < target
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    mu = 0.5 * (low + high)
+    A = C - 1.0
+    for _ in range(3):  # Newton polishes the last bits
+        slope = alpha * (np.exp(mu) + A) + (1 - alpha) / C * (
+            np.exp(mu) + 2 * A + A**2 * np.exp(-mu)
+        )
+        mu = mu - (_lvml_fixed_focus_time(mu, alpha, C) - target) / slope
+    return _same_kind(np.maximum(mu, 0.0), alpha, t)
+
+
+# ---------------------------------------------------------------- orbits (section 4)
+
+
+def _dilog(x):
+    """Li_2(x) for x <= 1 (SciPy's ``spence`` is Li_2(1 - x))."""
+    return spence(1.0 - x)
+
+
+def _hard_antiderivative(s, C):
+    """F(s) with F'(s) = (e^s + C - 1) log(C e^s / (e^s + C - 1)) (chapter 5, hard orbit)."""
+    A = C - 1.0
+    es = np.exp(s)
+    g = es + A
+    return ((s + np.log(C)) * (es + A * s) - es - A * s**2 / 2 - g * np.log(g) + g
+            - A * s * np.log(A) + A * _dilog(-es / A))
+
+
+def orbit_potential(method, mu, C):
+    """G(mu): the orbit of ``method`` is Phi(nu) = G(mu) (chapter 5, section 4).
+
+    soft:  G = (C - 1) mu^2 / (2C)
+    lvml:  G = ((C - 1)/C^2) (e^mu + (C - 1) e^{-mu} + (C - 2) mu - C)
+    hard:  G = (1/C) int_0^mu (e^s + C - 1) log(C e^s / (e^s + C - 1)) ds = (F(mu) - F(0))/C,
+           F(s) = (s + log C)(e^s + A s) - e^s - A s^2/2 - (e^s + A) log(e^s + A) + (e^s + A)
+                  - A s log A + A Li_2(-e^s / A),  A = C - 1.
+    """
+    method = _check_method(method)
+    C = check_int(C, "C", minimum=2)
+    mu = _as_float_array(mu, "mu")
+    if np.any(mu < 0):
+        raise ValueError("mu must be >= 0 (the margin never goes negative from mu = 0)")
+    if method == "soft":
+        value = (C - 1) * mu**2 / (2 * C)
+    elif method == "lvml":
+        value = (C - 1) / C**2 * (np.expm1(mu) + (C - 1) * np.expm1(-mu) + (C - 2) * mu)
+    else:
+        value = (_hard_antiderivative(mu, C) - _hard_antiderivative(0.0, C)) / C
+    return _same_kind(value, mu)
+
+
+def orbit(method, mu, m, C):
+    """The focus logit nu on the trajectory where the margin is ``mu`` (chapter 5, section 4).
+
+    Along the flow ``Phi(nu) = G(mu)`` with Phi(nu) = (e^nu - 1 + (m - 1) nu)/(m - 1), the
+    ``attention_potential(nu, m - 1)``, and G from ``orbit_potential``.  Phi is inverted with
+    Lambert W: e^nu + (m - 1) nu = (m - 1) G + 1.
+
+    >>> round(orbit("soft", 0.0, 5, 3), 12)
+    0.0
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    G = np.asarray(orbit_potential(method, mu, C))
+    nu = _solve_exp_plus_linear((m - 1) * G + 1.0, m - 1.0)
+    return _same_kind(nu, np.asarray(mu))
+
+
+def orbit_invariant(method, mu, nu, m, C):
+    """Phi(nu) - G(mu): zero all along the ``method`` flow from mu = nu = 0 (chapter 5, §4)."""
+    m, C = _check_sizes(m, C)
+    nu = _as_float_array(nu, "nu")
+    value = attention_potential(nu, m - 1) - np.asarray(orbit_potential(method, mu, C))
+    return _same_kind(value, np.asarray(mu), nu)
+
+
+# ---------------------------------------------------------------- late times (section 5)
+
+
+def late_time_focus_error(method, t, m, C):
+    """The leading asymptotic term of the focus error 1 - alpha(t) as t -> infinity (ch. 5, §5).
+
+    soft:  2C / ((C - 1) (log t)^2)   (the ratio to the true error tends to 1 like 1/log t)
+    hard:  C / (t log C)
+    lvml:  C^2 / ((C - 1) t)
+
+    None of the leading terms depends on m: m only sets how long the flow takes to get there.
+    ``t`` must be > 1 (soft's term has log t in it).
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    t = _as_float_array(t, "t")
+    if np.any(t <= 1):
+        raise ValueError("t must be > 1 for the late-time asymptote")
+    if method == "soft":
+        value = 2 * C / ((C - 1) * np.log(t) ** 2)
+    elif method == "hard":
+        value = C / (t * np.log(C))
+    else:
+        value = C**2 / ((C - 1) * t)
+    return _same_kind(value, t)
+
+
+# ---------------------------------------------------------------- the official code's integrator
+
+
+def euler_flow(method, m, C, t_end, step):
+    """Fixed-step explicit Euler for the chapter-5 ODE, in a plain Python loop; (mu, nu) at t_end.
+
+    This is the official code's method (step 0.01).  It exists to be compared with
+    ``solve_flow`` (chapter 5 exercise, benchmarks/bench_flow.py).  ``t_end`` must be a whole
+    number of steps.
+
+    >>> mu, nu = euler_flow("hard", 5, 3, 0.02, 0.01)
+    >>> round(mu, 6)  # two steps of 0.01 * alpha / C, alpha = 1/5
+    0.001333
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    t_end = check_positive(t_end, "t_end", allow_zero=True)
+    step = check_positive(step, "step")
+    n_steps = int(round(t_end / step))
+    if abs(n_steps * step - t_end) > 1e-9 * max(1.0, t_end):
+        raise ValueError(f"t_end must be a whole number of steps, got t_end={t_end}, step={step}")
+    exp, log = math.exp, math.log
+    log_C = log(C)
+    mu = nu = 0.0
+    for _ in range(n_steps):
+        e_nu = exp(nu)
+        a = e_nu / (e_nu + m - 1)
+        e_mu = exp(mu)
+        if method == "soft":
+            d = exp(a * mu) + C - 1
+            dmu, dnu = a / d, a * (1 - a) * (C - 1) * mu / (C * d)
+        elif method == "hard":
+            b = e_mu / (e_mu + C - 1)
+            dmu, dnu = a / (e_mu + C - 1), a * (1 - a) * (log_C + log(b)) / C
+        else:
+            b = e_mu / (e_mu + C - 1)
+            Z = a * b + (1 - a) / C
+            dmu, dnu = a * b / ((e_mu + C - 1) * Z), (a / C) * (b / Z - 1)
+        mu, nu = mu + step * dmu, nu + step * dnu
+    return mu, nu
+
+
+# ---------------------------------------------------------------- the real model (section 6)
+
+
+def population_mosaics(m, C, dtype=torch.float64):
+    """Every (class, position) mosaic once: the dataset whose mean loss IS the population loss.
+
+    Returns ``segments (C*m, m, C)`` and ``labels (C*m,)``: mosaic ``(y, z)`` holds the class
+    vector e_y at position z and zero vectors elsewhere (chapter 5, section 1).  The label is
+    uniform over the C classes, and the loss of one mosaic does not depend on where its
+    foreground sits (the focus and the classifier see each segment on its own), so the mean
+    over these C*m mosaics equals the expectation over classes and positions exactly.
+    """
+    m, C = _check_sizes(m, C)
+    labels = torch.arange(C).repeat_interleave(m)  # (C*m,)
+    positions = torch.arange(m).repeat(C)  # (C*m,)
+    segments = torch.zeros(C * m, m, C, dtype=dtype)
+    segments[torch.arange(C * m), positions, labels] = 1.0
+    return segments, labels
+
+
+def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step=None):
+    """Plain full-batch gradient descent on the chapter-4 linear focus and classifier.
+
+    The models are ``focus.LinearFocus(C)`` and ``focus.LinearClassifier(C, C)`` (with its
+    bias), zero-initialised, in float64, trained on ``population_mosaics(m, C)`` with the
+    chapter-4 losses; step k is at time k * lr.  ``method`` "hybrid" uses the soft loss for
+    the first ``switch_step`` steps and the hard loss after (plain gradient descent has no
+    optimizer state to reset).  The reduced coordinates are read off the trained weights:
+    nu = mean_y u_y, mu = mean diagonal of W minus mean off-diagonal entry.
+
+    Parameters
+    ----------
+    method : "soft", "hard", "lvml" or "hybrid"
+    m, C : number of segments and of classes (>= 2)
+    lr : learning rate (> 0)
+    n_steps : number of gradient steps (>= 0)
+    record_every : record the state every this many steps (and at step 0)
+    switch_step : for "hybrid", the step at which the loss changes to hard
+
+    Returns
+    -------
+    times (R,), mu (R,), nu (R,), asymmetry (R,): NumPy arrays; ``asymmetry`` is the largest
+    deviation of the weights from the two-scalar form (zero up to rounding if the symmetry
+    reduction is exact).
+    """
+    from . import focus as focus_models
+    from . import losses
+
+    method = _check_method(method, SOLVE_METHODS)
+    m, C = _check_sizes(m, C)
+    lr = check_positive(lr, "lr")
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
+    record_every = check_int(record_every, "record_every", minimum=1)
+    if method == "hybrid":
+        switch_step = check_int(switch_step, "switch_step", minimum=0)
+    elif switch_step is not None:
+        raise ValueError(f"switch_step is only used by method 'hybrid', got it with {method!r}")
+    segments, labels = population_mosaics(m, C)
+    focus = focus_models.LinearFocus(C, init="zeros").double()
+    classifier = focus_models.LinearClassifier(C, C, init="zeros").double()
+    parameters = list(focus.parameters()) + list(classifier.parameters())
+    off_diagonal = ~torch.eye(C, dtype=torch.bool)
+
+    def reduced_state():
+        u = focus.weight.detach()
+        W = classifier.net.weight.detach()
+        nu = float(u.mean())
+        mu = float(W.diagonal().mean() - W[off_diagonal].mean())
+        asym = max(
+            float((u - u.mean()).abs().max()),
+            float((W.diagonal() - W.diagonal().mean()).abs().max()),
+            float((W[off_diagonal] - W[off_diagonal].mean()).abs().max()),
+            float(classifier.net.bias.detach().abs().max()),
+        )
+        return mu, nu, asym
+
+    records = [(0.0, *reduced_state())]
+    for step in range(n_steps):
+        name = method
+        if method == "hybrid":
+            name = "soft" if step < switch_step else "hard"
+        # the unchecked kernel: the arguments were built right here, and checks cost a sync
+        loss = losses.KERNELS[name](focus.attention(segments), segments, labels, classifier)
+        grads = torch.autograd.grad(loss, parameters)
+        with torch.no_grad():
+            for parameter, grad in zip(parameters, grads):
+                parameter -= lr * grad
+        if (step + 1) % record_every == 0:
+            records.append(((step + 1) * lr, *reduced_state()))
+    times, mu, nu, asym = (np.array(column) for column in zip(*records))
+    return times, mu, nu, asym
