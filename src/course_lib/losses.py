@@ -1,0 +1,159 @@
+"""The three ways to train attention: soft, hard and LVML losses (defined in chapter 4).
+
+A focus model gives attention weights ``alpha`` over the m segments of an input; a classifier
+maps one segment (or a blend of segments) to C logits.  The losses differ only in *where they
+average* (Vashisht and Ramaswamy 2023; the formulas are those of the authors' official code):
+
+* soft attention averages the **inputs**:  CE(g(sum_j alpha_j x_j), y);
+* hard attention averages the **losses**:  sum_j alpha_j CE(g(x_j), y)  (the exact expectation);
+* LVML averages the **likelihoods**:       -log sum_j alpha_j p_j(y), computed in log space.
+
+Each public loss takes ``(alpha (B, m), segments (B, m, *features), labels (B,), classifier)``
+and returns the mean over the batch.  It validates its arguments; the training engine
+(``course_lib.mosaic_training``) calls the unchecked kernels ``_soft``, ``_hard`` and ``_lvml``
+because data-dependent checks cannot run inside ``torch.func.vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+LOSS_NAMES = ("soft", "hard", "lvml")
+
+
+def _check(alpha, segments, labels, classifier) -> None:
+    if not isinstance(alpha, torch.Tensor) or not alpha.is_floating_point():
+        raise TypeError(f"alpha must be a floating-point torch.Tensor, got {type(alpha).__name__}")
+    if alpha.dim() != 2:
+        raise ValueError(f"alpha must have shape (batch, m), got {tuple(alpha.shape)}")
+    if not isinstance(segments, torch.Tensor) or not segments.is_floating_point():
+        raise TypeError(
+            f"segments must be a floating-point torch.Tensor, got {type(segments).__name__}"
+        )
+    if segments.dim() < 3 or tuple(segments.shape[:2]) != tuple(alpha.shape):
+        raise ValueError(
+            "segments must have shape (batch, m, *features) matching alpha "
+            f"{tuple(alpha.shape)}, got {tuple(segments.shape)}"
+        )
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
+        raise TypeError("labels must be a torch.Tensor of dtype torch.long (class ids)")
+    if labels.shape != (alpha.shape[0],):
+        raise ValueError(f"labels must have shape ({alpha.shape[0]},), got {tuple(labels.shape)}")
+    if not callable(classifier):
+        raise TypeError(f"classifier must be callable, got {type(classifier).__name__}")
+    with torch.no_grad():
+        if not bool(torch.isfinite(alpha).all()) or float(alpha.min()) < 0:
+            raise ValueError("alpha must hold finite, non-negative attention weights")
+        drift = float((alpha.sum(1) - 1).abs().max()) if alpha.numel() else 0.0
+        if drift > 1e-4:
+            raise ValueError(f"each row of alpha must sum to 1, found a row off by {drift:.2e}")
+
+
+def per_segment_logits(segments: torch.Tensor, classifier: Callable) -> torch.Tensor:
+    """Classify every segment on its own: (B, m, *features) -> logits (B, m, C)."""
+    batch, m = segments.shape[:2]
+    logits = classifier(segments.reshape(batch * m, *segments.shape[2:]))  # (B*m, C)
+    if logits.dim() != 2 or logits.shape[0] != batch * m:
+        raise ValueError(
+            f"classifier must map (N, *features) to (N, C) logits; for N={batch * m} "
+            f"it returned shape {tuple(logits.shape)}"
+        )
+    return logits.reshape(batch, m, -1)
+
+
+def blend(alpha: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """The attention-weighted average of the segments: (B, m), (B, m, *f) -> (B, *f)."""
+    weights = alpha.reshape(*alpha.shape, *[1] * (segments.dim() - 2))  # (B, m, 1, ...)
+    return (weights * segments).sum(1)
+
+
+def _true_class_log_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p_j(y) for every segment: logits (B, m, C), labels (B,) -> (B, m)."""
+    log_p = torch.log_softmax(logits, dim=-1)  # (B, m, C)
+    index = labels.reshape(-1, 1, 1).expand(-1, logits.shape[1], 1)  # (B, m, 1)
+    return log_p.gather(-1, index).squeeze(-1)
+
+
+def _soft(alpha, segments, labels, classifier):
+    return F.cross_entropy(classifier(blend(alpha, segments)), labels)
+
+
+def _hard(alpha, segments, labels, classifier):
+    log_q = _true_class_log_prob(per_segment_logits(segments, classifier), labels)  # (B, m)
+    return -(alpha * log_q).sum(1).mean()
+
+
+def _log_mixture(alpha: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """log sum_j alpha_j exp(log_q_j) per row, exact when every q_j underflows.
+
+    The shift M is the largest log(alpha_j q_j) over the segments with alpha_j > 0, so the
+    largest term is exp(0) = 1 and nothing underflows.  The sum stays linear in alpha, so the
+    gradient with respect to an alpha_j that is exactly 0 is still the true -q_j / sum.
+    """
+    tiny = torch.finfo(log_q.dtype).tiny
+    positive = alpha > 0
+    joint = torch.where(positive, torch.log(alpha.clamp_min(tiny)) + log_q, -torch.inf)
+    shift = joint.max(dim=1, keepdim=True).values.detach()  # (B, 1)
+    cap = 0.5 * torch.log(torch.tensor(torch.finfo(log_q.dtype).max, dtype=log_q.dtype))
+    scaled = torch.exp((log_q - shift).clamp(max=cap))  # q_j e^{-M}; capped only where alpha_j=0
+    return torch.log((alpha * scaled).sum(1)) + shift.squeeze(1)
+
+
+def _lvml(alpha, segments, labels, classifier):
+    log_q = _true_class_log_prob(per_segment_logits(segments, classifier), labels)  # (B, m)
+    return -_log_mixture(alpha, log_q).mean()
+
+
+KERNELS = {"soft": _soft, "hard": _hard, "lvml": _lvml}
+
+
+def soft_attention_loss(alpha, segments, labels, classifier) -> torch.Tensor:
+    """Soft attention (chapter 4): cross-entropy of the classifier on the blended input.
+
+    L_SA = mean_b CE(g(sum_j alpha_bj x_bj), y_b).
+
+    alpha (B, m) rows summing to 1; segments (B, m, *features); labels (B,) int64;
+    classifier maps (N, *features) to (N, C) logits.  Returns a scalar tensor.
+
+    >>> import torch
+    >>> clf = lambda x: x  # two features read as two logits
+    >>> seg = torch.tensor([[[4.0, 0.0], [0.0, 0.0]]])
+    >>> alpha = torch.tensor([[1.0, 0.0]])  # all attention on the first segment
+    >>> round(soft_attention_loss(alpha, seg, torch.tensor([0]), clf).item(), 4)
+    0.0181
+    """
+    _check(alpha, segments, labels, classifier)
+    return _soft(alpha, segments, labels, classifier)
+
+
+def hard_attention_loss(alpha, segments, labels, classifier) -> torch.Tensor:
+    """Hard attention (chapter 4): the expected per-segment cross-entropy under alpha.
+
+    L_HA = mean_b sum_j alpha_bj CE(g(x_bj), y_b), the exact expectation (no sampling).
+    Shapes as in :func:`soft_attention_loss`.
+    """
+    _check(alpha, segments, labels, classifier)
+    return _hard(alpha, segments, labels, classifier)
+
+
+def lvml_loss(alpha, segments, labels, classifier) -> torch.Tensor:
+    """Latent-variable marginal likelihood (chapter 4): -log sum_j alpha_j p_j(y), batch mean.
+
+    The segment index is a latent variable with prior alpha; p_j = softmax(g(x_j)).  Computed in
+    log space (a shifted log-sum-exp), so it stays finite and exact where every p_j(y) underflows
+    and the naive formula returns inf (or, with the official code's +1e-30, a clipped 69.08).
+    Shapes as in :func:`soft_attention_loss`.
+    """
+    _check(alpha, segments, labels, classifier)
+    return _lvml(alpha, segments, labels, classifier)
+
+
+def attention_loss(name: str) -> Callable:
+    """The public loss called ``name`` ("soft", "hard" or "lvml")."""
+    losses = {"soft": soft_attention_loss, "hard": hard_attention_loss, "lvml": lvml_loss}
+    if name not in losses:
+        raise ValueError(f"loss name must be one of {LOSS_NAMES}, got {name!r}")
+    return losses[name]
