@@ -155,7 +155,7 @@ def test_soft_orbit_is_the_segment_law_on_the_symmetric_manifold():
         assert nu[-1] > 2
         lhs = attention_potential(nu, m - 1)
         assert np.allclose(lhs, cons.soft_orbit_strength(mu, C), rtol=1e-6, atol=1e-9)
-        inv = cons.segment_invariant(nu, cons.symmetric_logit_norm_sq(mu, C), 1.0, m)
+        inv = cons.segment_invariant(nu, cons.symmetric_logit_norm_sq(mu, C), m)
         assert np.abs(inv).max() < 1e-6 * lhs.max()
         # a different orbit (e.g. c = (C - 1)/C, no 1/2) is far off
         assert np.abs(lhs - 2 * cons.soft_orbit_strength(mu, C)).max() > 0.3 * lhs.max()
@@ -198,7 +198,7 @@ def test_segment_law_holds_per_class_for_unbalanced_data_and_random_classifier()
     for lr in (0.4, 0.2):
         nu, logit_sq, _ = _linear_run("soft", lr, 200.0, labels, m, C, W0=W0)
         assert float(nu[-1].min()) > 1.0
-        inv = cons.segment_invariant(nu, logit_sq, 1.0, m)
+        inv = cons.segment_invariant(nu, logit_sq, m)
         drifts.append(float((inv - inv[:1]).abs().max()))
     assert 1.7 < drifts[0] / drifts[1] < 2.3
     # a relative error well below 1 % of the potential the logits reached
@@ -287,7 +287,7 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="copies"):
         cons.topic_invariant(0.0, 1.0, 1.0, 20, copies=0)
     with pytest.raises(ValueError, match="m must be >= 2"):
-        cons.segment_invariant(0.0, 1.0, 1.0, 1)
+        cons.segment_invariant(0.0, 1.0, 1)
     with pytest.raises(TypeError, match="rates"):
         cons.strength_from_rates(3, np.linspace(0, 1, 5), 4)
     with pytest.raises(ValueError, match="increasing"):
@@ -303,3 +303,64 @@ def test_tensors_keep_dtype_and_device():
     out = cons.lemma_invariant(theta, theta, 0.5, 4)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
     assert isinstance(cons.topic_invariant(np.zeros(3), np.zeros(3), 1.0, 20), np.ndarray)
+
+
+def _two_layer_soft_run(lr, t_end, scale, background_std, m=4, C=3, hidden=6, record_every=10):
+    """Soft attention, foreground scale * e_y, a two-layer classifier with biases after a linear
+    first layer W: the segment law is about ||W x_y||^2, whatever follows W."""
+    gen = torch.Generator().manual_seed(5)
+    labels = torch.tensor([0] * 20 + [1] * 14 + [2] * 8)
+    N = labels.numel()
+    pos = torch.randint(m, (N,), generator=gen)
+    X = torch.zeros(N, m, C + 1, dtype=torch.float64)
+    X[..., -1] = background_std * torch.randn(N, m, generator=gen, dtype=torch.float64)
+    X[torch.arange(N), pos] = 0.0
+    X[torch.arange(N), pos, labels] = scale
+    u = torch.zeros(C + 1, dtype=torch.float64, requires_grad=True)
+    W = (0.5 * torch.randn(hidden, C + 1, generator=gen, dtype=torch.float64)).requires_grad_()
+    b1 = torch.zeros(hidden, dtype=torch.float64, requires_grad=True)
+    V = (0.5 * torch.randn(C, hidden, generator=gen, dtype=torch.float64)).requires_grad_()
+    b2 = torch.zeros(C, dtype=torch.float64, requires_grad=True)
+    params = [u, W, b1, V, b2]
+    nus, sq = [], []
+    for step in range(int(round(t_end / lr)) + 1):
+        if step % record_every == 0:
+            with torch.no_grad():
+                fg = scale * torch.eye(C, C + 1, dtype=torch.float64)  # (C, d): x_y
+                nus.append(fg @ u)
+                sq.append((fg @ W.T).square().sum(1))
+        a = torch.softmax(X @ u, 1)
+        context = torch.einsum("nm,nmd->nd", a, X)
+        loss = F.cross_entropy(torch.relu(context @ W.T + b1) @ V.T + b2, labels)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p -= lr * g
+    return torch.stack(nus), torch.stack(sq), m
+
+
+def test_segment_law_needs_no_unit_segments_and_no_linear_head():
+    drifts = []
+    for lr in (0.2, 0.1):
+        nu, sq, m = _two_layer_soft_run(lr, 60.0, scale=1.7, background_std=0.0)
+        assert float(nu[-1].max()) > 1.5
+        inv = cons.segment_invariant(nu, sq, m)
+        drifts.append(float((inv - inv[:1]).abs().max()))
+        wrong = attention_potential(nu, m - 1) - 0.5 * 1.7**2 * sq  # a coupling ||x||^2 / 2
+        assert float((wrong - wrong[:1]).abs().max()) > 30 * drifts[-1]
+    assert 1.7 < drifts[0] / drifts[1] < 2.3
+
+
+def test_segment_law_fails_with_a_noisy_background():
+    drifts = []
+    for lr in (0.2, 0.1):
+        nu, sq, m = _two_layer_soft_run(lr, 60.0, scale=1.0, background_std=0.5)
+        inv = cons.segment_invariant(nu, sq, m)
+        drifts.append(float((inv - inv[:1]).abs().max()))
+    exact = []
+    for lr in (0.2, 0.1):
+        nu, sq, m = _two_layer_soft_run(lr, 60.0, scale=1.0, background_std=0.0)
+        inv = cons.segment_invariant(nu, sq, m)
+        exact.append(float((inv - inv[:1]).abs().max()))
+    assert drifts[0] / drifts[1] < 1.3  # halving the step does not remove it: the law is false here
+    assert drifts[1] > 10 * exact[1]

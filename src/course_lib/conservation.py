@@ -16,7 +16,7 @@ then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.2)),
   squared embedding norm, ``c = ||q||^2 / 2`` (``topic_invariant``).
 * Part II (Vashisht & Ramaswamy 2023, chapter 5): ``theta`` = the focus logit ``nu``, ``n = m - 1``,
   ``S`` = the squared norm of the classifier's logits on the clean foreground segment,
-  ``c = ||x||^2 / 2`` (``segment_invariant``); on the symmetric manifold of chapter 5 this is the
+  ``c = 1/2`` (``segment_invariant``); on the symmetric manifold of chapter 5 this is the
   soft orbit ``Phi(nu) = (C - 1) mu^2 / (2C)`` (``soft_orbit_strength``).
 * Reach: a topic word repeated ``k`` times in each of its sentences obeys the law with
   ``n = m / k`` (``topic_invariant(..., copies=k)``, ``make_repeated_topic_corpus``); the hard and
@@ -194,25 +194,26 @@ def topic_invariant(score, embed_norm_sq, query_norm_sq, m, copies=1):
     return attention_potential(score, m / copies) - 0.5 * query_norm_sq * embed_norm_sq
 
 
-def segment_invariant(nu, logit_norm_sq, segment_norm_sq, m):
+def segment_invariant(nu, logit_norm_sq, m):
     """Part II as a corollary of the lemma (chapter 7, corollary 2, eq. (7.5)):
-    ``Psi_{m-1}(nu) - ||x||^2 ||W x||^2 / 2``, conserved under soft attention.
+    ``Psi_{m-1}(nu) - ||W x||^2 / 2``, conserved under soft attention.
 
     ``nu`` is the focus logit of a foreground segment ``x`` over the background (``u . x`` for a
-    linear focus), ``logit_norm_sq`` is ``||W x||^2``, the squared norm of the logits that the
-    classifier's linear first layer gives that segment, ``segment_norm_sq`` is ``||x||^2`` and
-    ``m`` the number of segments.  It holds per class when the foreground vectors are orthogonal,
-    every background segment is zero and the loss is soft attention; the classifier after its
-    first layer, the class frequencies and the initialisation are free.  Elementwise.
+    linear focus ``s_j = u . x_j``), ``logit_norm_sq`` is ``||W x||^2``, the squared norm of what
+    the classifier's linear first layer ``W`` makes of that segment (the logits, for a linear
+    classifier), and ``m`` the number of segments.  The coupling is ``1/2`` whatever ``||x||``:
+    the focus logit and ``W x`` both move by ``||x||^2`` times the common factor.  It holds per
+    class when the foreground vectors of different classes are orthogonal and every background
+    segment is zero; the layers after ``W``, a bias, the class frequencies and the initialisation
+    are free.  Elementwise.
 
-    >>> float(segment_invariant(0.0, 0.0, 1.0, 5))
+    >>> float(segment_invariant(0.0, 0.0, 5))
     0.0
     """
     nu = _check_values(nu, "nu")
     logit_norm_sq = _check_nonnegative(logit_norm_sq, "logit_norm_sq")
-    segment_norm_sq = _check_nonnegative(segment_norm_sq, "segment_norm_sq")
     m = check_int(m, "m", minimum=2)
-    return attention_potential(nu, m - 1) - 0.5 * segment_norm_sq * logit_norm_sq
+    return attention_potential(nu, m - 1) - 0.5 * logit_norm_sq
 
 
 def symmetric_logit_norm_sq(mu, C):
