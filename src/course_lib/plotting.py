@@ -438,3 +438,65 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
     if own:
         fig.tight_layout()
     return fig
+
+
+def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], title: str = "One law, two papers"):
+    """Chapter 7's figure: both papers' conservation laws along real training runs.
+
+    ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
+    ``Psi_n(theta) - Psi_n(theta(0))`` and ``c (S - S(0))`` for its ``k`` logits, drawn against each
+    other (left) over the diagonal that the lemma predicts.  ``drifts`` maps a name to
+    ``(time (T,), error (T,))``, the law's largest error ``|I(t) - I(0)|`` over the logits, drawn
+    against training time on a log scale (right).  Names starting with "Part I" are drawn in the
+    topic-word colour, the others in blue; in the right panel a dashed line marks the larger step.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    colours = {True: TOPIC, False: "#1f77b4"}
+    top = max(max(float(np.nanmax(_np(s))), float(np.nanmax(_np(p)))) for _, p, s in gains.values())
+    left.plot([0, top], [0, top], color="k", lw=0.8, label="the lemma: equal gains", zorder=1)
+    for name, (_, potential, strength) in gains.items():
+        potential, strength = _np(potential), _np(strength)
+        part_one = name.startswith("Part I:") or name.startswith("Part I ")
+        every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
+        for j in range(potential.shape[1]):
+            left.plot(strength[::every, j], potential[::every, j], ls="none", marker="o" if part_one else "s",
+                      ms=4, mfc="none", color=colours[part_one], alpha=0.8, label=name if j == 0 else None)
+    left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
+    left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
+    left.set_title(title, fontsize=10)
+    left.legend(frameon=False, fontsize=8)
+    seen: dict = {}
+    for name, (time, error) in drifts.items():
+        part_one = name.startswith("Part I,") or name.startswith("Part I ")
+        style = "--" if seen.get(part_one) is None else "-"
+        seen[part_one] = True
+        time, error = _np(time), _np(error)
+        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[part_one], ls=style, lw=1.8, label=name)
+    right.set_yscale("log")
+    right.set_xlabel("training time (learning rate x steps)")
+    right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
+    right.set_title("halving the step halves the error", fontsize=10)
+    right.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"):
+    """Chapter 7, "reach": scaled norm against score for topic words that occur ``k`` times in each
+    sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
+    is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
+    for ``m`` (dotted, grey)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for i, (k, (scores, scaled)) in enumerate(runs.items()):
+        scores, scaled = _np(scores), _np(scaled)
+        s_max = float(np.nanmax(scores))
+        _sen_theory(ax, m / k, s_max, colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
+        for j in range(scores.shape[1]):
+            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=2, alpha=0.5, label=f"k = {k}" if j == 0 else None)
+    _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
