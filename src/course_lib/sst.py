@@ -333,7 +333,7 @@ def train_sst(
     for mark in marks:
         _, history = train_full_batch(model, train.tokens, train.labels, steps=mark - done, lr=lr, mask=mask, record_every=mark - done)
         done = mark
-        snapshot(done, float(history.loss[0, -1]))  # the loss after the chunk's last step
+        snapshot(done, float(history.loss[-1]))  # the loss after the chunk's last step
         if rec["dev"][-1] < best_dev:
             best_step, best_dev, best_state = done, rec["dev"][-1], copy.deepcopy(model.state_dict())
         if patience is not None and done - best_step >= patience:
