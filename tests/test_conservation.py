@@ -10,11 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.integrate import solve_ivp
-from scipy.special import spence
 
 from course_lib import conservation as cons
 from course_lib import identity
-from course_lib.flow import attention_potential, flow_rhs, solve_flow
+from course_lib.flow import attention_potential, flow_rhs, orbit_potential, solve_flow
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import train_full_batch
 
@@ -205,19 +204,6 @@ def test_segment_law_holds_per_class_for_unbalanced_data_and_random_classifier()
     assert drifts[1] < 2e-3 * float(attention_potential(nu, m - 1).max())
 
 
-def _hard_strength(mu, C):
-    A = C - 1
-    li2 = lambda x: spence(1 - x)  # noqa: E731
-    F_ = lambda s: ((s + np.log(C)) * (np.exp(s) + A * s) - np.exp(s) - A * s * s / 2  # noqa: E731
-                    - (np.exp(s) + A) * np.log(np.exp(s) + A) + (np.exp(s) + A) - A * s * np.log(A)
-                    + A * li2(-np.exp(s) / A))
-    return (F_(mu) - F_(0.0)) / C
-
-
-def _lvml_strength(mu, C):
-    return (C - 1) / C**2 * (np.exp(mu) + (C - 1) * np.exp(-mu) + (C - 2) * mu - C)
-
-
 def _rates(method, m, C):
     f = flow_rhs(method, m, C)
     return lambda mu, nu: tuple(f(0.0, np.stack([mu, nu])))
@@ -226,8 +212,9 @@ def _rates(method, m, C):
 @pytest.mark.parametrize("m, C", [(5, 3), (20, 10)])
 def test_strength_from_rates_recovers_all_three_orbits(m, C):
     mu = np.linspace(0, 8, 4001)
-    closed = {"soft": cons.soft_orbit_strength(mu, C), "hard": _hard_strength(mu, C), "lvml": _lvml_strength(mu, C)}
-    for method, expected in closed.items():
+    assert np.allclose(cons.soft_orbit_strength(mu, C), orbit_potential("soft", mu, C), rtol=1e-12)
+    for method in ("soft", "hard", "lvml"):
+        expected = orbit_potential(method, mu, C)  # chapter 5's closed forms
         out = cons.strength_from_rates(_rates(method, m, C), mu, m - 1)
         assert out.spread < 1e-9, method  # the coupling does not depend on nu: the lemma applies
         assert np.allclose(out.strength, expected, rtol=1e-5, atol=1e-7), method
@@ -248,12 +235,12 @@ def test_strength_from_rates_detects_a_broken_hypothesis():
 def test_hard_and_lvml_orbits_hold_per_class_in_gradient_descent():
     m, C = 5, 3
     labels = torch.tensor([0] * 30 + [1] * 20 + [2] * 10)
-    for method, strength in (("hard", _hard_strength), ("lvml", _lvml_strength)):
+    for method in ("hard", "lvml"):
         gaps = []
         for lr in (0.5, 0.25):
             nu, _, mu = _linear_run(method, lr, 200.0, labels, m, C)
             assert float(nu[-1].min()) > 2.0
-            gaps.append(float(np.abs(attention_potential(nu.numpy(), m - 1) - strength(mu.numpy(), C)).max()))
+            gaps.append(float(np.abs(attention_potential(nu.numpy(), m - 1) - orbit_potential(method, mu.numpy(), C)).max()))
         assert 1.7 < gaps[0] / gaps[1] < 2.3, method
         assert gaps[1] < 0.02 * float(attention_potential(nu.numpy(), m - 1).max()), method
 

@@ -500,10 +500,10 @@ def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topi
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for i, (k, (scores, scaled)) in enumerate(runs.items()):
         scores, scaled = _np(scores), _np(scaled)
-        s_max = float(np.nanmax(scores))
-        _sen_theory(ax, m / k, s_max, colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
         for j in range(scores.shape[1]):
-            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=2, alpha=0.5, label=f"k = {k}" if j == 0 else None)
+            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=4, alpha=0.35, label=f"k = {k}" if j == 0 else None)
+        # the prediction on top of the measurements, so that both stay visible
+        _sen_theory(ax, m / k, float(np.nanmax(scores)), colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
     _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
