@@ -18,3 +18,7 @@ __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_wo
 from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+
+from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant  # noqa: E402
+
+__all__ += ["check_miss_reciprocal", "check_lemma_coupling", "check_topic_invariant"]
