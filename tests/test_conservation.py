@@ -47,7 +47,7 @@ def _lemma_flow(c_true, n, g):
     """theta' = c (1 - a(theta)) S', S' = g(t) (g changes sign): the lemma's hypothesis."""
 
     def rhs(t, y):
-        theta, S = y
+        theta = y[0]
         s_rate = g(t)
         return [c_true * (n / (np.exp(theta) + n)) * s_rate, s_rate]
 
@@ -101,7 +101,7 @@ def _frozen_background_run(corpus, lr, t_end, classifier="fixed", mask=None):
     with torch.no_grad():
         model.embedding.weight[background] = 0.0
     _, history = train_full_batch(
-        [model], corpus.train.tokens, corpus.train.labels, int(round(t_end / lr)), lr,
+        [model], corpus.train.tokens, corpus.train.labels, round(t_end / lr), lr,
         topic_word_ids=corpus.topic_word_ids, frozen_word_ids=background, record_every=5,
         mask=None if mask is None else mask[: corpus.n_train],
     )
@@ -171,7 +171,7 @@ def _linear_run(method, lr, t_end, labels, m, C, W0=None, record_every=10):
     u = torch.zeros(C, dtype=torch.float64, requires_grad=True)
     W = (torch.zeros(C, C, dtype=torch.float64) if W0 is None else W0.clone()).requires_grad_()
     out = []
-    for step in range(int(round(t_end / lr)) + 1):
+    for step in range(round(t_end / lr) + 1):
         if step % record_every == 0:
             with torch.no_grad():
                 cols = W.detach().T  # row y = logits of e_y
@@ -310,7 +310,7 @@ def _two_layer_soft_run(lr, t_end, scale, background_std, m=4, C=3, hidden=6, re
     b2 = torch.zeros(C, dtype=torch.float64, requires_grad=True)
     params = [u, W, b1, V, b2]
     nus, sq = [], []
-    for step in range(int(round(t_end / lr)) + 1):
+    for step in range(round(t_end / lr) + 1):
         if step % record_every == 0:
             with torch.no_grad():
                 fg = scale * torch.eye(C, C + 1, dtype=torch.float64)  # (C, d): x_y
@@ -351,3 +351,25 @@ def test_segment_law_fails_with_a_noisy_background():
         exact.append(float((inv - inv[:1]).abs().max()))
     assert drifts[0] / drifts[1] < 1.3  # halving the step does not remove it: the law is false here
     assert drifts[1] > 10 * exact[1]
+
+
+def test_chapter_7_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_lib import plotting
+
+    t = torch.linspace(0, 10, 11)
+    gain = torch.linspace(0, 2, 11)[:, None].repeat(1, 3)
+    fig = plotting.one_law({"Part I: a": (t, gain, gain), "Part II: b": (t, gain, gain)},
+                           {"Part I, lr 0.2": (t, gain[:, 0] * 1e-3), "Part I, lr 0.1": (t, gain[:, 0] * 5e-4)},
+                           colours={"Part I, lr 0.2": "r", "Part I, lr 0.1": "r"})
+    left, right = fig.axes
+    assert len(left.lines) == 1 + 2 * 3  # the diagonal, then one marker line per logit
+    styles = [line.get_linestyle() for line in right.lines]
+    assert styles == ["--", "-"]  # the larger step dashed, in the same colour
+    assert right.get_yscale() == "log"
+    s = torch.linspace(0, 2, 20)[:, None]
+    fig = plotting.repeated_word_curves({2: (s, identity.sen_norm_curve(s, 10.0))}, 20)
+    assert len(fig.axes[0].lines) == 3  # the run, its predicted curve, the paper's curve
+    matplotlib.pyplot.close("all")

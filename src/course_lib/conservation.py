@@ -30,7 +30,8 @@ same kind (tensors keep their dtype and device).
 from __future__ import annotations
 
 import numbers
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch

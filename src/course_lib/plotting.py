@@ -449,38 +449,40 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
     return fig
 
 
-def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], title: str = "One law, two papers"):
+def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Mapping[str, str] | None = None,
+            title: str = "One law, two papers"):
     """Chapter 7's figure: both papers' conservation laws along real training runs.
 
     ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
     ``Psi_n(theta) - Psi_n(theta(0))`` and ``c (S - S(0))`` for its ``k`` logits, drawn against each
     other (left) over the diagonal that the lemma predicts.  ``drifts`` maps a name to
     ``(time (T,), error (T,))``, the law's largest error ``|I(t) - I(0)|`` over the logits, drawn
-    against training time on a log scale (right).  Names starting with "Part I" are drawn in the
-    topic-word colour, the others in blue; in the right panel a dashed line marks the larger step.
+    against training time on a log scale (right).  ``colours`` maps names to colours (default: the
+    colour cycle); in the right panel the first run of each colour is dashed, the others solid.
     """
+    colours = dict(colours or {})
+    for i, name in enumerate([*gains, *drifts]):
+        colours.setdefault(name, f"C{i % 10}")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
-    colours = {True: TOPIC, False: "#1f77b4"}
     top = max(max(float(np.nanmax(_np(s))), float(np.nanmax(_np(p)))) for _, p, s in gains.values())
     left.plot([0, top], [0, top], color="k", lw=0.8, label="the lemma: equal gains", zorder=1)
-    for name, (_, potential, strength) in gains.items():
+    markers = "osD^v"
+    for i, (name, (_, potential, strength)) in enumerate(gains.items()):
         potential, strength = _np(potential), _np(strength)
-        part_one = name.startswith("Part I:") or name.startswith("Part I ")
         every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
         for j in range(potential.shape[1]):
-            left.plot(strength[::every, j], potential[::every, j], ls="none", marker="o" if part_one else "s",
-                      ms=4, mfc="none", color=colours[part_one], alpha=0.8, label=name if j == 0 else None)
+            left.plot(strength[::every, j], potential[::every, j], ls="none", marker=markers[i % len(markers)],
+                      ms=4, mfc="none", color=colours[name], alpha=0.8, label=name if j == 0 else None)
     left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
     left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
     left.set_title(title, fontsize=10)
     left.legend(frameon=False, fontsize=8)
-    seen: dict = {}
+    seen: set = set()
     for name, (time, error) in drifts.items():
-        part_one = name.startswith("Part I,") or name.startswith("Part I ")
-        style = "--" if seen.get(part_one) is None else "-"
-        seen[part_one] = True
+        style = "-" if colours[name] in seen else "--"
+        seen.add(colours[name])
         time, error = _np(time), _np(error)
-        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[part_one], ls=style, lw=1.8, label=name)
+        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[name], ls=style, lw=1.8, label=name)
     right.set_yscale("log")
     right.set_xlabel("training time (learning rate x steps)")
     right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
