@@ -39,3 +39,7 @@ __all__ += ["check_reduced_soft_loss", "check_fixed_focus_hard_margin", "check_o
 from .ch03 import check_early_score_law  # noqa: E402
 
 __all__ += ["check_early_score_law"]
+
+from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant  # noqa: E402
+
+__all__ += ["check_miss_reciprocal", "check_lemma_coupling", "check_topic_invariant"]
