@@ -39,8 +39,15 @@ build-book: venv $(SITE_ASSETS)
 	  rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
 	  echo "$(CACHE_STAMP)" > _build/.cache_stamp; fi
 	@# Without MPLBACKEND the kernels draw inline; with it (CI exports Agg) the website has no figures.
+	@# A failed page is never reused: _ext/course_site.py re-executes pages whose last execution
+	@# failed, a failed build drops Sphinx's environment (the next build reads every page again),
+	@# and scripts/check_build.py fails a build that still holds a failed page (tests/test_book_build.py).
 	env -u MPLBACKEND $(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee _build/build_log.txt; \
-	  test $${PIPESTATUS[0]} -eq 0
+	  status=$${PIPESTATUS[0]}; \
+	  if [ $$status -eq 0 ]; then $(BIN)/python scripts/check_build.py _build || status=1; fi; \
+	  if [ $$status -ne 0 ]; then rm -f _build/.doctrees/environment.pickle; \
+	    echo "make book: the build FAILED (see above and _build/build_log.txt); the next build reads every page again"; fi; \
+	  test $$status -eq 0
 	@echo
 	@echo "The website is in $(CURDIR)/_build/html/index.html"
 

@@ -4,6 +4,13 @@ sphinx-thebe 0.3.1 adds its inline configuration script after the HTML builder i
 Sphinx 7.4 then writes it twice into every page (once with filename None, once with ''); the
 second copy re-declares ``const THEBE_JS_URL`` and throws a SyntaxError in every reader's
 console (found by tests/browser).  This drops duplicates of a script from each page.
+
+A page whose notebook failed to execute must not survive into a later build: Sphinx re-reads
+only pages whose source changed, so after a failed ``make book`` the next build would reuse the
+page with its traceback and report success.  ``_reread_failed_executions`` marks every page
+whose last execution failed as outdated, so it is read, and executed, again (jupyter-cache never
+caches a failed execution).  ``scripts/check_build.py`` then refuses a build that still holds a
+failed page.
 """
 
 from __future__ import annotations
@@ -23,7 +30,24 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = unique
 
 
+def _reread_failed_executions(app, env, added, changed, removed):
+    metadata = getattr(env, "nb_metadata", {}) or {}
+    failed = [
+        docname
+        for docname, data in metadata.items()
+        if (data.get("exec_data") or {}).get("succeeded") is False and docname in env.all_docs
+    ]
+    if failed:
+        from sphinx.util import logging
+
+        logging.getLogger(__name__).info(
+            "re-executing %d page(s) whose last execution failed: %s", len(failed), ", ".join(sorted(failed))
+        )
+    return failed
+
+
 def setup(app):
+    app.connect("env-get-outdated", _reread_failed_executions)
     # after every extension has added its page scripts (default priority 500)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -255,9 +255,9 @@ def paper_experiment(steps: int, tiny: bool, device: str, engine: str, record_ev
             record_every=record_every, device=device, engine=engine,
         )
         out["variants"][kind] = {
-            "final_loss": float(history.loss[0, -1]),
+            "final_loss": float(history.loss[-1]),
             "test_accuracy": accuracy(model, *corpus.test),
-            "attention_on_topic": float(history.attention_on_topic[0, -1]),
+            "attention_on_topic": float(history.attention_on_topic[-1]),
         }
     _sync(device)
     out["train_s"] = time.perf_counter() - train_start

@@ -37,12 +37,17 @@ def test_bad_mode_fails_at_import():
     assert result.returncode != 0 and "COURSE_MODE must be one of" in result.stderr
 
 
-def test_steps():
-    assert config.steps(quick=1, full=2, mode="quick") == 1
-    assert config.steps(quick=1, full=2, mode="full") == 2
-    assert config.steps(quick=1, full=2) == (1 if config.MODE == "quick" else 2)
+def test_by_mode():
+    assert config.by_mode(quick=1, full=2, mode="quick") == 1
+    assert config.by_mode(quick=1, full=2, mode="full") == 2
+    assert config.by_mode(quick=1, full=2) == (1 if config.MODE == "quick" else 2)
     with pytest.raises(ValueError, match="mode"):
-        config.steps(quick=1, full=2, mode="medium")
+        config.by_mode(quick=1, full=2, mode="medium")
+
+
+def test_steps_is_a_deprecated_alias_of_by_mode():
+    with pytest.warns(PendingDeprecationWarning, match="by_mode"):
+        assert config.steps(quick=1, full=2, mode="full") == 2
 
 
 def test_seed_everything_is_reproducible():

@@ -110,3 +110,49 @@ def test_notebook_ids_unique():
     for path in ALL:
         ids = [c.get("id") for c in load(path).cells]
         assert len(ids) == len(set(ids)), path.name
+
+
+COLAB_CONSTRAINTS = ROOT / "tests" / "colab" / "colab-constraints.txt"
+
+
+def test_dependency_lower_bounds_accept_colab_versions():
+    """Installing course_lib on Colab must replace none of Colab's packages: every lower bound
+    of pyproject.toml is met by the version Colab ships (tests/colab/colab-constraints.txt)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    colab = {}
+    for line in COLAB_CONSTRAINTS.read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            colab[name.strip().lower().replace("_", "-")] = Version(version.split("+")[0])
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert dependencies
+    for text in dependencies:
+        requirement = Requirement(text)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in colab, f"{name} is not preinstalled on Colab: the install cell would add it"
+        assert requirement.specifier.contains(colab[name], prereleases=True), (
+            f"pyproject.toml asks for {requirement}, Colab ships {name} {colab[name]}: the install would replace it"
+        )
+    assert colab["ipywidgets"] == Version("7.7.1")
+
+
+def test_licence_and_citation():
+    import yaml
+
+    licence = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in licence and "CC BY 4.0" in licence and "creativecommons.org/licenses/by/4.0" in licence
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["title"] and citation["authors"] and citation["message"]
+    assert set(citation["license"]) == {"MIT", "CC-BY-4.0"}
+    url, _ = nbtool.repository()
+    assert citation["repository-code"] == url
+    import tomllib
+
+    assert citation["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for page in ("README.md", "intro.md"):
+        text = (ROOT / page).read_text()
+        assert "CC BY 4.0" in text and "MIT" in text and "CITATION.cff" in text, page

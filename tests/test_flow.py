@@ -187,3 +187,244 @@ def test_flow_rhs_rejects_bad_arguments():
         flow.flow_rhs("hybrid", 5, 3)
     with pytest.raises(ValueError, match="C must be >= 2"):
         flow.flow_rhs("soft", 5, 0)
+
+
+# ---------------------------------------------------------------- focus held fixed
+
+
+def fixed_focus_ode(method, alpha, C, t_end):
+    """mu(t_end) from the fixed-focus ODE, integrated numerically (the closed forms' referee)."""
+
+    def f(s, y):
+        mu = y[0]
+        if method == "soft":
+            return [alpha / (np.exp(alpha * mu) + C - 1)]
+        if method == "hard":
+            return [alpha / (np.exp(mu) + C - 1)]
+        b = np.exp(mu) / (np.exp(mu) + C - 1)
+        return [alpha * b / ((np.exp(mu) + C - 1) * (alpha * b + (1 - alpha) / C))]
+
+    return solve_ivp(f, (0, t_end), [0.0], method="LSODA", rtol=1e-12, atol=1e-14).y[0, -1]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.6, 1.0])
+@pytest.mark.parametrize("C", [2, 3, 20, 1000])
+def test_fixed_focus_margin_solves_the_fixed_focus_ode(method, alpha, C):
+    for t_end in (1.0, 100.0, 1e4):
+        assert flow.fixed_focus_margin(method, alpha, C, t_end) == pytest.approx(
+            fixed_focus_ode(method, alpha, C, t_end), abs=1e-8, rel=1e-9)
+
+
+def test_fixed_focus_hard_margin_is_the_lambert_w_formula():
+    from scipy.special import lambertw
+
+    for alpha, C, t in ((0.3, 3, 50.0), (1.0, 20, 1e3), (0.8, 1000, 4e5)):
+        x = (alpha * t + 1) / (C - 1)
+        expected = x - np.real(lambertw(np.exp(x) / (C - 1)))
+        assert flow.fixed_focus_hard_margin(alpha, C, t) == pytest.approx(expected, rel=1e-12)
+
+
+def test_fixed_focus_margin_has_no_overflow_at_huge_times():
+    mu = flow.fixed_focus_margin("hard", 1.0, 3, 1e9)  # e^x with x = 5e8 would overflow
+    assert np.exp(mu) + 2 * mu == pytest.approx(1e9 + 1, rel=1e-12)
+
+
+def test_soft_margin_is_the_hard_margin_at_time_alpha_squared_t():
+    t = np.linspace(0.0, 500.0, 11)
+    for alpha in (0.1, 0.5):
+        np.testing.assert_allclose(alpha * flow.fixed_focus_margin("soft", alpha, 3, t),
+                                   flow.fixed_focus_margin("hard", 1.0, 3, alpha**2 * t),
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_fixed_focus_margin_broadcasts_and_keeps_scalars():
+    assert isinstance(flow.fixed_focus_margin("lvml", 0.5, 3, 10.0), float)
+    out = flow.fixed_focus_margin("lvml", np.array([[0.2], [0.8]]), 3, np.array([1.0, 10.0, 100.0]))
+    assert out.shape == (2, 3)
+    assert out[0, 2] == pytest.approx(flow.fixed_focus_margin("lvml", 0.2, 3, 100.0), rel=1e-12)
+
+
+def test_fixed_focus_values_reproduce_the_digest_table():
+    # the course's derivation at C = 20 (reference digest §5.3b): mu, L, -dL/dalpha
+    cases = {("soft", 0.2, 1e3): (9.149, 1.398, 6.889), ("hard", 0.6, 1e4): (8.672, 1.200, 2.992),
+             ("lvml", 0.2, 1e4): (8.996, 1.429, 3.956)}
+    for (method, alpha, t), expected in cases.items():
+        mu = flow.fixed_focus_margin(method, alpha, 20, t)
+        got = (mu, flow.reduced_loss(method, alpha, mu, 20), flow.focus_incentive(method, alpha, mu, 20))
+        np.testing.assert_allclose(got, expected, atol=1.5e-3)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_focus_incentive_is_minus_the_derivative_of_the_reduced_loss(method):
+    for alpha, mu, C in ((0.3, 2.0, 3), (0.7, 9.0, 20), (0.5, 0.0, 1000)):
+        h = 1e-6
+        derivative = (flow.reduced_loss(method, alpha + h, mu, C)
+                      - flow.reduced_loss(method, alpha - h, mu, C)) / (2 * h)
+        assert flow.focus_incentive(method, alpha, mu, C) == pytest.approx(-derivative, rel=1e-6,
+                                                                           abs=1e-8)
+
+
+def test_reduced_losses_start_at_log_C_and_floor_where_the_chapter_says():
+    for method in METHODS:
+        assert flow.reduced_loss(method, 0.4, 0.0, 7) == pytest.approx(np.log(7), rel=1e-12)
+    alpha, C = 0.4, 5
+    assert flow.reduced_loss("soft", alpha, 200.0, C) < 1e-30
+    assert flow.reduced_loss("hard", alpha, 200.0, C) == pytest.approx((1 - alpha) * np.log(C))
+    assert flow.reduced_loss("lvml", alpha, 200.0, C) == pytest.approx(
+        -np.log(alpha + (1 - alpha) / C))
+    assert flow.reduced_loss("lvml", 1.0, 0.0, C) == pytest.approx(np.log(C))
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.6, 0.9])
+def test_focus_incentive_after_the_classifier_adapts(alpha):
+    # the chapter's section-3 limits: soft -> 0, hard -> log C, lvml -> (C-1)/(C alpha + 1 - alpha)
+    C = 20
+    early, late = 1e3, 1e8
+    inc = {k: [flow.focus_incentive(k, alpha, flow.fixed_focus_margin(k, alpha, C, t), C)
+               for t in (early, late)] for k in METHODS}
+    assert inc["soft"][1] < 0.05 * max(inc["soft"][0], 1.0) and inc["soft"][1] < 1e-2
+    assert inc["hard"][1] == pytest.approx(np.log(C), rel=1e-4)
+    assert inc["hard"][0] < inc["hard"][1]
+    assert inc["lvml"][1] == pytest.approx((C - 1) / (C * alpha + 1 - alpha), rel=1e-4)
+
+
+# ---------------------------------------------------------------- orbits
+
+
+def test_hard_orbit_potential_is_the_integral():
+    for C in (2, 3, 1000):
+        for mu in (0.05, 1.0, 13.0):
+            integral, _ = quad(lambda s: (np.exp(s) + C - 1)
+                               * np.log(C * np.exp(s) / (np.exp(s) + C - 1)), 0, mu,
+                               epsabs=0, epsrel=1e-13)
+            assert flow.orbit_potential("hard", mu, C) == pytest.approx(integral / C, rel=1e-9)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("m, C, t_end", [(5, 3, 2000.0), (100, 1000, 4e5), (2, 2, 500.0)])
+def test_orbit_holds_along_the_ode_solution(method, m, C, t_end):
+    t = np.geomspace(1e-2, t_end, 80)
+    mu, nu = flow.solve_flow(method, m, C, t)
+    np.testing.assert_allclose(flow.orbit(method, mu, m, C), nu, atol=1e-7, rtol=1e-8)
+    scale = 1 + flow.attention_potential(nu, m - 1)
+    assert np.max(np.abs(flow.orbit_invariant(method, mu, nu, m, C)) / scale) < 1e-7
+
+
+def test_orbit_invariant_is_not_zero_off_the_orbit():
+    mu, nu = flow.solve_flow("hard", 5, 3, [200.0])
+    # the soft orbit does not hold on the hard path: the test can tell orbits apart
+    assert abs(flow.orbit_invariant("soft", mu, nu, 5, 3)[0]) > 1.0
+    assert abs(flow.orbit_invariant("hard", mu, nu + 0.01, 5, 3)[0]) > 1e-3
+
+
+def test_orbit_rejects_negative_margins():
+    with pytest.raises(ValueError, match="mu must be >= 0"):
+        flow.orbit("soft", -1.0, 5, 3)
+
+
+# ---------------------------------------------------------------- late times
+
+
+@pytest.mark.parametrize("m, C", [(5, 3), (20, 20), (100, 1000)])
+def test_late_time_focus_error_is_the_asymptote(m, C):
+    t = np.array([1e7, 1e9, 1e11])
+    ratio = {}
+    for method in METHODS:
+        mu, nu = flow.solve_flow(method, m, C, t)
+        error = (m - 1) / (np.exp(nu) + m - 1)
+        ratio[method] = error / flow.late_time_focus_error(method, t, m, C)
+    # hard and lvml: 1/t, the relative correction shrinks like 1/t too (100x per 100x in time)
+    for method in ("hard", "lvml"):
+        excess = ratio[method] - 1
+        assert np.all(excess > 0) and excess[-1] < 1e-5
+        assert excess[0] / excess[1] > 50  # (at 1e11 the excess is at the solver's tolerance)
+    # soft: 1/(log t)^2, approached from above, slowly (the correction is of order 1/log t)
+    excess = ratio["soft"] - 1
+    assert np.all(np.diff(excess) < 0) and np.all(excess > 0.01) and excess[-1] < 0.03
+
+
+def test_soft_loses_to_hard_late_but_leads_early():
+    t = np.array([30.0, 2000.0])
+    soft_nu = flow.solve_flow("soft", 5, 3, t)[1]
+    hard_nu = flow.solve_flow("hard", 5, 3, t)[1]
+    assert soft_nu[0] > hard_nu[0] + 0.2 and hard_nu[1] > soft_nu[1] + 3.0
+
+
+def test_late_time_focus_error_rejects_small_times():
+    with pytest.raises(ValueError, match="t must be > 1"):
+        flow.late_time_focus_error("soft", [0.5, 10.0], 5, 3)
+
+
+# ---------------------------------------------------------------- Euler and gradient descent
+
+
+def test_euler_flow_converges_to_solve_flow_at_first_order():
+    mu_ref, nu_ref = flow.solve_flow("lvml", 5, 3, [40.0])
+    errors = [abs(flow.euler_flow("lvml", 5, 3, 40.0, h)[1] - nu_ref[0]) for h in (0.1, 0.05)]
+    assert errors[0] / errors[1] == pytest.approx(2.0, rel=0.05)
+
+
+def test_euler_flow_rejects_a_fractional_number_of_steps():
+    with pytest.raises(ValueError, match="whole number of steps"):
+        flow.euler_flow("soft", 5, 3, 1.0, 0.3)
+
+
+def test_population_mosaics_hold_every_class_at_every_position():
+    segments, labels = flow.population_mosaics(4, 3)
+    assert segments.shape == (12, 4, 3) and labels.shape == (12,)
+    assert torch.equal(segments.sum(dim=(1, 2)), torch.ones(12, dtype=segments.dtype))
+    assert torch.equal(segments.sum(dim=1).argmax(1), labels)
+    positions = segments.sum(2).argmax(1)
+    pairs = {(int(y), int(z)) for y, z in zip(labels, positions)}
+    assert len(pairs) == 12
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradient_descent_on_the_linear_model_is_euler_on_the_ode(method):
+    # the symmetry reduction is exact: GD on the real model IS Euler with step lr on (mu, nu),
+    # so it matches euler_flow to rounding, and the ODE to O(lr)
+    lr, n_steps = 0.01, 2000
+    times, mu, nu, asym = flow.gradient_descent_path(method, 5, 3, lr, n_steps, record_every=200)
+    assert asym.max() < 1e-12
+    mu_e, nu_e = flow.euler_flow(method, 5, 3, n_steps * lr, lr)
+    assert abs(mu[-1] - mu_e) < 1e-11 and abs(nu[-1] - nu_e) < 1e-11
+    mu_o, nu_o = flow.solve_flow(method, 5, 3, times)
+    assert np.max(np.abs(mu - mu_o)) < 5e-4 and np.max(np.abs(nu - nu_o)) < 5e-4
+    assert np.max(np.abs(nu - nu_o)) > 1e-6  # it is O(lr), not zero: the check is not vacuous
+
+
+def test_hybrid_gradient_descent_follows_the_hybrid_flow():
+    lr, switch_step, n_steps = 0.02, 1000, 2000
+    times, mu, nu, _ = flow.gradient_descent_path("hybrid", 5, 3, lr, n_steps, record_every=100,
+                                                  switch_step=switch_step)
+    mu_o, nu_o = flow.solve_flow("hybrid", 5, 3, times, switch_time=switch_step * lr)
+    assert np.max(np.abs(nu - nu_o)) < 2e-3
+    soft_nu = flow.solve_flow("soft", 5, 3, times)[1]
+    assert np.max(np.abs(nu - soft_nu)) > 0.1
+
+
+def test_gradient_descent_path_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="lr"):
+        flow.gradient_descent_path("soft", 5, 3, 0.0, 10)
+    with pytest.raises(TypeError, match="switch_step"):
+        flow.gradient_descent_path("hybrid", 5, 3, 0.1, 10)
+    with pytest.raises(ValueError, match="switch_step is only used"):
+        flow.gradient_descent_path("hard", 5, 3, 0.1, 10, switch_step=3)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: flow.fixed_focus_margin("soft", 0.0, 3, 1.0), "alpha"),
+        (lambda: flow.fixed_focus_margin("soft", 1.5, 3, 1.0), "alpha"),
+        (lambda: flow.fixed_focus_margin("soft", 0.5, 1, 1.0), "C must be >= 2"),
+        (lambda: flow.fixed_focus_margin("soft", 0.5, 3, -1.0), "t must be >= 0"),
+        (lambda: flow.fixed_focus_margin("ha", 0.5, 3, 1.0), "method"),
+        (lambda: flow.orbit("soft", 1.0, 1, 3), "m must be >= 2"),
+        (lambda: flow.focus_incentive("soft", 0.5, np.nan, 3), "mu must be finite"),
+    ],
+)
+def test_closed_forms_reject_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -58,3 +61,17 @@ def test_sen_explorer_builds():
     explorer = widgets.sen_explorer(steps=5, n_sentences=20, n_background=20)
     names = {child.description for child in explorer.children if hasattr(child, "description")}
     assert {"m", "query std"} <= names
+
+
+def test_importing_plotting_leaves_the_style_alone_and_use_course_style_applies_it():
+    code = (
+        "import matplotlib; before = dict(matplotlib.rcParams); "
+        "from course_lib import plotting, widgets; "
+        "assert dict(matplotlib.rcParams) == before, 'import changed rcParams'; "
+        "assert matplotlib.rcParams['axes.spines.top']; "
+        "plotting.use_course_style(); "
+        "assert not matplotlib.rcParams['axes.spines.top']; "
+        "assert matplotlib.rcParams['figure.facecolor'] == 'white'"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -156,5 +156,5 @@ def test_history_records_the_requested_steps(engine, steps, record_every, expect
 def test_history_without_topic_mask_has_nan_attention_records():
     corpus = _corpus()
     _, history = train_full_batch(TopicAttention(corpus.vocab_size, corpus.n_topics), *corpus.train, 2)
-    assert history.attention_on_topic.shape == (1, 3) and bool(torch.isnan(history.attention_on_topic).all())
+    assert history.attention_on_topic.shape == (3,) and bool(torch.isnan(history.attention_on_topic).all())
     assert bool(torch.isnan(history.background_attention_cv).all())

@@ -198,3 +198,12 @@ def test_token_validation():
         model.attention(torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="query"):
         attention_forward(torch.tensor([[0]]), torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3))
+
+
+def test_scaled_norms_is_query_norm_times_embedding_norm():
+    model = TopicAttention(7, 2, embed_dim=3, key_dim=4, embedding_std=0.5, seed=1)
+    expected = torch.stack([model.embedding.weight[u].norm() * model.query.norm() for u in range(7)])
+    assert model.scaled_norms().shape == (7,)
+    assert torch.allclose(model.scaled_norms(), expected, rtol=1e-6)
+    assert float(model.scaled_norms().min()) > 0  # a wrong product (e.g. the squared norms) differs
+    assert not torch.allclose(model.scaled_norms(), model.embedding.weight.norm(dim=-1))

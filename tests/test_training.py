@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from course_lib.topic import TopicAttention, make_topic_corpus
-from course_lib.training import accuracy, train_full_batch
+from course_lib.training import TrainingHistory, accuracy, gradient_step, train_full_batch
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +25,39 @@ def test_history_shapes(corpus):
     model, history = train(corpus, fresh(corpus), 30, record_every=10, record_all_scores=True)
     assert isinstance(model, TopicAttention)
     assert history.steps.tolist() == [0, 10, 20, 30]
-    assert history.loss.shape == (1, 4)
-    assert history.topic_scores.shape == history.topic_norms.shape == (1, 4, 8)
-    assert history.attention_on_topic.shape == history.query_norm.shape == (1, 4)
-    assert history.extra["scores"].shape == (1, 4, corpus.vocab_size)
+    # one model: no replica axis
+    assert not history.stacked and history.n_replicas == 1
+    assert history.loss.shape == (4,)
+    assert history.topic_scores.shape == history.topic_norms.shape == history.scaled_norms.shape == (4, 8)
+    assert history.attention_on_topic.shape == history.query_norm.shape == (4,)
+    assert history.extra["scores"].shape == (4, corpus.vocab_size)
     # the last record is the trained model's state
-    assert torch.allclose(history.extra["scores"][0, -1], model.scores().detach(), atol=1e-6)
+    assert torch.allclose(history.extra["scores"][-1], model.scores().detach(), atol=1e-6)
+    expected = model.embedding.weight[corpus.topic_word_ids].norm(dim=1) * model.query.norm()
+    assert torch.allclose(history.scaled_norms[-1], expected.detach(), rtol=1e-6)
+
+
+def test_a_list_of_one_model_gives_a_stacked_history(corpus):
+    models, history = train(corpus, [fresh(corpus)], 30, record_every=10, record_all_scores=True)
+    assert isinstance(models, list) and history.stacked and history.n_replicas == 1
+    assert history.loss.shape == (1, 4) and history.topic_scores.shape == history.scaled_norms.shape == (1, 4, 8)
+    assert history.extra["scores"].shape == (1, 4, corpus.vocab_size)
+    _, single = train(corpus, fresh(corpus), 30, record_every=10, record_all_scores=True)
+    for name in ("loss", "topic_scores", "topic_norms", "query_norm", "attention_on_topic", "background_attention_cv"):
+        assert torch.equal(getattr(history, name)[0], getattr(single, name)), name
+    assert torch.equal(history.replica(0).extra["scores"], single.extra["scores"])
+    with pytest.raises(ValueError, match="replica"):
+        single.replica(0)
 
 
 def test_short_run_attention_on_topic_rises_and_loss_falls(corpus):
     model, history = train(corpus, fresh(corpus), 600, lr=0.1, record_every=50)
-    att = history.attention_on_topic[0]
+    att = history.attention_on_topic
     assert att[0] == pytest.approx(1 / 21, abs=1e-4)  # uniform at the start: all keys are zero
     assert att[-1] > 2 / 21
     assert torch.all(att[1:] >= att[:-1] - 1e-5)
-    assert history.loss[0, -1] < history.loss[0, 0] - 0.3
-    assert history.background_attention_cv[0].max() < 0.02
+    assert history.loss[-1] < history.loss[0] - 0.3
+    assert history.background_attention_cv.max() < 0.02
     assert accuracy(model, corpus.test.tokens, corpus.test.labels) > 0.8  # chance is 0.25
 
 
@@ -58,11 +75,12 @@ def test_batched_equals_sequential(corpus, kind):
     assert history.loss.shape == (3, 3)
     for s in range(3):
         single, h = train(corpus, fresh(corpus, kind, seed=s), 40, record_every=20)
-        assert torch.allclose(h.loss[0], history.loss[s], atol=1e-5)
-        assert torch.allclose(h.topic_scores[0], history.topic_scores[s], atol=1e-5)
+        assert torch.allclose(h.loss, history.loss[s], atol=1e-5)
+        assert torch.allclose(h.topic_scores, history.topic_scores[s], atol=1e-5)
         assert torch.allclose(single.embedding.weight, batch[s].embedding.weight, atol=1e-6)
         replica = history.replica(s)
-        assert torch.equal(replica.loss, history.loss[s : s + 1])
+        assert not replica.stacked and torch.equal(replica.loss, history.loss[s])
+        assert torch.equal(replica.scaled_norms, history.scaled_norms[s])
 
 
 def test_per_model_data(corpus):
@@ -71,7 +89,7 @@ def test_per_model_data(corpus):
     labels = torch.stack([corpus.train.labels, other.train.labels])
     models, history = train_full_batch([fresh(corpus), fresh(corpus)], tokens, labels, 20, topic_mask=corpus.topic_mask(tokens))
     _, h_other = train_full_batch(fresh(corpus), other.train.tokens, other.train.labels, 20)
-    assert torch.allclose(history.loss[1], h_other.loss[0], atol=1e-5)
+    assert torch.allclose(history.loss[1], h_other.loss, atol=1e-5)
 
 
 def test_fixed_parts_never_move(corpus):
@@ -100,7 +118,7 @@ def test_frozen_word_ids(corpus):
     model, history = train(corpus, model, 50, frozen_word_ids=background)
     assert torch.equal(model.embedding.weight[background], before)
     assert torch.count_nonzero(model.keys.weight[background]) == 0
-    assert history.topic_norms[0, -1].min() > history.topic_norms[0, 0].max()
+    assert history.topic_norms[-1].min() > history.topic_norms[0].max()
 
 
 def test_trained_query_moves(corpus):
@@ -110,13 +128,18 @@ def test_trained_query_moves(corpus):
     q = model.query.detach().clone()
     model, history = train(corpus, model, 30)
     assert not torch.equal(model.query.detach(), q)
-    assert not torch.allclose(history.query_norm[0, 0], history.query_norm[0, -1])
+    assert not torch.allclose(history.query_norm[0], history.query_norm[-1])
 
 
 def test_first_step_below(corpus):
-    _, history = train(corpus, fresh(corpus), 20)
-    assert int(history.first_step_below(10.0)[0]) == 0
-    assert int(history.first_step_below(0.0)[0]) == -1
+    _, history = train(corpus, fresh(corpus), 20, lr=1.0)
+    assert history.first_step_below(10.0).shape == () and int(history.first_step_below(10.0)) == 0
+    assert int(history.first_step_below(0.0)) == -1
+    threshold = float(history.loss[5]) + 1e-7  # the loss falls: step 5 is the first one below
+    assert int(history.first_step_below(threshold)) == 5
+    _, stacked = train(corpus, [fresh(corpus, seed=0), fresh(corpus, seed=1)], 20, lr=1.0)
+    assert stacked.first_step_below(threshold).shape == (2,)
+    assert int(stacked.first_step_below(threshold)[0]) == 5 and int(stacked.first_step_below(0.0)[1]) == -1
 
 
 @pytest.mark.parametrize(
@@ -154,3 +177,55 @@ def test_data_validation(corpus):
         train_full_batch("model", tr.tokens, tr.labels, 1)
     with pytest.raises(ValueError, match="architecture"):
         train_full_batch([fresh(corpus, "fixed"), fresh(corpus, "linear")], tr.tokens, tr.labels, 1)
+
+
+@pytest.mark.parametrize("kind", ["fixed", "mlp"])
+@pytest.mark.parametrize("engine", ["sparse", "autograd"])
+def test_gradient_step_is_what_train_full_batch_computes(corpus, kind, engine):
+    """A few hundred plain steps agree with train_full_batch (float32; engines differ by rounding)."""
+    steps, lr = 300, 0.5
+    tokens, labels = corpus.train
+    plain = fresh(corpus, kind, seed=4)
+    losses = [gradient_step(plain, tokens, labels, lr) for _ in range(steps)]
+    trained, history = train_full_batch(fresh(corpus, kind, seed=4), tokens, labels, steps, lr, engine=engine)
+    assert losses[-1] < losses[0] - 0.02  # the run went somewhere
+    torch.testing.assert_close(torch.tensor(losses), history.loss[:-1].float(), rtol=1e-4, atol=1e-5)
+    for (name, p), q in zip(plain.state_dict().items(), trained.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_gradient_step_validates(corpus):
+    tokens, labels = corpus.train
+    with pytest.raises(ValueError, match="lr"):
+        gradient_step(fresh(corpus), tokens, labels, 0.0)
+    with pytest.raises(ValueError, match="labels"):
+        gradient_step(fresh(corpus), tokens, labels[:-1], 0.1)
+    with pytest.raises(TypeError, match="model"):
+        gradient_step("model", tokens, labels, 0.1)
+
+
+def test_on_record_sees_each_record_and_the_current_model(corpus):
+    seen = []
+    model = fresh(corpus)
+
+    def hook(step, history):
+        assert isinstance(history, TrainingHistory) and not history.stacked
+        assert history.steps[-1] == step and history.loss.shape == (len(seen) + 1,)
+        # the model already holds this step's parameters
+        assert torch.allclose(history.extra["scores"][-1], model.scores().detach(), atol=1e-6)
+        seen.append(step)
+
+    _, history = train(corpus, model, 25, record_every=10, on_record=hook, record_all_scores=True)
+    assert seen == [0, 10, 20, 25] and history.steps.tolist() == seen
+    _, plain = train(corpus, fresh(corpus), 25, record_every=10, record_all_scores=True)
+    assert torch.equal(history.loss, plain.loss)  # watching changes nothing
+
+
+@pytest.mark.parametrize("models", ["one", "two"])
+def test_on_record_returning_true_stops_training(corpus, models):
+    make = (lambda: fresh(corpus)) if models == "one" else (lambda: [fresh(corpus, seed=0), fresh(corpus, seed=1)])
+    stopped, history = train(corpus, make(), 100, record_every=5, on_record=lambda step, h: step >= 15)
+    assert history.steps.tolist() == [0, 5, 10, 15]
+    reference, _ = train(corpus, make(), 15)
+    for a, b in zip(stopped if isinstance(stopped, list) else [stopped], reference if isinstance(reference, list) else [reference]):
+        assert torch.equal(a.embedding.weight, b.embedding.weight) and torch.equal(a.keys.weight, b.keys.weight)

@@ -18,11 +18,13 @@ builds its conservation law on it.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
+from scipy.special import spence, wrightomega
 
 from ._validate import check_int, check_positive
 
@@ -222,3 +224,412 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
             "hard", m, C, switch_time, y_switch, times[hard_part], rtol, atol
         )
     return out[0], out[1]
+
+
+# ---------------------------------------------------------------- the reduced losses (section 1)
+
+
+def _check_alpha(alpha, name: str = "alpha"):
+    values = np.asarray(alpha, dtype=float)
+    if not np.all(np.isfinite(values)) or np.any(values <= 0) or np.any(values > 1):
+        raise ValueError(f"{name} must lie in (0, 1], got {alpha!r}")
+    return values
+
+
+def _as_float_array(value, name: str):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    try:
+        values = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number or an array, got {type(value).__name__}") from error
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} must be finite")
+    return values
+
+
+def _same_kind(result, *inputs):
+    """A float when every input was a scalar, else an array."""
+    if all(np.ndim(x) == 0 for x in inputs):
+        return float(result)
+    return result
+
+
+def reduced_soft_loss(alpha, mu, C):
+    """Soft-attention population loss in the reduced model: log(1 + (C - 1) e^{-alpha mu}).
+
+    The classifier sees the blend ``alpha e_y`` (backgrounds are zero), whose true-class margin
+    is ``alpha mu`` (chapter 5, section 1).
+
+    >>> round(reduced_soft_loss(1.0, 0.0, 3), 6)  # log C at the start
+    1.098612
+    """
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    mu = _as_float_array(mu, "mu")
+    return _same_kind(np.logaddexp(0.0, np.log(C - 1) - alpha * mu), alpha, mu)
+
+
+def reduced_loss(method, alpha, mu, C):
+    """The population loss of the reduced model at focus ``alpha`` and margin ``mu`` (chapter 5).
+
+    soft: log(1 + (C-1) e^{-alpha mu});  hard: -alpha log beta + (1 - alpha) log C;
+    lvml: -log(alpha beta + (1 - alpha)/C), with beta = e^mu/(e^mu + C - 1).
+    """
+    method = _check_method(method)
+    if method == "soft":
+        return reduced_soft_loss(alpha, mu, C)
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    mu = _as_float_array(mu, "mu")
+    log_beta = _log_sigmoid(mu - np.log(C - 1))
+    if method == "hard":
+        loss = -alpha * log_beta + (1 - alpha) * np.log(C)
+    else:
+        with np.errstate(divide="ignore"):  # alpha = 1: the background term is log 0
+            loss = -np.logaddexp(np.log(alpha) + log_beta, np.log1p(-alpha) - np.log(C))
+    return _same_kind(loss, alpha, mu)
+
+
+def focus_incentive(method, alpha, mu, C):
+    """-dL/dalpha of the reduced loss at fixed classifier margin ``mu`` (chapter 5, section 3).
+
+    soft: (C - 1) mu / (e^{alpha mu} + C - 1);  hard: log(C beta);
+    lvml: (beta - 1/C) / (alpha beta + (1 - alpha)/C).
+    The focus logit moves at ``dnu/dt = alpha (1 - alpha) focus_incentive / C``.
+
+    >>> round(focus_incentive("hard", 0.5, 50.0, 3), 6)  # -> log C once the classifier is sure
+    1.098612
+    """
+    method = _check_method(method)
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    mu = _as_float_array(mu, "mu")
+    log_bg = np.log(C - 1)
+    if method == "soft":
+        value = mu * _sigmoid(log_bg - alpha * mu)  # (C - 1) mu / (e^{alpha mu} + C - 1)
+    elif method == "hard":
+        value = np.log(C) + _log_sigmoid(mu - log_bg)
+    else:
+        beta = _sigmoid(mu - log_bg)
+        value = (beta - 1.0 / C) / (alpha * beta + (1 - alpha) / C)
+    return _same_kind(value, alpha, mu)
+
+
+# ---------------------------------------------------------------- focus held fixed (section 3)
+
+
+def _lambert_w0_of_exp(z):
+    """W_0(e^z) for real z, without forming e^z (it is the Wright omega function of z)."""
+    return np.real(wrightomega(np.asarray(z, dtype=float)))
+
+
+def _solve_exp_plus_linear(rhs_value, slope):
+    """The y >= 0 with e^y + slope * y = rhs_value (rhs_value >= 1), by Lambert W.
+
+    Write x = rhs_value / slope and w = x - y: then e^{x - w} = slope w, so w e^w = e^x / slope
+    and w = W_0(e^x / slope) = W_0(e^{x - log slope}).
+    """
+    x = rhs_value / slope
+    y = x - _lambert_w0_of_exp(x - np.log(slope))
+    # one Newton step on e^y + slope y = rhs removes the cancellation in x - W when x is huge
+    return y - (np.exp(y) + slope * y - rhs_value) / (np.exp(y) + slope)
+
+
+def fixed_focus_hard_margin(alpha, C, t):
+    """Hard-attention classifier margin at time ``t`` with the focus frozen at ``alpha`` (ch. 5).
+
+    The margin obeys dmu/dt = alpha / (e^mu + C - 1) from mu = 0, so e^mu + (C - 1) mu =
+    alpha t + 1 and, with x = (alpha t + 1)/(C - 1),
+
+        mu(t) = x - W_0(e^x / (C - 1)).
+
+    >>> round(fixed_focus_hard_margin(1.0, 3, 0.0), 12)
+    0.0
+    """
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    t = _as_float_array(t, "t")
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    return _same_kind(_solve_exp_plus_linear(alpha * t + 1.0, C - 1.0), alpha, t)
+
+
+def _lvml_fixed_focus_time(mu, alpha, C):
+    """alpha t(mu): the LVML fixed-focus time at which the margin reaches mu, times alpha."""
+    A = C - 1.0
+    return alpha * (np.expm1(mu) + A * mu) + (1 - alpha) / C * (
+        np.expm1(mu) + 2 * A * mu - A**2 * np.expm1(-mu)
+    )
+
+
+def fixed_focus_margin(method, alpha, C, t):
+    """Classifier margin mu(t) from mu(0) = 0 with the focus frozen at ``alpha`` (chapter 5, §3).
+
+    hard:  e^mu + (C - 1) mu = alpha t + 1                  (Lambert W, ``fixed_focus_hard_margin``)
+    soft:  e^{alpha mu} + (C - 1) alpha mu = alpha^2 t + 1  (the same with alpha mu, time alpha^2 t)
+    lvml:  alpha t = alpha (e^mu - 1 + (C-1) mu)
+                     + ((1 - alpha)/C)(e^mu - 1 + 2(C-1) mu + (C-1)^2 (1 - e^{-mu}))
+           which is increasing in mu and is inverted numerically (bisection, then Newton).
+
+    ``alpha`` in (0, 1] and ``t >= 0`` may be scalars or broadcastable arrays.
+
+    >>> round(fixed_focus_margin("soft", 0.5, 3, 100.0) * 0.5, 9) == round(
+    ...     fixed_focus_margin("hard", 1.0, 3, 25.0), 9)
+    True
+    """
+    method = _check_method(method)
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    t = _as_float_array(t, "t")
+    if np.any(t < 0):
+        raise ValueError("t must be >= 0")
+    if method == "hard":
+        return fixed_focus_hard_margin(alpha if alpha.ndim else float(alpha), C, t if t.ndim else float(t))
+    if method == "soft":
+        effective = _solve_exp_plus_linear(alpha**2 * t + 1.0, C - 1.0)
+        return _same_kind(effective / alpha, alpha, t)
+    alpha, t = np.broadcast_arrays(alpha, t)
+    target = alpha * t
+    low = np.zeros_like(target)
+    high = np.log1p(t) + 1.0  # t(mu) >= e^mu - 1, so mu <= log(1 + t)
+    for _ in range(80):
+        middle = 0.5 * (low + high)
+        below = _lvml_fixed_focus_time(middle, alpha, C) < target
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    mu = 0.5 * (low + high)
+    A = C - 1.0
+    for _ in range(3):  # Newton polishes the last bits
+        slope = alpha * (np.exp(mu) + A) + (1 - alpha) / C * (
+            np.exp(mu) + 2 * A + A**2 * np.exp(-mu)
+        )
+        mu = mu - (_lvml_fixed_focus_time(mu, alpha, C) - target) / slope
+    return _same_kind(np.maximum(mu, 0.0), alpha, t)
+
+
+# ---------------------------------------------------------------- orbits (section 4)
+
+
+def _dilog(x):
+    """Li_2(x) for x <= 1 (SciPy's ``spence`` is Li_2(1 - x))."""
+    return spence(1.0 - x)
+
+
+def _hard_antiderivative(s, C):
+    """F(s) with F'(s) = (e^s + C - 1) log(C e^s / (e^s + C - 1)) (chapter 5, hard orbit)."""
+    A = C - 1.0
+    es = np.exp(s)
+    g = es + A
+    return ((s + np.log(C)) * (es + A * s) - es - A * s**2 / 2 - g * np.log(g) + g
+            - A * s * np.log(A) + A * _dilog(-es / A))
+
+
+def orbit_potential(method, mu, C):
+    """G(mu): the orbit of ``method`` is Phi(nu) = G(mu) (chapter 5, section 4).
+
+    soft:  G = (C - 1) mu^2 / (2C)
+    lvml:  G = ((C - 1)/C^2) (e^mu + (C - 1) e^{-mu} + (C - 2) mu - C)
+    hard:  G = (1/C) int_0^mu (e^s + C - 1) log(C e^s / (e^s + C - 1)) ds = (F(mu) - F(0))/C,
+           F(s) = (s + log C)(e^s + A s) - e^s - A s^2/2 - (e^s + A) log(e^s + A) + (e^s + A)
+                  - A s log A + A Li_2(-e^s / A),  A = C - 1.
+    """
+    method = _check_method(method)
+    C = check_int(C, "C", minimum=2)
+    mu = _as_float_array(mu, "mu")
+    if np.any(mu < 0):
+        raise ValueError("mu must be >= 0 (the margin never goes negative from mu = 0)")
+    if method == "soft":
+        value = (C - 1) * mu**2 / (2 * C)
+    elif method == "lvml":
+        value = (C - 1) / C**2 * (np.expm1(mu) + (C - 1) * np.expm1(-mu) + (C - 2) * mu)
+    else:
+        value = (_hard_antiderivative(mu, C) - _hard_antiderivative(0.0, C)) / C
+    return _same_kind(value, mu)
+
+
+def orbit(method, mu, m, C):
+    """The focus logit nu on the trajectory where the margin is ``mu`` (chapter 5, section 4).
+
+    Along the flow ``Phi(nu) = G(mu)`` with Phi(nu) = (e^nu - 1 + (m - 1) nu)/(m - 1), the
+    ``attention_potential(nu, m - 1)``, and G from ``orbit_potential``.  Phi is inverted with
+    Lambert W: e^nu + (m - 1) nu = (m - 1) G + 1.
+
+    >>> round(orbit("soft", 0.0, 5, 3), 12)
+    0.0
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    G = np.asarray(orbit_potential(method, mu, C))
+    nu = _solve_exp_plus_linear((m - 1) * G + 1.0, m - 1.0)
+    return _same_kind(nu, np.asarray(mu))
+
+
+def orbit_invariant(method, mu, nu, m, C):
+    """Phi(nu) - G(mu): zero all along the ``method`` flow from mu = nu = 0 (chapter 5, §4)."""
+    m, C = _check_sizes(m, C)
+    nu = _as_float_array(nu, "nu")
+    value = attention_potential(nu, m - 1) - np.asarray(orbit_potential(method, mu, C))
+    return _same_kind(value, np.asarray(mu), nu)
+
+
+# ---------------------------------------------------------------- late times (section 5)
+
+
+def late_time_focus_error(method, t, m, C):
+    """The leading asymptotic term of the focus error 1 - alpha(t) as t -> infinity (ch. 5, §5).
+
+    soft:  2C / ((C - 1) (log t)^2)   (the ratio to the true error tends to 1 like 1/log t)
+    hard:  C / (t log C)
+    lvml:  C^2 / ((C - 1) t)
+
+    None of the leading terms depends on m: m only sets how long the flow takes to get there.
+    ``t`` must be > 1 (soft's term has log t in it).
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    t = _as_float_array(t, "t")
+    if np.any(t <= 1):
+        raise ValueError("t must be > 1 for the late-time asymptote")
+    if method == "soft":
+        value = 2 * C / ((C - 1) * np.log(t) ** 2)
+    elif method == "hard":
+        value = C / (t * np.log(C))
+    else:
+        value = C**2 / ((C - 1) * t)
+    return _same_kind(value, t)
+
+
+# ---------------------------------------------------------------- the official code's integrator
+
+
+def euler_flow(method, m, C, t_end, step):
+    """Fixed-step explicit Euler for the chapter-5 ODE, in a plain Python loop; (mu, nu) at t_end.
+
+    This is the official code's method (step 0.01).  It exists to be compared with
+    ``solve_flow`` (chapter 5 exercise, benchmarks/bench_flow.py).  ``t_end`` must be a whole
+    number of steps.
+
+    >>> mu, nu = euler_flow("hard", 5, 3, 0.02, 0.01)
+    >>> round(mu, 6)  # two steps of 0.01 * alpha / C, alpha = 1/5
+    0.001333
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    t_end = check_positive(t_end, "t_end", allow_zero=True)
+    step = check_positive(step, "step")
+    n_steps = int(round(t_end / step))
+    if abs(n_steps * step - t_end) > 1e-9 * max(1.0, t_end):
+        raise ValueError(f"t_end must be a whole number of steps, got t_end={t_end}, step={step}")
+    exp, log = math.exp, math.log
+    log_C = log(C)
+    mu = nu = 0.0
+    for _ in range(n_steps):
+        e_nu = exp(nu)
+        a = e_nu / (e_nu + m - 1)
+        e_mu = exp(mu)
+        if method == "soft":
+            d = exp(a * mu) + C - 1
+            dmu, dnu = a / d, a * (1 - a) * (C - 1) * mu / (C * d)
+        elif method == "hard":
+            b = e_mu / (e_mu + C - 1)
+            dmu, dnu = a / (e_mu + C - 1), a * (1 - a) * (log_C + log(b)) / C
+        else:
+            b = e_mu / (e_mu + C - 1)
+            Z = a * b + (1 - a) / C
+            dmu, dnu = a * b / ((e_mu + C - 1) * Z), (a / C) * (b / Z - 1)
+        mu, nu = mu + step * dmu, nu + step * dnu
+    return mu, nu
+
+
+# ---------------------------------------------------------------- the real model (section 6)
+
+
+def population_mosaics(m, C, dtype=torch.float64):
+    """Every (class, position) mosaic once: the dataset whose mean loss IS the population loss.
+
+    Returns ``segments (C*m, m, C)`` and ``labels (C*m,)``: mosaic ``(y, z)`` holds the class
+    vector e_y at position z and zero vectors elsewhere (chapter 5, section 1).  The label is
+    uniform over the C classes, and the loss of one mosaic does not depend on where its
+    foreground sits (the focus and the classifier see each segment on its own), so the mean
+    over these C*m mosaics equals the expectation over classes and positions exactly.
+    """
+    m, C = _check_sizes(m, C)
+    labels = torch.arange(C).repeat_interleave(m)  # (C*m,)
+    positions = torch.arange(m).repeat(C)  # (C*m,)
+    segments = torch.zeros(C * m, m, C, dtype=dtype)
+    segments[torch.arange(C * m), positions, labels] = 1.0
+    return segments, labels
+
+
+def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step=None):
+    """Plain full-batch gradient descent on the chapter-4 linear focus and classifier.
+
+    The models are ``focus.LinearFocus(C)`` and ``focus.LinearClassifier(C, C)`` (with its
+    bias), zero-initialised, in float64, trained on ``population_mosaics(m, C)`` with the
+    chapter-4 losses; step k is at time k * lr.  ``method`` "hybrid" uses the soft loss for
+    the first ``switch_step`` steps and the hard loss after (plain gradient descent has no
+    optimizer state to reset).  The reduced coordinates are read off the trained weights:
+    nu = mean_y u_y, mu = mean diagonal of W minus mean off-diagonal entry.
+
+    Parameters
+    ----------
+    method : "soft", "hard", "lvml" or "hybrid"
+    m, C : number of segments and of classes (>= 2)
+    lr : learning rate (> 0)
+    n_steps : number of gradient steps (>= 0)
+    record_every : record the state every this many steps (and at step 0)
+    switch_step : for "hybrid", the step at which the loss changes to hard
+
+    Returns
+    -------
+    times (R,), mu (R,), nu (R,), asymmetry (R,): NumPy arrays; ``asymmetry`` is the largest
+    deviation of the weights from the two-scalar form (zero up to rounding if the symmetry
+    reduction is exact).
+    """
+    from . import focus as focus_models
+    from . import losses
+
+    method = _check_method(method, SOLVE_METHODS)
+    m, C = _check_sizes(m, C)
+    lr = check_positive(lr, "lr")
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
+    record_every = check_int(record_every, "record_every", minimum=1)
+    if method == "hybrid":
+        switch_step = check_int(switch_step, "switch_step", minimum=0)
+    elif switch_step is not None:
+        raise ValueError(f"switch_step is only used by method 'hybrid', got it with {method!r}")
+    segments, labels = population_mosaics(m, C)
+    focus = focus_models.LinearFocus(C, init="zeros").double()
+    classifier = focus_models.LinearClassifier(C, C, init="zeros").double()
+    parameters = list(focus.parameters()) + list(classifier.parameters())
+    off_diagonal = ~torch.eye(C, dtype=torch.bool)
+
+    def reduced_state():
+        u = focus.weight.detach()
+        W = classifier.net.weight.detach()
+        nu = float(u.mean())
+        mu = float(W.diagonal().mean() - W[off_diagonal].mean())
+        asym = max(
+            float((u - u.mean()).abs().max()),
+            float((W.diagonal() - W.diagonal().mean()).abs().max()),
+            float((W[off_diagonal] - W[off_diagonal].mean()).abs().max()),
+            float(classifier.net.bias.detach().abs().max()),
+        )
+        return mu, nu, asym
+
+    records = [(0.0, *reduced_state())]
+    for step in range(n_steps):
+        name = method
+        if method == "hybrid":
+            name = "soft" if step < switch_step else "hard"
+        # the unchecked kernel: the arguments were built right here, and checks cost a sync
+        loss = losses.KERNELS[name](focus.attention(segments), segments, labels, classifier)
+        grads = torch.autograd.grad(loss, parameters)
+        with torch.no_grad():
+            for parameter, grad in zip(parameters, grads):
+                parameter -= lr * grad
+        if (step + 1) % record_every == 0:
+            records.append(((step + 1) * lr, *reduced_state()))
+    times, mu, nu, asym = (np.array(column) for column in zip(*records))
+    return times, mu, nu, asym

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from ._validate import check_int, check_positive
-from .topic import TopicCorpus, label_sentences, topic_of_word_table
+from .topic import TopicAttention, TopicCorpus, label_sentences, make_topic_corpus, topic_of_word_table
+from .training import train_full_batch
 
 __all__ = [
     "sen_invariant",
@@ -256,7 +257,7 @@ def sen_drift(scores, norms, query_norms, m):
 
 
 def history_invariant(history, m) -> torch.Tensor:
-    """``(R, T, n_topic_words)``: the conserved quantity (eq. (2.2)) at every recorded step of a
+    """``([R,] T, n_topic_words)``: the conserved quantity (eq. (2.2)) at every recorded step of a
     ``TrainingHistory`` (chapter 2), using the query norm recorded at each step."""
     _check_history(history)
     return sen_invariant(
@@ -265,16 +266,16 @@ def history_invariant(history, m) -> torch.Tensor:
 
 
 def history_sen_gap(history, m, min_scaled_norm: float = 0.5) -> torch.Tensor:
-    """``(R, T, n_topic_words)``: relative gap of the measured ``||q|| ||w_tau||`` from the SEN curve
+    """``([R,] T, n_topic_words)``: relative gap of the measured ``||q|| ||w_tau||`` from the SEN curve
     (eq. (2.3)) started at each word's first recorded score and scaled norm (chapter 2).  Points
     whose measured scaled norm is below ``min_scaled_norm`` are ``nan`` (there the curve is near 0
     and a relative gap means little); reduce with ``torch.nanquantile`` / ``nan_to_num``.
     """
     _check_history(history)
     check_positive(min_scaled_norm, "min_scaled_norm", allow_zero=True)
-    scores = history.topic_scores.double()
-    scaled = history.topic_norms.double() * history.query_norm.double()[..., None]
-    gap = sen_relative_gap(scores, scaled, m, scores[:, :1], scaled[:, :1])
+    scores = history.topic_scores.double()  # ([R,] T, n)
+    scaled = history.scaled_norms.double()
+    gap = sen_relative_gap(scores, scaled, m, scores[..., :1, :], scaled[..., :1, :])
     return torch.where(scaled >= min_scaled_norm, gap, torch.full_like(gap, float("nan")))
 
 
@@ -431,29 +432,13 @@ def sen_curve_run(
     SEN curves of all topic words (chapter 2, "the curve depends on m only"; used by the static
     figure and by ``widgets.sen_explorer``).  Nothing is frozen: this is the unrestricted model.
     """
-    from .topic import TopicAttention
-    from .training import train_full_batch
-
     check_int(m, "m", minimum=1)
     check_positive(query_std, "query_std")
     check_int(steps, "steps", minimum=1)
-    corpus = _cached_corpus(m, n_sentences, n_background, seed)
+    corpus = make_topic_corpus(n_background=n_background, m=m, n_sentences=n_sentences, seed=seed)
     model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, query_std=query_std, seed=seed)
     train = corpus.train
     _, history = train_full_batch(
         model, train.tokens, train.labels, steps, lr, topic_word_ids=corpus.topic_word_ids, record_every=record_every
     )
-    scaled = history.topic_norms[0] * history.query_norm[0][:, None]
-    return history.topic_scores[0], scaled
-
-
-_CORPUS_CACHE: dict = {}
-
-
-def _cached_corpus(m, n_sentences, n_background, seed):
-    from .topic import make_topic_corpus
-
-    key = (m, n_sentences, n_background, seed)
-    if key not in _CORPUS_CACHE:
-        _CORPUS_CACHE[key] = make_topic_corpus(n_background=n_background, m=m, n_sentences=n_sentences, seed=seed)
-    return _CORPUS_CACHE[key]
+    return history.topic_scores, history.scaled_norms

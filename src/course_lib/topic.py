@@ -321,6 +321,12 @@ class TopicAttention(nn.Module):
         """``(vocab_size,)``: every word's score ``s_u = q . k_u``."""
         return self.keys.weight @ self.query
 
+    @torch.no_grad()
+    def scaled_norms(self) -> torch.Tensor:
+        """``(vocab_size,)``: every word's scaled embedding norm ``||q|| ||w_u||`` (chapter 2's
+        identity compares it with the score); a measurement, outside autograd."""
+        return self.embedding.weight.norm(dim=-1) * self.query.norm()
+
     def attention(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, length)``: softmax of the scores over each sentence's real words."""
         check_tokens(tokens, "tokens", vocab_size=self.vocab_size)

@@ -1,25 +1,34 @@
 """Full-batch gradient descent for the chapter-1 model, recording what the chapters plot.
 
-``train_full_batch`` trains one ``TopicAttention`` or a list of them that share an architecture
-(several seeds or configurations) as **one batched computation**.  Two engines compute a step,
-with the same numbers up to float rounding (chapter 1; both measured in ``benchmarks/``):
+Chapter 1 writes the update first as :func:`gradient_step`, a few lines of plain autograd:
+``theta <- theta - lr * grad`` (the paper's ``torch.optim.SGD`` without momentum).
+:func:`train_full_batch` computes the same steps, faster, and records the quantities the chapters
+plot.  It trains one ``TopicAttention`` or a list of them that share an architecture (several seeds
+or configurations) as **one batched computation**, in four parts:
 
-* ``"sparse"`` (the default for ``TopicAttention`` on a CPU): the fixed training sentences become
-  sparse matrices once, and a step is a few sparse products with a hand-written backward pass
-  (``course_lib._sparse_attention``); several models are batched by offsetting their word ids;
-* ``"autograd"``: autograd through the model's own ``forward``, the models' parameters stacked
-  along a leading "replica" axis and run together by ``torch.func.vmap``; it is the reference,
-  and the engine for subclasses of the model and for CUDA.
+* the arguments are checked (``_check_models``, ``_check_data``, ``_check_word_ids``);
+* the models' parameters are stacked along a leading "replica" axis (``_StackedModels``);
+* a loss function ``loss(params, buffers) -> (losses (R,), attention (R, n, L))`` is built for
+  one of two engines, with the same numbers up to float rounding (both measured in
+  ``benchmarks/``):
 
-The update is plain gradient descent, ``theta <- theta - lr * grad``, exactly the paper's
-``torch.optim.SGD`` without momentum.
+  - ``"sparse"`` (the default for ``TopicAttention`` on a CPU): the fixed training sentences
+    become sparse matrices once, and a step is a few sparse products with a hand-written
+    backward pass (``course_lib._sparse_attention``); several models are batched by offsetting
+    their word ids;
+  - ``"autograd"``: autograd through the model's own ``forward``, run for all replicas together
+    by ``torch.func.vmap``; it is the reference, and the engine for subclasses of the model and
+    for CUDA;
+
+* the loop (``_fit``) takes the steps and hands the recorded steps to a ``_Recorder``, whose
+  buffers are named after the fields of :class:`TrainingHistory`.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,22 +39,34 @@ from ._validate import check_int, check_positive, check_tokens
 from .topic import TopicAttention
 
 PARAMETER_GROUPS = ("embedding", "keys", "classifier", "query")
+ENGINES = ("auto", "sparse", "autograd")
+# the per-step records of TrainingHistory, in the order the recorder writes them
+RECORDED_FIELDS = (
+    "loss",
+    "topic_scores",
+    "topic_norms",
+    "query_norm",
+    "attention_on_topic",
+    "background_attention_cv",
+)
 
 
 @dataclass
 class TrainingHistory:
     """What a run recorded, one row per recorded step (chapter 1).
 
-    Every tensor has a leading replica axis ``R`` (1 for a single model) and a step axis ``T``
-    (the recorded steps, ``steps`` holds their indices; the last one is the state after training).
+    ``steps`` ``(T,)`` holds the indices of the recorded steps; the last one is the state after
+    training.  A history of one model has no replica axis; the history of a list of ``R`` models
+    (``stacked``) has a leading replica axis ``R`` on every record:
 
-    * ``loss``: ``(R, T)`` mean training cross-entropy;
-    * ``topic_scores``: ``(R, T, n_topic_words)`` ``s_tau = q . k_tau``;
-    * ``topic_norms``: ``(R, T, n_topic_words)`` ``||w_tau||``;
-    * ``query_norm``: ``(R, T)`` ``||q||`` (constant unless the query is trained);
-    * ``attention_on_topic``: ``(R, T)`` mean attention on the topic word over training sentences;
-    * ``background_attention_cv``: ``(R, T)`` spread of the attention on the background words of a
-      sentence (standard deviation over mean, averaged over sentences; 0 means uniform).
+    * ``loss``: ``([R,] T)`` mean training cross-entropy;
+    * ``topic_scores``: ``([R,] T, n_topic_words)`` ``s_tau = q . k_tau``;
+    * ``topic_norms``: ``([R,] T, n_topic_words)`` ``||w_tau||``;
+    * ``query_norm``: ``([R,] T)`` ``||q||`` (constant unless the query is trained);
+    * ``attention_on_topic``: ``([R,] T)`` mean attention on the topic word over training sentences;
+    * ``background_attention_cv``: ``([R,] T)`` spread of the attention on the background words of a
+      sentence (standard deviation over mean, averaged over sentences; 0 means uniform);
+    * ``extra["scores"]`` (with ``record_all_scores``): ``([R,] T, vocab_size)`` every word's score.
     """
 
     steps: torch.Tensor
@@ -59,44 +80,306 @@ class TrainingHistory:
     lr: float
     extra: dict = field(default_factory=dict)
 
+    @property
+    def stacked(self) -> bool:
+        """Whether the records have a leading replica axis (the history of a list of models)."""
+        return self.loss.dim() == 2
+
+    @property
+    def n_replicas(self) -> int:
+        """How many models the history holds (1 for the history of one model)."""
+        return self.loss.shape[0] if self.stacked else 1
+
+    @property
+    def scaled_norms(self) -> torch.Tensor:
+        """``||q|| ||w_tau||``, the scaled embedding norm of chapter 2's identity; shape of
+        ``topic_norms``."""
+        return self.topic_norms * self.query_norm.unsqueeze(-1)
+
     def first_step_below(self, threshold: float) -> torch.Tensor:
-        """``(R,)`` long: first recorded step whose loss is below ``threshold`` (-1 if never)."""
-        below = self.loss < threshold
-        first = torch.where(below.any(dim=1), below.float().argmax(dim=1), torch.full_like(below[:, 0], -1, dtype=torch.long))
-        return torch.where(first >= 0, self.steps[first.clamp(min=0)], first)
+        """First recorded step whose loss is below ``threshold`` (-1 if never): a 0-d long
+        tensor for one model, ``(R,)`` for a stacked history."""
+        below = self.loss < threshold  # ([R,] T)
+        first = below.long().argmax(dim=-1)
+        return torch.where(below.any(dim=-1), self.steps[first], torch.full_like(first, -1))
 
     def replica(self, r: int) -> "TrainingHistory":
-        """The history of replica ``r`` alone (still with a replica axis of size 1)."""
-        pick = lambda t: t[r : r + 1]  # noqa: E731
+        """The history of replica ``r`` of a stacked history alone, without the replica axis."""
+        if not self.stacked:
+            raise ValueError("replica: this is the history of one model; it has no replica axis")
+        check_int(r, "r", minimum=-self.n_replicas, maximum=self.n_replicas - 1)
+        records = {name: getattr(self, name)[r] for name in RECORDED_FIELDS}
         return TrainingHistory(
             steps=self.steps,
-            loss=pick(self.loss),
-            topic_scores=pick(self.topic_scores),
-            topic_norms=pick(self.topic_norms),
-            query_norm=pick(self.query_norm),
-            attention_on_topic=pick(self.attention_on_topic),
-            background_attention_cv=pick(self.background_attention_cv),
             topic_word_ids=self.topic_word_ids,
             lr=self.lr,
-            extra={k: v[r : r + 1] for k, v in self.extra.items()},
+            extra={k: v[r] for k, v in self.extra.items()},
+            **records,
         )
 
 
-def _group_of(name: str) -> str:
-    return name.split(".", 1)[0]
+# --------------------------------------------------------------------------- the plain step
+
+
+def gradient_step(model, tokens: torch.Tensor, labels: torch.Tensor, lr: float, *, mask=None) -> float:
+    """One step of full-batch gradient descent on ``model``, in place (chapter 1).
+
+    The loss is the mean cross-entropy of ``model(tokens, mask)`` against ``labels``; every
+    parameter that requires a gradient moves by ``-lr`` times its gradient.  Returns the loss
+    before the step.  ``train_full_batch`` takes the same steps, batched and faster.
+
+    >>> from course_lib.topic import make_topic_corpus
+    >>> corpus = make_topic_corpus(n_background=20, m=3, n_sentences=10)
+    >>> model = TopicAttention(corpus.vocab_size, corpus.n_topics)
+    >>> before = gradient_step(model, *corpus.train, lr=0.1)
+    >>> after = gradient_step(model, *corpus.train, lr=0.1)
+    >>> after < before
+    True
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    lr = check_positive(lr, "lr")
+    check_tokens(tokens, "tokens")
+    if not isinstance(labels, torch.Tensor) or labels.shape != tokens.shape[:1]:
+        raise ValueError(f"labels must be a tensor of shape ({tokens.shape[0]},) to match tokens")
+    loss = F.cross_entropy(model(tokens, mask), labels)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, grad in zip(params, grads):
+            p.sub_(lr * grad)
+    return float(loss.detach())
+
+
+# --------------------------------------------------------------------------- argument checks
 
 
 def _check_models(models) -> list[TopicAttention]:
-    single = isinstance(models, TopicAttention)
-    models = [models] if single else list(models)
+    models = [models] if isinstance(models, TopicAttention) else list(models)
     if not models or not all(isinstance(m, TopicAttention) for m in models):
         raise TypeError("models must be a TopicAttention or a non-empty list of them")
     shapes = {k: v.shape for k, v in models[0].state_dict().items()}
     for i, model in enumerate(models[1:], start=1):
         other = {k: v.shape for k, v in model.state_dict().items()}
         if other != shapes or model.classifier_kind != models[0].classifier_kind:
-            raise ValueError(f"models[{i}] has a different architecture from models[0]; batch only like with like")
+            raise ValueError(
+                f"models[{i}] has a different architecture from models[0]; batch only like with like"
+            )
     return models
+
+
+def _check_options(steps, lr, record_every, frozen, engine) -> float:
+    check_int(steps, "steps", minimum=0)
+    check_int(record_every, "record_every", minimum=1)
+    if isinstance(frozen, str) or set(frozen) - set(PARAMETER_GROUPS):
+        raise ValueError(
+            f"frozen must be a sequence of names from {PARAMETER_GROUPS}, got {frozen!r}"
+        )
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return check_positive(lr, "lr")
+
+
+def _check_data(models, tokens, labels, topic_mask, mask) -> bool:
+    """Check the training data; return whether each model has its own (``tokens`` ``(R, n, L)``)."""
+    per_model_data = isinstance(tokens, torch.Tensor) and tokens.dim() == 3
+    flat_tokens = tokens.reshape(-1, tokens.shape[-1]) if per_model_data else tokens
+    check_tokens(flat_tokens, "tokens", vocab_size=models[0].vocab_size)
+    if per_model_data and tokens.shape[0] != len(models):
+        raise ValueError(
+            f"tokens has {tokens.shape[0]} per-model datasets but there are {len(models)} models"
+        )
+    expected = tuple(tokens.shape[:-1])
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != expected:
+        got = tuple(getattr(labels, "shape", ()))
+        raise ValueError(f"labels must have shape {expected} to match tokens, got {got}")
+    n_classes = models[0].n_classes
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(f"labels must be class ids in [0, {n_classes - 1}]")
+    for name, value in (("topic_mask", topic_mask), ("mask", mask)):
+        if value is None:
+            continue
+        if not isinstance(value, torch.Tensor) or value.shape != tokens.shape or value.dtype != torch.bool:
+            raise ValueError(
+                f"{name} must be a bool tensor of the same shape as tokens {tuple(tokens.shape)}"
+            )
+    return per_model_data
+
+
+def _check_word_ids(ids, name: str, vocab: int) -> torch.Tensor:
+    ids = torch.as_tensor([] if ids is None else ids, dtype=torch.long).reshape(-1)
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
+        raise ValueError(f"{name} must be word ids in [0, {vocab - 1}]")
+    return ids
+
+
+# --------------------------------------------------------------------------- stacked parameters
+
+
+class _StackedModels:
+    """The parameters and buffers of R models stacked along a leading replica axis
+    (``torch.func.stack_module_state``), the ones to train, and how to copy them back."""
+
+    def __init__(self, models, device, frozen, frozen_word_ids):
+        self.models = models
+        self.base = copy.deepcopy(models[0]).to("meta")  # the architecture, without storage
+        params, self.buffers = stack_module_state([m.to(device) for m in models])
+        self.trainable = [
+            name
+            for name in params
+            if models[0].get_parameter(name).requires_grad and name.split(".", 1)[0] not in frozen
+        ]
+        self.params = {n: p.detach().requires_grad_(n in self.trainable) for n, p in params.items()}
+        self.row_keep = None  # (V, 1): 0 on the rows of frozen words, 1 elsewhere
+        if frozen_word_ids.numel():
+            self.row_keep = torch.ones(models[0].vocab_size, 1, device=device)
+            self.row_keep[frozen_word_ids.to(device)] = 0.0
+
+    def descend(self, losses: torch.Tensor, lr: float) -> None:
+        """One gradient-descent step of every replica on ``losses`` ``(R,)``."""
+        grads = torch.autograd.grad(losses.sum(), [self.params[n] for n in self.trainable])
+        with torch.no_grad():
+            for name, grad in zip(self.trainable, grads):
+                if self.row_keep is not None and name in ("embedding.weight", "keys.weight"):
+                    grad = grad * self.row_keep
+                self.params[name].sub_(lr * grad)
+
+    @torch.no_grad()
+    def copy_back(self) -> None:
+        """Write the stacked values into the models."""
+        for r, model in enumerate(self.models):
+            for name, value in self.params.items():
+                model.get_parameter(name).copy_(value[r])
+            for name, value in self.buffers.items():
+                model.get_buffer(name).copy_(value[r])
+
+
+# --------------------------------------------------------------------------- the loss, per engine
+
+
+def _pick_engine(engine: str, models, device: torch.device) -> str:
+    if engine == "auto":
+        plain = all(type(m) is TopicAttention for m in models)
+        return "sparse" if plain and _sparse_attention.preferred(device) else "autograd"
+    if engine == "sparse" and not _sparse_attention.supported(device):
+        raise ValueError(f"engine='sparse' needs a CPU or CUDA device, got {device}; use engine='autograd'")
+    return engine
+
+
+def _autograd_loss_fn(base, n_models, tokens, labels, mask, per_model_data) -> Callable:
+    """``loss(params, buffers) -> (losses (R,), attention (R, n, L))`` by autograd through the
+    model's ``forward``, ``vmap``-ed over the replicas."""
+
+    def one_model(p, b, toks, labs, msk):
+        logits, attention = functional_call(base, (p, b), (toks, msk, True))
+        return F.cross_entropy(logits, labs), attention
+
+    if n_models == 1 and not per_model_data:  # skip vmap's per-operation overhead
+
+        def loss(params, buffers):
+            first = lambda d: {k: v[0] for k, v in d.items()}  # noqa: E731
+            value, attention = one_model(first(params), first(buffers), tokens, labels, mask)
+            return value.unsqueeze(0), attention.unsqueeze(0)
+
+        return loss
+    data_dim = 0 if per_model_data else None
+    mask_dim = data_dim if mask is not None else None
+    batched = vmap(one_model, in_dims=(0, 0, data_dim, data_dim, mask_dim))
+    return lambda params, buffers: batched(params, buffers, tokens, labels, mask)
+
+
+def _make_loss_fn(engine, base, n_models, tokens, labels, mask, per_model_data) -> Callable:
+    """One signature for both engines: ``loss(params, buffers) -> (losses (R,), attention)``."""
+    make = _sparse_attention.make_loss_fn if engine == "sparse" else _autograd_loss_fn
+    return make(base, n_models, tokens, labels, mask, per_model_data)
+
+
+# --------------------------------------------------------------------------- recording
+
+
+class _Recorder:
+    """Writes the records of each recorded step into tensors allocated once, ``(R, T, ...)``,
+    named after the fields of :class:`TrainingHistory` (``extra["scores"]`` under ``"scores"``)."""
+
+    def __init__(self, n_steps, topic_word_ids, topic_mask, mask, record_all_scores):
+        self.n_steps = n_steps  # the number of recorded steps planned
+        self.steps: list[int] = []
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.topic_word_ids = topic_word_ids
+        self.record_all_scores = record_all_scores
+        self.weights = None
+        if topic_mask is not None:  # float weights made once, so recording a step stays cheap
+            background = ~topic_mask if mask is None else (~topic_mask & mask)
+            self.background_count = background.float().sum(-1).clamp(min=1)  # ([R,] n)
+            self.weights = torch.stack([topic_mask.float(), background.float()], dim=-3)  # ([R,] 2, n, L)
+
+    def _keep(self, name: str, value: torch.Tensor) -> None:  # value (R, ...) -> buffers[name][:, t]
+        if name not in self.buffers:
+            shape = (value.shape[0], self.n_steps, *value.shape[1:])
+            self.buffers[name] = value.new_empty(shape)
+        self.buffers[name][:, len(self.steps)] = value
+
+    def _attention_records(self, attention, like):
+        """Mean attention on the topic word and spread of the background attention, ``(R,)``."""
+        if self.weights is None:
+            nan = torch.full_like(like, float("nan"))
+            return nan, nan
+        # one product for both weightings (the weights are 0/1, so (a g) a == a^2 g exactly)
+        weighted = attention.unsqueeze(-3) * self.weights  # (R, 2, n, L)
+        sums = weighted.sum(-1)  # (R, 2, n)
+        mean = sums[:, 1] / self.background_count
+        second = (weighted[:, 1] * attention).sum(-1) / self.background_count
+        std = (second - mean.square()).clamp(min=0).sqrt()
+        return sums[:, 0].mean(-1), (std / mean.clamp(min=1e-30)).mean(-1)
+
+    @torch.no_grad()
+    def record(self, step: int, params, buffers, losses, attention) -> None:
+        query = params["query"] if "query" in params else buffers["query"]  # (R, key_dim)
+        keys = params["keys.weight"]  # (R, V, key_dim)
+        ids = self.topic_word_ids
+        self._keep("loss", losses.detach())
+        self._keep("topic_scores", torch.einsum("rtk,rk->rt", keys[:, ids], query))
+        self._keep("topic_norms", params["embedding.weight"][:, ids].norm(dim=-1))
+        self._keep("query_norm", query.norm(dim=-1))
+        on_topic, spread = self._attention_records(attention.detach(), losses.detach())
+        self._keep("attention_on_topic", on_topic)
+        self._keep("background_attention_cv", spread)
+        if self.record_all_scores:
+            self._keep("scores", torch.einsum("rvk,rk->rv", keys, query))
+        self.steps.append(step)
+
+    def history(self, lr: float, single: bool) -> TrainingHistory:
+        """The records so far (views, no copy on the CPU); without the replica axis if ``single``."""
+        t = len(self.steps)
+        take = lambda name: self.buffers[name][:, :t][0 if single else slice(None)].cpu()  # noqa: E731
+        return TrainingHistory(
+            steps=torch.tensor(self.steps, dtype=torch.long),
+            topic_word_ids=self.topic_word_ids.cpu(),
+            lr=lr,
+            extra={"scores": take("scores")} if self.record_all_scores else {},
+            **{name: take(name) for name in RECORDED_FIELDS},
+        )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _fit(stack, loss_fn, recorder, steps, lr, record_every, on_record, single) -> None:
+    """Take ``steps`` gradient steps, recording every ``record_every`` steps and after the last;
+    stop early when ``on_record`` returns True."""
+    for step in range(steps + 1):
+        last = step == steps
+        with torch.set_grad_enabled(not last):
+            losses, attention = loss_fn(stack.params, stack.buffers)  # (R,), (R, n, L)
+        if last or step % record_every == 0:
+            recorder.record(step, stack.params, stack.buffers, losses, attention)
+            if on_record is not None:
+                stack.copy_back()  # the callback may look at the models
+                if on_record(step, recorder.history(lr, single)):
+                    return
+        if last:
+            return
+        stack.descend(losses, lr)
 
 
 def train_full_batch(
@@ -115,192 +398,77 @@ def train_full_batch(
     record_all_scores: bool = False,
     device: torch.device | str | None = None,
     engine: str = "auto",
+    on_record: Callable[[int, TrainingHistory], bool | None] | None = None,
 ):
     """Train by full-batch gradient descent; return ``(models, history)`` (chapter 1).
 
-    ``models``: one ``TopicAttention`` or a list of R models of one architecture, trained together
-    as one batched computation.  ``tokens`` ``(n, length)`` and ``labels`` ``(n,)`` are shared by
-    all models, or ``(R, n, length)`` and ``(R, n)`` to give each its own data.  ``topic_mask``
-    (same shape as ``tokens``, bool) marks the topic words, for the attention records;
-    ``topic_word_ids`` the words whose score and norm are recorded.  ``mask`` marks real (not
-    padding) positions.  ``frozen`` names parameter groups not to train (``"embedding"``,
-    ``"keys"``, ``"classifier"``, ``"query"``); ``frozen_word_ids`` rows of the embedding and key
-    tables kept at their initial values (chapter 2 freezes the background words this way).
-    Parameters that do not require a gradient (the fixed classifier, a fixed query) never move.
-    ``record_all_scores`` also keeps every word's score at each recorded step, in
-    ``history.extra["scores"]`` ``(R, T, vocab_size)``.
+    Parameters
+    ----------
+    models
+        One ``TopicAttention``, or a list of R models of one architecture trained together as one
+        batched computation.  They are updated in place and returned (a list if a list was given).
+    tokens, labels
+        ``(n, length)`` long and ``(n,)`` long, shared by all models, or ``(R, n, length)`` and
+        ``(R, n)`` to give each model its own data.
+    steps, lr
+        The number of gradient steps and the learning rate.
+    topic_mask
+        Same shape as ``tokens``, bool: where the topic words are (for the attention records).
+    topic_word_ids
+        The words whose score and norm are recorded.
+    mask
+        Same shape as ``tokens``, bool: the real (not padding) positions.
+    frozen
+        Parameter groups not to train (``"embedding"``, ``"keys"``, ``"classifier"``,
+        ``"query"``).  Parameters that do not require a gradient (the fixed classifier, a fixed
+        query) never move.
+    frozen_word_ids
+        Rows of the embedding and key tables kept at their initial values (chapter 2 freezes the
+        background words this way).
+    record_every, record_all_scores
+        Record every ``record_every`` steps (and after the last step); with
+        ``record_all_scores`` also every word's score, in ``history.extra["scores"]``.
+    device
+        Where to train (default: where the first model's parameters are).
+    engine
+        How a step is computed, with the same results up to float rounding: ``"sparse"`` (sparse
+        products over the fixed sentences, ``course_lib._sparse_attention``; several times faster
+        on a CPU, see ``benchmarks/``), ``"autograd"`` (autograd through the model's ``forward``,
+        ``vmap`` over models), or ``"auto"``: sparse for ``TopicAttention`` itself on the CPU,
+        autograd otherwise (a subclass, a GPU; ``"sparse"`` also runs on CUDA).
+    on_record
+        Called as ``on_record(step, history_so_far)`` at each recorded step, after the models
+        have been given the current parameters (so it may evaluate them); returning True stops
+        training there (early stopping): the models keep that step's parameters and the
+        history ends with it.
 
-    ``engine`` picks how a step is computed, with the same results up to float rounding:
-    ``"sparse"`` (sparse products over the fixed sentences, ``course_lib._sparse_attention``; several
-    times faster on a CPU, see ``benchmarks/``), ``"autograd"`` (autograd through the model's
-    ``forward``, ``vmap`` over models), or ``"auto"``: sparse for ``TopicAttention`` itself on the
-    CPU, autograd otherwise (a subclass, a GPU; ``"sparse"`` also runs on CUDA).
-
-    The models are updated in place and returned (a list if a list was given).
+    Returns
+    -------
+    (models, history)
+        ``history`` is a :class:`TrainingHistory`: without a replica axis for one model, stacked
+        ``(R, T, ...)`` for a list.
     """
     single = isinstance(models, TopicAttention)
     models = _check_models(models)
-    n_models = len(models)
-    check_int(steps, "steps", minimum=0)
-    check_int(record_every, "record_every", minimum=1)
-    lr = check_positive(lr, "lr")
-    unknown = set(frozen) - set(PARAMETER_GROUPS)
-    if isinstance(frozen, str) or unknown:
-        raise ValueError(f"frozen must be a sequence of names from {PARAMETER_GROUPS}, got {frozen!r}")
-    if engine not in ("auto", "sparse", "autograd"):
-        raise ValueError(f"engine must be 'auto', 'sparse' or 'autograd', got {engine!r}")
-
+    lr = _check_options(steps, lr, record_every, frozen, engine)
+    per_model_data = _check_data(models, tokens, labels, topic_mask, mask)
     vocab = models[0].vocab_size
-    per_model_data = tokens.dim() == 3 if isinstance(tokens, torch.Tensor) else False
-    flat_tokens = tokens.reshape(-1, tokens.shape[-1]) if per_model_data else tokens
-    check_tokens(flat_tokens, "tokens", vocab_size=vocab)
-    expected_batch = tuple(tokens.shape[:-1])
-    if per_model_data and tokens.shape[0] != n_models:
-        raise ValueError(f"tokens has {tokens.shape[0]} per-model datasets but there are {n_models} models")
-    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != expected_batch:
-        raise ValueError(f"labels must have shape {expected_batch} to match tokens, got {tuple(getattr(labels, 'shape', ()))}")
-    n_classes = models[0].n_classes
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise ValueError(f"labels must be class ids in [0, {n_classes - 1}]")
-    for name, extra in (("topic_mask", topic_mask), ("mask", mask)):
-        if extra is not None and (not isinstance(extra, torch.Tensor) or extra.shape != tokens.shape or extra.dtype != torch.bool):
-            raise ValueError(f"{name} must be a bool tensor of the same shape as tokens {tuple(tokens.shape)}")
-    if topic_word_ids is None:
-        topic_word_ids = torch.zeros(0, dtype=torch.long)
-    topic_word_ids = torch.as_tensor(topic_word_ids, dtype=torch.long).reshape(-1)
-    if topic_word_ids.numel() and (int(topic_word_ids.min()) < 0 or int(topic_word_ids.max()) >= vocab):
-        raise ValueError(f"topic_word_ids must be word ids in [0, {vocab - 1}]")
+    topic_word_ids = _check_word_ids(topic_word_ids, "topic_word_ids", vocab)
+    frozen_word_ids = _check_word_ids(frozen_word_ids, "frozen_word_ids", vocab)
 
     device = torch.device(device) if device is not None else models[0].embedding.weight.device
-    base = copy.deepcopy(models[0]).to("meta")
-    params, buffers = stack_module_state([m.to(device) for m in models])
-    trainable = {
-        name: p
-        for name, p in params.items()
-        if models[0].get_parameter(name).requires_grad and _group_of(name) not in frozen
-    }
-    params = {name: p.detach().requires_grad_(name in trainable) for name, p in params.items()}
-
-    row_keep = None
-    if frozen_word_ids is not None:
-        frozen_word_ids = torch.as_tensor(frozen_word_ids, dtype=torch.long).reshape(-1)
-        if frozen_word_ids.numel() and (int(frozen_word_ids.min()) < 0 or int(frozen_word_ids.max()) >= vocab):
-            raise ValueError(f"frozen_word_ids must be word ids in [0, {vocab - 1}]")
-        row_keep = torch.ones(vocab, 1, device=device)
-        row_keep[frozen_word_ids.to(device)] = 0.0
-
+    stack = _StackedModels(models, device, frozen, frozen_word_ids)
     tokens, labels = tokens.to(device), labels.to(device)
     topic_mask = topic_mask.to(device) if topic_mask is not None else None
     mask = mask.to(device) if mask is not None else None
-    data_dim = 0 if per_model_data else None
-    topic_weight = background_weight = background_count = None
-    if topic_mask is not None:  # float weights made once, so recording a step stays cheap
-        topic_weight = topic_mask.float()
-        background = ~topic_mask if mask is None else (~topic_mask & mask)
-        background_weight = background.float()
-        background_count = background_weight.sum(-1).clamp(min=1)
-        both_weights = torch.stack([topic_weight, background_weight], dim=-3)  # (..., 2, n, length)
+    engine = _pick_engine(engine, models, device)
+    loss_fn = _make_loss_fn(engine, stack.base, len(models), tokens, labels, mask, per_model_data)
+    n_records = len(range(0, steps, record_every)) + 1
+    recorder = _Recorder(n_records, topic_word_ids.to(device), topic_mask, mask, record_all_scores)
 
-    def one_model(p, b, toks, labs, msk):
-        logits, attention = functional_call(base, (p, b), (toks, msk, True))
-        return F.cross_entropy(logits, labs), attention
-
-    if n_models == 1 and not per_model_data:
-        # one model: skip vmap's per-operation overhead, keep the replica axis of size 1
-        def batched(p, b, toks, labs, msk):
-            loss, attention = one_model({k: v[0] for k, v in p.items()}, {k: v[0] for k, v in b.items()}, toks, labs, msk)
-            return loss.unsqueeze(0), attention.unsqueeze(0)
-    else:
-        batched = vmap(one_model, in_dims=(0, 0, data_dim, data_dim, data_dim if mask is not None else None))
-    if engine == "auto":
-        plain = all(type(m) is TopicAttention for m in models)
-        engine = "sparse" if plain and _sparse_attention.preferred(device) else "autograd"
-    if engine == "sparse":
-        if not _sparse_attention.supported(device):
-            raise ValueError(f"engine='sparse' needs a CPU or CUDA device, got {device}; use engine='autograd'")
-        loss_fn = _sparse_attention.make_loss_fn(base, n_models, tokens, labels, mask, per_model_data)
-
-        def batched(p, b, toks, labs, msk):  # the data are fixed in loss_fn's sparsity patterns
-            return loss_fn(p, b)
-
-    names = list(trainable)
-
-    # The records are written into tensors allocated once, (R, T, ...): appending thousands of
-    # small tensors instead fragmented the heap (about 0.1 MB of peak memory per recorded step).
-    recorded_steps = list(range(0, steps, record_every)) + [steps]
-    records: dict[str, torch.Tensor] = {}
-    slot = [0]
-
-    def keep(key, value):  # value (R, ...) goes to records[key][:, slot]
-        if key not in records:
-            records[key] = value.new_empty((value.shape[0], len(recorded_steps), *value.shape[1:]))
-        records[key][:, slot[0]] = value
-
-    @torch.no_grad()  # recording builds no autograd graph (it ran at every step: keep it cheap)
-    def record(step, loss, attention):
-        query = params["query"] if "query" in params else buffers["query"]  # (R, key_dim)
-        keys = params["keys.weight"][:, topic_word_ids]  # (R, n_topic, key_dim)
-        keep("loss", loss.detach())
-        keep("scores", torch.einsum("rtk,rk->rt", keys, query))
-        keep("norms", params["embedding.weight"][:, topic_word_ids].norm(dim=-1))
-        keep("qnorm", query.norm(dim=-1))
-        attention = attention.detach()
-        if topic_weight is not None:
-            # one product for both weightings (the weights are 0/1, so (a g) a == a^2 g exactly)
-            weighted = attention.unsqueeze(-3) * both_weights  # (R, 2, n, length)
-            sums = weighted.sum(-1)  # (R, 2, n)
-            on_topic = sums[:, 0].mean(-1)
-            mean = sums[:, 1] / background_count
-            second = (weighted[:, 1] * attention).sum(-1) / background_count
-            std = (second - mean.square()).clamp(min=0).sqrt()
-            cv = (std / mean.clamp(min=1e-30)).mean(-1)
-        else:
-            on_topic = cv = torch.full_like(loss, float("nan"))
-        keep("att", on_topic)
-        keep("cv", cv)
-        if record_all_scores:
-            keep("all_scores", torch.einsum("rvk,rk->rv", params["keys.weight"], query))
-        slot[0] += 1
-
-    for step in range(steps + 1):
-        want_record = step % record_every == 0 or step == steps
-        if step == steps:
-            with torch.no_grad():
-                losses, attention = batched(params, buffers, tokens, labels, mask)
-            record(step, losses, attention)
-            break
-        losses, attention = batched(params, buffers, tokens, labels, mask)  # (R,), (R, n, length)
-        if want_record:
-            record(step, losses, attention)
-        grads = torch.autograd.grad(losses.sum(), [trainable_p for trainable_p in (params[n] for n in names)])
-        with torch.no_grad():
-            for name, grad in zip(names, grads):
-                if row_keep is not None and name in ("embedding.weight", "keys.weight"):
-                    grad = grad * row_keep
-                params[name].sub_(lr * grad)
-
-    with torch.no_grad():
-        for r, model in enumerate(models):
-            for name, value in params.items():
-                model.get_parameter(name).copy_(value[r])
-            for name, value in buffers.items():
-                model.get_buffer(name).copy_(value[r])
-
-    assert slot[0] == len(recorded_steps)
-    history = TrainingHistory(
-        steps=torch.tensor(recorded_steps),
-        loss=records["loss"].cpu(),
-        topic_scores=records["scores"].cpu(),
-        topic_norms=records["norms"].cpu(),
-        query_norm=records["qnorm"].cpu(),
-        attention_on_topic=records["att"].cpu(),
-        background_attention_cv=records["cv"].cpu(),
-        topic_word_ids=topic_word_ids.cpu(),
-        lr=lr,
-    )
-    if record_all_scores:
-        history.extra["scores"] = records["all_scores"].cpu()
-    return (models[0] if single else models), history
+    _fit(stack, loss_fn, recorder, steps, lr, record_every, on_record, single)
+    stack.copy_back()
+    return (models[0] if single else models), recorder.history(lr, single)
 
 
 @torch.no_grad()

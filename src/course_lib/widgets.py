@@ -29,6 +29,8 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
     import ipywidgets as W
 
     for name, history in histories.items():
+        if history.stacked:
+            raise ValueError(f"histories[{name!r}] is stacked: give the history of one model each")
         if "scores" not in history.extra:
             raise ValueError(f"histories[{name!r}] has no score snapshots: train with record_all_scores=True")
     names = list(histories)
@@ -38,10 +40,10 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
     def show(classifier: str, step_index: int):
         history = histories[classifier]
         step_index = min(step_index, len(history.steps) - 1)
-        attention = sentence_attention_at(history.extra["scores"][0, step_index], sentence)
+        attention = sentence_attention_at(history.extra["scores"][step_index], sentence)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
         plotting.sentence_attention(sentence_words, attention, is_topic, ax=axes[0], title=f"step {int(history.steps[step_index])}")
-        axes[1].plot(history.steps, history.loss[0], color=plotting.CLASSIFIER_COLOURS.get(classifier))
+        axes[1].plot(history.steps, history.loss, color=plotting.CLASSIFIER_COLOURS.get(classifier))
         axes[1].axvline(int(history.steps[step_index]), color="k", lw=0.8)
         axes[1].set_xlabel("step")
         axes[1].set_ylabel("training loss")
