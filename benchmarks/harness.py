@@ -33,7 +33,7 @@ from typing import Callable
 
 SIZES = ("tiny", "quick", "full")
 # Modules whose import registers benchmarks, in report order.
-MODULES = ("bench_notebooks", "bench_topic")
+MODULES = ("bench_notebooks", "bench_topic", "bench_mosaic")
 
 
 @dataclass

@@ -161,3 +161,18 @@ def test_attention_loss_by_name():
     assert attention_loss("hard") is hard_attention_loss
     with pytest.raises(ValueError, match="soft"):
         attention_loss("sparse")
+
+
+@pytest.mark.parametrize("name", ["soft", "hard", "lvml"])
+def test_alpha_gradient_closed_forms_match_autograd(name):
+    from course_lib.losses import alpha_gradient
+
+    alpha, segments, labels, clf = random_case(seed=7)
+    alpha = alpha.clone().requires_grad_()
+    loss = {"soft": soft_attention_loss, "hard": hard_attention_loss, "lvml": lvml_loss}[name]
+    (auto,) = torch.autograd.grad(loss(alpha, segments, labels, clf), alpha)
+    closed = alpha_gradient(name, alpha.detach(), segments, labels, clf)
+    assert torch.allclose(closed / 6, auto, atol=1e-12)
+    assert torch.allclose(alpha_gradient(loss, alpha.detach(), segments, labels, clf), closed)
+    with pytest.raises(ValueError, match="loss"):
+        alpha_gradient("sparse", alpha.detach(), segments, labels, clf)

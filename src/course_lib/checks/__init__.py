@@ -18,3 +18,21 @@ __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_wo
 from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+
+from .ch04 import (  # noqa: E402
+    check_alpha_gradient,
+    check_focus_prediction_table,
+    check_hard_attention_loss,
+    check_lvml_loss,
+    check_soft_attention_loss,
+    compare_prediction,
+)
+
+__all__ += [
+    "check_soft_attention_loss",
+    "check_hard_attention_loss",
+    "check_lvml_loss",
+    "check_alpha_gradient",
+    "check_focus_prediction_table",
+    "compare_prediction",
+]
