@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .identity import attention_from_score, sen_norm_curve
+
 # The course's look: white backgrounds (readable in the website's light and dark themes), no top
 # or right spines.  Applied by use_course_style(), never on import.
 COURSE_STYLE = {
@@ -254,8 +256,6 @@ def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title:
 
 
 def _sen_theory(ax, m, s_max, s_min=0.0, colour="k", label=None, ls="--"):
-    from .identity import sen_norm_curve
-
     s = np.linspace(min(s_min, 0.0), s_max, 200)
     ax.plot(s, sen_norm_curve(s, m), color=colour, ls=ls, lw=1.2, label=label if label is not None else f"identity, m = {m}")
 
@@ -335,8 +335,6 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     ``s`` with the small-score line ``2(1 + 1/m) s`` and the large-score curve ``(2/m) e^s``.
     Right: the attention missed, ``1 - a``, against ``||q||^2 ||w||^2`` with ``2/(||q||^2 ||w||^2)``.
     ``measured = (scores, scaled_norm_sq, miss)`` adds points from a run."""
-    from .identity import attention_from_score, sen_norm_curve
-
     s = np.linspace(0.0, s_max, 300)
     x = sen_norm_curve(s, m) ** 2
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))

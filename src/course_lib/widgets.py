@@ -1,4 +1,5 @@
-"""Interactive explorers (ipywidgets) built on ``course_lib.plotting``.
+"""Interactive explorers (ipywidgets) built on ``course_lib.plotting`` (chapter 1: the attention
+of a sentence during training; chapter 2: the SEN curves for a chosen ``m`` and query).
 
 Each explorer has a static counterpart in its chapter, so the website, which has no kernel, says
 the same thing; open the notebook in Jupyter or Colab to move the sliders.
@@ -8,16 +9,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
 from . import plotting
+from .identity import sen_curve_run
+from .topic import sentence_attention_at  # noqa: F401  (chapter 1 calls it from here too)
 from .training import TrainingHistory
-
-
-def sentence_attention_at(scores: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
-    """``(length,)`` attention of one sentence given every word's scores ``(vocab,)`` (chapter 1)."""
-    return torch.softmax(scores[sentence], dim=-1)
 
 
 def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence: torch.Tensor, is_topic: torch.Tensor):
@@ -26,8 +25,6 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
     ``histories[name]`` must have been recorded with ``record_all_scores=True``.
     Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
     """
-    import ipywidgets as W
-
     for name, history in histories.items():
         if history.stacked:
             raise ValueError(f"histories[{name!r}] is stacked: give the history of one model each")
@@ -66,10 +63,6 @@ def sen_explorer(steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_b
     topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.3)), which depends
     on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
     """
-    import ipywidgets as W
-
-    from .identity import sen_curve_run
-
     cache: dict = {}
 
     def show(m: int, query_std: float):

@@ -7,9 +7,10 @@ chapter; everything is re-exported here so notebooks call ``checks.check_...``.
 """
 
 from ._core import CheckFailed, run_check
-from .ch01 import check_attention_forward, check_label_sentences
+from .ch01 import check_attention_forward, check_gradient_step, check_label_sentences
 
 __all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_sentences"]
+__all__ += ["check_gradient_step"]
 
 from .ch03 import check_most_attended_word, check_word_frequency, check_word_purity  # noqa: E402
 
@@ -36,3 +37,7 @@ __all__ += [
     "check_focus_prediction_table",
     "compare_prediction",
 ]
+
+from .ch03 import check_early_score_law  # noqa: E402
+
+__all__ += ["check_early_score_law"]
