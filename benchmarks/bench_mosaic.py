@@ -47,16 +47,16 @@ def mosaic_batched_seeds(size: str) -> Result:
             for k in ks:
                 losses = ["hard"] * k if mix == "hard" else [LOSSES[r % 3] for r in range(k)]
                 focus, classifiers = _models(k, device)
-                kwargs = dict(epochs=epochs, lr=0.05, batch_size=256)
+                kwargs = {"epochs": epochs, "lr": 0.05, "batch_size": 256}
 
-                def sequential():
+                def sequential(focus=focus, classifiers=classifiers, losses=losses, kw=kwargs):
                     for f, c, loss in zip(focus, classifiers, losses):
-                        train_mosaic(copy.deepcopy(f), copy.deepcopy(c), data, loss, **kwargs)
+                        train_mosaic(copy.deepcopy(f), copy.deepcopy(c), data, loss, **kw)
 
-                def batched():
+                def batched(focus=focus, classifiers=classifiers, losses=losses, kw=kwargs):
                     train_mosaic_runs([copy.deepcopy(f) for f in focus],
                                       [copy.deepcopy(c) for c in classifiers], data, losses,
-                                      **kwargs)
+                                      **kw)
 
                 seq = time_call(sequential, repeats=repeats, warmup=warmup, device=device)
                 bat = time_call(batched, repeats=repeats, warmup=warmup, device=device)

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from course_lib.mosaic import Mosaics, load_digit_images, make_image_mosaics, make_linear_mosaics
+from course_lib.mosaic import (
+    Mosaics,
+    load_digit_images,
+    make_image_mosaics,
+    make_linear_mosaics,
+)
 
 
 def test_linear_mosaics_structure():
@@ -84,7 +89,7 @@ def test_linear_mosaic_errors():
 
 
 def test_digits_split_is_stratified_and_disjoint():
-    train, train_labels = load_digit_images("train")
+    train, _ = load_digit_images("train")
     test, test_labels = load_digit_images("test")
     assert train.shape[1] == 64 and len(train) + len(test) == 1797
     assert 0 <= float(train.min()) and float(train.max()) <= 1
