@@ -16,7 +16,7 @@ because data-dependent checks cannot run inside ``torch.func.vmap``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

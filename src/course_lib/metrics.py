@@ -15,7 +15,8 @@ on the foreground and s_y the probability the rule gives the true class.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 

@@ -14,7 +14,8 @@ Segments are stacked, not tiled: a mosaic of images has shape (m, *image_shape).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class Mosaics(NamedTuple):
     def n_classes(self) -> int:
         return int(self.labels.max()) + 1
 
-    def to(self, device) -> "Mosaics":
+    def to(self, device) -> Mosaics:
         return Mosaics(*(t.to(device) for t in self))
 
 

@@ -19,7 +19,8 @@ classifier (the fixed-focus experiment), recording L(alpha) and L(alpha + delta)
 from __future__ import annotations
 
 import copy
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,15 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ._validate import check_fraction, check_int, check_positive
-from .losses import KERNELS, LOSS_NAMES, _check, _log_mixture, _true_class_log_prob, blend
-from .losses import per_segment_logits
+from .losses import (
+    KERNELS,
+    LOSS_NAMES,
+    _check,
+    _log_mixture,
+    _true_class_log_prob,
+    blend,
+    per_segment_logits,
+)
 from .mosaic import Mosaics
 
 
@@ -246,7 +254,7 @@ def train_mosaic_runs(
 
     def run_loss(f_params, c_params, selector, x, y, z):
         alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
-        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))  # noqa: E731
+        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
         value = _selected_loss(kinds, selector, alpha, x, y, classify)
         return value, (value.detach(), alpha.detach().gather(1, z[:, None]).mean())
 
@@ -361,7 +369,7 @@ def train_fixed_focus(
     alpha_runs = torch.tensor([float(a) for a in alphas], device=device)  # (R,)
 
     def run_loss(c_params, selector, alpha_z, x, y, z):
-        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))  # noqa: E731
+        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
         alpha = (1 - alpha_z) / (m - 1) + (alpha_z - (1 - alpha_z) / (m - 1)) * F.one_hot(z, m)
         return _selected_loss(kinds, selector, alpha, x, y, classify)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..focus import MLPClassifier
-from ..losses import alpha_gradient, hard_attention_loss, lvml_loss, soft_attention_loss
+from ..losses import hard_attention_loss, lvml_loss, soft_attention_loss
 from ..metrics import focus_prediction_table
 from ._core import CheckFailed, close, run_check
 
