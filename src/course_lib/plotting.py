@@ -449,6 +449,30 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
     return fig
 
 
+def common_factor(score, measured, query_norm: float, m: int, title: str = "The proof's key step"):
+    """Measured ``ds / d||w_tau||^2`` (dots, one colour per topic word) against the score, over
+    the identity's prediction ``(||q||^2 / 2)(1 - a(s))`` (chapter 2, eq. (2.5); dashed).
+
+    ``score`` and ``measured`` are ``(T, n_topic_words)`` (the score at the middle of each
+    recorded interval and the ratio of the increments over it).
+    """
+    from .identity import score_per_norm_sq
+
+    score, measured = _np(score), _np(measured)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for k in range(score.shape[1]):
+        ax.plot(score[:, k], measured[:, k], ".", ms=3, alpha=0.6, color=f"C{k % 10}")
+    grid = np.linspace(float(np.nanmin(score)), float(np.nanmax(score)), 200)
+    prediction = score_per_norm_sq(grid, query_norm**2, m)
+    ax.plot(grid, prediction, "k--", lw=1.5, label=r"$\frac{\|q\|^2}{2}(1 - a(s))$")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\Delta s_\tau / \Delta \|w_\tau\|^2$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- chapter 5: the flow
 
 FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}

@@ -16,9 +16,14 @@ from .ch03 import check_most_attended_word, check_word_frequency, check_word_pur
 
 __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_word"]
 
-from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
+from .ch02 import (  # noqa: E402
+    check_score_gradient,
+    check_score_per_norm_sq,
+    check_sen_drift,
+    check_sen_invariant,
+)
 
-__all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+__all__ += ["check_score_gradient", "check_score_per_norm_sq", "check_sen_invariant", "check_sen_drift"]
 
 from .ch04 import (  # noqa: E402
     check_alpha_gradient,
