@@ -61,7 +61,7 @@ def flow_vs_euler(size: str) -> Result:
     else:
         m, C, t_end, slice_steps = 100, 1000, 4e5, 200_000
     t_figure = np.linspace(0.0, t_end, 801)
-    n_official = int(round(t_end / OFFICIAL_STEP))
+    n_official = round(t_end / OFFICIAL_STEP)
 
     reference = {k: flow.solve_flow(k, m, C, [t_end], rtol=1e-12, atol=1e-14) for k in METHODS}
 
@@ -113,14 +113,14 @@ def flow_vs_euler(size: str) -> Result:
             "ratio (default)": euler_s / default_s,
         })
     notes = [
-        f"m = {m}, C = {C}, t to {t_end:g}; figure grid of {t_figure.size} times; "
-        f"{n_official:.0e} Euler steps per method at step {OFFICIAL_STEP}.",
-        f"Euler timed on a slice of {slice_steps} steps per method and extrapolated linearly "
-        f"to {n_official} steps.",
-        f"Euler's error at step {OFFICIAL_STEP}: {euler_error:.1e} (from steps 1 and 1/2, "
-        f"error ratio {order_ratio:.2f}, first order ~2).",
-        f"solve_flow at rtol {matched_rtol:g} (matched): error {matched_error:.1e}; at its "
-        f"default rtol {flow.RTOL:g}: error {default_error:.1e}.",
+        (f"m = {m}, C = {C}, t to {t_end:g}; figure grid of {t_figure.size} times; "
+         f"{n_official:.0e} Euler steps per method at step {OFFICIAL_STEP}."),
+        (f"Euler timed on a slice of {slice_steps} steps per method and extrapolated linearly "
+         f"to {n_official} steps."),
+        (f"Euler's error at step {OFFICIAL_STEP}: {euler_error:.1e} (from steps 1 and 1/2, "
+         f"error ratio {order_ratio:.2f}, first order ~2)."),
+        (f"solve_flow at rtol {matched_rtol:g} (matched): error {matched_error:.1e}; at its "
+         f"default rtol {flow.RTOL:g}: error {default_error:.1e}."),
     ]
     official = rows[1]
     summary = (f"solve_flow {1e3 * matched_s:.0f} ms at matched accuracy ({1e3 * default_s:.0f} ms "
