@@ -449,6 +449,30 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
     return fig
 
 
+def common_factor(score, measured, query_norm: float, m: int, title: str = "The proof's key step"):
+    """Measured ``ds / d||w_tau||^2`` (dots, one colour per topic word) against the score, over
+    the identity's prediction ``(||q||^2 / 2)(1 - a(s))`` (chapter 2, eq. (2.5); dashed).
+
+    ``score`` and ``measured`` are ``(T, n_topic_words)`` (the score at the middle of each
+    recorded interval and the ratio of the increments over it).
+    """
+    from .identity import score_per_norm_sq
+
+    score, measured = _np(score), _np(measured)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for k in range(score.shape[1]):
+        ax.plot(score[:, k], measured[:, k], ".", ms=3, alpha=0.6, color=f"C{k % 10}")
+    grid = np.linspace(float(np.nanmin(score)), float(np.nanmax(score)), 200)
+    prediction = score_per_norm_sq(grid, query_norm**2, m)
+    ax.plot(grid, prediction, "k--", lw=1.5, label=r"$\frac{\|q\|^2}{2}(1 - a(s))$")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\Delta s_\tau / \Delta \|w_\tau\|^2$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- chapter 5: the flow
 
 FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
@@ -552,5 +576,72 @@ def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
     ax.set_ylabel(r"focus error $1 - \alpha(t)$")
     ax.set_title(title or "focus error and its asymptote (dashed)")
     ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- chapter 7: one law
+
+
+def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Mapping[str, str] | None = None,
+            title: str = "One law, two papers"):
+    """Chapter 7's figure: both papers' conservation laws along real training runs.
+
+    ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
+    ``Psi_n(theta) - Psi_n(theta(0))`` and ``c (S - S(0))`` for its ``k`` logits, drawn against each
+    other (left) over the diagonal that the lemma predicts.  ``drifts`` maps a name to
+    ``(time (T,), error (T,))``, the law's largest error ``|I(t) - I(0)|`` over the logits, drawn
+    against training time on a log scale (right).  ``colours`` maps names to colours (default: the
+    colour cycle); in the right panel the first run of each colour is dashed, the others solid.
+    """
+    colours = dict(colours or {})
+    for i, name in enumerate([*gains, *drifts]):
+        colours.setdefault(name, f"C{i % 10}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    top = max(max(float(np.nanmax(_np(s))), float(np.nanmax(_np(p)))) for _, p, s in gains.values())
+    left.plot([0, top], [0, top], color="k", lw=0.8, label="the lemma: equal gains", zorder=1)
+    markers = "osD^v"
+    for i, (name, (_, potential, strength)) in enumerate(gains.items()):
+        potential, strength = _np(potential), _np(strength)
+        every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
+        for j in range(potential.shape[1]):
+            left.plot(strength[::every, j], potential[::every, j], ls="none", marker=markers[i % len(markers)],
+                      ms=4, mfc="none", color=colours[name], alpha=0.8, label=name if j == 0 else None)
+    left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
+    left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
+    left.set_title(title, fontsize=10)
+    left.legend(frameon=False, fontsize=8)
+    seen: set = set()
+    for name, (time, error) in drifts.items():
+        style = "-" if colours[name] in seen else "--"
+        seen.add(colours[name])
+        time, error = _np(time), _np(error)
+        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[name], ls=style, lw=1.8, label=name)
+    right.set_yscale("log")
+    right.set_xlabel("training time (learning rate x steps)")
+    right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
+    right.set_title("halving the step halves the error", fontsize=10)
+    right.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"):
+    """Chapter 7, "reach": scaled norm against score for topic words that occur ``k`` times in each
+    sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
+    is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
+    for ``m`` (dotted, grey)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for i, (k, (scores, scaled)) in enumerate(runs.items()):
+        scores, scaled = _np(scores), _np(scaled)
+        for j in range(scores.shape[1]):
+            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=4, alpha=0.35, label=f"k = {k}" if j == 0 else None)
+        # the prediction on top of the measurements, so that both stay visible
+        _sen_theory(ax, m / k, float(np.nanmax(scores)), colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
+    _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
