@@ -490,7 +490,7 @@ def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: b
     for method, (mu, nu) in paths.items():
         mu, nu = _np(mu), _np(nu)
         alpha = 1.0 / (1.0 + (m - 1) * np.exp(-nu))
-        style = dict(color=FLOW_COLOURS.get(method), label=FLOW_NAMES.get(method, method))
+        style = {"color": FLOW_COLOURS.get(method), "label": FLOW_NAMES.get(method, method)}
         axes[0].plot(t, mu, **style)
         axes[1].plot(t, nu, **style)
         axes[2].plot(t, alpha, **style)
