@@ -13,7 +13,7 @@ then the macro cell, requests a GPU on Colab, and writes no outputs.
 
 The macro cell is a markdown cell tagged ``remove-cell`` (the website drops it: Sphinx has the
 macros from ``_config.yml``) that defines every MathJax macro of ``_config.yml``'s
-``mathjax3_config`` (with ``\def``), so the formulas render in Jupyter and Colab too.
+``mathjax3_config`` (with ``\\def``), so the formulas render in Jupyter and Colab too.
 ``sync`` inserts or refreshes both cells in existing notebooks, leaving every other cell as it
 is; running it twice changes nothing.
 """
