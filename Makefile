@@ -33,7 +33,7 @@ preflight:
 	  if [ -n "$$missing" ]; then \
 	    sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
 	    if command -v apt-get >/dev/null && $$sudo true 2>/dev/null && $$sudo apt-get update -qq \
-	       && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; then \
+	       && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null 2>&1; then \
 	      echo "make test: installed$$missing"; \
 	    else \
 	      echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install$$missing; Python 3.13 elsewhere: pyenv install 3.13, or COURSE_COLAB_PYTHON=/path/to/python3.13)"; \
