@@ -18,6 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import torch
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from harness import PeakRSS, Result, benchmark, check_size, mib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,9 +78,6 @@ def _cell_seconds(cell) -> float | None:
 def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) -> dict:
     """Execute one notebook in a fresh kernel; return wall time, peak kernel RSS, the slowest
     cell and whether it ran without error.  The notebook file is not modified."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
     nb = nbformat.read(path, as_version=4)
     kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
     client = NotebookClient(
@@ -175,8 +175,6 @@ def summarise(rows: list[dict]) -> tuple[str, list[str]]:
 @benchmark("notebooks", "Every chapter and exercise notebook executed top to bottom with nbclient "
            "(as the book build does): wall time and peak RSS of the kernel.")
 def notebooks(size: str) -> Result:
-    import torch
-
     check_size(size)
     if size == "tiny":  # the unit test: one trivial notebook written here, never the real ones
         with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from harness import Result, benchmark, check_size, time_call
 
+from course_lib import _sparse_attention
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import accuracy, train_full_batch
 
@@ -189,8 +191,6 @@ def training_step(size: str) -> Result:
 @benchmark("context_layout", "Forward and backward of the attention-weighted context v = sum_i a_i w_(x_i) "
            "alone: gathering embedding rows, gathering columns (TopicAttention), the sparse engine.")
 def context_layout(size: str) -> Result:
-    from course_lib import _sparse_attention
-
     check_size(size)
     corpus = _corpus(size)
     tokens = corpus.train.tokens
@@ -274,8 +274,6 @@ def _own_peak_rss_mib() -> float:
                 return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    import resource
-
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 

@@ -20,6 +20,7 @@ one-line summary.  ``benchmarks/run.py`` runs the registry and writes ``results/
 from __future__ import annotations
 
 import datetime as _dt
+import importlib
 import json
 import os
 import platform
@@ -30,6 +31,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import numpy
+import psutil
+import torch
 
 SIZES = ("tiny", "quick", "full")
 # Modules whose import registers benchmarks, in report order.
@@ -74,8 +79,6 @@ def load_all() -> dict[str, Benchmark]:
     here = str(Path(__file__).resolve().parent)
     if here not in sys.path:
         sys.path.insert(0, here)
-    import importlib
-
     for module in MODULES:
         importlib.import_module(module)
     return REGISTRY
@@ -92,8 +95,6 @@ def check_size(size: str) -> str:
 
 def _sync(device) -> None:
     if device is not None and str(device).startswith("cuda"):
-        import torch
-
         torch.cuda.synchronize()
 
 
@@ -134,8 +135,6 @@ class PeakRSS:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> int:
-        import psutil
-
         try:
             root = psutil.Process(self.pid)
             procs = root.children(recursive=True) + ([root] if self.include_root else [])
@@ -185,10 +184,6 @@ def _cpu_model() -> str:
 
 def machine_info() -> dict:
     """The machine and software a run measured: CPU, cores, memory, GPU, versions, load."""
-    import numpy
-    import psutil
-    import torch
-
     gpu = None
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)

@@ -23,7 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import bench_notebooks  # noqa: E402
 import harness  # noqa: E402
+import torch  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,10 +58,6 @@ def main(argv=None) -> int:
         for b in registry.values():
             print(f"{b.name:24s} {b.description}")
         return 0
-    import torch
-
-    import bench_notebooks
-
     size = args.size or ("full" if torch.cuda.is_available() else "quick")
     skip = list(args.skip) + (["notebooks"] if args.skip_notebooks else [])
     bench_notebooks.SELECT = args.notebooks

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import identity
+from course_lib import identity, sst
 from course_lib.topic import TopicAttention, attention_forward, make_topic_corpus
 from course_lib.training import train_full_batch
 
@@ -166,34 +166,6 @@ def test_sen_drift_shapes_and_errors():
         identity.sen_drift(s.numpy(), w, torch.ones(6), 20)
 
 
-# --------------------------------------------------------------------------- corpora
-
-
-def test_two_topic_corpus():
-    c = identity.make_two_topic_corpus(n_background=30, m=6, n_sentences=40, seed=1)
-    assert c.tokens.shape == (40, 8)
-    topic = c.topic_of_word[c.tokens]
-    assert torch.equal((topic >= 0).sum(1), torch.full((40,), 2))
-    own = torch.where(topic >= 0, topic, c.labels[:, None])
-    assert torch.equal(own, c.labels[:, None].expand_as(own))
-    with pytest.raises(ValueError, match="n_topics"):
-        identity.make_two_topic_corpus(n_topics=1)
-
-
-def test_variable_length_corpus():
-    c, mask = identity.make_variable_length_corpus(n_background=30, m_range=(2, 9), n_sentences=60, seed=2)
-    assert c.tokens.shape == mask.shape == (60, 10)
-    lengths = mask.sum(1) - 1
-    assert lengths.min() >= 2 and lengths.max() <= 9 and len(set(lengths.tolist())) > 3
-    pad = c.vocab_size - 1
-    assert c.words[pad] == "<pad>" and torch.equal(c.tokens == pad, ~mask)
-    assert torch.equal((c.topic_mask(c.tokens)).sum(1), torch.ones(60, dtype=torch.long))
-    with pytest.raises(ValueError, match="m_range"):
-        identity.make_variable_length_corpus(m_range=(5,))
-    with pytest.raises(ValueError, match=r"m_range\[1\]"):
-        identity.make_variable_length_corpus(m_range=(5, 3))
-
-
 # --------------------------------------------------------------------------- the identity against simulation
 
 
@@ -266,3 +238,32 @@ def test_sen_curve_run_shapes():
         identity.sen_curve_run(5, 0.0)
     with pytest.raises(ValueError, match="m"):
         identity.sen_curve_run(0, 0.3)
+
+
+def test_real_word_sen_is_zero_on_the_curve():
+    data = sst.parse_sst(
+        "1 a powerful sequel and one of the best films of the year .\n0 the worst film , and stupid too .\n"
+        "1 the best film of the year !\n0 a mess , a stupid mess\n", 2) * 3
+    vocab = sst.build_vocabulary(data)
+    model = TopicAttention(len(vocab), 2, embed_dim=4, key_dim=3, seed=0)
+    lengths = sst.mean_length_containing(data)
+    q = model.query
+    with torch.no_grad():
+        model.keys.weight.zero_()
+        model.embedding.weight.zero_()
+        for w, s in (("stupid", 0.5), ("mess", 0.3), ("powerful", 0.1)):
+            m = lengths[w] - 1
+            model.keys.weight[vocab[w]] = s * q / q.norm() ** 2
+            target = math.sqrt(2 * (s + math.expm1(s) / m)) / float(q.norm())
+            model.embedding.weight[vocab[w], 0] = target
+    sen = identity.real_word_sen(model, data, vocab, top=3)
+    assert sen.words == ["stupid", "mess", "powerful"]
+    assert torch.allclose(sen.score, torch.tensor([0.5, 0.3, 0.1], dtype=torch.float64), atol=1e-6)
+    assert float(sen.gap.max()) < 1e-5
+    assert sen.m[0] == pytest.approx(lengths["stupid"] - 1)
+    with pytest.raises(ValueError, match="top"):
+        identity.real_word_sen(model, data, vocab, top=0)
+    # off the curve by 10 %: the gap says so
+    with torch.no_grad():
+        model.embedding.weight[vocab["mess"]] *= 1.1
+    assert identity.real_word_sen(model, data, vocab, top=3).gap[1] == pytest.approx(0.1, rel=1e-4)

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib import identity, plotting  # noqa: E402
+from course_lib import identity, plotting, widgets  # noqa: E402
 
 T, N = 30, 4
 S = torch.linspace(0, 3, T)[:, None].repeat(1, N)
@@ -55,9 +55,6 @@ def test_regimes_convergence_ablation_collapse():
 
 
 def test_sen_explorer_builds():
-    pytest.importorskip("ipywidgets")
-    from course_lib import widgets
-
     explorer = widgets.sen_explorer(steps=5, n_sentences=20, n_background=20)
     names = {child.description for child in explorer.children if hasattr(child, "description")}
     assert {"m", "query std"} <= names

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course_lib import identity, topic
 from course_lib.topic import (
     TopicAttention,
     attention_forward,
@@ -207,3 +208,39 @@ def test_scaled_norms_is_query_norm_times_embedding_norm():
     assert torch.allclose(model.scaled_norms(), expected, rtol=1e-6)
     assert float(model.scaled_norms().min()) > 0  # a wrong product (e.g. the squared norms) differs
     assert not torch.allclose(model.scaled_norms(), model.embedding.weight.norm(dim=-1))
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def test_two_topic_corpus():
+    c = topic.make_two_topic_corpus(n_background=30, m=6, n_sentences=40, seed=1)
+    assert c.tokens.shape == (40, 8)
+    topics = c.topic_of_word[c.tokens]
+    assert torch.equal((topics >= 0).sum(1), torch.full((40,), 2))
+    own = torch.where(topics >= 0, topics, c.labels[:, None])
+    assert torch.equal(own, c.labels[:, None].expand_as(own))
+    with pytest.raises(ValueError, match="n_topics"):
+        topic.make_two_topic_corpus(n_topics=1)
+
+
+def test_variable_length_corpus():
+    c, mask = topic.make_variable_length_corpus(n_background=30, m_range=(2, 9), n_sentences=60, seed=2)
+    assert c.tokens.shape == mask.shape == (60, 10)
+    lengths = mask.sum(1) - 1
+    assert lengths.min() >= 2 and lengths.max() <= 9 and len(set(lengths.tolist())) > 3
+    pad = c.vocab_size - 1
+    assert c.words[pad] == "<pad>" and torch.equal(c.tokens == pad, ~mask)
+    assert torch.equal((c.topic_mask(c.tokens)).sum(1), torch.ones(60, dtype=torch.long))
+    with pytest.raises(ValueError, match="m_range"):
+        topic.make_variable_length_corpus(m_range=(5,))
+    with pytest.raises(ValueError, match=r"m_range\[1\]"):
+        topic.make_variable_length_corpus(m_range=(5, 3))
+
+
+def test_the_corpora_share_one_sentence_sampler():
+    """The sampler draws each sentence's topic first: corpora of one seed share their labels."""
+    two = topic.make_two_topic_corpus(n_background=30, m=6, n_sentences=40, seed=3)
+    var, _ = topic.make_variable_length_corpus(n_background=30, m_range=(6, 6), n_sentences=40, seed=3)
+    assert torch.equal(var.labels, two.labels)
+    assert identity.make_two_topic_corpus is topic.make_two_topic_corpus  # chapter 2's old address

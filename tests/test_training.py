@@ -1,8 +1,18 @@
+import math
+
 import pytest
 import torch
 
 from course_lib.topic import TopicAttention, make_topic_corpus
-from course_lib.training import TrainingHistory, accuracy, gradient_step, train_full_batch
+from course_lib import sst
+from course_lib.training import (
+    TrainingHistory,
+    accuracy,
+    gradient_step,
+    snapshot_steps,
+    train_full_batch,
+    train_with_early_stopping,
+)
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +239,107 @@ def test_on_record_returning_true_stops_training(corpus, models):
     reference, _ = train(corpus, make(), 15)
     for a, b in zip(stopped if isinstance(stopped, list) else [stopped], reference if isinstance(reference, list) else [reference]):
         assert torch.equal(a.embedding.weight, b.embedding.weight) and torch.equal(a.keys.weight, b.keys.weight)
+
+
+# --------------------------------------------------------------------------- early stopping (chapter 3)
+
+
+SST_LINES = (
+    "1 a powerful sequel and one of the best films of the year .\n"
+    "0 the worst film , and stupid too .\n"
+    "1 the best film of the year !\n"
+    "0 a mess , a stupid mess\n"
+)
+
+
+def small_corpus():
+    return sst.parse_sst(SST_LINES, 2)
+
+
+def tiny_setup(seed=0):
+    data = small_corpus() * 3
+    vocab = sst.build_vocabulary(data)
+    batch = sst.pad_batch(data, vocab)
+    model = TopicAttention(len(vocab), 2, embed_dim=4, key_dim=3, seed=seed)
+    return data, vocab, batch, model
+
+
+def test_early_stopping_snapshots_and_restores_best():
+    data, vocab, batch, model = tiny_setup()
+    run = train_with_early_stopping(model, batch, batch, 20, lr=0.5, snapshot_every=10, dense_until=4, dense_every=2, track=[vocab["stupid"]])
+    assert run.steps.tolist() == [0, 2, 4, 10, 20]
+    assert run.scores.shape == (5, len(vocab)) and run.norms.shape == (5, 1)
+    assert run.train_loss[0] == pytest.approx(math.log(2), abs=1e-4)
+    assert run.train_loss[-1] < run.train_loss[0]
+    assert run.last_step == 20 and run.best_step == int(run.steps[run.dev_loss.argmin()])
+    # the model is the best-dev snapshot: its scores are the recorded ones at best_step
+    best = int((run.steps == run.best_step).nonzero()[0, 0])
+    assert torch.allclose(model.scores().detach(), run.scores[best])
+    assert run.scores[-1, vocab.pad_id] == 0  # masked: the pad never moves
+
+
+def test_snapshots_do_not_change_the_run():
+    _, _, batch, model_a = tiny_setup()
+    _, _, _, model_b = tiny_setup()
+    train_with_early_stopping(model_a, batch, batch, 12, lr=0.5, snapshot_every=5)
+    train_full_batch(model_b, batch.tokens, batch.labels, steps=12, lr=0.5, mask=batch.mask)
+    # dev loss keeps falling on this tiny corpus, so the best snapshot is the last one
+    assert torch.equal(model_a.embedding.weight, model_b.embedding.weight)
+    assert torch.equal(model_a.keys.weight, model_b.keys.weight)
+
+
+def test_early_stopping_stops_and_restores_the_best():
+    data, vocab, batch, model = tiny_setup()
+    flipped = sst.Batch(batch.tokens, 1 - batch.labels, batch.mask)  # dev loss rises as train loss falls
+    run = train_with_early_stopping(model, batch, flipped, 200, lr=0.5, snapshot_every=5, patience=10)
+    assert run.best_step == 0 and run.last_step == 10
+    assert float(model.scores().detach().abs().max()) == 0.0  # restored to the initial model
+
+
+def test_early_stopping_unmasked_moves_the_pad():
+    data, vocab, batch, model = tiny_setup()
+    run = train_with_early_stopping(model, batch, batch, 10, lr=1.0, masked=False, snapshot_every=10)
+    assert run.scores[-1, vocab.pad_id] != 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"max_steps": 0}, ValueError),
+        ({"snapshot_every": 0}, ValueError),
+        ({"patience": 0}, ValueError),
+        ({"masked": 1}, TypeError),
+        ({"track": [10**6]}, ValueError),
+    ],
+)
+def test_early_stopping_bad_arguments(kwargs, error):
+    data, vocab, batch, model = tiny_setup()
+    args = {"max_steps": 5, **kwargs}
+    with pytest.raises(error):
+        train_with_early_stopping(model, batch, batch, **args)
+    with pytest.raises(TypeError, match="model"):
+        train_with_early_stopping("model", batch, batch, 5)
+    with pytest.raises(TypeError, match="dev"):
+        train_with_early_stopping(model, batch, (batch.tokens, batch.labels), 5)
+
+
+
+
+def test_snapshot_steps():
+    assert snapshot_steps(20, 10, dense_until=4, dense_every=2) == [2, 4, 10, 20]
+    assert snapshot_steps(7, 5) == [5, 7]
+    assert snapshot_steps(30, 100, dense_until=9, dense_every=3) == [3, 6, 9, 30]
+
+
+def test_early_stopping_takes_each_snapshot_from_one_run():
+    """The snapshot values are those of the model at that step (here, against a plain run)."""
+    data, vocab, batch, model = tiny_setup(seed=2)
+    run = train_with_early_stopping(model, batch, batch, 9, lr=0.5, snapshot_every=3, track=[vocab["stupid"]])
+    _, _, _, plain = tiny_setup(seed=2)
+    for step in range(10):
+        if step in run.steps.tolist():
+            k = run.steps.tolist().index(step)
+            assert torch.allclose(run.scores[k], plain.scores().detach(), atol=1e-6)
+            assert torch.allclose(run.norms[k], plain.embedding.weight[vocab["stupid"]].norm().detach(), atol=1e-6)
+        if step < 9:
+            gradient_step(plain, batch.tokens, batch.labels, 0.5, mask=batch.mask)

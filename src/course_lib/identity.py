@@ -13,8 +13,9 @@ embedding norm is a fixed function of the score (the "SEN curve"),
 This module holds the identity and its consequences (the two regimes, the attention it implies),
 the gradient of a sentence's loss with respect to the scores (eq. (2.1)), measurements of
 experiments against the identity, and the corpora of the experiments where its assumptions fail
-(two topic words in a sentence, sentences of different lengths).  The derivation is the course's
-own (chapter 2); the result is the paper's.
+(two topic words in a sentence, sentences of different lengths; the corpora themselves are built
+in ``course_lib.topic``), and the identity on real words (chapter 3, ``real_word_sen``).  The
+derivation is the course's own (chapter 2); the result is the paper's.
 
 Functions of numbers (``sen_invariant``, ``sen_norm_curve``, ...) work elementwise on floats, NumPy
 arrays and torch tensors and return the same kind; tensors keep their dtype and device.
@@ -24,12 +25,19 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from ._validate import check_int, check_positive
-from .topic import TopicAttention, TopicCorpus, label_sentences, make_topic_corpus, topic_of_word_table
+from .topic import (  # noqa: F401  (the chapter-2 corpora live in topic; chapter 2 imports them here)
+    TopicAttention,
+    make_topic_corpus,
+    make_two_topic_corpus,
+    make_variable_length_corpus,
+)
+from .sst import PAD, Vocabulary, mean_length_containing
 from .training import train_full_batch
 
 __all__ = [
@@ -48,6 +56,8 @@ __all__ = [
     "make_two_topic_corpus",
     "make_variable_length_corpus",
     "sen_curve_run",
+    "RealWordSEN",
+    "real_word_sen",
 ]
 
 
@@ -318,100 +328,6 @@ def max_margin(classifier_matrix: torch.Tensor, label: int) -> tuple[float, torc
     return 1.0 / norm, w / norm
 
 
-# --------------------------------------------------------------------------- corpora where the identity's assumptions fail
-
-
-def _topic_setup(n_topics, words_per_topic, n_background, m, n_sentences, seed):
-    check_int(n_topics, "n_topics", minimum=2)
-    check_int(words_per_topic, "words_per_topic", minimum=1)
-    check_int(n_background, "n_background", minimum=1)
-    check_int(m, "m", minimum=1)
-    check_int(n_sentences, "n_sentences", minimum=2)
-    check_int(seed, "seed", minimum=0)
-    rng = np.random.default_rng(seed)
-    n_topic_words = n_topics * words_per_topic
-    words = [f"topic{k}.{i}" for k in range(n_topics) for i in range(words_per_topic)]
-    words += [f"bg{i}" for i in range(n_background)]
-    return rng, n_topic_words, words
-
-
-def make_two_topic_corpus(
-    n_topics: int = 4, words_per_topic: int = 2, n_background: int = 5000, m: int = 20, n_sentences: int = 5000, seed: int = 0
-) -> TopicCorpus:
-    """A corpus whose sentences hold **two** topic words of their topic (chapter 2, "where the
-    identity breaks"): each sentence draws its topic, then two of the topic's words independently
-    (so sometimes one word twice), plus ``m`` background words, shuffled.  ``tokens`` ``(n, m + 2)``.
-    All sentences are training sentences (``n_valid = 0``, no test split is needed here); the
-    vocabulary layout is that of ``make_topic_corpus``.
-    """
-    rng, n_topic_words, words = _topic_setup(n_topics, words_per_topic, n_background, m, n_sentences, seed)
-    topic = rng.integers(n_topics, size=n_sentences)
-    first = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    second = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    background = n_topic_words + rng.integers(n_background, size=(n_sentences, m))
-    tokens = rng.permuted(np.concatenate([first[:, None], second[:, None], background], axis=1), axis=1)
-    topic_of_word = topic_of_word_table(n_topics, words_per_topic, n_topic_words + n_background)
-    return TopicCorpus(
-        tokens=torch.from_numpy(tokens).long(),
-        labels=torch.from_numpy(topic).long(),
-        topic_of_word=topic_of_word,
-        words=tuple(words),
-        n_topics=n_topics,
-        words_per_topic=words_per_topic,
-        m=m,
-        n_train=n_sentences - 1,
-        n_valid=0,
-    )
-
-
-def make_variable_length_corpus(
-    n_topics: int = 4,
-    words_per_topic: int = 2,
-    n_background: int = 5000,
-    m_range: tuple[int, int] = (5, 35),
-    n_sentences: int = 5000,
-    seed: int = 0,
-) -> tuple[TopicCorpus, torch.Tensor]:
-    """A corpus whose sentences have different numbers of background words (chapter 2, "where the
-    identity breaks"): sentence ``i`` holds one topic word and ``m_i`` background words, ``m_i``
-    uniform in ``m_range`` (inclusive), padded to ``max(m_range) + 1`` positions with a padding word
-    (the last vocabulary id, ``"<pad>"``).  Returns ``(corpus, mask)``, ``mask`` ``(n, max m + 1)``
-    bool, ``True`` on real words: pass it to the model and to ``train_full_batch`` so that padding
-    gets no attention.  ``corpus.m`` is the largest ``m``; ``mask.sum(1) - 1`` gives each ``m_i``.
-    All sentences but one are training sentences.
-    """
-    if not isinstance(m_range, (tuple, list)) or len(m_range) != 2:
-        raise ValueError(f"m_range must be a pair (smallest m, largest m), got {m_range!r}")
-    m_min = check_int(m_range[0], "m_range[0]", minimum=1)
-    m_max = check_int(m_range[1], "m_range[1]", minimum=m_min)
-    rng, n_topic_words, words = _topic_setup(n_topics, words_per_topic, n_background, m_max, n_sentences, seed)
-    words.append("<pad>")
-    pad = len(words) - 1
-    topic = rng.integers(n_topics, size=n_sentences)
-    topic_word = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    lengths = rng.integers(m_min, m_max + 1, size=n_sentences)
-    tokens = np.full((n_sentences, m_max + 1), pad, dtype=np.int64)
-    for i in range(n_sentences):
-        sentence = np.concatenate([[topic_word[i]], n_topic_words + rng.integers(n_background, size=lengths[i])])
-        tokens[i, : lengths[i] + 1] = rng.permutation(sentence)
-    mask = torch.from_numpy(tokens != pad)
-    topic_of_word = topic_of_word_table(n_topics, words_per_topic, len(words))
-    tokens = torch.from_numpy(tokens).long()
-    labels = label_sentences(tokens, topic_of_word)
-    corpus = TopicCorpus(
-        tokens=tokens,
-        labels=labels,
-        topic_of_word=topic_of_word,
-        words=tuple(words),
-        n_topics=n_topics,
-        words_per_topic=words_per_topic,
-        m=m_max,
-        n_train=n_sentences - 1,
-        n_valid=0,
-    )
-    return corpus, mask
-
-
 # --------------------------------------------------------------------------- small runs for figures and widgets
 
 
@@ -442,3 +358,43 @@ def sen_curve_run(
         model, train.tokens, train.labels, steps, lr, topic_word_ids=corpus.topic_word_ids, record_every=record_every
     )
     return history.topic_scores, history.scaled_norms
+
+
+# --------------------------------------------------------------------------- real words (chapter 3)
+
+
+class RealWordSEN(NamedTuple):
+    """The identity on real words (chapter 3): for each of the chosen words, its ``score``
+    ``s_u``, the measured ``scaled_norm`` ``||q|| ||w_u||``, ``m`` (``m_u``, the mean length of
+    the training sentences containing it, minus one), the ``theory`` value
+    ``sqrt(2 (s_u + (e^{s_u} - 1) / m_u))`` and the relative ``gap`` ``|measured - theory| / theory``."""
+
+    words: list
+    score: torch.Tensor
+    scaled_norm: torch.Tensor
+    m: torch.Tensor
+    theory: torch.Tensor
+    gap: torch.Tensor
+
+
+def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN:
+    """Chapter 3: test the identity of chapter 2 on the ``top`` words with the largest final score.
+
+    The identity ``||q||^2 ||w||^2 = 2 s + (2/m)(e^s - 1)`` (zero keys and embeddings at the start)
+    was derived for one topic word among ``m`` words that never move; on real text ``m_u`` is
+    taken, as in the paper's code, as the mean length of the training sentences (``data``)
+    containing ``u`` minus one.  Words that occur only in one-word sentences (``m_u = 0``) are
+    skipped.
+    """
+    check_int(top, "top", minimum=1)
+    lengths = mean_length_containing(data)  # checks data
+    scores = model.scores().detach().cpu().double()
+    candidates = [(float(scores[vocab[w]]), w) for w, n in lengths.items() if n > 1 and w in vocab and w != PAD]
+    chosen = [w for _, w in sorted(candidates, key=lambda t: (-t[0], t[1]))[:top]]
+    ids = torch.tensor(vocab.ids(chosen), dtype=torch.long)
+    s = scores[ids]
+    m = torch.tensor([lengths[w] - 1 for w in chosen], dtype=torch.float64)
+    measured = model.scaled_norms().cpu().double()[ids]
+    theory = sen_norm_curve(s, m)
+    gap = (measured - theory).abs() / theory.clamp(min=1e-12)
+    return RealWordSEN(chosen, s, measured, m, theory, gap)

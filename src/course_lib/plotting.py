@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .identity import attention_from_score, sen_norm_curve
+
 # The course's look: white backgrounds (readable in the website's light and dark themes), no top
 # or right spines.  Applied by use_course_style(), never on import.
 COURSE_STYLE = {
@@ -254,8 +256,6 @@ def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title:
 
 
 def _sen_theory(ax, m, s_max, s_min=0.0, colour="k", label=None, ls="--"):
-    from .identity import sen_norm_curve
-
     s = np.linspace(min(s_min, 0.0), s_max, 200)
     ax.plot(s, sen_norm_curve(s, m), color=colour, ls=ls, lw=1.2, label=label if label is not None else f"identity, m = {m}")
 
@@ -335,8 +335,6 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     ``s`` with the small-score line ``2(1 + 1/m) s`` and the large-score curve ``(2/m) e^s``.
     Right: the attention missed, ``1 - a``, against ``||q||^2 ||w||^2`` with ``2/(||q||^2 ||w||^2)``.
     ``measured = (scores, scaled_norm_sq, miss)`` adds points from a run."""
-    from .identity import attention_from_score, sen_norm_curve
-
     s = np.linspace(0.0, s_max, 300)
     x = sen_norm_curve(s, m) ** 2
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
@@ -448,4 +446,111 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
     ax.legend(frameon=False, fontsize=7)
     if own:
         fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- chapter 5: the flow
+
+FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
+FLOW_NAMES = {"soft": "soft attention", "hard": "hard attention", "lvml": "LVML", "hybrid": "hybrid"}
+
+
+def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: bool = False,
+                      title: str | None = None):
+    """Chapter 5: the classifier margin mu(t), the focus logit nu(t) and alpha(t), per method.
+
+    ``paths[method] = (mu, nu)``, arrays of the shape of ``t``.
+    """
+    t = _np(t)
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.4), sharex=True)
+    for method, (mu, nu) in paths.items():
+        mu, nu = _np(mu), _np(nu)
+        alpha = 1.0 / (1.0 + (m - 1) * np.exp(-nu))
+        style = dict(color=FLOW_COLOURS.get(method), label=FLOW_NAMES.get(method, method))
+        axes[0].plot(t, mu, **style)
+        axes[1].plot(t, nu, **style)
+        axes[2].plot(t, alpha, **style)
+    for ax, label in zip(axes, (r"margin $\mu$", r"focus logit $\nu$", r"attention $\alpha$")):
+        ax.set_xlabel("time $t$")
+        ax.set_ylabel(label)
+        if log_time:
+            ax.set_xscale("log")
+    axes[2].axhline(1.0, color="0.7", lw=0.8, ls=":")
+    axes[0].legend(frameon=False)
+    fig.suptitle(title or f"gradient flow, m = {m}, C = {C}")
+    fig.tight_layout()
+    return fig
+
+
+def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
+                       measured: Mapping[str, Mapping[float, tuple]] | None = None,
+                       C: int | None = None):
+    """Chapter 5: with the focus frozen at alpha, the loss and the focus incentive -dL/dalpha.
+
+    ``theory[method][alpha] = (loss, incentive)`` on the times ``t`` (closed form);
+    ``measured[method][alpha] = (times, loss, incentive)`` from gradient descent, drawn as dots.
+    Dotted lines: the limits log C (hard) and (C-1)/(C alpha + 1 - alpha) (LVML) when C is given.
+    """
+    t = _np(t)
+    methods = list(theory)
+    fig, axes = plt.subplots(2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True,
+                             squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for col, method in enumerate(methods):
+        alphas = sorted(theory[method])
+        for k, alpha in enumerate(alphas):
+            colour = cmap(k / max(1, len(alphas) - 1) * 0.85)
+            loss, incentive = theory[method][alpha]
+            axes[0, col].plot(t, _np(loss), color=colour, label=rf"$\alpha$ = {alpha:g}")
+            axes[1, col].plot(t, _np(incentive), color=colour)
+            if measured and alpha in measured.get(method, {}):
+                times, m_loss, m_inc = measured[method][alpha]
+                axes[0, col].plot(_np(times), _np(m_loss), "o", ms=3, color=colour)
+                axes[1, col].plot(_np(times), _np(m_inc), "o", ms=3, color=colour)
+            if C is not None and method == "lvml":
+                axes[1, col].axhline((C - 1) / (C * alpha + 1 - alpha), color=colour, lw=0.8, ls=":")
+        if C is not None and method == "hard":
+            axes[1, col].axhline(np.log(C), color="0.4", lw=0.8, ls=":", label="log C")
+            axes[1, col].legend(frameon=False)
+        axes[0, col].set_title(FLOW_NAMES.get(method, method))
+        axes[1, col].set_xlabel("time $t$ (classifier trained, focus frozen)")
+        axes[1, col].set_xscale("log")
+    axes[0, 0].set_ylabel("loss $L$")
+    axes[1, 0].set_ylabel(r"focus incentive $-\partial L/\partial\alpha$")
+    axes[0, 0].legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int, C: int):
+    """Chapter 5: solver points (mu, nu) on top of the closed-form orbit curves nu = orbit(mu)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for method, (mu_curve, nu_curve) in orbits.items():
+        ax.plot(_np(mu_curve), _np(nu_curve), color=FLOW_COLOURS.get(method), lw=1.5,
+                label=f"{FLOW_NAMES.get(method, method)}: orbit")
+    for method, (mu, nu) in paths.items():
+        ax.plot(_np(mu), _np(nu), "o", ms=3.5, mfc="none", color=FLOW_COLOURS.get(method))
+    ax.set_xlabel(r"classifier margin $\mu$")
+    ax.set_ylabel(r"focus logit $\nu$")
+    ax.set_title(f"orbits (lines) and the ODE solver (circles), m = {m}, C = {C}")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
+                      asymptotes: Mapping[str, Sequence[float]], title: str = ""):
+    """Chapter 5: the focus error 1 - alpha(t) on log axes, each with its late-time asymptote."""
+    t = _np(t)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, error in errors.items():
+        colour = FLOW_COLOURS.get(method)
+        ax.loglog(t, _np(error), color=colour, label=FLOW_NAMES.get(method, method))
+        if method in asymptotes:
+            ax.loglog(t, _np(asymptotes[method]), color=colour, ls="--", lw=1)
+    ax.set_xlabel("time $t$")
+    ax.set_ylabel(r"focus error $1 - \alpha(t)$")
+    ax.set_title(title or "focus error and its asymptote (dashed)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
     return fig

@@ -27,6 +27,7 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 
 from ._validate import check_int
+from .training import EarlyStoppingRun, train_with_early_stopping
 from .data.sst import (  # noqa: F401  (the data half, re-exported: chapters import it from here)
     SPLITS,
     SST_COUNTS,
@@ -233,161 +234,40 @@ def attended_word_stats(scores: torch.Tensor, data, word: str, vocab: Vocabulary
     )
 
 
-# --------------------------------------------------------------------------- training on SST
+# --------------------------------------------------------------------------- old names
+
+# Training on SST moved to course_lib.training and the identity on real words to
+# course_lib.identity (one home per idea); the chapter-3 names keep working.
+SSTRun = EarlyStoppingRun
+train_sst = train_with_early_stopping
 
 
-@dataclass
-class SSTRun:
-    """What :func:`train_sst` recorded at each snapshot (chapter 3).
+def __getattr__(name: str):
+    # identity imports this module (the word statistics), so its names are looked up on use
+    if name in ("RealWordSEN", "real_word_sen"):
+        from . import identity
 
-    ``steps`` ``(T,)`` (step 0 is the initial state), ``train_loss`` and ``dev_loss`` ``(T,)``,
-    ``scores`` ``(T, vocab_size)`` every word's score ``q . k_u``, ``norms`` ``(T, len(track))``
-    the embedding norms ``||w_u||`` of the tracked words ``track`` (ids), ``query_norm``,
-    ``best_step`` (lowest dev loss; the model is restored to it) and ``last_step`` (where
-    training stopped: ``max_steps``, or earlier by early stopping).
+        return getattr(identity, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def early_score_law(data) -> dict[str, float]:
+    """Chapter 3, exercise 3: the early-time law behind "frequency first", for Attn-FC.
+
+    At the start (embeddings near zero, uniform attention, fixed classifier output ``(1/2, 1/2)``)
+    a word's embedding grows in proportion to its *net label count*, the number of positive
+    sentences of ``data`` containing it minus the number of negative ones (frequency times
+    purity in size), and its score grows with the square of that count.  Returns
+    ``{word: net_label_count ** 2}``, proportional to the early scores.
+
+    >>> early_score_law([(["good", "film"], 1), (["good"], 1), (["bad", "film"], 0)])
+    {'good': 4.0, 'film': 0.0, 'bad': 1.0}
     """
-
-    steps: torch.Tensor
-    train_loss: torch.Tensor
-    dev_loss: torch.Tensor
-    scores: torch.Tensor
-    norms: torch.Tensor
-    track: torch.Tensor
-    query_norm: float
-    best_step: int
-    last_step: int
-    seconds: float
-
-
-@torch.no_grad()
-def _loss(model, batch: Batch, masked: bool) -> float:
-    device = model.embedding.weight.device
-    logits = model(batch.tokens.to(device), batch.mask.to(device) if masked else None)
-    return float(torch.nn.functional.cross_entropy(logits, batch.labels.to(device)))
-
-
-def train_sst(
-    model,
-    train: Batch,
-    dev: Batch,
-    max_steps: int,
-    lr: float = 0.1,
-    *,
-    masked: bool = True,
-    snapshot_every: int = 100,
-    dense_until: int = 0,
-    dense_every: int = 1,
-    patience: int | None = None,
-    track: Sequence[int] = (),
-) -> SSTRun:
-    """Full-batch gradient descent on SST with snapshots and early stopping (chapter 3).
-
-    Runs :func:`course_lib.training.train_full_batch` in chunks (it continues from the model's
-    current parameters), and after each chunk records the train and dev loss, every word's score
-    and the embedding norms of the words in ``track``.  Snapshots are taken every ``dense_every``
-    steps up to ``dense_until``, then every ``snapshot_every`` steps.  With ``patience`` (in
-    steps), training stops once the dev loss has not improved for that long (the paper's code
-    uses 2000 epochs), checked at each snapshot; in every case the model is restored to the
-    snapshot with the lowest dev loss, as the paper does before testing.  ``masked`` passes each
-    batch's mask to the model; ``False`` reproduces the paper's unmasked padding.
-    """
-    import copy
-    import time
-
-    from .topic import TopicAttention
-    from .training import train_full_batch
-
-    if not isinstance(model, TopicAttention):
-        raise TypeError(f"model must be a TopicAttention, got {type(model).__name__}")
-    for name, batch in (("train", train), ("dev", dev)):
-        if not isinstance(batch, Batch):
-            raise TypeError(f"{name} must be a Batch (pad_batch), got {type(batch).__name__}")
-    check_int(max_steps, "max_steps", minimum=1)
-    check_int(snapshot_every, "snapshot_every", minimum=1)
-    check_int(dense_until, "dense_until", minimum=0)
-    check_int(dense_every, "dense_every", minimum=1)
-    if patience is not None:
-        check_int(patience, "patience", minimum=1)
-    if not isinstance(masked, bool):
-        raise TypeError(f"masked must be a bool, got {type(masked).__name__}")
-    track = torch.as_tensor(list(track), dtype=torch.long).reshape(-1)
-    if track.numel() and (int(track.min()) < 0 or int(track.max()) >= model.vocab_size):
-        raise ValueError(f"track must hold word ids in [0, {model.vocab_size - 1}]")
-
-    marks = sorted({s for s in range(dense_every, min(dense_until, max_steps) + 1, dense_every)}
-                   | set(range(snapshot_every, max_steps + 1, snapshot_every)) | {max_steps})
-    mask = train.mask if masked else None
-    rec = {"steps": [], "train": [], "dev": [], "scores": [], "norms": []}
-
-    def snapshot(step, train_loss=None):
-        rec["steps"].append(step)
-        rec["train"].append(_loss(model, train, masked) if train_loss is None else train_loss)
-        rec["dev"].append(_loss(model, dev, masked))
-        rec["scores"].append(model.scores().detach().cpu().clone())
-        rec["norms"].append(model.embedding.weight.detach()[track.to(model.embedding.weight.device)].norm(dim=-1).cpu())
-
-    start = time.perf_counter()
-    snapshot(0)
-    best_step, best_dev, best_state = 0, rec["dev"][0], copy.deepcopy(model.state_dict())
-    done = 0
-    for mark in marks:
-        _, history = train_full_batch(model, train.tokens, train.labels, steps=mark - done, lr=lr, mask=mask, record_every=mark - done)
-        done = mark
-        snapshot(done, float(history.loss[-1]))  # the loss after the chunk's last step
-        if rec["dev"][-1] < best_dev:
-            best_step, best_dev, best_state = done, rec["dev"][-1], copy.deepcopy(model.state_dict())
-        if patience is not None and done - best_step >= patience:
-            break
-    model.load_state_dict(best_state)
-    return SSTRun(
-        steps=torch.tensor(rec["steps"]),
-        train_loss=torch.tensor(rec["train"]),
-        dev_loss=torch.tensor(rec["dev"]),
-        scores=torch.stack(rec["scores"]),
-        norms=torch.stack(rec["norms"]),
-        track=track,
-        query_norm=float(model.query.norm()),
-        best_step=best_step,
-        last_step=done,
-        seconds=time.perf_counter() - start,
-    )
-
-
-class RealWordSEN(NamedTuple):
-    """The identity on real words (chapter 3): for each of the chosen words, its ``score``
-    ``s_u``, the measured ``scaled_norm`` ``||q|| ||w_u||``, ``m`` (``m_u``, the mean length of
-    the training sentences containing it, minus one), the ``theory`` value
-    ``sqrt(2 (s_u + (e^{s_u} - 1) / m_u))`` and the relative ``gap`` ``|measured - theory| / theory``."""
-
-    words: list
-    score: torch.Tensor
-    scaled_norm: torch.Tensor
-    m: torch.Tensor
-    theory: torch.Tensor
-    gap: torch.Tensor
-
-
-def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN:
-    """Chapter 3: test the identity of chapter 2 on the ``top`` words with the largest final score.
-
-    The identity ``||q||^2 ||w||^2 = 2 s + (2/m)(e^s - 1)`` (zero keys and embeddings at the start)
-    was derived for one topic word among ``m`` words that never move; on real text ``m_u`` is
-    taken, as in the paper's code, as the mean length of the training sentences (``data``)
-    containing ``u`` minus one.  Words that occur only in one-word sentences (``m_u = 0``) are
-    skipped.
-    """
-    check_int(top, "top", minimum=1)
     _check_data(data)
-    lengths = mean_length_containing(data)
-    scores = model.scores().detach().cpu().double()
-    norms = model.embedding.weight.detach().cpu().double().norm(dim=-1)
-    qnorm = float(model.query.detach().norm())
-    candidates = [(float(scores[vocab[w]]), w) for w, n in lengths.items() if n > 1 and w in vocab and w != PAD]
-    chosen = [w for _, w in sorted(candidates, key=lambda t: (-t[0], t[1]))[:top]]
-    ids = torch.tensor(vocab.ids(chosen), dtype=torch.long)
-    s = scores[ids]
-    m = torch.tensor([lengths[w] - 1 for w in chosen], dtype=torch.float64)
-    measured = qnorm * norms[ids]
-    theory = torch.sqrt((2 * (s + torch.expm1(s) / m)).clamp(min=0))
-    gap = (measured - theory).abs() / theory.clamp(min=1e-12)
-    return RealWordSEN(chosen, s, measured, m, theory, gap)
+    net: dict[str, int] = {}
+    for tokens, label in data:
+        if label not in (0, 1):
+            raise ValueError(f"data: early_score_law needs binary labels 0/1, found {label!r}")
+        for w in dict.fromkeys(tokens):
+            net[w] = net.get(w, 0) + (1 if label == 1 else -1)
+    return {w: float(n * n) for w, n in net.items()}

@@ -161,6 +161,41 @@ def _random_words(n: int, rng: np.random.Generator, length: int = 10) -> list[st
     return words
 
 
+def _check_corpus_sizes(n_topics, words_per_topic, n_background, n_sentences, seed, min_sentences):
+    check_int(n_topics, "n_topics", minimum=2)
+    check_int(words_per_topic, "words_per_topic", minimum=1)
+    check_int(n_background, "n_background", minimum=1)
+    check_int(n_sentences, "n_sentences", minimum=min_sentences)
+    check_int(seed, "seed", minimum=0)
+
+
+def _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, m, topic_words=1, pad=-1):
+    """The one sentence sampler of every topic corpus (chapters 1 and 2).
+
+    Each sentence draws its topic (the label), ``topic_words`` of that topic's words
+    (independently, so a word may repeat) and ``m`` background words uniformly with replacement,
+    in a random order.  ``m`` is an int, or a pair ``(m_min, m_max)``: then each sentence draws its
+    own ``m`` uniformly in it and is padded with the word id ``pad`` to ``topic_words + m_max``
+    positions.  Returns ``(topic (n,), tokens (n, topic_words + m_max))``, NumPy int64.
+    """
+    topic = rng.integers(n_topics, size=n_sentences)
+    chosen = [topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences) for _ in range(topic_words)]
+    first_background = n_topics * words_per_topic
+    if isinstance(m, int):
+        background = first_background + rng.integers(n_background, size=(n_sentences, m))
+        # the model ignores order; shuffle so that nothing relies on it
+        columns = np.concatenate([c[:, None] for c in chosen] + [background], axis=1)
+        return topic, rng.permuted(columns, axis=1)
+    m_min, m_max = m
+    lengths = rng.integers(m_min, m_max + 1, size=n_sentences)
+    tokens = np.full((n_sentences, topic_words + m_max), pad, dtype=np.int64)
+    for i in range(n_sentences):
+        words = [c[i] for c in chosen]
+        sentence = np.concatenate([words, first_background + rng.integers(n_background, size=lengths[i])])
+        tokens[i, : topic_words + lengths[i]] = rng.permutation(sentence)
+    return topic, tokens
+
+
 def make_topic_corpus(
     n_topics: int = 4,
     words_per_topic: int = 2,
@@ -173,16 +208,30 @@ def make_topic_corpus(
     """Generate the synthetic topic-word corpus of Lu et al. (2021) (chapter 1).
 
     Each sentence holds one topic word (its topic is the label, classes uniform) and ``m``
-    background words drawn uniformly with replacement from ``n_background`` words, in a random
-    order.  The defaults are the paper's: 4 topics, 2 topic words each, 5000 background words,
-    ``m = 20``, 5000 sentences split 80 % / 1 % / 19 % into train / valid / test.
+    background words drawn uniformly with replacement, in a random order.  The defaults are the
+    paper's.
+
+    Parameters
+    ----------
+    n_topics, words_per_topic
+        The classes, and how many topic words each owns (paper: 4 topics, 2 words each).
+    n_background
+        The background vocabulary (paper: 5000 words, random strings of ten letters).
+    m
+        Background words per sentence (paper: 20).
+    n_sentences, split
+        The corpus size (paper: 5000) and the train and valid fractions (paper: 80 % and 1 %;
+        the rest, 19 %, is the test set).
+    seed
+        Everything random comes from ``numpy.random.default_rng(seed)``.
+
+    Returns
+    -------
+    TopicCorpus
+        With ``tokens`` ``(n_sentences, m + 1)``; ``.train``, ``.valid``, ``.test`` split it.
     """
-    check_int(n_topics, "n_topics", minimum=2)
-    check_int(words_per_topic, "words_per_topic", minimum=1)
-    check_int(n_background, "n_background", minimum=1)
+    _check_corpus_sizes(n_topics, words_per_topic, n_background, n_sentences, seed, min_sentences=3)
     check_int(m, "m", minimum=1)
-    check_int(n_sentences, "n_sentences", minimum=3)
-    check_int(seed, "seed", minimum=0)
     if not isinstance(split, (tuple, list)) or len(split) != 2:
         raise ValueError(f"split must be a pair (train_fraction, valid_fraction), got {split!r}")
     train_frac, valid_frac = split
@@ -198,21 +247,13 @@ def make_topic_corpus(
         )
 
     rng = np.random.default_rng(seed)
-    n_topic_words = n_topics * words_per_topic
-    words = [f"topic{k}.{i}" for k in range(n_topics) for i in range(words_per_topic)]
-    words += _random_words(n_background, rng)
-    topic_of_word = topic_of_word_table(n_topics, words_per_topic, n_topic_words + n_background)
-
-    topic = rng.integers(n_topics, size=n_sentences)
-    topic_word = topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
-    background = n_topic_words + rng.integers(n_background, size=(n_sentences, m))
-    tokens = np.concatenate([topic_word[:, None], background], axis=1)  # (n, m + 1)
-    tokens = rng.permuted(tokens, axis=1)  # the model ignores order; shuffle so nothing relies on it
+    words = _topic_words(n_topics, words_per_topic) + _random_words(n_background, rng)
+    topic_of_word = topic_of_word_table(n_topics, words_per_topic, len(words))
+    _, tokens = _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, m)
     tokens = torch.from_numpy(tokens).long()
-    labels = label_sentences(tokens, topic_of_word)
     return TopicCorpus(
         tokens=tokens,
-        labels=labels,
+        labels=label_sentences(tokens, topic_of_word),
         topic_of_word=topic_of_word,
         words=tuple(words),
         n_topics=n_topics,
@@ -223,7 +264,128 @@ def make_topic_corpus(
     )
 
 
+def _topic_words(n_topics: int, words_per_topic: int) -> list[str]:
+    return [f"topic{k}.{i}" for k in range(n_topics) for i in range(words_per_topic)]
+
+
+def make_two_topic_corpus(
+    n_topics: int = 4,
+    words_per_topic: int = 2,
+    n_background: int = 5000,
+    m: int = 20,
+    n_sentences: int = 5000,
+    seed: int = 0,
+) -> TopicCorpus:
+    """A corpus whose sentences hold **two** topic words of their topic (chapter 2, "where the
+    identity breaks").
+
+    Each sentence draws its topic, then two of the topic's words independently (so sometimes one
+    word twice), plus ``m`` background words, shuffled.  The vocabulary layout is that of
+    ``make_topic_corpus``; the background words are named ``bg0, bg1, ...``.
+
+    Parameters
+    ----------
+    n_topics, words_per_topic, n_background, m, n_sentences, seed
+        As for :func:`make_topic_corpus`.
+
+    Returns
+    -------
+    TopicCorpus
+        With ``tokens`` ``(n_sentences, m + 2)``; all sentences but the last are training
+        sentences (``n_valid = 0``, no test split is needed here).
+    """
+    _check_corpus_sizes(n_topics, words_per_topic, n_background, n_sentences, seed, min_sentences=2)
+    check_int(m, "m", minimum=1)
+    rng = np.random.default_rng(seed)
+    words = _topic_words(n_topics, words_per_topic) + [f"bg{i}" for i in range(n_background)]
+    topic, tokens = _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, m, topic_words=2)
+    return TopicCorpus(
+        tokens=torch.from_numpy(tokens).long(),
+        labels=torch.from_numpy(topic).long(),
+        topic_of_word=topic_of_word_table(n_topics, words_per_topic, len(words)),
+        words=tuple(words),
+        n_topics=n_topics,
+        words_per_topic=words_per_topic,
+        m=m,
+        n_train=n_sentences - 1,
+        n_valid=0,
+    )
+
+
+def make_variable_length_corpus(
+    n_topics: int = 4,
+    words_per_topic: int = 2,
+    n_background: int = 5000,
+    m_range: tuple[int, int] = (5, 35),
+    n_sentences: int = 5000,
+    seed: int = 0,
+) -> tuple[TopicCorpus, torch.Tensor]:
+    """A corpus whose sentences have different numbers of background words (chapter 2, "where the
+    identity breaks").
+
+    Sentence ``i`` holds one topic word and ``m_i`` background words, ``m_i`` uniform in
+    ``m_range`` (inclusive), padded to ``max(m_range) + 1`` positions with a padding word (the
+    last vocabulary id, ``"<pad>"``).
+
+    Parameters
+    ----------
+    n_topics, words_per_topic, n_background, n_sentences, seed
+        As for :func:`make_topic_corpus`.
+    m_range
+        ``(smallest m, largest m)``.
+
+    Returns
+    -------
+    (corpus, mask)
+        ``corpus.m`` is the largest ``m``; ``mask`` ``(n, max m + 1)`` bool is ``True`` on real
+        words: pass it to the model and to ``train_full_batch`` so that padding gets no
+        attention (``mask.sum(1) - 1`` gives each ``m_i``).  All sentences but the last are
+        training sentences.
+    """
+    if not isinstance(m_range, (tuple, list)) or len(m_range) != 2:
+        raise ValueError(f"m_range must be a pair (smallest m, largest m), got {m_range!r}")
+    m_min = check_int(m_range[0], "m_range[0]", minimum=1)
+    m_max = check_int(m_range[1], "m_range[1]", minimum=m_min)
+    _check_corpus_sizes(n_topics, words_per_topic, n_background, n_sentences, seed, min_sentences=2)
+    rng = np.random.default_rng(seed)
+    words = _topic_words(n_topics, words_per_topic) + [f"bg{i}" for i in range(n_background)] + ["<pad>"]
+    pad = len(words) - 1
+    _, tokens = _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, (m_min, m_max), pad=pad)
+    topic_of_word = topic_of_word_table(n_topics, words_per_topic, len(words))
+    tokens = torch.from_numpy(tokens).long()
+    corpus = TopicCorpus(
+        tokens=tokens,
+        labels=label_sentences(tokens, topic_of_word),
+        topic_of_word=topic_of_word,
+        words=tuple(words),
+        n_topics=n_topics,
+        words_per_topic=words_per_topic,
+        m=m_max,
+        n_train=n_sentences - 1,
+        n_valid=0,
+    )
+    return corpus, tokens != pad
+
+
 # --------------------------------------------------------------------------- the model
+
+
+def sentence_attention_at(scores: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+    """The attention of one sentence given every word's scores (chapter 1, eq. (1.2)):
+    ``softmax(s_{x_1}, ..., s_{x_L})``.
+
+    ``scores`` ``(vocab,)`` (``TopicAttention.scores()``, or a snapshot of it) or ``(T, vocab)``
+    for several snapshots; ``sentence`` ``(length,)`` word ids.  Returns ``(length,)`` or
+    ``(T, length)``.
+
+    >>> sentence_attention_at(torch.tensor([0.0, 0.0, 2.0]), torch.tensor([0, 1]))
+    tensor([0.5000, 0.5000])
+    """
+    if not isinstance(scores, torch.Tensor) or scores.dim() not in (1, 2):
+        raise ValueError("scores must be a (vocab,) or (T, vocab) tensor of word scores")
+    check_tokens(sentence.reshape(1, -1), "sentence", vocab_size=scores.shape[-1])
+    return torch.softmax(scores[..., sentence], dim=-1)
+
 
 
 def fixed_classifier_matrix(embed_dim: int, n_classes: int, generator: torch.Generator) -> torch.Tensor:

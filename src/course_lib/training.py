@@ -27,6 +27,8 @@ or configurations) as **one batched computation**, in four parts:
 from __future__ import annotations
 
 import copy
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -469,6 +471,174 @@ def train_full_batch(
     _fit(stack, loss_fn, recorder, steps, lr, record_every, on_record, single)
     stack.copy_back()
     return (models[0] if single else models), recorder.history(lr, single)
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+@dataclass
+class EarlyStoppingRun:
+    """What :func:`train_with_early_stopping` recorded at each snapshot (chapter 3).
+
+    ``steps`` ``(T,)`` (step 0 is the initial state), ``train_loss`` and ``dev_loss`` ``(T,)``,
+    ``scores`` ``(T, vocab_size)`` every word's score ``q . k_u``, ``norms`` ``(T, len(track))``
+    the embedding norms ``||w_u||`` of the tracked words ``track`` (ids), ``query_norm``,
+    ``best_step`` (lowest dev loss; the model is restored to it) and ``last_step`` (where
+    training stopped: ``max_steps``, or earlier by early stopping).
+    """
+
+    steps: torch.Tensor
+    train_loss: torch.Tensor
+    dev_loss: torch.Tensor
+    scores: torch.Tensor
+    norms: torch.Tensor
+    track: torch.Tensor
+    query_norm: float
+    best_step: int
+    last_step: int
+    seconds: float
+
+
+def snapshot_steps(max_steps: int, snapshot_every: int, dense_until: int = 0, dense_every: int = 1) -> list[int]:
+    """The steps :func:`train_with_early_stopping` takes snapshots at, after step 0: every
+    ``dense_every`` steps up to ``dense_until``, then every ``snapshot_every`` steps, and the last
+    step (chapter 3).
+
+    >>> snapshot_steps(25, snapshot_every=10, dense_until=4, dense_every=2)
+    [2, 4, 10, 20, 25]
+    """
+    dense = range(dense_every, min(dense_until, max_steps) + 1, dense_every)
+    return sorted(set(dense) | set(range(snapshot_every, max_steps + 1, snapshot_every)) | {max_steps})
+
+
+def _check_batch(batch, name: str) -> None:
+    for attr in ("tokens", "labels", "mask"):
+        if not isinstance(getattr(batch, attr, None), torch.Tensor):
+            raise TypeError(f"{name} must be a Batch (sst.pad_batch) with tokens, labels and mask, got {type(batch).__name__}")
+
+
+@torch.no_grad()
+def _mean_loss(model, batch, masked: bool) -> float:
+    device = model.embedding.weight.device
+    logits = model(batch.tokens.to(device), batch.mask.to(device) if masked else None)
+    return float(F.cross_entropy(logits, batch.labels.to(device)))
+
+
+class _Snapshots:
+    """The ``on_record`` hook of :func:`train_with_early_stopping`: at each snapshot step, keep
+    the losses, the scores and the tracked norms, remember the best state on the dev set, and
+    stop once the dev loss has not improved for ``patience`` steps."""
+
+    def __init__(self, model, dev, masked, marks, patience, track):
+        self.model, self.dev, self.masked, self.marks = model, dev, masked, set(marks) | {0}
+        self.patience, self.track = patience, track
+        self.rows = {"steps": [], "train_loss": [], "dev_loss": [], "scores": [], "norms": []}
+        self.best_step, self.best_dev, self.best_state = 0, float("inf"), None
+
+    def __call__(self, step: int, history: TrainingHistory) -> bool:
+        if step not in self.marks:
+            return False
+        model = self.model
+        dev_loss = _mean_loss(model, self.dev, self.masked)
+        for name, value in (
+            ("steps", step),
+            ("train_loss", float(history.loss[-1])),  # the loss of this step's parameters
+            ("dev_loss", dev_loss),
+            ("scores", model.scores().detach().cpu().clone()),
+            ("norms", model.embedding.weight.detach()[self.track.to(model.embedding.weight.device)].norm(dim=-1).cpu()),
+        ):
+            self.rows[name].append(value)
+        if dev_loss < self.best_dev:
+            self.best_step, self.best_dev = step, dev_loss
+            self.best_state = copy.deepcopy(model.state_dict())
+        return self.patience is not None and step - self.best_step >= self.patience
+
+    def run(self, seconds: float) -> EarlyStoppingRun:
+        rows = self.rows
+        return EarlyStoppingRun(
+            steps=torch.tensor(rows["steps"]),
+            train_loss=torch.tensor(rows["train_loss"]),
+            dev_loss=torch.tensor(rows["dev_loss"]),
+            scores=torch.stack(rows["scores"]),
+            norms=torch.stack(rows["norms"]),
+            track=self.track,
+            query_norm=float(self.model.query.norm()),
+            best_step=self.best_step,
+            last_step=rows["steps"][-1],
+            seconds=seconds,
+        )
+
+
+def train_with_early_stopping(
+    model: TopicAttention,
+    train,
+    dev,
+    max_steps: int,
+    lr: float = 0.1,
+    *,
+    masked: bool = True,
+    snapshot_every: int = 100,
+    dense_until: int = 0,
+    dense_every: int = 1,
+    patience: int | None = None,
+    track: Sequence[int] = (),
+) -> EarlyStoppingRun:
+    """Full-batch gradient descent with snapshots, early stopping on a dev set and a restore of
+    the best snapshot (chapter 3; ``sst.train_sst`` is its old name).
+
+    One :func:`train_full_batch` run, whose ``on_record`` hook takes the snapshots and decides
+    when to stop.
+
+    Parameters
+    ----------
+    model
+        A ``TopicAttention``, trained in place.
+    train, dev
+        ``sst.Batch`` es (``tokens``, ``labels``, ``mask``): the training sentences and the ones
+        that choose the best snapshot.
+    max_steps, lr
+        The most gradient steps and the learning rate.
+    masked
+        Pass each batch's mask to the model; ``False`` reproduces the paper's unmasked padding.
+    snapshot_every, dense_until, dense_every
+        Snapshots every ``dense_every`` steps up to ``dense_until``, then every
+        ``snapshot_every`` steps (:func:`snapshot_steps`), and at step 0.
+    patience
+        In steps: stop once the dev loss has not improved for that long (checked at each
+        snapshot; the paper's code uses 2000 epochs).  ``None``: run ``max_steps``.
+    track
+        Word ids whose embedding norms are recorded.
+
+    Returns
+    -------
+    EarlyStoppingRun
+        The snapshots.  In every case the model is left at the snapshot with the lowest dev loss,
+        as the paper does before testing.
+    """
+    if not isinstance(model, TopicAttention):
+        raise TypeError(f"model must be a TopicAttention, got {type(model).__name__}")
+    _check_batch(train, "train")
+    _check_batch(dev, "dev")
+    check_int(max_steps, "max_steps", minimum=1)
+    check_int(snapshot_every, "snapshot_every", minimum=1)
+    check_int(dense_until, "dense_until", minimum=0)
+    check_int(dense_every, "dense_every", minimum=1)
+    if patience is not None:
+        check_int(patience, "patience", minimum=1)
+    if not isinstance(masked, bool):
+        raise TypeError(f"masked must be a bool, got {type(masked).__name__}")
+    track = _check_word_ids(list(track), "track", model.vocab_size)
+
+    marks = snapshot_steps(max_steps, snapshot_every, dense_until, dense_every)
+    record_every = math.gcd(*marks)  # every snapshot step is a recorded step
+    snapshots = _Snapshots(model, dev, masked, marks, patience, track)
+    start = time.perf_counter()
+    train_full_batch(
+        model, train.tokens, train.labels, max_steps, lr,
+        mask=train.mask if masked else None, record_every=record_every, on_record=snapshots,
+    )
+    model.load_state_dict(snapshots.best_state)
+    return snapshots.run(time.perf_counter() - start)
 
 
 @torch.no_grad()

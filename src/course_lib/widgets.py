@@ -1,4 +1,5 @@
-"""Interactive explorers (ipywidgets) built on ``course_lib.plotting``.
+"""Interactive explorers (ipywidgets) built on ``course_lib.plotting`` (chapter 1: the attention
+of a sentence during training; chapter 2: the SEN curves for a chosen ``m`` and query).
 
 Each explorer has a static counterpart in its chapter, so the website, which has no kernel, says
 the same thing; open the notebook in Jupyter or Colab to move the sliders.
@@ -8,16 +9,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
 from . import plotting
+from .identity import sen_curve_run
+from .topic import sentence_attention_at  # noqa: F401  (chapter 1 calls it from here too)
 from .training import TrainingHistory
-
-
-def sentence_attention_at(scores: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
-    """``(length,)`` attention of one sentence given every word's scores ``(vocab,)`` (chapter 1)."""
-    return torch.softmax(scores[sentence], dim=-1)
 
 
 def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence: torch.Tensor, is_topic: torch.Tensor):
@@ -26,8 +25,6 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
     ``histories[name]`` must have been recorded with ``record_all_scores=True``.
     Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
     """
-    import ipywidgets as W
-
     for name, history in histories.items():
         if history.stacked:
             raise ValueError(f"histories[{name!r}] is stacked: give the history of one model each")
@@ -66,10 +63,6 @@ def sen_explorer(steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_b
     topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.3)), which depends
     on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
     """
-    import ipywidgets as W
-
-    from .identity import sen_curve_run
-
     cache: dict = {}
 
     def show(m: int, query_std: float):
@@ -86,4 +79,38 @@ def sen_explorer(steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_b
         show,
         m=W.IntSlider(min=2, max=100, step=1, value=20, description="m", continuous_update=False),
         query_std=W.FloatLogSlider(min=-1, max=0.3, step=0.05, value=0.3, base=10, description="query std", continuous_update=False),
+    )
+
+
+def flow_explorer():
+    """Chapter 5: choose m, C, the methods and the horizon; see mu(t), nu(t) and alpha(t).
+
+    Each redraw solves the two-scalar ODEs with ``flow.solve_flow`` (a few hundredths of a second
+    per method).  Returns the ipywidgets ``interactive`` object.
+    """
+    import ipywidgets as W
+    import numpy as np
+
+    from . import flow
+
+    def show(m: int, C: int, log10_horizon: float, soft: bool, hard: bool, lvml: bool,
+             log_time: bool):
+        t = np.linspace(0.0, 10**log10_horizon, 400)
+        if log_time:
+            t = np.concatenate([[0.0], np.geomspace(1e-2, 10**log10_horizon, 399)])
+        chosen = [k for k, on in (("soft", soft), ("hard", hard), ("lvml", lvml)) if on]
+        paths = {k: flow.solve_flow(k, m, C, t) for k in chosen}
+        plotting.flow_trajectories(t, paths, m, C, log_time=log_time)
+        plt.show()
+
+    return W.interactive(
+        show,
+        m=W.IntSlider(value=5, min=2, max=200, description="m", continuous_update=False),
+        C=W.IntSlider(value=3, min=2, max=1000, description="C", continuous_update=False),
+        log10_horizon=W.FloatSlider(value=3.0, min=1.0, max=6.0, step=0.1,
+                                    description="log10 t_max", continuous_update=False),
+        soft=W.Checkbox(value=True, description="soft"),
+        hard=W.Checkbox(value=True, description="hard"),
+        lvml=W.Checkbox(value=True, description="LVML"),
+        log_time=W.Checkbox(value=False, description="log time axis"),
     )

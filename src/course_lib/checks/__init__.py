@@ -7,9 +7,10 @@ chapter; everything is re-exported here so notebooks call ``checks.check_...``.
 """
 
 from ._core import CheckFailed, run_check
-from .ch01 import check_attention_forward, check_label_sentences
+from .ch01 import check_attention_forward, check_gradient_step, check_label_sentences
 
 __all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_sentences"]
+__all__ += ["check_gradient_step"]
 
 from .ch03 import check_most_attended_word, check_word_frequency, check_word_purity  # noqa: E402
 
@@ -18,3 +19,18 @@ __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_wo
 from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+
+from .ch05 import (  # noqa: E402
+    check_euler_flow,
+    check_euler_step_needed,
+    check_fixed_focus_hard_margin,
+    check_orbit_invariant,
+    check_reduced_soft_loss,
+)
+
+__all__ += ["check_reduced_soft_loss", "check_fixed_focus_hard_margin", "check_orbit_invariant",
+            "check_euler_flow", "check_euler_step_needed"]
+
+from .ch03 import check_early_score_law  # noqa: E402
+
+__all__ += ["check_early_score_law"]
