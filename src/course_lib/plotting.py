@@ -449,6 +449,30 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
     return fig
 
 
+def common_factor(score, measured, query_norm: float, m: int, title: str = "The proof's key step"):
+    """Measured ``ds / d||w_tau||^2`` (dots, one colour per topic word) against the score, over
+    the identity's prediction ``(||q||^2 / 2)(1 - a(s))`` (chapter 2, eq. (2.5); dashed).
+
+    ``score`` and ``measured`` are ``(T, n_topic_words)`` (the score at the middle of each
+    recorded interval and the ratio of the increments over it).
+    """
+    from .identity import score_per_norm_sq
+
+    score, measured = _np(score), _np(measured)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for k in range(score.shape[1]):
+        ax.plot(score[:, k], measured[:, k], ".", ms=3, alpha=0.6, color=f"C{k % 10}")
+    grid = np.linspace(float(np.nanmin(score)), float(np.nanmax(score)), 200)
+    prediction = score_per_norm_sq(grid, query_norm**2, m)
+    ax.plot(grid, prediction, "k--", lw=1.5, label=r"$\frac{\|q\|^2}{2}(1 - a(s))$")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\Delta s_\tau / \Delta \|w_\tau\|^2$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- chapter 5: the flow
 
 FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
@@ -466,7 +490,7 @@ def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: b
     for method, (mu, nu) in paths.items():
         mu, nu = _np(mu), _np(nu)
         alpha = 1.0 / (1.0 + (m - 1) * np.exp(-nu))
-        style = dict(color=FLOW_COLOURS.get(method), label=FLOW_NAMES.get(method, method))
+        style = {"color": FLOW_COLOURS.get(method), "label": FLOW_NAMES.get(method, method)}
         axes[0].plot(t, mu, **style)
         axes[1].plot(t, nu, **style)
         axes[2].plot(t, alpha, **style)
@@ -552,5 +576,165 @@ def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
     ax.set_ylabel(r"focus error $1 - \alpha(t)$")
     ax.set_title(title or "focus error and its asymptote (dashed)")
     ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- chapter 7: one law
+
+
+def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Mapping[str, str] | None = None,
+            title: str = "One law, two papers"):
+    """Chapter 7's figure: both papers' conservation laws along real training runs.
+
+    ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
+    ``Psi_n(theta) - Psi_n(theta(0))`` and ``c (S - S(0))`` for its ``k`` logits, drawn against each
+    other (left) over the diagonal that the lemma predicts.  ``drifts`` maps a name to
+    ``(time (T,), error (T,))``, the law's largest error ``|I(t) - I(0)|`` over the logits, drawn
+    against training time on a log scale (right).  ``colours`` maps names to colours (default: the
+    colour cycle); in the right panel the first run of each colour is dashed, the others solid.
+    """
+    colours = dict(colours or {})
+    for i, name in enumerate([*gains, *drifts]):
+        colours.setdefault(name, f"C{i % 10}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    top = max(max(float(np.nanmax(_np(s))), float(np.nanmax(_np(p)))) for _, p, s in gains.values())
+    left.plot([0, top], [0, top], color="k", lw=0.8, label="the lemma: equal gains", zorder=1)
+    markers = "osD^v"
+    for i, (name, (_, potential, strength)) in enumerate(gains.items()):
+        potential, strength = _np(potential), _np(strength)
+        every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
+        for j in range(potential.shape[1]):
+            left.plot(strength[::every, j], potential[::every, j], ls="none", marker=markers[i % len(markers)],
+                      ms=4, mfc="none", color=colours[name], alpha=0.8, label=name if j == 0 else None)
+    left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
+    left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
+    left.set_title(title, fontsize=10)
+    left.legend(frameon=False, fontsize=8)
+    seen: set = set()
+    for name, (time, error) in drifts.items():
+        style = "-" if colours[name] in seen else "--"
+        seen.add(colours[name])
+        time, error = _np(time), _np(error)
+        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[name], ls=style, lw=1.8, label=name)
+    right.set_yscale("log")
+    right.set_xlabel("training time (learning rate x steps)")
+    right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
+    right.set_title("halving the step halves the error", fontsize=10)
+    right.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"):
+    """Chapter 7, "reach": scaled norm against score for topic words that occur ``k`` times in each
+    sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
+    is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
+    for ``m`` (dotted, grey)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for i, (k, (scores, scaled)) in enumerate(runs.items()):
+        scores, scaled = _np(scores), _np(scaled)
+        for j in range(scores.shape[1]):
+            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=4, alpha=0.35, label=f"k = {k}" if j == 0 else None)
+        # the prediction on top of the measurements, so that both stay visible
+        _sen_theory(ax, m / k, float(np.nanmax(scores)), colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
+    _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- chapter 4: three ways to attend
+
+LOSS_COLOURS = {name: FLOW_COLOURS[name] for name in ("soft", "hard", "lvml")}
+LOSS_LABELS = {name: FLOW_NAMES[name] for name in ("soft", "hard", "lvml")}
+
+
+def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: int = 3):
+    """A few image mosaics, one row each, the foreground segment framed in red (chapter 4)."""
+    segments = _np(segments)
+    m = segments.shape[1]
+    fig, axes = plt.subplots(n_rows, m, figsize=(1.2 * m, 1.3 * n_rows), squeeze=False)
+    for row in range(n_rows):
+        for j in range(m):
+            ax = axes[row, j]
+            image = segments[row, j].reshape(image_shape)
+            if image.ndim == 3:  # (channels, h, w) -> (h, w, channels)
+                image = np.clip(image.transpose(1, 2, 0), 0, 1)
+            ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            is_fg = j == int(_np(foreground)[row])
+            for spine in ax.spines.values():
+                spine.set_visible(True)
+                spine.set_color(TOPIC if is_fg else "0.85")
+                spine.set_linewidth(3 if is_fg else 1)
+        axes[row, 0].set_ylabel(f"label {int(_np(labels)[row])}")
+    fig.tight_layout()
+    return fig
+
+
+def focus_curves(epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"):
+    """Mean a_z against epoch, one colour per loss, one thin line per seed (chapter 4).
+    ``mean_a_z[loss]`` has shape (seeds, epochs)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for loss, curves in mean_a_z.items():
+        curves = np.atleast_2d(_np(curves))
+        for k, curve in enumerate(curves):
+            ax.plot(_np(epochs), curve, color=LOSS_COLOURS[loss], lw=1.2,
+                    label=LOSS_LABELS[loss] if k == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean attention on the foreground $a_z$")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[str, str] | None = None):
+    """(a_z, s_y) histograms side by side, in percent, s_y upwards (chapter 4).
+    ``histograms[name]`` is ``metrics.signature_histogram``'s (bins, bins) array."""
+    names = list(histograms)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        hist = _np(histograms[name])
+        bins = hist.shape[0]
+        ax.imshow(hist[::-1], cmap="coolwarm", vmin=0, vmax=100, extent=(0, 1, 0, 1))
+        for i in range(bins):
+            for j in range(bins):
+                ax.text((j + 0.5) / bins, (i + 0.5) / bins, f"{hist[i, j]:.0f}", ha="center",
+                        va="center", fontsize=8)
+        ax.set_xlabel("attention on the foreground $a_z$")
+        ax.set_ylabel((s_labels or {}).get(name, "$s_y$"))
+        ax.set_title(LOSS_LABELS.get(name, name))
+    fig.tight_layout()
+    return fig
+
+
+def fixed_focus_training(epochs, loss: Mapping[str, Mapping[float, np.ndarray]],
+                       incentive: Mapping[str, Mapping[float, np.ndarray]]):
+    """The fixed-focus experiment (chapter 4): L(alpha) (top) and the incentive
+    L(alpha) - L(alpha + 0.01) (bottom) against epoch, one column per loss, one line per alpha."""
+    names = list(loss)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False,
+                             sharex=True)
+    cmap = plt.get_cmap("viridis")
+    for col, name in enumerate(names):
+        alphas = sorted(loss[name])
+        for k, alpha in enumerate(alphas):
+            colour = cmap(k / max(1, len(alphas) - 1))
+            axes[0, col].plot(_np(epochs), _np(loss[name][alpha]), color=colour,
+                              label=f"α = {alpha:g}")
+            axes[1, col].plot(_np(epochs), _np(incentive[name][alpha]), color=colour)
+        axes[0, col].set_title(LOSS_LABELS.get(name, name))
+        axes[1, col].set_xlabel("epoch")
+        axes[1, col].set_xscale("log")
+    axes[0, 0].set_ylabel("loss $L(\\alpha)$")
+    axes[1, 0].set_ylabel("$L(\\alpha) - L(\\alpha + 0.01)$")
+    axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig

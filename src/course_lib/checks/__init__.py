@@ -16,9 +16,32 @@ from .ch03 import check_most_attended_word, check_word_frequency, check_word_pur
 
 __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_word"]
 
-from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
+from .ch02 import (  # noqa: E402
+    check_score_gradient,
+    check_score_per_norm_sq,
+    check_sen_drift,
+    check_sen_invariant,
+)
 
-__all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+__all__ += ["check_score_gradient", "check_score_per_norm_sq", "check_sen_invariant", "check_sen_drift"]
+
+from .ch04 import (  # noqa: E402
+    check_alpha_gradient,
+    check_focus_prediction_table,
+    check_hard_attention_loss,
+    check_lvml_loss,
+    check_soft_attention_loss,
+    compare_prediction,
+)
+
+__all__ += [
+    "check_soft_attention_loss",
+    "check_hard_attention_loss",
+    "check_lvml_loss",
+    "check_alpha_gradient",
+    "check_focus_prediction_table",
+    "compare_prediction",
+]
 
 from .ch05 import (  # noqa: E402
     check_euler_flow,
@@ -34,3 +57,7 @@ __all__ += ["check_reduced_soft_loss", "check_fixed_focus_hard_margin", "check_o
 from .ch03 import check_early_score_law  # noqa: E402
 
 __all__ += ["check_early_score_law"]
+
+from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant  # noqa: E402
+
+__all__ += ["check_miss_reciprocal", "check_lemma_coupling", "check_topic_invariant"]
