@@ -25,6 +25,24 @@ from .ch02 import (  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_score_per_norm_sq", "check_sen_invariant", "check_sen_drift"]
 
+from .ch04 import (  # noqa: E402
+    check_alpha_gradient,
+    check_focus_prediction_table,
+    check_hard_attention_loss,
+    check_lvml_loss,
+    check_soft_attention_loss,
+    compare_prediction,
+)
+
+__all__ += [
+    "check_soft_attention_loss",
+    "check_hard_attention_loss",
+    "check_lvml_loss",
+    "check_alpha_gradient",
+    "check_focus_prediction_table",
+    "compare_prediction",
+]
+
 from .ch05 import (  # noqa: E402
     check_euler_flow,
     check_euler_step_needed,
