@@ -12,7 +12,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: book build-book test unit notebooks browser bench clean venv
+.PHONY: book build-book test unit lint notebooks browser bench clean venv
 
 venv: $(VENV)/.installed
 
@@ -64,7 +64,11 @@ notebooks: venv
 browser: venv
 	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-test: venv
+# ruff (configured in pyproject.toml): the library, the tests and the benchmarks.
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+test: venv lint
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 	$(MAKE) build-book
