@@ -291,8 +291,10 @@ def _autograd_loss_fn(base, n_models, tokens, labels, mask, per_model_data) -> C
 
     if n_models == 1 and not per_model_data:  # skip vmap's per-operation overhead
 
+        def first(stacked):
+            return {k: v[0] for k, v in stacked.items()}
+
         def loss(params, buffers):
-            first = lambda d: {k: v[0] for k, v in d.items()}  # noqa: E731
             value, attention = one_model(first(params), first(buffers), tokens, labels, mask)
             return value.unsqueeze(0), attention.unsqueeze(0)
 
@@ -326,13 +328,11 @@ class _Recorder:
         if topic_mask is not None:  # float weights made once, so recording a step stays cheap
             background = ~topic_mask if mask is None else (~topic_mask & mask)
             self.background_count = background.float().sum(-1).clamp(min=1)  # ([R,] n)
-            self.weights = torch.stack(
-                [topic_mask.float(), background.float()], dim=-3
-            )  # ([R,] 2, n, L)
+            weights = [topic_mask.float(), background.float()]
+            self.weights = torch.stack(weights, dim=-3)  # ([R,] 2, n, L)
 
-    def _keep(
-        self, name: str, value: torch.Tensor
-    ) -> None:  # value (R, ...) -> buffers[name][:, t]
+    def _keep(self, name: str, value: torch.Tensor) -> None:
+        """Write ``value`` ``(R, ...)`` into ``buffers[name][:, t]`` (allocated on first use)."""
         if name not in self.buffers:
             shape = (value.shape[0], self.n_steps, *value.shape[1:])
             self.buffers[name] = value.new_empty(shape)
@@ -371,7 +371,10 @@ class _Recorder:
         """The records so far (views: no copy on the CPU), without the replica axis if
         ``single``."""
         t = len(self.steps)
-        take = lambda name: self.buffers[name][:, :t][0 if single else slice(None)].cpu()  # noqa: E731
+
+        def take(name):
+            return self.buffers[name][:, :t][0 if single else slice(None)].cpu()
+
         return TrainingHistory(
             steps=torch.tensor(self.steps, dtype=torch.long),
             topic_word_ids=self.topic_word_ids.cpu(),
