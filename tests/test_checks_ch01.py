@@ -3,10 +3,11 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from course_lib import checks
 from course_lib.topic import attention_forward, label_sentences
-
+from course_lib.training import gradient_step
 
 
 def test_forward_reference_passes(run_check):
@@ -81,3 +82,186 @@ def test_labels_no_error_for_missing_topic_word(run_check):
 
     ok, out = run_check(checks.check_label_sentences, lenient)
     assert not ok and "ValueError" in out
+
+
+# ------------------------------------------------------------------ the full-batch step
+
+
+def _trained(model):
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def test_step_reference_passes(run_check):
+    ok, out = run_check(checks.check_gradient_step, gradient_step)
+    assert ok and "[passed]" in out
+
+
+def test_step_a_correct_backward_version_passes(run_check):
+    def mine(model, tokens, labels, lr, *, mask=None):
+        model.zero_grad()
+        loss = F.cross_entropy(model(tokens, mask), labels)
+        loss.backward()
+        with torch.no_grad():
+            for p in _trained(model):
+                p -= lr * p.grad
+        return loss.item()
+
+    ok, out = run_check(checks.check_gradient_step, mine)
+    assert ok and "[passed]" in out
+
+
+def test_step_stub_is_to_do(run_check):
+    def gradient_step(model, tokens, labels, lr, *, mask=None):
+        raise NotImplementedError
+
+    ok, out = run_check(checks.check_gradient_step, gradient_step)
+    assert not ok and "[to do]" in out
+
+
+def test_step_gradients_not_zeroed(run_check):
+    def leaky(model, tokens, labels, lr, *, mask=None):
+        loss = F.cross_entropy(model(tokens, mask), labels)
+        loss.backward()  # accumulates into .grad across calls
+        with torch.no_grad():
+            for p in _trained(model):
+                p -= lr * p.grad
+        return loss.item()
+
+    ok, out = run_check(checks.check_gradient_step, leaky)
+    assert not ok and "zero_grad" in out
+
+
+def test_step_summed_loss(run_check):
+    def summed(model, tokens, labels, lr, *, mask=None):
+        loss = F.cross_entropy(model(tokens, mask), labels, reduction="sum")
+        grads = torch.autograd.grad(loss, _trained(model))
+        with torch.no_grad():
+            for p, g in zip(_trained(model), grads):
+                p -= lr * g
+        return loss.item() / len(labels)  # the returned loss is right, the step is not
+
+    ok, out = run_check(checks.check_gradient_step, summed)
+    assert not ok and "mean" in out and "times too large" in out
+
+
+def test_step_returns_summed_loss(run_check):
+    def summed_return(model, tokens, labels, lr, *, mask=None):
+        return gradient_step(model, tokens, labels, lr, mask=mask) * len(labels)
+
+    ok, out = run_check(checks.check_gradient_step, summed_return)
+    assert not ok and "sum over sentences" in out
+
+
+def test_step_up_the_gradient(run_check):
+    def ascent(model, tokens, labels, lr, *, mask=None):
+        return _ascend(model, tokens, labels, lr, mask)
+
+    ok, out = run_check(checks.check_gradient_step, ascent)
+    assert not ok and "subtracts" in out
+
+
+def _ascend(model, tokens, labels, lr, mask):
+    loss = F.cross_entropy(model(tokens, mask), labels)
+    grads = torch.autograd.grad(loss, _trained(model))
+    with torch.no_grad():
+        for p, g in zip(_trained(model), grads):
+            p += lr * g
+    return loss.item()
+
+
+def test_step_updates_the_fixed_classifier(run_check):
+    def everything(model, tokens, labels, lr, *, mask=None):
+        for p in model.parameters():
+            p.requires_grad_(True)
+        loss = F.cross_entropy(model(tokens, mask), labels)
+        grads = torch.autograd.grad(loss, list(model.parameters()))
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads):
+                p -= lr * g
+        return loss.item()
+
+    ok, out = run_check(checks.check_gradient_step, everything)
+    assert not ok and "fixed classifier U moved" in out
+
+
+def test_step_over_all_parameters_hits_none_grad(run_check):
+    def all_params(model, tokens, labels, lr, *, mask=None):
+        model.zero_grad()
+        loss = F.cross_entropy(model(tokens, mask), labels)
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * p.grad
+        return loss.item()
+
+    ok, out = run_check(checks.check_gradient_step, all_params)
+    assert not ok and "requires_grad=True" in out
+
+
+def test_step_returns_loss_after(run_check):
+    def after(model, tokens, labels, lr, *, mask=None):
+        gradient_step(model, tokens, labels, lr, mask=mask)
+        with torch.no_grad():
+            return F.cross_entropy(model(tokens, mask), labels).item()
+
+    ok, out = run_check(checks.check_gradient_step, after)
+    assert not ok and "*after* the step" in out
+
+
+def test_step_not_in_place(run_check):
+    def rebinds(model, tokens, labels, lr, *, mask=None):
+        loss = F.cross_entropy(model(tokens, mask), labels)
+        grads = torch.autograd.grad(loss, _trained(model))
+        for p, g in zip(_trained(model), grads):
+            p = p - lr * g  # noqa: F841 (rebinds a local name; the model is unchanged)
+        return loss.item()
+
+    ok, out = run_check(checks.check_gradient_step, rebinds)
+    assert not ok and "no parameter moved" in out
+
+
+def test_step_hard_coded_lr(run_check):
+    def fixed_lr(model, tokens, labels, lr, *, mask=None):
+        return gradient_step(model, tokens, labels, 0.1, mask=mask)
+
+    ok, out = run_check(checks.check_gradient_step, fixed_lr)
+    assert not ok and "argument lr" in out
+
+
+def test_step_ignores_the_mask(run_check):
+    def no_mask(model, tokens, labels, lr, *, mask=None):
+        return gradient_step(model, tokens, labels, lr)
+
+    ok, out = run_check(checks.check_gradient_step, no_mask)
+    assert not ok and "pass the mask" in out
+
+
+def test_step_returns_nothing(run_check):
+    def silent(model, tokens, labels, lr, *, mask=None):
+        gradient_step(model, tokens, labels, lr, mask=mask)
+
+    ok, out = run_check(checks.check_gradient_step, silent)
+    assert not ok and "loss.item()" in out
+
+
+def test_chapter_links_its_exercise_notebook_on_the_configured_repository():
+    """The website does not build exercises/, so the chapter links them on GitHub and Colab,
+    at the repository and branch that _config.yml names."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1]
+    config = (root / "_config.yml").read_text()
+    url = re.search(r"^\s+url:\s*(\S+)", config, re.M).group(1)
+    branch = re.search(r"^\s+branch:\s*(\S+)", config, re.M).group(1)
+    repo = url.removeprefix("https://github.com/")
+    text = "\n".join(
+        cell.source for cell in nbformat.read(root / "chapters/01_the_task.ipynb", 4).cells
+        if cell.cell_type == "markdown"
+    )
+    target = f"{repo}/blob/{branch}/exercises/01_the_task.ipynb"
+    assert f"(https://colab.research.google.com/github/{target})" in text
+    assert f"(https://github.com/{target})" in text
+    assert (root / "exercises/01_the_task.ipynb").exists()

@@ -137,3 +137,73 @@ def test_most_attended_word_check(run_check):
 
     ok, out = run_check(checks.check_most_attended_word, "not a function")
     assert not ok and "[not run]" in out
+
+
+def test_early_score_law_check(run_check):
+    ok, out = run_check(checks.check_early_score_law, sst.early_score_law)
+    assert ok and "[passed]" in out
+
+    ok, out = run_check(checks.check_early_score_law, lambda data: {w: 3.5 * v for w, v in sst.early_score_law(data).items()})
+    assert ok, "the law fixes the scores only up to a positive constant"
+
+    def stub(data):
+        raise NotImplementedError
+
+    ok, out = run_check(checks.check_early_score_law, stub)
+    assert not ok and "[to do]" in out
+
+    def counts(data):
+        frequency = sst.word_frequency(data)
+        positive = {w: sum(1 for t, y in data if w in t and y == 1) for w in frequency}
+        return frequency, positive
+
+    def frequency_only(data):
+        return {w: float(n) for w, n in sst.word_frequency(data).items()}
+
+    ok, out = run_check(checks.check_early_score_law, frequency_only)
+    assert not ok and "[wrong]" in out and "*net*" in out
+
+    def frequency_squared(data):
+        return {w: float(n) ** 2 for w, n in sst.word_frequency(data).items()}
+
+    ok, out = run_check(checks.check_early_score_law, frequency_squared)
+    assert not ok and "square the frequency" in out
+
+    def linear(data):
+        frequency, positive = counts(data)
+        return {w: float(abs(2 * positive[w] - n)) for w, n in frequency.items()}
+
+    ok, out = run_check(checks.check_early_score_law, linear)
+    assert not ok and "*embedding*" in out and "square" in out
+
+    def signed(data):
+        frequency, positive = counts(data)
+        return {w: float(2 * positive[w] - n) for w, n in frequency.items()}
+
+    ok, out = run_check(checks.check_early_score_law, signed)
+    assert not ok and "square it" in out
+
+    def positives_squared(data):
+        frequency, positive = counts(data)
+        return {w: float(positive[w]) ** 2 for w in frequency}
+
+    ok, out = run_check(checks.check_early_score_law, positives_squared)
+    assert not ok and "-1" in out
+
+    ok, out = run_check(checks.check_early_score_law, sst.word_purity)
+    assert not ok and "seen once is perfectly pure" in out
+
+    def purity_squared(data):
+        return {w: p**2 for w, p in sst.word_purity(data).items()}
+
+    ok, out = run_check(checks.check_early_score_law, purity_squared)
+    assert not ok and "multiply purity by the frequency" in out
+
+    def cubed(data):
+        return {w: v**1.5 for w, v in sst.early_score_law(data).items()}
+
+    ok, out = run_check(checks.check_early_score_law, cubed)
+    assert not ok and "not proportional" in out
+
+    ok, out = run_check(checks.check_early_score_law, lambda data: [1.0])
+    assert not ok and "dict" in out

@@ -281,3 +281,25 @@ def __getattr__(name: str):
 
         return getattr(identity, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def early_score_law(data) -> dict[str, float]:
+    """Chapter 3, exercise 3: the early-time law behind "frequency first", for Attn-FC.
+
+    At the start (embeddings near zero, uniform attention, fixed classifier output ``(1/2, 1/2)``)
+    a word's embedding grows in proportion to its *net label count*, the number of positive
+    sentences of ``data`` containing it minus the number of negative ones (frequency times
+    purity in size), and its score grows with the square of that count.  Returns
+    ``{word: net_label_count ** 2}``, proportional to the early scores.
+
+    >>> early_score_law([(["good", "film"], 1), (["good"], 1), (["bad", "film"], 0)])
+    {'good': 4.0, 'film': 0.0, 'bad': 1.0}
+    """
+    _check_data(data)
+    net: dict[str, int] = {}
+    for tokens, label in data:
+        if label not in (0, 1):
+            raise ValueError(f"data: early_score_law needs binary labels 0/1, found {label!r}")
+        for w in dict.fromkeys(tokens):
+            net[w] = net.get(w, 0) + (1 if label == 1 else -1)
+    return {w: float(n * n) for w, n in net.items()}

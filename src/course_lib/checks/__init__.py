@@ -7,9 +7,10 @@ chapter; everything is re-exported here so notebooks call ``checks.check_...``.
 """
 
 from ._core import CheckFailed, run_check
-from .ch01 import check_attention_forward, check_label_sentences
+from .ch01 import check_attention_forward, check_gradient_step, check_label_sentences
 
 __all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_sentences"]
+__all__ += ["check_gradient_step"]
 
 from .ch03 import check_most_attended_word, check_word_frequency, check_word_purity  # noqa: E402
 
@@ -18,3 +19,7 @@ __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_wo
 from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+
+from .ch03 import check_early_score_law  # noqa: E402
+
+__all__ += ["check_early_score_law"]

@@ -1,12 +1,16 @@
-"""Checks for the exercises of chapter 1 (the task): the forward pass and the labelling."""
+"""Checks for the exercises of chapter 1 (the task): the forward pass, the labelling and the
+full-batch gradient step."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
+import torch.nn.functional as F
 
-from ..topic import attention_forward, label_sentences
+from ..topic import TopicAttention, attention_forward, label_sentences
+from ..training import gradient_step
 from ._core import CheckFailed, close, expect_tensor, run_check
 
 
@@ -95,3 +99,115 @@ def check_label_sentences(student_fn) -> None:
         pass
     else:
         raise CheckFailed("a sentence with no topic word has no label: raise a ValueError for it (check that each sentence holds exactly one).")
+
+
+# --------------------------------------------------------------------- the full-batch step
+
+
+def _step_case(kind: str, seed: int, n: int = 12, length: int = 5, vocab: int = 9):
+    """A small model with random keys (so every gradient is non-trivial) and its data."""
+    gen = torch.Generator().manual_seed(100 + seed)
+    model = TopicAttention(vocab, 3, embed_dim=4, key_dim=3, classifier=kind, embedding_std=0.5, seed=seed)
+    with torch.no_grad():
+        model.keys.weight.normal_(0.0, 0.7, generator=gen)
+    tokens = torch.randint(vocab, (n, length), generator=gen)
+    labels = torch.randint(3, (n,), generator=gen)
+    return model, tokens, labels
+
+
+def _flat(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def _as_loss(value) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise CheckFailed(f"return the loss before the step, a number (loss.item()), not {type(value).__name__}.")
+
+
+def _call_step(student_fn, model, tokens, labels, lr, mask=None):
+    try:
+        return student_fn(model, tokens, labels, lr) if mask is None else student_fn(model, tokens, labels, lr, mask=mask)
+    except TypeError as error:
+        if "NoneType" in str(error):
+            raise CheckFailed(
+                "a parameter has no gradient (its .grad is None): the fixed classifier and the query are not "
+                "trained, so update only the parameters with requires_grad=True."
+            ) from None
+        raise
+
+
+def _diagnose_step(student_model, ref_model, start_model, tokens, labels, lr) -> None:
+    """Fail with a hint if the student's parameters after a step differ from the reference's."""
+    if student_model.classifier_kind == "fixed" and not torch.equal(
+        student_model.classifier.weight, start_model.classifier.weight
+    ):
+        raise CheckFailed("the fixed classifier U moved: it is not trained (requires_grad is False); leave it alone.")
+    if not torch.equal(student_model.query, start_model.query):
+        raise CheckFailed("the query moved: it is fixed in this model; update only the parameters with requires_grad=True.")
+    start = _flat(start_model)
+    mine, ref = _flat(student_model) - start, _flat(ref_model) - start
+    if close(mine, ref, tol=1e-4 * float(ref.abs().max())):
+        return
+    if float(mine.abs().max()) == 0.0:
+        raise CheckFailed("no parameter moved: update them in place, e.g. `with torch.no_grad(): p -= lr * p.grad`.")
+
+    def like(factor: float) -> bool:
+        return close(mine, factor * ref, tol=1e-4 * abs(factor) * float(ref.abs().max()))
+
+    n = len(labels)
+    if like(-1.0):
+        raise CheckFailed("the parameters moved up the gradient: gradient descent subtracts it, theta <- theta - lr * grad.")
+    if like(float(n)):
+        raise CheckFailed(f"the step is {n} times too large: the loss is the *mean* cross-entropy over the sentences, not the sum.")
+    if like(1.0 / n):
+        raise CheckFailed(f"the step is {n} times too small: the loss is the mean over the sentences; do not divide by n again.")
+    if like(1.0 / lr):
+        raise CheckFailed("the step is the gradient itself: multiply it by the step size lr.")
+    if like(0.1 / lr):
+        raise CheckFailed("the step uses lr = 0.1 whatever lr is passed: use the argument lr.")
+    raise CheckFailed("the parameters after the step differ from theta - lr * grad of the mean cross-entropy.")
+
+
+@run_check("one full-batch gradient-descent step")
+def check_gradient_step(student_fn) -> None:
+    """Check ``student_fn(model, tokens, labels, lr, *, mask=None) -> loss before the step``."""
+    for seed, kind in enumerate(("fixed", "linear", "mlp")):
+        lr = (0.5, 0.05, 0.3)[seed]
+        start, tokens, labels = _step_case(kind, seed)
+        mine, ref = copy.deepcopy(start), copy.deepcopy(start)
+        with torch.no_grad():
+            loss_before = float(F.cross_entropy(start(tokens), labels))
+        returned = _as_loss(_call_step(student_fn, mine, tokens, labels, lr))
+        ref_loss = gradient_step(ref, tokens, labels, lr)
+        with torch.no_grad():
+            loss_after = float(F.cross_entropy(ref(tokens), labels))
+        if not math.isclose(returned, ref_loss, rel_tol=1e-4, abs_tol=1e-6):
+            if math.isclose(returned, loss_after, rel_tol=1e-4):
+                raise CheckFailed("the returned loss is the one *after* the step; return the loss before updating.")
+            if math.isclose(returned, len(labels) * loss_before, rel_tol=1e-4):
+                raise CheckFailed("the returned loss is the sum over sentences; the loss is the mean cross-entropy.")
+            raise CheckFailed(f"the returned loss {returned:.5f} should be the mean cross-entropy before the step, {ref_loss:.5f}.")
+        _diagnose_step(mine, ref, start, tokens, labels, lr)
+        # a second step on the same model: the gradients of the first must not leak into it
+        previous = copy.deepcopy(mine)
+        _call_step(student_fn, mine, tokens, labels, lr)
+        gradient_step(ref, tokens, labels, lr)
+        if not close(_flat(mine), _flat(ref), tol=1e-4 * float((_flat(ref) - _flat(previous)).abs().max())):
+            raise CheckFailed(
+                "the first step is right but the second is not: the gradients of the first step were added to the "
+                "second's. Zero them before backward (model.zero_grad()), or use torch.autograd.grad."
+            )
+    # padding: with a mask the loss must be that of model(tokens, mask)
+    start, tokens, labels = _step_case("linear", 3)
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    mask[:, -2:] = False
+    mine, ref = copy.deepcopy(start), copy.deepcopy(start)
+    returned = _as_loss(_call_step(student_fn, mine, tokens, labels, 0.5, mask=mask))
+    ref_loss = gradient_step(ref, tokens, labels, 0.5, mask=mask)
+    if not math.isclose(returned, ref_loss, rel_tol=1e-4) or not close(
+        _flat(mine), _flat(ref), tol=1e-4 * float((_flat(ref) - _flat(start)).abs().max())
+    ):
+        raise CheckFailed("with a mask, the loss is that of model(tokens, mask): pass the mask to the model.")

@@ -1,5 +1,5 @@
-"""Checks for the exercises of chapter 3 (real text): word frequency, word purity, and the word
-of a sentence that the model attends to most."""
+"""Checks for the exercises of chapter 3 (real text): word frequency, word purity, the word of
+a sentence that the model attends to most, and the early-time law behind "frequency first"."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import random
 
 import torch
 
-from ..sst import PAD, build_vocabulary, most_attended_word, word_frequency, word_purity
+from ..sst import (
+    PAD,
+    build_vocabulary,
+    early_score_law,
+    most_attended_word,
+    word_frequency,
+    word_purity,
+)
 from ._core import CheckFailed, run_check
 
 _FIXED = [
@@ -132,3 +139,60 @@ def check_most_attended_word(student_fn) -> None:
     got = student_fn(torch.zeros(len(vocab)), ["the", "best", "film"], vocab)
     if got != "the":
         raise CheckFailed(f"with equal scores every word gets the same attention; return the first of them ('the'), got {got!r}.")
+
+
+def _law_corpus(seed: int, n: int = 60):
+    """A random binary corpus without repeated words in a sentence, with words of very
+    different frequencies and purities (so that no wrong law fits by accident)."""
+    rng = random.Random(seed)
+    common = ["c%d" % i for i in range(4)]  # in most sentences, both labels
+    leaning = ["p%d" % i for i in range(4)]  # mostly positive or mostly negative
+    rare = ["r%d" % i for i in range(8)]  # a few sentences, one label
+    data = []
+    for i in range(n):
+        label = rng.randint(0, 1)
+        words = [w for w in common if rng.random() < 0.8]
+        words += [w for j, w in enumerate(leaning) if rng.random() < (0.7 if (j % 2) == label else 0.2)]
+        words += [w for j, w in enumerate(rare) if (j % 2) == label and rng.random() < 0.15]
+        data.append((words or ["c0"], label))
+    return data
+
+
+def _proportional(got: dict, expected: dict) -> bool:
+    """got = c * expected for one constant c > 0 (the law fixes the scores up to a constant)."""
+    scale = sum(v * v for v in expected.values())
+    c = sum(float(got[w]) * expected[w] for w in expected) / scale
+    return c > 0 and all(abs(float(got[w]) - c * expected[w]) <= 1e-9 * max(1.0, c * max(expected.values())) for w in expected)
+
+
+@run_check("the early-time law: score proportional to (net label count)^2")
+def check_early_score_law(student_fn) -> None:
+    """Check ``student_fn(data) -> {word: value proportional to its early Attn-FC score}``."""
+    for data in (_law_corpus(0), _law_corpus(1), _law_corpus(2)):
+        expected = early_score_law(data)
+        got = _as_dict(student_fn(list(data)), "predicted early score")
+        if set(got) != set(expected):
+            missing = sorted(set(expected) - set(got))[:3]
+            raise CheckFailed(f"the dict should have one key per word of the corpus; missing for example {missing}.")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in got.values()):
+            raise CheckFailed("every value should be a finite number.")
+        if _proportional(got, expected):
+            continue
+        freq = word_frequency(data)
+        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
+        net = {w: 2 * pos[w] - freq[w] for w in freq}
+        pure = word_purity(data)
+        guesses = [
+            ({w: float(freq[w]) for w in freq}, "your values follow the frequency; but a word's pushes from positive and negative sentences cancel: the embedding grows with the *net* label count, positives minus negatives."),
+            ({w: float(freq[w]) ** 2 for w in freq}, "you square the frequency; the pushes from positive and negative sentences cancel, so square the *net* label count (positives minus negatives)."),
+            ({w: float(abs(net[w])) for w in freq}, "|net label count| is how the *embedding* grows; the score's speed is the embedding times the same push, so the score grows with its square."),
+            ({w: float(net[w]) for w in freq}, "the net label count is how the embedding grows (with a sign); the score grows with the embedding times the same push: square it (negative words gain attention too)."),
+            ({w: float(pos[w]) ** 2 for w in freq}, "you count only positive sentences; a negative sentence pushes the other way, so count it with -1 (positives minus negatives) before squaring."),
+            ({w: pure[w] for w in freq}, "purity alone forgets how many sentences push: a word seen once is perfectly pure. Use the net label count, frequency times purity in size, and square it."),
+            ({w: pure[w] ** 2 for w in freq}, "purity squared forgets how many sentences push: multiply purity by the frequency (the net label count) before squaring."),
+        ]
+        for guess, hint in guesses:
+            if _proportional(got, guess) and not _proportional(guess, expected):
+                raise CheckFailed(hint)
+        bad = max(expected, key=lambda w: expected[w])
+        raise CheckFailed(f"your values are not proportional to (positives - negatives)^2: for example {bad!r}, in {pos[bad]} positive and {freq[bad] - pos[bad]} negative sentences, gets {float(got[bad]):.3g}.")
