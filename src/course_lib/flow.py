@@ -633,3 +633,79 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
             records.append(((step + 1) * lr, *reduced_state()))
     times, mu, nu, asym = (np.array(column) for column in zip(*records))
     return times, mu, nu, asym
+
+
+def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=1):
+    """Chapter 5, section 3 on the real model: train only the classifier, the focus frozen.
+
+    The attention is alpha on the foreground and (1 - alpha)/(m - 1) on each background
+    segment; ``focus.LinearClassifier(C, C)`` (zero init, float64) takes plain gradient steps
+    on the chapter-4 loss over ``population_mosaics(m, C)``.  Recorded every ``record_every``
+    steps: the time (steps x lr), the margin mu, the loss, and the focus incentive
+    -dL/dalpha measured by autograd on the model.
+
+    Returns ``times, mu, loss, incentive`` (NumPy arrays).
+    """
+    from . import focus as focus_models
+    from . import losses
+
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    alpha = float(_check_alpha(alpha))
+    lr = check_positive(lr, "lr")
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
+    record_every = check_int(record_every, "record_every", minimum=1)
+    segments, labels = population_mosaics(m, C)
+    is_foreground = segments.sum(-1)  # (C*m, m): 1 at the foreground, 0 elsewhere
+    classifier = focus_models.LinearClassifier(C, C, init="zeros").double()
+    loss_fn = losses.attention_loss(method)
+    off_diagonal = ~torch.eye(C, dtype=torch.bool)
+
+    def attention(a):
+        return a * is_foreground + (1 - a) / (m - 1) * (1 - is_foreground)
+
+    records = []
+    for step in range(n_steps + 1):
+        if step % record_every == 0:
+            a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
+            loss = loss_fn(attention(a), segments, labels, classifier)
+            (d_alpha,) = torch.autograd.grad(loss, a)
+            W = classifier.net.weight.detach()
+            mu = float(W.diagonal().mean() - W[off_diagonal].mean())
+            records.append((step * lr, mu, float(loss.detach()), -float(d_alpha)))
+        if step == n_steps:
+            break
+        loss = losses.KERNELS[method](attention(torch.tensor(alpha, dtype=torch.float64)),
+                                      segments, labels, classifier)
+        grads = torch.autograd.grad(loss, list(classifier.parameters()))
+        with torch.no_grad():
+            for parameter, grad in zip(classifier.parameters(), grads):
+                parameter -= lr * grad
+    return tuple(np.array(column) for column in zip(*records))
+
+
+def euler_step_needed(method, m, C, t_end, tol):
+    """The Euler step that matches ``solve_flow`` to ``tol`` at ``t_end``, found by measurement.
+
+    ``t_end`` is a whole number, so every halved step divides it.  Start at step 1 and halve it
+    until the larger of |mu_Euler - mu| and |nu_Euler - nu| at
+    ``t_end`` is at most ``tol`` (chapter 5 exercise); return that step.  Euler's error is
+    first order, so the answer is about proportional to ``tol``.
+
+    >>> euler_step_needed("hard", 5, 3, 40.0, 1e-3)
+    0.015625
+    """
+    method = _check_method(method)
+    m, C = _check_sizes(m, C)
+    t_end = check_positive(t_end, "t_end")
+    if not t_end.is_integer():
+        raise ValueError(f"t_end must be a whole number, got {t_end}")
+    tol = check_positive(tol, "tol")
+    mu_ref, nu_ref = solve_flow(method, m, C, [t_end])
+    step = 1.0
+    while step > 1e-7:
+        mu, nu = euler_flow(method, m, C, t_end, step)
+        if max(abs(mu - mu_ref[0]), abs(nu - nu_ref[0])) <= tol:
+            return step
+        step /= 2
+    raise ValueError(f"no step down to 1e-7 reaches tol={tol}")

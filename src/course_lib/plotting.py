@@ -605,3 +605,177 @@ def sen_collapse(
     if own:
         fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- chapter 5: the flow
+
+FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
+FLOW_NAMES = {"soft": "soft attention", "hard": "hard attention", "lvml": "LVML", "hybrid": "hybrid"}
+
+
+def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: bool = False,
+                      title: str | None = None):
+    """Chapter 5: the classifier margin mu(t), the focus logit nu(t) and alpha(t), per method.
+
+    ``paths[method] = (mu, nu)``, arrays of the shape of ``t``.
+    """
+    t = _np(t)
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.4), sharex=True)
+    for method, (mu, nu) in paths.items():
+        mu, nu = _np(mu), _np(nu)
+        alpha = 1.0 / (1.0 + (m - 1) * np.exp(-nu))
+        style = dict(color=FLOW_COLOURS.get(method), label=FLOW_NAMES.get(method, method))
+        axes[0].plot(t, mu, **style)
+        axes[1].plot(t, nu, **style)
+        axes[2].plot(t, alpha, **style)
+    for ax, label in zip(axes, (r"margin $\mu$", r"focus logit $\nu$", r"attention $\alpha$")):
+        ax.set_xlabel("time $t$")
+        ax.set_ylabel(label)
+        if log_time:
+            ax.set_xscale("log")
+    axes[2].axhline(1.0, color="0.7", lw=0.8, ls=":")
+    axes[0].legend(frameon=False)
+    fig.suptitle(title or f"gradient flow, m = {m}, C = {C}")
+    fig.tight_layout()
+    return fig
+
+
+def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
+                       measured: Mapping[str, Mapping[float, tuple]] | None = None,
+                       C: int | None = None):
+    """Chapter 5: with the focus frozen at alpha, the loss and the focus incentive -dL/dalpha.
+
+    ``theory[method][alpha] = (loss, incentive)`` on the times ``t`` (closed form);
+    ``measured[method][alpha] = (times, loss, incentive)`` from gradient descent, drawn as dots.
+    Dotted lines: the limits log C (hard) and (C-1)/(C alpha + 1 - alpha) (LVML) when C is given.
+    """
+    t = _np(t)
+    methods = list(theory)
+    fig, axes = plt.subplots(2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True,
+                             squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for col, method in enumerate(methods):
+        alphas = sorted(theory[method])
+        for k, alpha in enumerate(alphas):
+            colour = cmap(k / max(1, len(alphas) - 1) * 0.85)
+            loss, incentive = theory[method][alpha]
+            axes[0, col].plot(t, _np(loss), color=colour, label=rf"$\alpha$ = {alpha:g}")
+            axes[1, col].plot(t, _np(incentive), color=colour)
+            if measured and alpha in measured.get(method, {}):
+                times, m_loss, m_inc = measured[method][alpha]
+                axes[0, col].plot(_np(times), _np(m_loss), "o", ms=3, color=colour)
+                axes[1, col].plot(_np(times), _np(m_inc), "o", ms=3, color=colour)
+            if C is not None and method == "lvml":
+                axes[1, col].axhline((C - 1) / (C * alpha + 1 - alpha), color=colour, lw=0.8, ls=":")
+        if C is not None and method == "hard":
+            axes[1, col].axhline(np.log(C), color="0.4", lw=0.8, ls=":", label="log C")
+            axes[1, col].legend(frameon=False)
+        axes[0, col].set_title(FLOW_NAMES.get(method, method))
+        axes[1, col].set_xlabel("time $t$ (classifier trained, focus frozen)")
+        axes[1, col].set_xscale("log")
+    axes[0, 0].set_ylabel("loss $L$")
+    axes[1, 0].set_ylabel(r"focus incentive $-\partial L/\partial\alpha$")
+    axes[0, 0].legend(frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int, C: int):
+    """Chapter 5: solver points (mu, nu) on top of the closed-form orbit curves nu = orbit(mu)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for method, (mu_curve, nu_curve) in orbits.items():
+        ax.plot(_np(mu_curve), _np(nu_curve), color=FLOW_COLOURS.get(method), lw=1.5,
+                label=f"{FLOW_NAMES.get(method, method)}: orbit")
+    for method, (mu, nu) in paths.items():
+        ax.plot(_np(mu), _np(nu), "o", ms=3.5, mfc="none", color=FLOW_COLOURS.get(method))
+    ax.set_xlabel(r"classifier margin $\mu$")
+    ax.set_ylabel(r"focus logit $\nu$")
+    ax.set_title(f"orbits (lines) and the ODE solver (circles), m = {m}, C = {C}")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
+                      asymptotes: Mapping[str, Sequence[float]], title: str = ""):
+    """Chapter 5: the focus error 1 - alpha(t) on log axes, each with its late-time asymptote."""
+    t = _np(t)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, error in errors.items():
+        colour = FLOW_COLOURS.get(method)
+        ax.loglog(t, _np(error), color=colour, label=FLOW_NAMES.get(method, method))
+        if method in asymptotes:
+            ax.loglog(t, _np(asymptotes[method]), color=colour, ls="--", lw=1)
+    ax.set_xlabel("time $t$")
+    ax.set_ylabel(r"focus error $1 - \alpha(t)$")
+    ax.set_title(title or "focus error and its asymptote (dashed)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- chapter 7: one law
+
+
+def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Mapping[str, str] | None = None,
+            title: str = "One law, two papers"):
+    """Chapter 7's figure: both papers' conservation laws along real training runs.
+
+    ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
+    ``Psi_n(theta) - Psi_n(theta(0))`` and ``c (S - S(0))`` for its ``k`` logits, drawn against each
+    other (left) over the diagonal that the lemma predicts.  ``drifts`` maps a name to
+    ``(time (T,), error (T,))``, the law's largest error ``|I(t) - I(0)|`` over the logits, drawn
+    against training time on a log scale (right).  ``colours`` maps names to colours (default: the
+    colour cycle); in the right panel the first run of each colour is dashed, the others solid.
+    """
+    colours = dict(colours or {})
+    for i, name in enumerate([*gains, *drifts]):
+        colours.setdefault(name, f"C{i % 10}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    top = max(max(float(np.nanmax(_np(s))), float(np.nanmax(_np(p)))) for _, p, s in gains.values())
+    left.plot([0, top], [0, top], color="k", lw=0.8, label="the lemma: equal gains", zorder=1)
+    markers = "osD^v"
+    for i, (name, (_, potential, strength)) in enumerate(gains.items()):
+        potential, strength = _np(potential), _np(strength)
+        every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
+        for j in range(potential.shape[1]):
+            left.plot(strength[::every, j], potential[::every, j], ls="none", marker=markers[i % len(markers)],
+                      ms=4, mfc="none", color=colours[name], alpha=0.8, label=name if j == 0 else None)
+    left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
+    left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
+    left.set_title(title, fontsize=10)
+    left.legend(frameon=False, fontsize=8)
+    seen: set = set()
+    for name, (time, error) in drifts.items():
+        style = "-" if colours[name] in seen else "--"
+        seen.add(colours[name])
+        time, error = _np(time), _np(error)
+        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[name], ls=style, lw=1.8, label=name)
+    right.set_yscale("log")
+    right.set_xlabel("training time (learning rate x steps)")
+    right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
+    right.set_title("halving the step halves the error", fontsize=10)
+    right.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"):
+    """Chapter 7, "reach": scaled norm against score for topic words that occur ``k`` times in each
+    sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
+    is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
+    for ``m`` (dotted, grey)."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for i, (k, (scores, scaled)) in enumerate(runs.items()):
+        scores, scaled = _np(scores), _np(scaled)
+        for j in range(scores.shape[1]):
+            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=4, alpha=0.35, label=f"k = {k}" if j == 0 else None)
+        # the prediction on top of the measurements, so that both stay visible
+        _sen_theory(ax, m / k, float(np.nanmax(scores)), colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
+    _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -20,6 +20,21 @@ from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # 
 
 __all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
 
+from .ch05 import (  # noqa: E402
+    check_euler_flow,
+    check_euler_step_needed,
+    check_fixed_focus_hard_margin,
+    check_orbit_invariant,
+    check_reduced_soft_loss,
+)
+
+__all__ += ["check_reduced_soft_loss", "check_fixed_focus_hard_margin", "check_orbit_invariant",
+            "check_euler_flow", "check_euler_step_needed"]
+
 from .ch03 import check_early_score_law  # noqa: E402
 
 __all__ += ["check_early_score_law"]
+
+from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant  # noqa: E402
+
+__all__ += ["check_miss_reciprocal", "check_lemma_coupling", "check_topic_invariant"]

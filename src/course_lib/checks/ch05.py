@@ -1,0 +1,151 @@
+"""Checks for the exercises of chapter 5 (gradient flow in closed form): the reduced soft loss,
+the fixed-focus hard margin, an orbit invariant, and an explicit-Euler integrator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import flow
+from ._core import CheckFailed, run_check
+
+
+def _number(value, what: str) -> np.ndarray:
+    try:
+        out = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} should be a number or a NumPy array, got {type(value).__name__}.")
+    return out
+
+
+def _close(a, b, tol) -> bool:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=tol, atol=tol))
+
+
+@run_check("the reduced soft-attention loss log(1 + (C - 1) e^(-alpha mu))")
+def check_reduced_soft_loss(student_fn) -> None:
+    """Check ``student_fn(alpha, mu, C)`` (elementwise over NumPy arrays alpha and mu)."""
+    alpha = np.array([0.2, 0.5, 1.0, 0.05, 0.9])
+    mu = np.array([0.0, 1.5, 4.0, 30.0, 0.3])
+    for C in (3, 20):
+        out = _number(student_fn(alpha, mu, C), "the loss")
+        if out.shape != alpha.shape:
+            raise CheckFailed(f"the loss should have one value per (alpha, mu), shape {alpha.shape}, "
+                              f"got {out.shape}.")
+        ref = flow.reduced_soft_loss(alpha, mu, C)
+        if _close(out, ref, 1e-9):
+            continue
+        wrong = {
+            "the classifier sees the blend alpha e_y, so its margin is alpha mu, not mu.":
+                np.log1p((C - 1) * np.exp(-mu)),
+            "there are C - 1 wrong classes, each with logit b: 1 + (C - 1) e^(-alpha mu).":
+                np.log1p(C * np.exp(-alpha * mu)),
+            "that is hard attention's loss; soft attention classifies the blend of segments.":
+                flow.reduced_loss("hard", alpha, mu, C),
+            "the cross-entropy is -log p_y = log(1 + (C - 1) e^(-alpha mu)): check the sign.":
+                -np.log1p((C - 1) * np.exp(-alpha * mu)),
+        }
+        for hint, value in wrong.items():
+            if _close(out, value, 1e-9):
+                raise CheckFailed(hint)
+        raise CheckFailed("the values differ from the reference; at mu = 0 the loss must be log C, "
+                          "and the true-class logit of the blend is alpha a, the others alpha b.")
+    if not np.isfinite(_number(student_fn(np.array([1.0]), np.array([-800.0]), 3), "the loss")).all():
+        raise CheckFailed("at mu = -800 the loss overflowed: write log(1 + x) with x = (C-1) e^(-alpha "
+                          "mu) as np.logaddexp(0, log(C - 1) - alpha * mu).")
+
+
+@run_check("the fixed-focus hard-attention margin by Lambert W")
+def check_fixed_focus_hard_margin(student_fn) -> None:
+    """Check ``student_fn(alpha, C, t) -> mu`` (elementwise over a NumPy array t)."""
+    t = np.array([0.0, 1.0, 10.0, 100.0, 1000.0])
+    for alpha, C in ((1.0, 3), (0.3, 3), (0.6, 20)):
+        out = _number(student_fn(alpha, C, t), "mu")
+        if out.shape != t.shape:
+            raise CheckFailed(f"mu should have the shape of t, {t.shape}, got {out.shape}.")
+        if abs(out[0]) > 1e-9:
+            raise CheckFailed(f"at t = 0 the margin must be 0, got {out[0]:.4g}: the integration "
+                              "constant is e^0 = 1, so e^mu + (C - 1) mu = alpha t + 1.")
+        ref = flow.fixed_focus_hard_margin(alpha, C, t)
+        if _close(out, ref, 1e-8):
+            continue
+        A = C - 1.0
+        if _close(out, flow.fixed_focus_hard_margin(1.0, C, t), 1e-8):
+            raise CheckFailed("the focus alpha is missing: the margin grows at alpha / (e^mu + C - 1).")
+        residual = np.exp(out) + A * out - (alpha * t + 1)
+        if np.all(np.isfinite(residual)) and np.allclose(np.exp(out) + C * out, alpha * t + 1):
+            raise CheckFailed("use C - 1 (the number of wrong classes), not C.")
+        raise CheckFailed("mu should solve e^mu + (C - 1) mu = alpha t + 1; with x = (alpha t + 1)/(C - 1) "
+                          f"it is x - W_0(e^x / (C - 1)). Your largest residual is "
+                          f"{np.nanmax(np.abs(residual)):.3g}.")
+
+
+@run_check("the orbit invariant Phi(nu) - G(mu)")
+def check_orbit_invariant(student_fn) -> None:
+    """Check ``student_fn(method, mu, nu, m, C)``: zero on the flow, the reference elsewhere."""
+    t = np.geomspace(0.1, 500.0, 30)
+    for method in flow.METHODS:
+        for m, C in ((5, 3), (10, 7)):
+            mu, nu = flow.solve_flow(method, m, C, t)
+            on_path = _number(student_fn(method, mu, nu, m, C), "the invariant")
+            if on_path.shape != mu.shape:
+                raise CheckFailed(f"return one value per (mu, nu) point, shape {mu.shape}, got {on_path.shape}.")
+            scale = 1 + flow.attention_potential(nu, m - 1)
+            off = nu + 0.5
+            value_off = _number(student_fn(method, mu, off, m, C), "the invariant")
+            ref_off = flow.orbit_invariant(method, mu, off, m, C)
+            if np.max(np.abs(on_path) / scale) < 1e-6 and _close(value_off, ref_off, 1e-6):
+                continue
+            if _close(value_off, -ref_off, 1e-6):
+                raise CheckFailed("the sign: return Phi(nu) - G(mu).")
+            wrong_phi = off + np.expm1(off) / m - np.asarray(flow.orbit_potential(method, mu, C))
+            if _close(value_off, wrong_phi, 1e-6):
+                raise CheckFailed("Phi divides by m - 1, the number of background segments, not m.")
+            if np.max(np.abs(on_path) / scale) < 1e-6:
+                raise CheckFailed(f"for {method!r} your function is zero on the path but not Phi(nu) - "
+                                  "G(mu) off it (at nu + 0.5): return the difference itself.")
+            raise CheckFailed(f"for method {method!r}, m = {m}, C = {C} your invariant is not zero along "
+                              f"solve_flow's path (largest |value| {np.max(np.abs(on_path)):.3g}): check "
+                              f"G for {method!r} against the chapter's orbit proposition.")
+
+
+@run_check("explicit Euler for the chapter-5 ODE")
+def check_euler_flow(student_fn) -> None:
+    """Check ``student_fn(method, m, C, t_end, step) -> (mu, nu)`` against the reference loop."""
+    for method, m, C, t_end, step in (("soft", 5, 3, 10.0, 0.1), ("hard", 4, 7, 6.0, 0.25),
+                                      ("lvml", 5, 3, 8.0, 0.5)):
+        out = student_fn(method, m, C, t_end, step)
+        if not isinstance(out, tuple) or len(out) != 2:
+            raise CheckFailed("return the pair (mu, nu) at t_end.")
+        got = np.array([float(out[0]), float(out[1])])
+        ref = np.array(flow.euler_flow(method, m, C, t_end, step))
+        if _close(got, ref, 1e-9):
+            continue
+        for n_off in (-1, 1):
+            other = np.array(flow.euler_flow(method, m, C, t_end + n_off * step, step))
+            if _close(got, other, 1e-9):
+                raise CheckFailed(f"you took {'one step too few' if n_off < 0 else 'one step too many'}:"
+                                  " t_end / step steps take the state from t = 0 to t_end.")
+        if _close(got, np.array([float(v[0]) for v in flow.solve_flow(method, m, C, [t_end])]), 1e-6):
+            raise CheckFailed("this is the exact flow, not explicit Euler with the given step.")
+        raise CheckFailed(f"for {method!r} your state at t_end differs from Euler's ({got} vs {ref}); "
+                          "compute both derivatives from the current (mu, nu), then update both.")
+
+
+@run_check("the Euler step that matches solve_flow, by measurement")
+def check_euler_step_needed(student_fn) -> None:
+    """Check ``student_fn(method, m, C, t_end, tol) -> step``."""
+    for method, tol in (("soft", 1e-3), ("hard", 1e-3), ("lvml", 1e-2)):
+        got = float(student_fn(method, 5, 3, 40.0, tol))
+        ref = flow.euler_step_needed(method, 5, 3, 40.0, tol)
+        if got == ref:
+            continue
+        mu_ref, nu_ref = flow.solve_flow(method, 5, 3, [40.0])
+        if (40.0 / got).is_integer():
+            mu, nu = flow.euler_flow(method, 5, 3, 40.0, got)
+            error = max(abs(mu - mu_ref[0]), abs(nu - nu_ref[0]))
+            if error > tol:
+                raise CheckFailed(f"for {method!r}, step {got:g} gives an error {error:.2e} > tol {tol:g}: "
+                                  "keep halving.")
+        raise CheckFailed(f"for {method!r} the measured answer is {ref:g}, not {got:g}: start at 1 and stop at "
+                          "the FIRST halving whose larger error (mu or nu) is at most tol.")

@@ -1,0 +1,366 @@
+"""One conservation law behind both papers (chapter 7, the course's own contribution).
+
+Chapter 7 proves one lemma and derives from it the central results of both papers.  Let a logit
+``theta`` compete against ``n`` logits held at zero, so that its softmax weight is
+``a(theta) = e^theta / (e^theta + n)``, and let ``S`` be a second quantity ("the strength") that
+changes in training.  If the two velocities share their unknown factor,
+
+    d theta / dt = c (1 - a(theta)) dS/dt          with a constant c       (chapter 7, eq. (7.1)),
+
+then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.2)),
+
+    Psi_n(theta(t)) - Psi_n(theta(0)) = c (S(t) - S(0)),
+    Psi_n(theta) = theta + (e^theta - 1)/n = course_lib.flow.attention_potential(theta, n)  (7.3).
+
+* Part I (Lu et al. 2021, chapter 2): ``theta`` = a topic word's score, ``n = m``, ``S`` = its
+  squared embedding norm, ``c = ||q||^2 / 2`` (``topic_invariant``).
+* Part II (Vashisht & Ramaswamy 2023, chapter 5): ``theta`` = the focus logit ``nu``, ``n = m - 1``,
+  ``S`` = the squared norm of the classifier's logits on the clean foreground segment,
+  ``c = 1/2`` (``segment_invariant``); on the symmetric manifold of chapter 5 this is the
+  soft orbit ``Phi(nu) = (C - 1) mu^2 / (2C)`` (``soft_orbit_strength``).
+* Reach: a topic word repeated ``k`` times in each of its sentences obeys the law with
+  ``n = m / k`` (``topic_invariant(..., copies=k)``, ``make_repeated_topic_corpus``); the hard and
+  LVML orbits are the law with another strength, which ``strength_from_rates`` computes from any
+  right-hand side and whose hypothesis it tests.
+
+Functions of numbers work elementwise on floats, NumPy arrays and torch tensors and return the
+same kind (tensors keep their dtype and device).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ._validate import check_int, check_positive
+from .flow import attention_potential
+from .identity import _check_values
+from .topic import TopicCorpus, make_topic_corpus
+
+__all__ = [
+    "miss_reciprocal",
+    "lemma_coupling",
+    "lemma_invariant",
+    "lemma_drift",
+    "topic_invariant",
+    "segment_invariant",
+    "symmetric_logit_norm_sq",
+    "soft_orbit_strength",
+    "class_margin",
+    "LemmaStrength",
+    "strength_from_rates",
+    "make_repeated_topic_corpus",
+]
+
+
+# --------------------------------------------------------------------------- argument helpers
+
+
+def _check_n(n_others, name: str = "n_others") -> float:
+    if isinstance(n_others, bool) or not isinstance(n_others, numbers.Real):
+        raise TypeError(f"{name} must be a positive number (the logits competing at zero), got {type(n_others).__name__}")
+    return check_positive(n_others, name)
+
+
+def _check_coupling(coupling):
+    coupling = _check_values(coupling, "coupling")
+    if isinstance(coupling, (torch.Tensor, np.ndarray)):
+        return coupling
+    if coupling == 0.0:
+        raise ValueError("coupling must be non-zero: with c = 0 the logit does not move and the law says nothing")
+    return coupling
+
+
+def _exp(x):
+    if isinstance(x, torch.Tensor):
+        return torch.exp(x)
+    return np.exp(x) if isinstance(x, np.ndarray) else float(np.exp(x))
+
+
+def _check_nonnegative(value, name: str):
+    value = _check_values(value, name)
+    bad = (value < 0).any() if isinstance(value, (torch.Tensor, np.ndarray)) else value < 0
+    if bad:
+        raise ValueError(f"{name} is a squared norm and must be >= 0")
+    return value
+
+
+# --------------------------------------------------------------------------- the lemma
+
+
+def miss_reciprocal(theta, n_others):
+    """``1 / (1 - a(theta)) = 1 + e^theta / n_others``: the reciprocal of the weight a logit
+    misses (chapter 7, eq. (7.2), the key step of the lemma's proof).
+
+    ``a(theta) = e^theta / (e^theta + n_others)`` is the softmax weight of ``theta`` against
+    ``n_others`` logits at zero, so ``1 - a = n_others / (e^theta + n_others)``.  Integrating this
+    from 0 to ``theta`` gives ``flow.attention_potential``.  Elementwise.
+
+    >>> miss_reciprocal(0.0, 4)  # a(0) = 1/5 misses 4/5
+    1.25
+    """
+    theta = _check_values(theta, "theta")
+    n_others = _check_n(n_others)
+    return 1.0 + _exp(theta) / n_others
+
+
+def lemma_coupling(theta_rate, strength_rate, theta, n_others):
+    """The lemma's hypothesis, measured (chapter 7, eq. (7.1)): ``c = theta' / ((1 - a(theta)) S')``.
+
+    ``theta_rate`` and ``strength_rate`` are the velocities ``d theta/dt`` and ``dS/dt`` (or two
+    increments over one small step) at the logit values ``theta``; all three broadcast.  The
+    lemma applies exactly when the result is the same constant at every time and every state.
+    Where ``strength_rate`` is 0 the ratio is ``inf`` or ``nan``: measure where S moves.
+
+    >>> lemma_coupling(0.4, 1.0, 0.0, 4)  # theta' = c (1 - a) S' with 1 - a(0) = 4/5
+    0.5
+    """
+    theta_rate = _check_values(theta_rate, "theta_rate")
+    strength_rate = _check_values(strength_rate, "strength_rate")
+    reciprocal = miss_reciprocal(theta, n_others)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return theta_rate * reciprocal / strength_rate
+
+
+def lemma_invariant(theta, strength, coupling, n_others):
+    """The conserved quantity of the lemma (chapter 7, eq. (7.3)): ``Psi_n(theta) - c S``.
+
+    ``Psi_n(theta) = theta + (e^theta - 1)/n`` is ``flow.attention_potential(theta, n_others)``.
+    When ``theta' = c (1 - a(theta)) S'`` (eq. (7.1)) this does not change in time, whatever else
+    the dynamics do.  Elementwise over broadcastable ``theta`` (the logit), ``strength`` (S) and
+    ``coupling`` (c).
+
+    >>> float(lemma_invariant(0.0, 0.0, 0.5, 20))
+    0.0
+    >>> round(float(lemma_invariant(1.0, 2.0, 0.5, 1)), 6)  # 1 + (e - 1) - 0.5 * 2
+    1.718282
+    """
+    theta = _check_values(theta, "theta")
+    strength = _check_values(strength, "strength")
+    coupling = _check_coupling(coupling)
+    n_others = _check_n(n_others)
+    return attention_potential(theta, n_others) - coupling * strength
+
+
+def lemma_drift(theta, strength, coupling, n_others):
+    """Largest change of the lemma's invariant (eq. (7.3)) along a run (chapter 7):
+    ``max_t |I(t) - I(0)|`` with ``I = Psi_n(theta) - c S``.
+
+    ``theta`` and ``strength`` have the time axis first, ``(T, ...)``; ``coupling`` broadcasts
+    against them.  Returns shape ``(...)`` (a float for 1-D inputs): one drift per logit.  Under
+    gradient descent with step ``lr`` the drift of a law that holds for the flow is ``O(lr)``;
+    a drift that does not shrink with ``lr`` means the law's hypothesis fails.
+    """
+    theta = _check_values(theta, "theta")
+    strength = _check_values(strength, "strength")
+    for name, value in (("theta", theta), ("strength", strength)):
+        if not isinstance(value, (torch.Tensor, np.ndarray)) or value.ndim < 1 or value.shape[0] < 1:
+            raise ValueError(f"{name} must be an array or tensor with a time axis first, (T, ...)")
+    if tuple(theta.shape) != tuple(strength.shape):
+        raise ValueError(f"theta and strength must have the same shape, got {tuple(theta.shape)} and {tuple(strength.shape)}")
+    invariant = lemma_invariant(theta, strength, coupling, n_others)
+    if isinstance(invariant, torch.Tensor):
+        out = (invariant - invariant[:1]).abs().amax(dim=0)
+        return float(out) if out.dim() == 0 else out
+    out = np.abs(invariant - invariant[:1]).max(axis=0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+# --------------------------------------------------------------------------- the two corollaries
+
+
+def topic_invariant(score, embed_norm_sq, query_norm_sq, m, copies=1):
+    """Part I as a corollary of the lemma (chapter 7, corollary 1, eq. (7.4)):
+    ``Psi_{m/k}(s) - ||q||^2 ||w||^2 / 2``, conserved for a topic word with score ``s`` and
+    embedding norm ``||w||`` that occurs ``k = copies`` times in every sentence holding it, among
+    ``m`` background words at zero (fixed query, gradient flow).
+
+    With ``copies = 1`` this is Lu et al.'s identity: ``sen_invariant = -2 topic_invariant - 2/m``
+    (chapter 2, eq. (2.2)).  With ``k`` copies the word's total attention in a sentence is
+    ``k e^s / (k e^s + m) = e^s / (e^s + m/k)``: the law holds with ``n = m / k`` (the course's own
+    prediction, checked in chapter 7).  Elementwise.
+
+    >>> float(topic_invariant(0.0, 0.0, 1.0, 20))
+    0.0
+    """
+    score = _check_values(score, "score")
+    embed_norm_sq = _check_nonnegative(embed_norm_sq, "embed_norm_sq")
+    query_norm_sq = _check_nonnegative(query_norm_sq, "query_norm_sq")
+    m = _check_n(m, "m")
+    copies = check_int(copies, "copies", minimum=1)
+    return attention_potential(score, m / copies) - 0.5 * query_norm_sq * embed_norm_sq
+
+
+def segment_invariant(nu, logit_norm_sq, m):
+    """Part II as a corollary of the lemma (chapter 7, corollary 2, eq. (7.5)):
+    ``Psi_{m-1}(nu) - ||W x||^2 / 2``, conserved under soft attention.
+
+    ``nu`` is the focus logit of a foreground segment ``x`` over the background (``u . x`` for a
+    linear focus ``s_j = u . x_j``), ``logit_norm_sq`` is ``||W x||^2``, the squared norm of what
+    the classifier's linear first layer ``W`` makes of that segment (the logits, for a linear
+    classifier), and ``m`` the number of segments.  The coupling is ``1/2`` whatever ``||x||``:
+    the focus logit and ``W x`` both move by ``||x||^2`` times the common factor.  It holds per
+    class when the foreground vectors of different classes are orthogonal and every background
+    segment is zero; the layers after ``W``, a bias, the class frequencies and the initialisation
+    are free.  Elementwise.
+
+    >>> float(segment_invariant(0.0, 0.0, 5))
+    0.0
+    """
+    nu = _check_values(nu, "nu")
+    logit_norm_sq = _check_nonnegative(logit_norm_sq, "logit_norm_sq")
+    m = check_int(m, "m", minimum=2)
+    return attention_potential(nu, m - 1) - 0.5 * logit_norm_sq
+
+
+def symmetric_logit_norm_sq(mu, C):
+    """``||W e_y||^2 = (C - 1) mu^2 / C`` on the symmetric manifold of chapter 5 (chapter 7).
+
+    There the classifier's logits on ``e_y`` are ``a`` for class ``y`` and ``b`` for each other
+    class, their sum stays 0 (each gradient ``alpha (e_y - p)`` sums to 0), and ``mu = a - b``;
+    so ``a = (C - 1) mu / C``, ``b = -mu / C``.  Elementwise.
+
+    >>> round(float(symmetric_logit_norm_sq(3.0, 3)), 6)  # a = 2, b = -1: 4 + 1 + 1
+    6.0
+    """
+    mu = _check_values(mu, "mu")
+    C = check_int(C, "C", minimum=2)
+    return (C - 1) * mu * mu / C
+
+
+def soft_orbit_strength(mu, C):
+    """The right-hand side of the soft-attention orbit, ``(C - 1) mu^2 / (2C)`` (chapter 5;
+    chapter 7, corollary 2): the lemma's ``c S`` with ``c = 1/2``, ``S = ||W e_y||^2``
+    (``symmetric_logit_norm_sq``).  Elementwise.
+
+    >>> round(float(soft_orbit_strength(2.0, 3)), 6)
+    1.333333
+    """
+    return 0.5 * symmetric_logit_norm_sq(mu, C)
+
+
+def class_margin(logits, labels):
+    """``z_y - mean_{j != y} z_j``: the margin of logits ``z`` for the true class (chapter 7).
+
+    On the symmetric manifold of chapter 5, applied to the classifier's logits on the foreground
+    ``e_y``, this is ``mu``.  ``logits`` ``(..., C)``, ``labels`` ``(...)`` long; returns ``(...)``.
+
+    >>> float(class_margin(torch.tensor([2.0, -1.0, -1.0]), torch.tensor(0)))
+    3.0
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 1 or logits.shape[-1] < 2:
+        raise TypeError("logits must be a torch.Tensor of shape (..., C) with C >= 2")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
+        raise TypeError("labels must be a torch.long tensor of class ids")
+    if tuple(labels.shape) != tuple(logits.shape[:-1]):
+        raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} to match logits, got {tuple(labels.shape)}")
+    C = logits.shape[-1]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= C):
+        raise ValueError(f"labels must be class ids in [0, {C - 1}]")
+    own = logits.gather(-1, labels.to(logits.device).unsqueeze(-1)).squeeze(-1)
+    return own - (logits.sum(-1) - own) / (C - 1)
+
+
+# --------------------------------------------------------------------------- reach: other strengths
+
+
+class LemmaStrength(NamedTuple):
+    """What ``strength_from_rates`` returns (chapter 7): on the grid ``mu`` (``(K,)``),
+    ``strength`` ``G(mu) - G(mu[0])``, ``coupling`` the measured ``theta' / ((1 - a) mu')``
+    (``(K,)``, averaged over the probes), and ``spread``, the largest relative difference of the
+    coupling between probe logits (0 when the lemma's hypothesis holds)."""
+
+    mu: np.ndarray
+    strength: np.ndarray
+    coupling: np.ndarray
+    spread: float
+
+
+def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 2.0, 5.0)) -> LemmaStrength:
+    """The strength ``G`` for which ``Psi_n(theta) = G(mu)`` is an orbit of a two-scalar flow, and
+    a test of the lemma's hypothesis on it (chapter 7, "the hard and LVML orbits").
+
+    ``rates(mu, theta) -> (dmu/dt, dtheta/dt)`` is the flow's right-hand side, vectorised over
+    arrays.  If ``theta' = (1 - a(theta)) h(mu) mu'`` for some function ``h`` of ``mu`` alone, the
+    lemma (with ``S = G(mu)``, ``G' = h``, ``c = 1``) gives the orbit ``Psi_n(theta) = G(mu)``
+    through ``(mu[0], 0)``.  The function measures ``h(mu) = theta' / ((1 - a) mu')`` at each
+    ``theta`` in ``theta_probes``: ``spread`` says how far it depends on ``theta`` (the hypothesis
+    fails where it does), and ``strength`` integrates the probe average by the trapezoid rule on
+    the increasing grid ``mu`` (use a fine grid: the error is ``O(h^2)``).
+
+    >>> rates = lambda mu, theta: (np.ones_like(mu), 2 * mu / (1 + np.exp(theta) / 4))
+    >>> out = strength_from_rates(rates, np.linspace(0, 1, 101), 4)
+    >>> round(float(out.strength[-1]), 4), out.spread < 1e-12  # G(mu) = mu^2
+    (1.0, True)
+    """
+    if not callable(rates):
+        raise TypeError(f"rates must be a function (mu, theta) -> (dmu/dt, dtheta/dt), got {type(rates).__name__}")
+    mu = np.asarray(mu, dtype=float)
+    if mu.ndim != 1 or mu.size < 2 or not np.all(np.isfinite(mu)) or np.any(np.diff(mu) <= 0):
+        raise ValueError("mu must be a strictly increasing 1-D grid of at least 2 finite values")
+    n_others = _check_n(n_others)
+    probes = np.asarray(theta_probes, dtype=float).reshape(-1)
+    if probes.size < 1 or not np.all(np.isfinite(probes)):
+        raise ValueError("theta_probes must be one or more finite logits")
+    couplings = []
+    for theta in probes:
+        dmu, dtheta = rates(mu, np.full_like(mu, theta))
+        dmu, dtheta = np.asarray(dmu, dtype=float), np.asarray(dtheta, dtype=float)
+        if dmu.shape != mu.shape or dtheta.shape != mu.shape:
+            raise ValueError(f"rates must return two arrays of the grid's shape {mu.shape}")
+        if np.any(dmu == 0):
+            raise ValueError("rates gives dmu/dt = 0 on the grid: the strength is defined only where mu moves")
+        couplings.append(dtheta * miss_reciprocal(theta, n_others) / dmu)
+    couplings = np.stack(couplings)  # (n_probes, K)
+    coupling = couplings.mean(axis=0)
+    scale = np.maximum(np.abs(coupling), 1e-12 * max(1.0, float(np.abs(coupling).max())))
+    spread = float((np.abs(couplings - coupling) / scale).max())
+    steps = 0.5 * (coupling[1:] + coupling[:-1]) * np.diff(mu)
+    strength = np.concatenate([[0.0], np.cumsum(steps)])
+    return LemmaStrength(mu=mu, strength=strength, coupling=coupling, spread=spread)
+
+
+# --------------------------------------------------------------------------- reach: a repeated topic word
+
+
+def make_repeated_topic_corpus(
+    copies: int,
+    n_topics: int = 4,
+    words_per_topic: int = 2,
+    n_background: int = 200,
+    m: int = 20,
+    n_sentences: int = 250,
+    seed: int = 0,
+) -> TopicCorpus:
+    """The chapter-1 corpus with each sentence's topic word occurring ``copies`` times (chapter 7).
+
+    Each sentence holds its topic word ``k = copies`` times and ``m`` background words (length
+    ``m + k``, shuffled); everything else is ``make_topic_corpus(n_topics, words_per_topic,
+    n_background, m, n_sentences, seed=seed)``, with the same labels and splits.  Every topic
+    word then has the same count in each of its sentences, the setting where chapter 7 predicts
+    the law with ``n = m / k``.  ``corpus.m`` is the number of background words.
+    """
+    copies = check_int(copies, "copies", minimum=1)
+    base = make_topic_corpus(n_topics, words_per_topic, n_background, m, n_sentences, seed=seed)
+    is_topic = base.topic_mask(base.tokens)  # (n, m + 1), one True per row
+    topic_word = torch.where(is_topic, base.tokens, torch.zeros_like(base.tokens)).sum(1)  # (n,)
+    extra = topic_word[:, None].expand(-1, copies - 1)  # (n, copies - 1)
+    tokens = torch.cat([base.tokens, extra], dim=1)  # (n, m + copies)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.argsort(torch.rand(tokens.shape, generator=gen), dim=1)
+    tokens = tokens.gather(1, order)  # order plays no role in the model; shuffle anyway
+    return TopicCorpus(
+        tokens=tokens,
+        labels=base.labels,
+        topic_of_word=base.topic_of_word,
+        words=base.words,
+        n_topics=base.n_topics,
+        words_per_topic=base.words_per_topic,
+        m=base.m,
+        n_train=base.n_train,
+        n_valid=base.n_valid,
+    )

@@ -1,0 +1,375 @@
+"""The one law of chapter 7 (course_lib.conservation), checked against simulation and against
+both papers' special cases: Lu et al.'s identity (chapter 2) and the chapter-5 orbits."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.integrate import solve_ivp
+
+from course_lib import conservation as cons
+from course_lib import identity
+from course_lib.flow import attention_potential, flow_rhs, orbit_potential, solve_flow
+from course_lib.topic import TopicAttention, make_topic_corpus
+from course_lib.training import train_full_batch
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(cons, optionflags=doctest.ELLIPSIS)
+    assert tried >= 8 and failures == 0
+
+
+# --------------------------------------------------------------------------- the lemma
+
+
+def test_miss_reciprocal_is_one_over_the_missed_softmax_weight():
+    theta = torch.linspace(-4, 6, 41, dtype=torch.float64)
+    for n in (1, 4, 19, 2.5):  # the weight of theta against n logits at zero
+        a = torch.exp(theta) / (torch.exp(theta) + n)
+        assert torch.allclose(cons.miss_reciprocal(theta, n), 1 / (1 - a), rtol=1e-12)
+    # against a real softmax over theta and four zeros
+    a = torch.softmax(torch.stack([theta] + [torch.zeros_like(theta)] * 4, -1), -1)[:, 0]
+    assert torch.allclose(cons.miss_reciprocal(theta, 4), 1 / (1 - a), rtol=1e-12)
+
+
+def test_attention_potential_has_the_miss_reciprocal_as_derivative():
+    theta = np.linspace(-3, 5, 17)
+    h = 1e-6
+    numeric = (attention_potential(theta + h, 7) - attention_potential(theta - h, 7)) / (2 * h)
+    assert np.allclose(numeric, cons.miss_reciprocal(theta, 7), rtol=1e-8)
+
+
+def _lemma_flow(c_true, n, g):
+    """theta' = c (1 - a(theta)) S', S' = g(t) (g changes sign): the lemma's hypothesis."""
+
+    def rhs(t, y):
+        theta = y[0]
+        s_rate = g(t)
+        return [c_true * (n / (np.exp(theta) + n)) * s_rate, s_rate]
+
+    return rhs
+
+
+def test_lemma_holds_for_any_common_factor_and_fails_for_the_wrong_coupling():
+    g = lambda t: np.cos(0.7 * t) + 0.6 + 0.3 * np.sin(3.1 * t)  # noqa: E731, changes sign
+    times = np.linspace(0, 30, 301)
+    sol = solve_ivp(_lemma_flow(0.8, 5.0, g), (0, 30), [0.3, 1.0], t_eval=times, rtol=1e-11, atol=1e-12)
+    theta, S = sol.y
+    assert np.ptp(theta) > 2  # the logit really moves (both ways)
+    assert cons.lemma_drift(theta, S, 0.8, 5.0) < 1e-8
+    # the invariant is of order 1 here; a wrong c, or a wrong n, drifts by far more
+    assert cons.lemma_drift(theta, S, 0.7, 5.0) > 0.1
+    assert cons.lemma_drift(theta, S, 0.8, 6.0) > 0.05
+    # the measured coupling is the constant c
+    rates = np.array([_lemma_flow(0.8, 5.0, g)(t, y) for t, y in zip(times, sol.y.T)])
+    c = cons.lemma_coupling(rates[:, 0], rates[:, 1], theta, 5.0)
+    assert np.allclose(c[np.abs(rates[:, 1]) > 1e-3], 0.8, rtol=1e-10)
+
+
+def test_lemma_drift_shapes_and_types():
+    theta = torch.zeros(5, 3)
+    assert cons.lemma_drift(theta, theta, 0.5, 4).shape == (3,)
+    assert isinstance(cons.lemma_drift(np.zeros(5), np.zeros(5), 0.5, 4), float)
+    with pytest.raises(ValueError, match="same shape"):
+        cons.lemma_drift(torch.zeros(5, 3), torch.zeros(5, 2), 0.5, 4)
+    with pytest.raises(ValueError, match="time axis"):
+        cons.lemma_drift(1.0, 1.0, 0.5, 4)
+
+
+# --------------------------------------------------------------------------- Part I
+
+
+def test_topic_invariant_is_lu_et_al_identity_rescaled():
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randn(6, 4, generator=gen, dtype=torch.float64) * 2
+    w2 = torch.rand(6, 4, generator=gen, dtype=torch.float64) * 5
+    for m in (20, 3):
+        ours = cons.topic_invariant(s, w2, 1.7, m)
+        theirs = identity.sen_invariant(s, w2, 1.7, m)
+        assert torch.allclose(theirs, -2 * ours - 2 / m, rtol=1e-12, atol=1e-12)
+    # copies k: the same as copies 1 with m / k background words
+    assert torch.allclose(cons.topic_invariant(s, w2, 1.7, 20, copies=4), cons.topic_invariant(s, w2, 1.7, 5), rtol=1e-12)
+
+
+def _frozen_background_run(corpus, lr, t_end, classifier="fixed", mask=None):
+    background = torch.arange(corpus.n_topics * corpus.words_per_topic, corpus.vocab_size)
+    model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, seed=0)
+    with torch.no_grad():
+        model.embedding.weight[background] = 0.0
+    _, history = train_full_batch(
+        [model], corpus.train.tokens, corpus.train.labels, round(t_end / lr), lr,
+        topic_word_ids=corpus.topic_word_ids, frozen_word_ids=background, record_every=5,
+        mask=None if mask is None else mask[: corpus.n_train],
+    )
+    return history.topic_scores[0].double(), history.topic_norms[0].double().square(), float(history.query_norm[0, 0]) ** 2
+
+
+def test_part_one_law_on_training_drifts_like_lr():
+    corpus = make_topic_corpus(n_background=100, n_sentences=120, seed=0)
+    drifts = []
+    for lr in (0.2, 0.1):
+        s, w2, q2 = _frozen_background_run(corpus, lr, 100.0)
+        assert float(s.max()) > 2.0  # the scores really grew
+        drifts.append(cons.lemma_drift(s, w2, q2 / 2, corpus.m).max().item())
+    assert 1.8 < drifts[0] / drifts[1] < 2.2  # O(lr): the flow conserves it exactly
+    assert drifts[1] < 5e-3
+
+
+def test_repeated_topic_word_obeys_the_law_with_m_over_k():
+    corpus = cons.make_repeated_topic_corpus(3, n_background=100, n_sentences=120, seed=0)
+    drift = {}
+    for lr in (0.2, 0.1):
+        s, w2, q2 = _frozen_background_run(corpus, lr, 60.0)
+        drift[lr] = float(torch.as_tensor(cons.lemma_drift(s, w2, q2 / 2, corpus.m / 3)).max())
+        wrong = float(torch.as_tensor(cons.lemma_drift(s, w2, q2 / 2, corpus.m)).max())
+        assert wrong > 30 * drift[lr]  # n = m (one copy) is not the law here
+        as_topic = cons.topic_invariant(s, w2, q2, corpus.m, copies=3)
+        assert float((as_topic - as_topic[:1]).abs().max()) == pytest.approx(drift[lr], rel=1e-9)
+    assert 1.8 < drift[0.2] / drift[0.1] < 2.2
+
+
+def test_repeated_topic_corpus_layout():
+    corpus = cons.make_repeated_topic_corpus(4, n_background=50, n_sentences=30, seed=2)
+    base = make_topic_corpus(n_background=50, n_sentences=30, seed=2)
+    assert corpus.tokens.shape == (30, base.m + 4)
+    assert torch.equal(corpus.labels, base.labels)
+    counts = corpus.topic_mask(corpus.tokens).sum(1)
+    assert torch.all(counts == 4)
+    topic = corpus.topic_of_word[corpus.tokens]
+    assert torch.all((topic == corpus.labels[:, None]) | (topic < 0))  # the copies are of its own topic
+    with pytest.raises(ValueError, match="copies"):
+        cons.make_repeated_topic_corpus(0)
+
+
+# --------------------------------------------------------------------------- Part II
+
+
+def test_soft_orbit_is_the_segment_law_on_the_symmetric_manifold():
+    for m, C, t_end in ((5, 3, 400.0), (20, 20, 1000.0)):
+        mu, nu = solve_flow("soft", m, C, np.linspace(0, t_end, 201))
+        assert nu[-1] > 2
+        lhs = attention_potential(nu, m - 1)
+        assert np.allclose(lhs, cons.soft_orbit_strength(mu, C), rtol=1e-6, atol=1e-9)
+        inv = cons.segment_invariant(nu, cons.symmetric_logit_norm_sq(mu, C), m)
+        assert np.abs(inv).max() < 1e-6 * lhs.max()
+        # a different orbit (e.g. c = (C - 1)/C, no 1/2) is far off
+        assert np.abs(lhs - 2 * cons.soft_orbit_strength(mu, C)).max() > 0.3 * lhs.max()
+
+
+def _linear_run(method, lr, t_end, labels, m, C, W0=None, record_every=10):
+    """Full-batch GD on the linear focus / linear classifier (bias-free) of chapter 5, data with
+    foreground e_y and zero background; returns per-class (nu, ||W e_y||^2, mu) over time."""
+    N = labels.numel()
+    gen = torch.Generator().manual_seed(1)
+    pos = torch.randint(m, (N,), generator=gen)
+    X = torch.zeros(N, m, C, dtype=torch.float64)
+    X[torch.arange(N), pos, labels] = 1.0
+    u = torch.zeros(C, dtype=torch.float64, requires_grad=True)
+    W = (torch.zeros(C, C, dtype=torch.float64) if W0 is None else W0.clone()).requires_grad_()
+    out = []
+    for step in range(round(t_end / lr) + 1):
+        if step % record_every == 0:
+            with torch.no_grad():
+                cols = W.detach().T  # row y = logits of e_y
+                out.append((u.detach().clone(), cols.square().sum(1), cons.class_margin(cols, torch.arange(C))))
+        a = torch.softmax(X @ u, 1)  # (N, m)
+        if method == "soft":
+            loss = F.cross_entropy(torch.einsum("nm,nmc->nc", a, X) @ W.T, labels)
+        else:
+            logq = torch.log_softmax(X @ W.T, -1).gather(-1, labels[:, None, None].expand(N, m, 1)).squeeze(-1)
+            loss = -(a * logq).sum(1).mean() if method == "hard" else -torch.logsumexp(torch.log(a) + logq, 1).mean()
+        gu, gW = torch.autograd.grad(loss, [u, W])
+        with torch.no_grad():
+            u -= lr * gu
+            W -= lr * gW
+    return [torch.stack([o[i] for o in out]) for i in range(3)]
+
+
+def test_segment_law_holds_per_class_for_unbalanced_data_and_random_classifier():
+    m, C = 5, 3
+    labels = torch.tensor([0] * 30 + [1] * 20 + [2] * 10)  # unbalanced: not the population flow
+    W0 = torch.randn(C, C, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    drifts = []
+    for lr in (0.4, 0.2):
+        nu, logit_sq, _ = _linear_run("soft", lr, 200.0, labels, m, C, W0=W0)
+        assert float(nu[-1].min()) > 1.0
+        inv = cons.segment_invariant(nu, logit_sq, m)
+        drifts.append(float((inv - inv[:1]).abs().max()))
+    assert 1.7 < drifts[0] / drifts[1] < 2.3
+    # a relative error well below 1 % of the potential the logits reached
+    assert drifts[1] < 2e-3 * float(attention_potential(nu, m - 1).max())
+
+
+def _rates(method, m, C):
+    f = flow_rhs(method, m, C)
+    return lambda mu, nu: tuple(f(0.0, np.stack([mu, nu])))
+
+
+@pytest.mark.parametrize("m, C", [(5, 3), (20, 10)])
+def test_strength_from_rates_recovers_all_three_orbits(m, C):
+    mu = np.linspace(0, 8, 4001)
+    assert np.allclose(cons.soft_orbit_strength(mu, C), orbit_potential("soft", mu, C), rtol=1e-12)
+    for method in ("soft", "hard", "lvml"):
+        expected = orbit_potential(method, mu, C)  # chapter 5's closed forms
+        out = cons.strength_from_rates(_rates(method, m, C), mu, m - 1)
+        assert out.spread < 1e-9, method  # the coupling does not depend on nu: the lemma applies
+        assert np.allclose(out.strength, expected, rtol=1e-5, atol=1e-7), method
+        # and the solver's path lies on that orbit
+        t = np.linspace(0, 300, 61)
+        mu_t, nu_t = solve_flow(method, m, C, t)
+        G_t = np.interp(mu_t, mu, out.strength)
+        assert np.allclose(attention_potential(nu_t, m - 1), G_t, rtol=1e-4, atol=1e-6), method
+
+
+def test_strength_from_rates_detects_a_broken_hypothesis():
+    # theta' = (1 - a)^2 mu': the coupling depends on theta, so no orbit of this form exists
+    rates = lambda mu, th: (np.ones_like(mu), (4 / (np.exp(th) + 4)) ** 2 * np.ones_like(mu))  # noqa: E731
+    out = cons.strength_from_rates(rates, np.linspace(0, 1, 11), 4)
+    assert out.spread > 0.5
+
+
+def test_hard_and_lvml_orbits_hold_per_class_in_gradient_descent():
+    m, C = 5, 3
+    labels = torch.tensor([0] * 30 + [1] * 20 + [2] * 10)
+    for method in ("hard", "lvml"):
+        gaps = []
+        for lr in (0.5, 0.25):
+            nu, _, mu = _linear_run(method, lr, 200.0, labels, m, C)
+            assert float(nu[-1].min()) > 2.0
+            gaps.append(float(np.abs(attention_potential(nu.numpy(), m - 1) - orbit_potential(method, mu.numpy(), C)).max()))
+        assert 1.7 < gaps[0] / gaps[1] < 2.3, method
+        assert gaps[1] < 0.02 * float(attention_potential(nu.numpy(), m - 1).max()), method
+
+
+def test_class_margin_and_symmetric_norm():
+    logits = torch.tensor([[2.0, -1.0, -1.0], [0.5, 1.5, -2.0]])
+    assert torch.allclose(cons.class_margin(logits, torch.tensor([0, 1])), torch.tensor([3.0, 1.5 - (-1.5) / 2]))
+    mu = 3.0
+    a, b = 2 * mu / 3, -mu / 3
+    assert cons.symmetric_logit_norm_sq(mu, 3) == pytest.approx(a * a + 2 * b * b)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        cons.class_margin(logits, torch.tensor([0]))
+    with pytest.raises(ValueError, match="class ids"):
+        cons.class_margin(logits, torch.tensor([0, 3]))
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="n_others"):
+        cons.miss_reciprocal(0.0, 0)
+    with pytest.raises(TypeError, match="n_others"):
+        cons.lemma_invariant(0.0, 0.0, 0.5, "20")
+    with pytest.raises(TypeError, match="theta"):
+        cons.miss_reciprocal("1", 3)
+    with pytest.raises(ValueError, match="coupling"):
+        cons.lemma_invariant(0.0, 1.0, 0.0, 3)
+    with pytest.raises(ValueError, match="embed_norm_sq"):
+        cons.topic_invariant(0.0, -1.0, 1.0, 20)
+    with pytest.raises(ValueError, match="copies"):
+        cons.topic_invariant(0.0, 1.0, 1.0, 20, copies=0)
+    with pytest.raises(ValueError, match="m must be >= 2"):
+        cons.segment_invariant(0.0, 1.0, 1)
+    with pytest.raises(TypeError, match="rates"):
+        cons.strength_from_rates(3, np.linspace(0, 1, 5), 4)
+    with pytest.raises(ValueError, match="increasing"):
+        cons.strength_from_rates(lambda mu, th: (mu, mu), np.array([0.0, 0.0, 1.0]), 4)
+    with pytest.raises(ValueError, match="grid's shape"):
+        cons.strength_from_rates(lambda mu, th: (1.0, 1.0), np.linspace(0, 1, 5), 4)
+    with pytest.raises(ValueError, match="dmu/dt = 0"):
+        cons.strength_from_rates(lambda mu, th: (0 * mu, mu), np.linspace(0, 1, 5), 4)
+
+
+def test_tensors_keep_dtype_and_device():
+    theta = torch.linspace(0, 1, 5, dtype=torch.float32)
+    out = cons.lemma_invariant(theta, theta, 0.5, 4)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    assert isinstance(cons.topic_invariant(np.zeros(3), np.zeros(3), 1.0, 20), np.ndarray)
+
+
+def _two_layer_soft_run(lr, t_end, scale, background_std, m=4, C=3, hidden=6, record_every=10):
+    """Soft attention, foreground scale * e_y, a two-layer classifier with biases after a linear
+    first layer W: the segment law is about ||W x_y||^2, whatever follows W."""
+    gen = torch.Generator().manual_seed(5)
+    labels = torch.tensor([0] * 20 + [1] * 14 + [2] * 8)
+    N = labels.numel()
+    pos = torch.randint(m, (N,), generator=gen)
+    X = torch.zeros(N, m, C + 1, dtype=torch.float64)
+    X[..., -1] = background_std * torch.randn(N, m, generator=gen, dtype=torch.float64)
+    X[torch.arange(N), pos] = 0.0
+    X[torch.arange(N), pos, labels] = scale
+    u = torch.zeros(C + 1, dtype=torch.float64, requires_grad=True)
+    W = (0.5 * torch.randn(hidden, C + 1, generator=gen, dtype=torch.float64)).requires_grad_()
+    b1 = torch.zeros(hidden, dtype=torch.float64, requires_grad=True)
+    V = (0.5 * torch.randn(C, hidden, generator=gen, dtype=torch.float64)).requires_grad_()
+    b2 = torch.zeros(C, dtype=torch.float64, requires_grad=True)
+    params = [u, W, b1, V, b2]
+    nus, sq = [], []
+    for step in range(round(t_end / lr) + 1):
+        if step % record_every == 0:
+            with torch.no_grad():
+                fg = scale * torch.eye(C, C + 1, dtype=torch.float64)  # (C, d): x_y
+                nus.append(fg @ u)
+                sq.append((fg @ W.T).square().sum(1))
+        a = torch.softmax(X @ u, 1)
+        context = torch.einsum("nm,nmd->nd", a, X)
+        loss = F.cross_entropy(torch.relu(context @ W.T + b1) @ V.T + b2, labels)
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p -= lr * g
+    return torch.stack(nus), torch.stack(sq), m
+
+
+def test_segment_law_needs_no_unit_segments_and_no_linear_head():
+    drifts = []
+    for lr in (0.2, 0.1):
+        nu, sq, m = _two_layer_soft_run(lr, 60.0, scale=1.7, background_std=0.0)
+        assert float(nu[-1].max()) > 1.5
+        inv = cons.segment_invariant(nu, sq, m)
+        drifts.append(float((inv - inv[:1]).abs().max()))
+        wrong = attention_potential(nu, m - 1) - 0.5 * 1.7**2 * sq  # a coupling ||x||^2 / 2
+        assert float((wrong - wrong[:1]).abs().max()) > 30 * drifts[-1]
+    assert 1.7 < drifts[0] / drifts[1] < 2.3
+
+
+def test_segment_law_fails_with_a_noisy_background():
+    drifts = []
+    for lr in (0.2, 0.1):
+        nu, sq, m = _two_layer_soft_run(lr, 60.0, scale=1.0, background_std=0.5)
+        inv = cons.segment_invariant(nu, sq, m)
+        drifts.append(float((inv - inv[:1]).abs().max()))
+    exact = []
+    for lr in (0.2, 0.1):
+        nu, sq, m = _two_layer_soft_run(lr, 60.0, scale=1.0, background_std=0.0)
+        inv = cons.segment_invariant(nu, sq, m)
+        exact.append(float((inv - inv[:1]).abs().max()))
+    assert drifts[0] / drifts[1] < 1.3  # halving the step does not remove it: the law is false here
+    assert drifts[1] > 10 * exact[1]
+
+
+def test_chapter_7_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_lib import plotting
+
+    t = torch.linspace(0, 10, 11)
+    gain = torch.linspace(0, 2, 11)[:, None].repeat(1, 3)
+    fig = plotting.one_law({"Part I: a": (t, gain, gain), "Part II: b": (t, gain, gain)},
+                           {"Part I, lr 0.2": (t, gain[:, 0] * 1e-3), "Part I, lr 0.1": (t, gain[:, 0] * 5e-4)},
+                           colours={"Part I, lr 0.2": "r", "Part I, lr 0.1": "r"})
+    left, right = fig.axes
+    assert len(left.lines) == 1 + 2 * 3  # the diagonal, then one marker line per logit
+    styles = [line.get_linestyle() for line in right.lines]
+    assert styles == ["--", "-"]  # the larger step dashed, in the same colour
+    assert right.get_yscale() == "log"
+    s = torch.linspace(0, 2, 20)[:, None]
+    fig = plotting.repeated_word_curves({2: (s, identity.sen_norm_curve(s, 10.0))}, 20)
+    assert len(fig.axes[0].lines) == 3  # the run, its predicted curve, the paper's curve
+    matplotlib.pyplot.close("all")
