@@ -610,14 +610,34 @@ def sen_collapse(
 # --------------------------------------------------------------------------- chapter 5: the flow
 
 FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
-FLOW_NAMES = {"soft": "soft attention", "hard": "hard attention", "lvml": "LVML", "hybrid": "hybrid"}
+FLOW_NAMES = {
+    "soft": "soft attention",
+    "hard": "hard attention",
+    "lvml": "LVML",
+    "hybrid": "hybrid",
+}
 
 
-def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: bool = False,
-                      title: str | None = None):
+def flow_trajectories(
+    t, paths: Mapping[str, tuple], m: int, C: int, log_time: bool = False, title: str | None = None
+):
     """Chapter 5: the classifier margin mu(t), the focus logit nu(t) and alpha(t), per method.
 
-    ``paths[method] = (mu, nu)``, arrays of the shape of ``t``.
+    Parameters
+    ----------
+    t
+        The times.
+    paths
+        ``paths[method] = (mu, nu)``, arrays of the shape of ``t``.
+    m, C
+        The number of segments (the attention is ``alpha = 1 / (1 + (m - 1) e^{-nu})``) and of
+        classes.
+    log_time, title
+        A logarithmic time axis; the figure's title (default: names ``m`` and ``C``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     t = _np(t)
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.4), sharex=True)
@@ -640,9 +660,12 @@ def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: b
     return fig
 
 
-def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
-                       measured: Mapping[str, Mapping[float, tuple]] | None = None,
-                       C: int | None = None):
+def fixed_focus_curves(
+    t,
+    theory: Mapping[str, Mapping[float, tuple]],
+    measured: Mapping[str, Mapping[float, tuple]] | None = None,
+    C: int | None = None,
+):
     """Chapter 5: with the focus frozen at alpha, the loss and the focus incentive -dL/dalpha.
 
     ``theory[method][alpha] = (loss, incentive)`` on the times ``t`` (closed form);
@@ -651,8 +674,9 @@ def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
     """
     t = _np(t)
     methods = list(theory)
-    fig, axes = plt.subplots(2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True, squeeze=False
+    )
     cmap = plt.get_cmap("viridis")
     for col, method in enumerate(methods):
         alphas = sorted(theory[method])
@@ -666,7 +690,9 @@ def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
                 axes[0, col].plot(_np(times), _np(m_loss), "o", ms=3, color=colour)
                 axes[1, col].plot(_np(times), _np(m_inc), "o", ms=3, color=colour)
             if C is not None and method == "lvml":
-                axes[1, col].axhline((C - 1) / (C * alpha + 1 - alpha), color=colour, lw=0.8, ls=":")
+                axes[1, col].axhline(
+                    (C - 1) / (C * alpha + 1 - alpha), color=colour, lw=0.8, ls=":"
+                )
         if C is not None and method == "hard":
             axes[1, col].axhline(np.log(C), color="0.4", lw=0.8, ls=":", label="log C")
             axes[1, col].legend(frameon=False)
@@ -684,8 +710,13 @@ def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int,
     """Chapter 5: solver points (mu, nu) on top of the closed-form orbit curves nu = orbit(mu)."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for method, (mu_curve, nu_curve) in orbits.items():
-        ax.plot(_np(mu_curve), _np(nu_curve), color=FLOW_COLOURS.get(method), lw=1.5,
-                label=f"{FLOW_NAMES.get(method, method)}: orbit")
+        ax.plot(
+            _np(mu_curve),
+            _np(nu_curve),
+            color=FLOW_COLOURS.get(method),
+            lw=1.5,
+            label=f"{FLOW_NAMES.get(method, method)}: orbit",
+        )
     for method, (mu, nu) in paths.items():
         ax.plot(_np(mu), _np(nu), "o", ms=3.5, mfc="none", color=FLOW_COLOURS.get(method))
     ax.set_xlabel(r"classifier margin $\mu$")
@@ -696,8 +727,12 @@ def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int,
     return fig
 
 
-def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
-                      asymptotes: Mapping[str, Sequence[float]], title: str = ""):
+def focus_error_rates(
+    t,
+    errors: Mapping[str, Sequence[float]],
+    asymptotes: Mapping[str, Sequence[float]],
+    title: str = "",
+):
     """Chapter 5: the focus error 1 - alpha(t) on log axes, each with its late-time asymptote."""
     t = _np(t)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -717,8 +752,12 @@ def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
 # --------------------------------------------------------------------------- chapter 7: one law
 
 
-def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Mapping[str, str] | None = None,
-            title: str = "One law, two papers"):
+def one_law(
+    gains: Mapping[str, tuple],
+    drifts: Mapping[str, tuple],
+    colours: Mapping[str, str] | None = None,
+    title: str = "One law, two papers",
+):
     """Chapter 7's figure: both papers' conservation laws along real training runs.
 
     ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
@@ -737,10 +776,21 @@ def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Ma
     markers = "osD^v"
     for i, (name, (_, potential, strength)) in enumerate(gains.items()):
         potential, strength = _np(potential), _np(strength)
-        every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
+        every = max(
+            1, potential.shape[0] // 12
+        )  # markers, so that runs on the same line stay visible
         for j in range(potential.shape[1]):
-            left.plot(strength[::every, j], potential[::every, j], ls="none", marker=markers[i % len(markers)],
-                      ms=4, mfc="none", color=colours[name], alpha=0.8, label=name if j == 0 else None)
+            left.plot(
+                strength[::every, j],
+                potential[::every, j],
+                ls="none",
+                marker=markers[i % len(markers)],
+                ms=4,
+                mfc="none",
+                color=colours[name],
+                alpha=0.8,
+                label=name if j == 0 else None,
+            )
     left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
     left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
     left.set_title(title, fontsize=10)
@@ -750,7 +800,14 @@ def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Ma
         style = "-" if colours[name] in seen else "--"
         seen.add(colours[name])
         time, error = _np(time), _np(error)
-        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[name], ls=style, lw=1.8, label=name)
+        right.plot(
+            time[1:],
+            np.maximum(error[1:], 1e-12),
+            color=colours[name],
+            ls=style,
+            lw=1.8,
+            label=name,
+        )
     right.set_yscale("log")
     right.set_xlabel("training time (learning rate x steps)")
     right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
@@ -760,7 +817,9 @@ def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Ma
     return fig
 
 
-def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"):
+def repeated_word_curves(
+    runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"
+):
     """Chapter 7, "reach": scaled norm against score for topic words that occur ``k`` times in each
     sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
     is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
@@ -769,10 +828,31 @@ def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topi
     for i, (k, (scores, scaled)) in enumerate(runs.items()):
         scores, scaled = _np(scores), _np(scaled)
         for j in range(scores.shape[1]):
-            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=4, alpha=0.35, label=f"k = {k}" if j == 0 else None)
+            ax.plot(
+                scores[:, j],
+                scaled[:, j],
+                color=f"C{i}",
+                lw=4,
+                alpha=0.35,
+                label=f"k = {k}" if j == 0 else None,
+            )
         # the prediction on top of the measurements, so that both stay visible
-        _sen_theory(ax, m / k, float(np.nanmax(scores)), colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
-    _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
+        _sen_theory(
+            ax,
+            m / k,
+            float(np.nanmax(scores)),
+            colour="k",
+            label="predicted, m / k" if i == 0 else "_nolegend_",
+            ls="--",
+        )
+    _sen_theory(
+        ax,
+        m,
+        max(float(np.nanmax(_np(s))) for s, _ in runs.values()),
+        colour="0.6",
+        label=f"the paper's, m = {m}",
+        ls=":",
+    )
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
     ax.set_title(title, fontsize=10)
