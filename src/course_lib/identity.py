@@ -55,6 +55,7 @@ __all__ = [
     "make_two_topic_corpus",
     "make_variable_length_corpus",
     "sen_curve_run",
+    "score_per_norm_sq",
     "RealWordSEN",
     "real_word_sen",
 ]
@@ -466,3 +467,24 @@ def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN
     theory = sen_norm_curve(s, m)
     gap = (measured - theory).abs() / theory.clamp(min=1e-12)
     return RealWordSEN(chosen, s, measured, m, theory, gap)
+
+
+# --------------------------------------------------------------------------- the proof's common factor
+
+
+def score_per_norm_sq(score, query_norm_sq, m):
+    """The proof's key step (chapter 2, eq. (2.5)): the score a topic word gains per unit of
+    squared embedding norm, ``ds / d||w||^2 = (||q||^2 / 2) (1 - a(s))`` with
+    ``a(s) = e^s / (e^s + m)``.
+
+    Both rates share the classifier's factor ``a R_tau``, which cancels in their ratio;
+    ``query_norm_sq`` is ``||q||^2`` (already squared), ``m`` the background words per sentence
+    (their scores taken as 0).  Elementwise over floats, arrays or tensors.
+
+    >>> round(float(score_per_norm_sq(0.0, 1.0, 20)), 4)  # (1/2)(1 - 1/21)
+    0.4762
+    """
+    query_norm_sq = _check_values(query_norm_sq, "query_norm_sq")
+    if (query_norm_sq < 0).any() if isinstance(query_norm_sq, (torch.Tensor, np.ndarray)) else query_norm_sq < 0:
+        raise ValueError("query_norm_sq is a squared norm and must be >= 0")
+    return 0.5 * query_norm_sq * (1.0 - attention_from_score(score, m))

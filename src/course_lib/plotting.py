@@ -607,6 +607,30 @@ def sen_collapse(
     return fig
 
 
+def common_factor(score, measured, query_norm: float, m: int, title: str = "The proof's key step"):
+    """Measured ``ds / d||w_tau||^2`` (dots, one colour per topic word) against the score, over
+    the identity's prediction ``(||q||^2 / 2)(1 - a(s))`` (chapter 2, eq. (2.5); dashed).
+
+    ``score`` and ``measured`` are ``(T, n_topic_words)`` (the score at the middle of each
+    recorded interval and the ratio of the increments over it).
+    """
+    from .identity import score_per_norm_sq
+
+    score, measured = _np(score), _np(measured)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for k in range(score.shape[1]):
+        ax.plot(score[:, k], measured[:, k], ".", ms=3, alpha=0.6, color=f"C{k % 10}")
+    grid = np.linspace(float(np.nanmin(score)), float(np.nanmax(score)), 200)
+    prediction = score_per_norm_sq(grid, query_norm**2, m)
+    ax.plot(grid, prediction, "k--", lw=1.5, label=r"$\frac{\|q\|^2}{2}(1 - a(s))$")
+    ax.set_xlabel(r"score $s_\tau$")
+    ax.set_ylabel(r"$\Delta s_\tau / \Delta \|w_\tau\|^2$")
+    ax.set_title(title, fontsize=10)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------- chapter 5: the flow
 
 FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
@@ -644,7 +668,7 @@ def flow_trajectories(
     for method, (mu, nu) in paths.items():
         mu, nu = _np(mu), _np(nu)
         alpha = 1.0 / (1.0 + (m - 1) * np.exp(-nu))
-        style = dict(color=FLOW_COLOURS.get(method), label=FLOW_NAMES.get(method, method))
+        style = {"color": FLOW_COLOURS.get(method), "label": FLOW_NAMES.get(method, method)}
         axes[0].plot(t, mu, **style)
         axes[1].plot(t, nu, **style)
         axes[2].plot(t, alpha, **style)
@@ -857,5 +881,98 @@ def repeated_word_curves(
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
     ax.set_title(title, fontsize=10)
     ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- chapter 4: three ways to attend
+
+LOSS_COLOURS = {name: FLOW_COLOURS[name] for name in ("soft", "hard", "lvml")}
+LOSS_LABELS = {name: FLOW_NAMES[name] for name in ("soft", "hard", "lvml")}
+
+
+def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: int = 3):
+    """A few image mosaics, one row each, the foreground segment framed in red (chapter 4)."""
+    segments = _np(segments)
+    m = segments.shape[1]
+    fig, axes = plt.subplots(n_rows, m, figsize=(1.2 * m, 1.3 * n_rows), squeeze=False)
+    for row in range(n_rows):
+        for j in range(m):
+            ax = axes[row, j]
+            image = segments[row, j].reshape(image_shape)
+            if image.ndim == 3:  # (channels, h, w) -> (h, w, channels)
+                image = np.clip(image.transpose(1, 2, 0), 0, 1)
+            ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            is_fg = j == int(_np(foreground)[row])
+            for spine in ax.spines.values():
+                spine.set_visible(True)
+                spine.set_color(TOPIC if is_fg else "0.85")
+                spine.set_linewidth(3 if is_fg else 1)
+        axes[row, 0].set_ylabel(f"label {int(_np(labels)[row])}")
+    fig.tight_layout()
+    return fig
+
+
+def focus_curves(epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"):
+    """Mean a_z against epoch, one colour per loss, one thin line per seed (chapter 4).
+    ``mean_a_z[loss]`` has shape (seeds, epochs)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for loss, curves in mean_a_z.items():
+        curves = np.atleast_2d(_np(curves))
+        for k, curve in enumerate(curves):
+            ax.plot(_np(epochs), curve, color=LOSS_COLOURS[loss], lw=1.2,
+                    label=LOSS_LABELS[loss] if k == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean attention on the foreground $a_z$")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[str, str] | None = None):
+    """(a_z, s_y) histograms side by side, in percent, s_y upwards (chapter 4).
+    ``histograms[name]`` is ``metrics.signature_histogram``'s (bins, bins) array."""
+    names = list(histograms)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        hist = _np(histograms[name])
+        bins = hist.shape[0]
+        ax.imshow(hist[::-1], cmap="coolwarm", vmin=0, vmax=100, extent=(0, 1, 0, 1))
+        for i in range(bins):
+            for j in range(bins):
+                ax.text((j + 0.5) / bins, (i + 0.5) / bins, f"{hist[i, j]:.0f}", ha="center",
+                        va="center", fontsize=8)
+        ax.set_xlabel("attention on the foreground $a_z$")
+        ax.set_ylabel((s_labels or {}).get(name, "$s_y$"))
+        ax.set_title(LOSS_LABELS.get(name, name))
+    fig.tight_layout()
+    return fig
+
+
+def fixed_focus_training(epochs, loss: Mapping[str, Mapping[float, np.ndarray]],
+                       incentive: Mapping[str, Mapping[float, np.ndarray]]):
+    """The fixed-focus experiment (chapter 4): L(alpha) (top) and the incentive
+    L(alpha) - L(alpha + 0.01) (bottom) against epoch, one column per loss, one line per alpha."""
+    names = list(loss)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False,
+                             sharex=True)
+    cmap = plt.get_cmap("viridis")
+    for col, name in enumerate(names):
+        alphas = sorted(loss[name])
+        for k, alpha in enumerate(alphas):
+            colour = cmap(k / max(1, len(alphas) - 1))
+            axes[0, col].plot(_np(epochs), _np(loss[name][alpha]), color=colour,
+                              label=f"α = {alpha:g}")
+            axes[1, col].plot(_np(epochs), _np(incentive[name][alpha]), color=colour)
+        axes[0, col].set_title(LOSS_LABELS.get(name, name))
+        axes[1, col].set_xlabel("epoch")
+        axes[1, col].set_xscale("log")
+    axes[0, 0].set_ylabel("loss $L(\\alpha)$")
+    axes[1, 0].set_ylabel("$L(\\alpha) - L(\\alpha + 0.01)$")
+    axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig

@@ -284,7 +284,7 @@ def __getattr__(name: str):
 
 
 def early_score_law(data) -> dict[str, float]:
-    """Chapter 3, exercise 3: the early-time law behind "frequency first", for Attn-FC.
+    """Chapter 3, exercise 3.4: the early-time law behind "frequency first", for Attn-FC.
 
     At the start (embeddings near zero, uniform attention, fixed classifier output ``(1/2, 1/2)``)
     a word's embedding grows in proportion to its *net label count*, the number of positive
