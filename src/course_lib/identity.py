@@ -469,7 +469,7 @@ def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN
     return RealWordSEN(chosen, s, measured, m, theory, gap)
 
 
-# --------------------------------------------------------------------------- the proof's common factor
+# ------------------------------------------------------------------ the proof's common factor
 
 
 def score_per_norm_sq(score, query_norm_sq, m):
@@ -485,6 +485,10 @@ def score_per_norm_sq(score, query_norm_sq, m):
     0.4762
     """
     query_norm_sq = _check_values(query_norm_sq, "query_norm_sq")
-    if (query_norm_sq < 0).any() if isinstance(query_norm_sq, (torch.Tensor, np.ndarray)) else query_norm_sq < 0:
+    if (
+        (query_norm_sq < 0).any()
+        if isinstance(query_norm_sq, (torch.Tensor, np.ndarray))
+        else query_norm_sq < 0
+    ):
         raise ValueError("query_norm_sq is a squared norm and must be >= 0")
     return 0.5 * query_norm_sq * (1.0 - attention_from_score(score, m))

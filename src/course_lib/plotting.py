@@ -915,15 +915,22 @@ def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: in
     return fig
 
 
-def focus_curves(epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"):
+def focus_curves(
+    epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"
+):
     """Mean a_z against epoch, one colour per loss, one thin line per seed (chapter 4).
     ``mean_a_z[loss]`` has shape (seeds, epochs)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for loss, curves in mean_a_z.items():
         curves = np.atleast_2d(_np(curves))
         for k, curve in enumerate(curves):
-            ax.plot(_np(epochs), curve, color=LOSS_COLOURS[loss], lw=1.2,
-                    label=LOSS_LABELS[loss] if k == 0 else None)
+            ax.plot(
+                _np(epochs),
+                curve,
+                color=LOSS_COLOURS[loss],
+                lw=1.2,
+                label=LOSS_LABELS[loss] if k == 0 else None,
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean attention on the foreground $a_z$")
     ax.set_ylim(0, 1)
@@ -933,7 +940,9 @@ def focus_curves(epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Atten
     return fig
 
 
-def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[str, str] | None = None):
+def signature_heatmaps(
+    histograms: Mapping[str, np.ndarray], s_labels: Mapping[str, str] | None = None
+):
     """(a_z, s_y) histograms side by side, in percent, s_y upwards (chapter 4).
     ``histograms[name]`` is ``metrics.signature_histogram``'s (bins, bins) array."""
     names = list(histograms)
@@ -944,8 +953,14 @@ def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[s
         ax.imshow(hist[::-1], cmap="coolwarm", vmin=0, vmax=100, extent=(0, 1, 0, 1))
         for i in range(bins):
             for j in range(bins):
-                ax.text((j + 0.5) / bins, (i + 0.5) / bins, f"{hist[i, j]:.0f}", ha="center",
-                        va="center", fontsize=8)
+                ax.text(
+                    (j + 0.5) / bins,
+                    (i + 0.5) / bins,
+                    f"{hist[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
         ax.set_xlabel("attention on the foreground $a_z$")
         ax.set_ylabel((s_labels or {}).get(name, "$s_y$"))
         ax.set_title(LOSS_LABELS.get(name, name))
@@ -953,20 +968,25 @@ def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[s
     return fig
 
 
-def fixed_focus_training(epochs, loss: Mapping[str, Mapping[float, np.ndarray]],
-                       incentive: Mapping[str, Mapping[float, np.ndarray]]):
+def fixed_focus_training(
+    epochs,
+    loss: Mapping[str, Mapping[float, np.ndarray]],
+    incentive: Mapping[str, Mapping[float, np.ndarray]],
+):
     """The fixed-focus experiment (chapter 4): L(alpha) (top) and the incentive
     L(alpha) - L(alpha + 0.01) (bottom) against epoch, one column per loss, one line per alpha."""
     names = list(loss)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False, sharex=True
+    )
     cmap = plt.get_cmap("viridis")
     for col, name in enumerate(names):
         alphas = sorted(loss[name])
         for k, alpha in enumerate(alphas):
             colour = cmap(k / max(1, len(alphas) - 1))
-            axes[0, col].plot(_np(epochs), _np(loss[name][alpha]), color=colour,
-                              label=f"α = {alpha:g}")
+            axes[0, col].plot(
+                _np(epochs), _np(loss[name][alpha]), color=colour, label=f"α = {alpha:g}"
+            )
             axes[1, col].plot(_np(epochs), _np(incentive[name][alpha]), color=colour)
         axes[0, col].set_title(LOSS_LABELS.get(name, name))
         axes[1, col].set_xlabel("epoch")
