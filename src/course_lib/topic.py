@@ -521,3 +521,36 @@ class TopicAttention(nn.Module):
         attention = self._attention(tokens, mask)  # (batch, length)
         logits = self.classifier(self._context(tokens, attention))  # (batch, n_classes)
         return (logits, attention) if return_attention else logits
+
+
+def reduce_fixed_classifier(model: TopicAttention) -> TopicAttention:
+    """Chapter 3: an Attn-FC with embeddings of size ``C`` (the number of classes) that trains
+    exactly like ``model``, an Attn-FC of any embedding size ``d_e >= C``.
+
+    With the classifier ``U`` (``d_e x C``) fixed and no bias, every gradient step moves an
+    embedding inside the span of ``U``'s columns, and the logits and the score gradients see an
+    embedding ``w_u`` only through ``U^T w_u``.  Write ``U^T U = L L^T`` (Cholesky).  The model
+    with embeddings ``e_u = L^{-1} U^T w_u``, the same keys and query, and the fixed classifier
+    ``L`` has the same logits and scores, and under gradient descent with the same step size it
+    keeps them equal at every step, because its embedding steps are ``L^{-1} U^T`` times the big
+    model's.  Norms follow from ``||w_u(t)||^2 = ||e_u(t)||^2 + ||w_u(0)||^2 - ||e_u(0)||^2``.
+    """
+    if not isinstance(model, TopicAttention):
+        raise TypeError(f"model must be a TopicAttention, got {type(model).__name__}")
+    if model.classifier_kind != "fixed":
+        raise ValueError(f"model must have a fixed classifier (Attn-FC), got {model.classifier_kind!r}")
+    weight = model.classifier.weight.detach()  # (C, d_e)
+    n_classes, embed_dim = weight.shape
+    if embed_dim < n_classes:
+        raise ValueError(f"model's embed_dim ({embed_dim}) must be at least its number of classes ({n_classes})")
+    U = weight.T.double()  # (d_e, C)
+    L = torch.linalg.cholesky(U.T @ U)  # (C, C), U^T U = L L^T
+    small = TopicAttention(model.vocab_size, n_classes, embed_dim=n_classes, key_dim=model.keys.embedding_dim)
+    dtype = model.embedding.weight.dtype
+    with torch.no_grad():
+        projected = model.embedding.weight.detach().double() @ U  # (vocab, C): rows U^T w_u
+        small.embedding.weight.copy_(torch.linalg.solve_triangular(L, projected.T, upper=False).T.to(dtype))
+        small.classifier.weight.copy_(L.to(dtype))  # logits = L e
+        small.keys.weight.copy_(model.keys.weight.detach())
+        small.query.copy_(model.query.detach())
+    return small.to(model.embedding.weight.device)
