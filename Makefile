@@ -12,7 +12,34 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: book build-book test unit notebooks browser bench clean venv
+.PHONY: book build-book test unit lint notebooks browser colab preflight bench clean venv
+
+# What `make test` needs from the system, checked before anything else runs: Chromium (the
+# browser tests), npm (the website's MathJax), git, python3's venv module, and Python 3.13 (the
+# Colab simulation; COURSE_COLAB_PYTHON=/path/to/python3.13 picks one). As root (or with
+# password-less sudo) the missing Debian/Ubuntu packages are installed; otherwise make stops at
+# once with one line saying what to install.
+COLAB_PYTHON ?= $(or $(COURSE_COLAB_PYTHON),$(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13)))
+export COURSE_COLAB_PYTHON := $(COLAB_PYTHON)
+
+preflight:
+	@missing=""; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  command -v git >/dev/null || missing="$$missing git"; \
+	  $(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing="$$missing python3-venv"; \
+	  colab="$(COLAB_PYTHON)"; \
+	  if [ -z "$$colab" ]; then missing="$$missing python3.13 python3.13-venv"; fi; \
+	  if [ -n "$$missing" ]; then \
+	    sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+	    if command -v apt-get >/dev/null && $$sudo true 2>/dev/null && $$sudo apt-get update -qq \
+	       && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null 2>&1; then \
+	      echo "make test: installed$$missing"; \
+	    else \
+	      echo "make test needs:$$missing (Debian/Ubuntu: sudo apt-get install$$missing; Python 3.13 elsewhere: pyenv install 3.13, or COURSE_COLAB_PYTHON=/path/to/python3.13)"; \
+	      exit 1; \
+	    fi; \
+	  fi
 
 venv: $(VENV)/.installed
 
@@ -55,7 +82,7 @@ book: build-book
 	@($(BIN)/python -m webbrowser -t "file://$(CURDIR)/_build/html/index.html" >/dev/null 2>&1 &) || true
 
 unit: venv
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser --ignore=tests/colab
 
 notebooks: venv
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
@@ -64,11 +91,22 @@ notebooks: venv
 browser: venv
 	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-test: venv
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser
+# ruff (configured in pyproject.toml): the library, the tests and the benchmarks.
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
+# Colab, simulated (tests/colab): Colab's Python and versions in a virtual environment built once
+# (~6 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
+# rendered outside the website. Results in _build/colab/.
+colab: venv $(SITE_ASSETS)
+	COURSE_COLAB_REQUIRED=1 $(BIN)/python -m pytest tests/colab -q -p no:cacheprovider
+
+test: preflight venv lint
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser --ignore=tests/colab
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 	$(MAKE) build-book
 	$(MAKE) browser
+	$(MAKE) colab
 
 bench: venv
 	$(BIN)/python benchmarks/run.py

@@ -4,11 +4,18 @@
     python scripts/nbtool.py py2nb draft.py chapters/01_the_task.ipynb
     python scripts/nbtool.py nb2py chapters/01_the_task.ipynb draft.py
     python scripts/nbtool.py strip chapters/*.ipynb exercises/*.ipynb
+    python scripts/nbtool.py sync chapters/*.ipynb exercises/*.ipynb
 
 Cells start with ``# %%`` (code) or ``# %% [markdown]``; ``# %% tags=["a", "b"]`` adds tags.
 Markdown lines are written with a leading ``# `` in the script.  ``py2nb`` puts the standard
-Colab setup cell first (the repository URL and branch come from _config.yml), requests a GPU on
-Colab, and writes no outputs.
+Colab setup cell first (after the title; the repository URL and branch come from _config.yml),
+then the macro cell, requests a GPU on Colab, and writes no outputs.
+
+The macro cell is a markdown cell tagged ``remove-cell`` (the website drops it: Sphinx has the
+macros from ``_config.yml``) that defines every MathJax macro of ``_config.yml``'s
+``mathjax3_config`` (with ``\\def``), so the formulas render in Jupyter and Colab too.
+``sync`` inserts or refreshes both cells in existing notebooks, leaving every other cell as it
+is; running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_MARKER = "# Colab setup"
+MACRO_MARKER = "<!-- The book's math macros (generated from _config.yml by scripts/nbtool.py sync) -->"
 
 
 def repository() -> tuple[str, str]:
@@ -43,11 +51,98 @@ def setup_cell_source() -> str:
         'if "google.colab" in sys.modules:\n'
         "    import subprocess\n"
         "\n"
-        "    subprocess.run(\n"
-        f'        [sys.executable, "-m", "pip", "install", "-q", "course_lib @ git+{url}@{branch}"],\n'
-        "        check=True,\n"
-        "    )"
+        f'    url = "{url}"\n'
+        f'    package = f"course_lib @ git+{{url}}@{branch}"\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)'
     )
+
+
+def macros() -> dict[str, tuple[str, int]]:
+    """``{name: (definition, number of arguments)}`` from _config.yml's mathjax3_config."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    table = config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+    out = {}
+    for name, value in table.items():
+        if isinstance(value, str):
+            out[name] = (value, 0)
+        elif isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+            out[name] = (value[0], value[1])
+        else:
+            raise ValueError(f"_config.yml: macro {name!r} must be a string or [definition, n_args], got {value!r}")
+    return out
+
+
+def macro_cell_source() -> str:
+    """One ``$\\def\\name#1{...}$`` per line, in _config.yml's order, under the marker comment.
+
+    ``\\def`` rather than ``\\newcommand``: MathJax (Jupyter, Colab) keeps either for the whole
+    page, and KaTeX (jupyterlab-myst, VS Code) accepts ``\\def`` of a name it predefines
+    (``\\R``) where ``\\newcommand`` is an error."""
+    lines = [MACRO_MARKER]
+    for name, (definition, n_args) in macros().items():
+        arguments = "".join(f"#{k}" for k in range(1, n_args + 1))
+        lines.append(f"$\\def\\{name}{arguments}{{{definition}}}$")
+    return "\n".join(lines)
+
+
+def setup_cell():
+    cell = nbformat.v4.new_code_cell(setup_cell_source())
+    cell.metadata["tags"] = ["hide-cell"]
+    return cell
+
+
+def macro_cell():
+    cell = nbformat.v4.new_markdown_cell(macro_cell_source())
+    cell.metadata["tags"] = ["remove-cell"]
+    return cell
+
+
+def is_setup_cell(cell) -> bool:
+    return cell.cell_type == "code" and cell.source.startswith(SETUP_MARKER)
+
+
+def is_macro_cell(cell) -> bool:
+    return cell.cell_type == "markdown" and cell.source.startswith(MACRO_MARKER)
+
+
+def insert_standard_cells(nb, stem: str) -> None:
+    """Put the setup cell and the macro cell after the title (replacing old copies; their ids are
+    kept so a refresh is a small diff)."""
+    old_ids = {}
+    kept = []
+    for cell in nb.cells:
+        if is_setup_cell(cell):
+            old_ids.setdefault("setup", cell.get("id"))
+        elif is_macro_cell(cell):
+            old_ids.setdefault("macros", cell.get("id"))
+        else:
+            kept.append(cell)
+    taken = {c.get("id") for c in kept}
+    setup, macro = setup_cell(), macro_cell()
+    for key, cell in (("setup", setup), ("macros", macro)):
+        wanted = old_ids.get(key) or f"{stem[:20]}-{key}".replace("_", "-")
+        while wanted in taken:
+            wanted += "-x"
+        cell["id"] = wanted
+        taken.add(wanted)
+    at = 1 if kept and kept[0].cell_type == "markdown" else 0
+    nb.cells = kept[:at] + [setup, macro] + kept[at:]
+
+
+def sync(paths) -> None:
+    """Insert or refresh the Colab setup cell and the macro cell in existing notebooks."""
+    for path in paths:
+        path = Path(path)
+        nb = nbformat.read(path, as_version=4)
+        insert_standard_cells(nb, path.stem)
+        nb.metadata.setdefault("accelerator", "GPU")
+        nbformat.validate(nb)
+        text = nbformat.writes(nb) + "\n"
+        if path.read_text() != text:
+            path.write_text(text)
+            print(f"synced {path}")
 
 
 def parse_py(text: str) -> list:
@@ -82,12 +177,10 @@ def parse_py(text: str) -> list:
 
 
 def py2nb(src: Path, dest: Path) -> None:
-    cells = parse_py(src.read_text())
-    setup = nbformat.v4.new_code_cell(setup_cell_source())
-    setup.metadata["tags"] = ["hide-cell"]
-    # a title cell (markdown) stays first; the setup cell goes right after it
+    cells = [c for c in parse_py(src.read_text()) if not (is_setup_cell(c) or is_macro_cell(c))]
+    # a title cell (markdown) stays first; the setup and macro cells go right after it
     at = 1 if cells and cells[0].cell_type == "markdown" else 0
-    cells.insert(at, setup)
+    cells[at:at] = [setup_cell(), macro_cell()]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -105,7 +198,7 @@ def nb2py(src: Path, dest: Path) -> None:
     nb = nbformat.read(src, as_version=4)
     out = []
     for cell in nb.cells:
-        if cell.cell_type == "code" and cell.source.startswith(SETUP_MARKER):
+        if is_setup_cell(cell) or is_macro_cell(cell):
             continue
         tags = cell.metadata.get("tags", [])
         tag = f" tags={json.dumps(tags)}" if tags else ""
@@ -137,5 +230,7 @@ if __name__ == "__main__":
         nb2py(Path(args[0]), Path(args[1]))
     elif cmd == "strip":
         strip(args)
+    elif cmd == "sync":
+        sync(args)
     else:
         sys.exit(__doc__)

@@ -111,6 +111,53 @@ def test_sen_drift_check(run_check):
 
 
 def test_checks_reject_non_callables(capsys):
-    for check in (checks.check_score_gradient, checks.check_sen_invariant, checks.check_sen_drift):
+    for check in (
+        checks.check_score_gradient,
+        checks.check_score_per_norm_sq,
+        checks.check_sen_invariant,
+        checks.check_sen_drift,
+    ):
         assert check(42) is False
     assert "[not run]" in capsys.readouterr().out
+
+
+def test_score_per_norm_sq_check(run_check):
+    ok, out = run_check(checks.check_score_per_norm_sq, identity.score_per_norm_sq)
+    assert ok and "[passed]" in out
+    ok, out = run_check(checks.check_score_per_norm_sq, stub)
+    assert not ok and "[to do]" in out and "not implemented" in out
+
+    def attention(s, m):
+        return torch.exp(s) / (torch.exp(s) + m)
+
+    cases = {
+        "factor 1/2 is missing": lambda s, q2, m: q2 * (1 - attention(s, m)),
+        "1 - a, not a": lambda s, q2, m: q2 / 2 * attention(s, m),
+        "a and R cancel": lambda s, q2, m: q2 / 2 * attention(s, m) * (1 - attention(s, m)),
+        "the inverse": lambda s, q2, m: 2 / (q2 * (1 - attention(s, m))),
+        "already ||q||^2": lambda s, q2, m: q2**2 / 2 * (1 - attention(s, m)),
+        "not its square root": lambda s, q2, m: q2**0.5 / 2 * (1 - attention(s, m)),
+        "a depends on the score": lambda s, q2, m: q2 / 2 * m / (m + 1) * torch.ones_like(s),
+        "not e^s / (e^s + m + 1)": lambda s, q2, m: q2 / 2 * (1 - attention(s, m + 1)),
+        "not 1 / (1 + e^-s)": lambda s, q2, m: q2 / 2 * (1 - torch.sigmoid(s)),
+    }
+    for hint, wrong in cases.items():
+        ok, out = run_check(checks.check_score_per_norm_sq, wrong)
+        assert not ok and "[wrong]" in out and hint in out, (hint, out)
+
+    # an answer with no recognised mistake gets the measured values to compare with
+    ok, out = run_check(checks.check_score_per_norm_sq, lambda s, q2, m: q2 / 3 * (1 - attention(s, m)))
+    assert not ok and "[wrong]" in out and "the measured ds/d||w||^2" in out
+    ok, out = run_check(checks.check_score_per_norm_sq, lambda s, q2, m: s.sum())
+    assert not ok and "shape" in out
+
+
+def test_measured_common_factor_is_a_measurement():
+    """The check's measurement comes from autograd through the model, not from the formula: it
+    agrees with (||q||^2/2)(1 - a(s)) and moves with the score, the query and m."""
+    from course_lib.checks.ch02 import _measured_score_per_norm_sq
+
+    for score, q_norm, m in ((0.0, 1.0, 20), (3.0, 0.5, 5), (-1.0, 2.0, 50)):
+        measured = _measured_score_per_norm_sq(score, q_norm, m, seed=4)
+        assert abs(measured - identity.score_per_norm_sq(score, q_norm**2, m)) < 1e-10
+    assert _measured_score_per_norm_sq(4.0, 1.0, 20, 0) < _measured_score_per_norm_sq(0.0, 1.0, 20, 0)

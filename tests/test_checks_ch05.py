@@ -119,7 +119,7 @@ def test_euler_flow_check(run_check):
     def sequential(method, m, C, t_end, step):  # updates mu, then uses the new mu for nu
         rhs = flow.flow_rhs(method, m, C)
         mu = nu = 0.0
-        for _ in range(int(round(t_end / step))):
+        for _ in range(round(t_end / step)):
             mu = mu + step * rhs(0.0, [mu, nu])[0]
             nu = nu + step * rhs(0.0, [mu, nu])[1]
         return mu, nu

@@ -61,7 +61,7 @@ def test_colab_setup_cell_and_gpu_metadata(path):
         "its repository URL and branch must match _config.yml"
     )
     url, branch = nbtool.repository()
-    assert f"git+{url}@{branch}" in first_code.source
+    assert f'url = "{url}"' in first_code.source and f'git+{{url}}@{branch}"' in first_code.source
     assert nb.metadata.get("accelerator") == "GPU"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
     # the cell must not pin the libraries Colab ships
@@ -110,6 +110,61 @@ def test_notebook_ids_unique():
     for path in ALL:
         ids = [c.get("id") for c in load(path).cells]
         assert len(ids) == len(set(ids)), path.name
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_macro_cell_follows_the_setup_cell_and_is_up_to_date(path):
+    """Every macro of _config.yml is defined in the notebook itself, so the math renders in
+    Jupyter and Colab; the website removes the cell (it has the macros from _config.yml)."""
+    nb = load(path)
+    setups = [i for i, c in enumerate(nb.cells) if nbtool.is_setup_cell(c)]
+    macro_cells = [i for i, c in enumerate(nb.cells) if nbtool.is_macro_cell(c)]
+    fix = f"run: python scripts/nbtool.py sync {path.relative_to(ROOT)}"
+    assert len(setups) == 1 and len(macro_cells) == 1 and macro_cells[0] == setups[0] + 1, fix
+    cell = nb.cells[macro_cells[0]]
+    assert cell.source == nbtool.macro_cell_source(), f"the macro cell is out of date with _config.yml; {fix}"
+    assert cell.metadata.get("tags") == ["remove-cell"], fix
+
+
+def test_macro_cell_defines_every_config_macro():
+    config = (ROOT / "_config.yml").read_text()
+    names = re.findall(r'^\s+"(\w+)":\s', config.split("macros:", 1)[1].split("\nparse:", 1)[0], re.M)
+    source = nbtool.macro_cell_source()
+    assert names and all(f"$\\def\\{name}" in source for name in names)
+    assert "$\\def\\norm#1{\\lVert #1 \\rVert}$" in source
+    assert "$\\def\\query{\\mathbf{q}}$" in source
+
+
+def test_sync_is_idempotent_and_keeps_other_cells(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell("# Colab setup: an old version"),
+        nbformat.v4.new_code_cell("x = 1"),
+    ])
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(nb, path)
+    nbtool.sync([path])
+    first = path.read_text()
+    nbtool.sync([path])
+    assert path.read_text() == first
+    cells = nbformat.read(path, as_version=4).cells
+    assert [c.source for c in cells[:2]] == ["# Title", nbtool.setup_cell_source()]
+    assert nbtool.is_macro_cell(cells[2]) and cells[3].source == "x = 1" and len(cells) == 4
+
+
+MAX_CODE_LINE = 88  # the website's text column shows about 85 characters of code
+
+
+def test_notebook_code_lines_fit_the_page():
+    offenders = []
+    for path in ALL:
+        for number, cell in enumerate(load(path).cells):
+            if cell.cell_type != "code":
+                continue
+            for line in cell.source.split("\n"):
+                if len(line) > MAX_CODE_LINE:
+                    offenders.append(f"{path.relative_to(ROOT)} cell {number}: {len(line)} chars: {line.strip()[:60]}")
+    assert not offenders, f"{len(offenders)} code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(offenders)
 
 
 COLAB_CONSTRAINTS = ROOT / "tests" / "colab" / "colab-constraints.txt"

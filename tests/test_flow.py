@@ -36,7 +36,7 @@ def naive_rhs(method, m, C):
 def test_attention_potential_is_the_integral_of_one_over_one_minus_a():
     for n_others in (1, 4, 99, 2.5):
         for theta in (-3.0, 0.7, 6.0):
-            integral, _ = quad(lambda s: (np.exp(s) + n_others) / n_others, 0.0, theta)
+            integral, _ = quad(lambda s, n=n_others: (np.exp(s) + n) / n, 0.0, theta)
             assert flow.attention_potential(theta, n_others) == pytest.approx(integral, rel=1e-12)
 
 
@@ -161,22 +161,22 @@ def test_hybrid_is_soft_then_hard_and_continuous_at_the_switch():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(method="adam"), ValueError, "method"),
-        (dict(method=3), ValueError, "method"),
-        (dict(m=1), ValueError, "m must be >= 2"),
-        (dict(m=2.5), TypeError, "m must be an int"),
-        (dict(C=1), ValueError, "C must be >= 2"),
-        (dict(t=[-1.0, 2.0]), ValueError, "t must be >= 0"),
-        (dict(t=[0.0, 2.0, 1.0]), ValueError, "t must be strictly increasing"),
-        (dict(t=[[0.0, 1.0]]), ValueError, "t must be a non-empty 1-D"),
-        (dict(t=[0.0, np.inf]), ValueError, "finite"),
-        (dict(method="hybrid"), ValueError, "switch_time is required"),
-        (dict(method="hybrid", switch_time=-1.0), ValueError, "switch_time"),
-        (dict(method="soft", switch_time=3.0), ValueError, "switch_time is only used"),
+        ({"method": "adam"}, ValueError, "method"),
+        ({"method": 3}, ValueError, "method"),
+        ({"m": 1}, ValueError, "m must be >= 2"),
+        ({"m": 2.5}, TypeError, "m must be an int"),
+        ({"C": 1}, ValueError, "C must be >= 2"),
+        ({"t": [-1.0, 2.0]}, ValueError, "t must be >= 0"),
+        ({"t": [0.0, 2.0, 1.0]}, ValueError, "t must be strictly increasing"),
+        ({"t": [[0.0, 1.0]]}, ValueError, "t must be a non-empty 1-D"),
+        ({"t": [0.0, np.inf]}, ValueError, "finite"),
+        ({"method": "hybrid"}, ValueError, "switch_time is required"),
+        ({"method": "hybrid", "switch_time": -1.0}, ValueError, "switch_time"),
+        ({"method": "soft", "switch_time": 3.0}, ValueError, "switch_time is only used"),
     ],
 )
 def test_solve_flow_rejects_bad_arguments(kwargs, error, match):
-    args = dict(method="soft", m=5, C=3, t=[0.0, 1.0])
+    args = {"method": "soft", "m": 5, "C": 3, "t": [0.0, 1.0]}
     args.update(kwargs)
     with pytest.raises(error, match=match):
         flow.solve_flow(**args)
@@ -295,7 +295,7 @@ def test_focus_incentive_after_the_classifier_adapts(alpha):
 def test_hard_orbit_potential_is_the_integral():
     for C in (2, 3, 1000):
         for mu in (0.05, 1.0, 13.0):
-            integral, _ = quad(lambda s: (np.exp(s) + C - 1)
+            integral, _ = quad(lambda s, C=C: (np.exp(s) + C - 1)
                                * np.log(C * np.exp(s) / (np.exp(s) + C - 1)), 0, mu,
                                epsabs=0, epsrel=1e-13)
             assert flow.orbit_potential("hard", mu, C) == pytest.approx(integral / C, rel=1e-9)
@@ -331,7 +331,7 @@ def test_late_time_focus_error_is_the_asymptote(m, C):
     t = np.array([1e7, 1e9, 1e11])
     ratio = {}
     for method in METHODS:
-        mu, nu = flow.solve_flow(method, m, C, t)
+        _mu, nu = flow.solve_flow(method, m, C, t)
         error = (m - 1) / (np.exp(nu) + m - 1)
         ratio[method] = error / flow.late_time_focus_error(method, t, m, C)
     # hard and lvml: 1/t, the relative correction shrinks like 1/t too (100x per 100x in time)
@@ -360,7 +360,7 @@ def test_late_time_focus_error_rejects_small_times():
 
 
 def test_euler_flow_converges_to_solve_flow_at_first_order():
-    mu_ref, nu_ref = flow.solve_flow("lvml", 5, 3, [40.0])
+    _mu_ref, nu_ref = flow.solve_flow("lvml", 5, 3, [40.0])
     errors = [abs(flow.euler_flow("lvml", 5, 3, 40.0, h)[1] - nu_ref[0]) for h in (0.1, 0.05)]
     assert errors[0] / errors[1] == pytest.approx(2.0, rel=0.05)
 
@@ -396,9 +396,9 @@ def test_gradient_descent_on_the_linear_model_is_euler_on_the_ode(method):
 
 def test_hybrid_gradient_descent_follows_the_hybrid_flow():
     lr, switch_step, n_steps = 0.02, 1000, 2000
-    times, mu, nu, _ = flow.gradient_descent_path("hybrid", 5, 3, lr, n_steps, record_every=100,
+    times, _mu, nu, _ = flow.gradient_descent_path("hybrid", 5, 3, lr, n_steps, record_every=100,
                                                   switch_step=switch_step)
-    mu_o, nu_o = flow.solve_flow("hybrid", 5, 3, times, switch_time=switch_step * lr)
+    _mu_o, nu_o = flow.solve_flow("hybrid", 5, 3, times, switch_time=switch_step * lr)
     assert np.max(np.abs(nu - nu_o)) < 2e-3
     soft_nu = flow.solve_flow("soft", 5, 3, times)[1]
     assert np.max(np.abs(nu - soft_nu)) > 0.1

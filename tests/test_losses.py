@@ -30,7 +30,7 @@ def random_case(batch=6, m=4, d=5, C=3, seed=0, dtype=torch.float64):
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_one_hot_attention_gives_the_segments_cross_entropy(loss):
-    alpha, segments, labels, clf = random_case()
+    _, segments, labels, clf = random_case()
     chosen = torch.tensor([0, 3, 1, 2, 2, 0])
     one_hot = F.one_hot(chosen, 4).double()
     expected = F.cross_entropy(clf(segments[torch.arange(6), chosen]), labels)
@@ -46,7 +46,7 @@ def test_the_three_losses_differ_for_diffuse_attention():
 
 
 def test_losses_match_their_formulas_on_a_hand_case():
-    clf = lambda x: x  # noqa: E731  two features read as the two logits
+    clf = lambda x: x
     segments = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
     alpha = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
     labels = torch.tensor([0])
@@ -61,7 +61,7 @@ def test_losses_match_their_formulas_on_a_hand_case():
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_gradients_match_finite_differences_in_float64(loss):
-    alpha, segments, labels, clf = random_case(seed=3)
+    _, segments, labels, clf = random_case(seed=3)
     scores = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
 
     def f(s, weight, bias):
@@ -99,7 +99,7 @@ def test_lvml_is_exact_where_every_likelihood_underflows():
     segments[:, :, 1] = 1000.0 + offsets  # logit of class 1; the label is class 0
     labels = torch.zeros(batch, dtype=torch.long)
     alpha = torch.softmax(torch.randn(batch, m, dtype=torch.float64), 1)
-    clf = lambda x: x  # noqa: E731
+    clf = lambda x: x
     log_q = -torch.logaddexp(torch.zeros(()), 1000.0 + offsets)  # exact log p_j(0)
     exact = -torch.logsumexp(torch.log(alpha) + log_q, dim=1).mean()
     value = lvml_loss(alpha, segments, labels, clf)
@@ -119,7 +119,7 @@ def test_lvml_is_exact_where_every_likelihood_underflows():
 
 
 def test_lvml_gradient_is_finite_and_exact_at_one_hot_attention():
-    alpha, segments, labels, clf = random_case(seed=5)
+    _, segments, labels, clf = random_case(seed=5)
     one_hot = F.one_hot(torch.tensor([1, 0, 3, 2, 1, 0]), 4).double().requires_grad_()
     (grad,) = torch.autograd.grad(lvml_loss(one_hot, segments, labels, clf), one_hot)
     q = torch.softmax(clf(segments.reshape(-1, 5)).reshape(6, 4, 3), -1)
@@ -132,7 +132,7 @@ def test_losses_run_in_float32_and_on_image_shaped_segments():
     torch.manual_seed(0)
     alpha = torch.softmax(torch.randn(2, 3), 1)
     segments = torch.randn(2, 3, 1, 4, 4)
-    clf = lambda x: x.flatten(1)[:, :5]  # noqa: E731
+    clf = lambda x: x.flatten(1)[:, :5]
     for loss in LOSSES:
         value = loss(alpha, segments, torch.tensor([1, 4]), clf)
         assert value.dtype == torch.float32 and value.shape == ()
@@ -161,3 +161,18 @@ def test_attention_loss_by_name():
     assert attention_loss("hard") is hard_attention_loss
     with pytest.raises(ValueError, match="soft"):
         attention_loss("sparse")
+
+
+@pytest.mark.parametrize("name", ["soft", "hard", "lvml"])
+def test_alpha_gradient_closed_forms_match_autograd(name):
+    from course_lib.losses import alpha_gradient
+
+    alpha, segments, labels, clf = random_case(seed=7)
+    alpha = alpha.clone().requires_grad_()
+    loss = {"soft": soft_attention_loss, "hard": hard_attention_loss, "lvml": lvml_loss}[name]
+    (auto,) = torch.autograd.grad(loss(alpha, segments, labels, clf), alpha)
+    closed = alpha_gradient(name, alpha.detach(), segments, labels, clf)
+    assert torch.allclose(closed / 6, auto, atol=1e-12)
+    assert torch.allclose(alpha_gradient(loss, alpha.detach(), segments, labels, clf), closed)
+    with pytest.raises(ValueError, match="loss"):
+        alpha_gradient("sparse", alpha.detach(), segments, labels, clf)

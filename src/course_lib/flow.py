@@ -518,7 +518,7 @@ def euler_flow(method, m, C, t_end, step):
     m, C = _check_sizes(m, C)
     t_end = check_positive(t_end, "t_end", allow_zero=True)
     step = check_positive(step, "step")
-    n_steps = int(round(t_end / step))
+    n_steps = round(t_end / step)
     if abs(n_steps * step - t_end) > 1e-9 * max(1.0, t_end):
         raise ValueError(f"t_end must be a whole number of steps, got t_end={t_end}, step={step}")
     exp, log = math.exp, math.log

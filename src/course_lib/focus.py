@@ -16,6 +16,8 @@ returns the softmax.  Classifiers take ``(N, *features)`` and return logits ``(N
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -136,7 +138,7 @@ class CNNFocus(_SegmentScorer):
                 layer.bias = None
         widths = (size, 512, 64, 10)
         head = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in itertools.pairwise(widths):
             head += [nn.Linear(a, b, bias=False), nn.ReLU()]
         self.net = nn.Sequential(body, *head, nn.Linear(10, 1, bias=False))
         _initialise(self, _check_init(init))
@@ -200,7 +202,7 @@ class CNNClassifier(_Classifier):
         body, size = _conv_features(in_channels, image_size, (6, 16), 5, pools=2)
         widths = (size, 120, 84, 10)
         head = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in itertools.pairwise(widths):
             head += [nn.Linear(a, b), nn.ReLU()]
         self.net = nn.Sequential(body, *head, nn.Linear(10, self.n_classes))
         _initialise(self, _check_init(init))

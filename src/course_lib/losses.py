@@ -16,7 +16,7 @@ because data-dependent checks cannot run inside ``torch.func.vmap``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -157,3 +157,32 @@ def attention_loss(name: str) -> Callable:
     if name not in losses:
         raise ValueError(f"loss name must be one of {LOSS_NAMES}, got {name!r}")
     return losses[name]
+
+
+def alpha_gradient(loss, alpha, segments, labels, classifier) -> torch.Tensor:
+    """The gradient each loss sends to the attention weights, from its closed form (chapter 4).
+
+    Returns (B, m): entry (b, j) is d l_b / d alpha_bj for example b's own loss l_b (so the
+    gradient of the batch mean is this divided by B).  The course's derivation:
+
+    * soft: <grad of CE at the blend, x_j> = (p(xbar) - e_y)^T J_g(xbar) x_j;
+    * hard: CE_j = -log p_j(y), the segment's own loss;
+    * lvml: -p_j(y) / sum_k alpha_k p_k(y), computed in log space.
+    """
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", loss)
+    aliases = {"soft_attention_loss": "soft", "hard_attention_loss": "hard", "lvml_loss": "lvml"}
+    name = aliases.get(name, name)
+    if name not in LOSS_NAMES:
+        raise ValueError(f"loss must be one of {LOSS_NAMES} (or one of the loss functions)")
+    _check(alpha, segments, labels, classifier)
+    if name == "soft":
+        mixed = blend(alpha, segments).detach().requires_grad_()
+        with torch.enable_grad():
+            per_example = F.cross_entropy(classifier(mixed), labels, reduction="sum")
+            (grad_mixed,) = torch.autograd.grad(per_example, mixed)  # (B, *f): p(xbar) - e_y, pulled back
+        return (grad_mixed.unsqueeze(1) * segments).flatten(2).sum(-1).detach()
+    with torch.no_grad():
+        log_q = _true_class_log_prob(per_segment_logits(segments, classifier), labels)
+        if name == "hard":
+            return -log_q
+        return -torch.exp(log_q - _log_mixture(alpha, log_q).unsqueeze(1))

@@ -16,9 +16,32 @@ from .ch03 import check_most_attended_word, check_word_frequency, check_word_pur
 
 __all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_word"]
 
-from .ch02 import check_score_gradient, check_sen_drift, check_sen_invariant  # noqa: E402
+from .ch02 import (  # noqa: E402
+    check_score_gradient,
+    check_score_per_norm_sq,
+    check_sen_drift,
+    check_sen_invariant,
+)
 
-__all__ += ["check_score_gradient", "check_sen_invariant", "check_sen_drift"]
+__all__ += ["check_score_gradient", "check_score_per_norm_sq", "check_sen_invariant", "check_sen_drift"]
+
+from .ch04 import (  # noqa: E402
+    check_alpha_gradient,
+    check_focus_prediction_table,
+    check_hard_attention_loss,
+    check_lvml_loss,
+    check_soft_attention_loss,
+    compare_prediction,
+)
+
+__all__ += [
+    "check_soft_attention_loss",
+    "check_hard_attention_loss",
+    "check_lvml_loss",
+    "check_alpha_gradient",
+    "check_focus_prediction_table",
+    "compare_prediction",
+]
 
 from .ch05 import (  # noqa: E402
     check_euler_flow,

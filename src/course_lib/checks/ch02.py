@@ -1,12 +1,13 @@
 """Checks for the exercises of chapter 2 (the persisting identity): the score gradient, the
-conserved quantity, and its drift along a run."""
+proof's common factor, the conserved quantity, and its drift along a run."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ..identity import score_gradient, sen_drift, sen_invariant
+from ..identity import score_gradient, score_per_norm_sq, sen_drift, sen_invariant
+from ..topic import attention_forward
 from ._core import CheckFailed, close, expect_tensor, run_check
 
 
@@ -128,3 +129,69 @@ def check_sen_drift(student_fn) -> None:
     zero = student_fn(s, w, torch.ones(7, dtype=torch.float64), m)
     if not close(zero, torch.zeros(1, dtype=torch.float64), tol=1e-9):
         raise CheckFailed("a word on the identity's curve with a fixed query (||q|| = 1) must have zero drift.")
+
+
+def _measured_score_per_norm_sq(score: float, query_norm: float, m: int, seed: int) -> float:
+    """``ds / d||w||^2`` of the restricted flow at one state, measured through the model.
+
+    One sentence: the topic word (id 0) with embedding ``w`` and score ``score``, and ``m``
+    background words with embedding 0 and key 0; a random fixed linear classifier and
+    cross-entropy.  Under gradient flow ``dk/dt = -dloss/dk`` and ``dw/dt = -dloss/dw``, so the
+    ratio of ``ds/dt = q . dk/dt`` to ``d||w||^2/dt = 2 w . dw/dt`` is read off autograd's
+    gradients, with no formula from the chapter in between.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    embed_dim, key_dim, n_classes = 5, 4, 3
+    query = torch.randn(key_dim, generator=gen, dtype=torch.float64)
+    query = query * (query_norm / query.norm())
+    embedding = torch.zeros(m + 1, embed_dim, dtype=torch.float64)
+    embedding[0] = torch.randn(embed_dim, generator=gen, dtype=torch.float64)
+    keys = torch.zeros(m + 1, key_dim, dtype=torch.float64)
+    keys[0] = score * query / query_norm**2
+    embedding.requires_grad_()
+    keys.requires_grad_()
+    U = torch.randn(embed_dim, n_classes, generator=gen, dtype=torch.float64)
+    tokens = torch.arange(m + 1)[None, :]
+    _, _, context = attention_forward(tokens, embedding, keys, query)
+    F.cross_entropy(context @ U, torch.tensor([seed % n_classes])).backward()
+    score_rate = -(query @ keys.grad[0])
+    norm_sq_rate = -2 * (embedding.detach()[0] @ embedding.grad[0])
+    return float(score_rate / norm_sq_rate)
+
+
+@run_check("the proof's common factor, d s / d ||w||^2")
+def check_score_per_norm_sq(student_fn) -> None:
+    """Check ``student_fn(score, query_norm_sq, m)`` (elementwise) against a measurement."""
+    score = torch.tensor([-2.0, -0.5, 0.0, 0.3, 1.0, 2.5, 4.0, 7.0], dtype=torch.float64)
+    for query_norm, m in ((1.3, 20), (0.6, 5), (2.0, 50)):
+        measured = torch.tensor(
+            [_measured_score_per_norm_sq(float(s), query_norm, m, seed) for seed, s in enumerate(score)],
+            dtype=torch.float64,
+        )
+        q_sq = query_norm**2
+        out = student_fn(score, q_sq, m)
+        expect_tensor(out, "ds / d||w||^2", tuple(score.shape))
+        if close(out, measured, tol=1e-8):
+            continue
+        a = torch.exp(score) / (torch.exp(score) + m)
+        wrong = {
+            "the factor 1/2 is missing: d||w||^2/dt = 2 w . dw/dt = 2 a R, while ds/dt = ||q||^2 a (1 - a) R.": q_sq * (1 - a),
+            "the ratio is 1 - a, not a: the score's rate carries a (1 - a), the squared norm's rate only a.": q_sq / 2 * a,
+            "a (1 - a) is the score's rate alone; divide by the squared norm's rate 2 a R: the a and R cancel.": q_sq / 2 * a * (1 - a),
+            "that is d||w||^2 / ds, the inverse: divide the score's rate by the squared norm's rate.": 2 / (q_sq * (1 - a)),
+            "query_norm_sq is already ||q||^2: multiply by it, do not square it again.": q_sq**2 / 2 * (1 - a),
+            "use ||q||^2 (query_norm_sq itself), not its square root.": q_sq**0.5 / 2 * (1 - a),
+            "a depends on the score: a(s) = e^s / (e^s + m), not its value 1 / (m + 1) at s = 0.": q_sq / 2 * (1 - 1 / (m + 1)) * torch.ones_like(score),
+            "the topic word is one of the m + 1 words: a(s) = e^s / (e^s + m), not e^s / (e^s + m + 1).": q_sq / 2 * (1 - torch.exp(score) / (torch.exp(score) + m + 1)),
+            "the m background words (score 0) compete for attention: a(s) = e^s / (e^s + m), not 1 / (1 + e^-s).": q_sq / 2 * (1 - torch.sigmoid(score)),
+        }
+        for hint, value in wrong.items():
+            if close(out, value, tol=1e-8):
+                raise CheckFailed(hint)
+        raise CheckFailed(
+            f"for ||q|| = {query_norm}, m = {m} the measured ds/d||w||^2 at scores {score.tolist()} is "
+            f"{[round(v, 4) for v in measured.tolist()]}, yours {[round(v, 4) for v in out.double().tolist()]}; "
+            "divide ds/dt = ||q||^2 a (1 - a) R by d||w||^2/dt = 2 a R."
+        )
+    if not close(student_fn(score, 1.7, 20), score_per_norm_sq(score, 1.7, 20), tol=1e-8):
+        raise CheckFailed("the values differ from the reference on this case.")

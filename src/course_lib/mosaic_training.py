@@ -1,0 +1,396 @@
+"""Training focus models and classifiers on mosaics (defined in chapter 4).
+
+Minibatch SGD with momentum 0.9, batches in a fixed order, one optimizer for the focus and one
+for the classifier at the same learning rate: the official code's optimizer (Vashisht and
+Ramaswamy 2023).  Two engines with the same arithmetic:
+
+* ``train_mosaic``: one run, the plain PyTorch loop (the mechanism, shown first in chapter 4);
+* ``train_mosaic_runs``: many runs (seeds x losses) as ONE computation.  The parameters of all
+  runs are stacked (``torch.func.stack_module_state``); one step of every run is one call of
+  ``vmap(loss)`` over the run axis and one backward pass of the summed losses (the runs are
+  independent, so that gives each run its own gradient); each run's loss is chosen by a one-hot
+  selector, so soft, hard and LVML runs share the step.  These models are tiny, so the per-step overhead dominates and batching
+  pays (``benchmarks/bench_mosaic.py``).
+
+``train_fixed_focus`` freezes the attention at alpha on the foreground and trains only the
+classifier (the fixed-focus experiment), recording L(alpha) and L(alpha + delta) each epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ._validate import check_fraction, check_int, check_positive
+from .losses import (
+    KERNELS,
+    LOSS_NAMES,
+    _check,
+    _log_mixture,
+    _true_class_log_prob,
+    blend,
+    per_segment_logits,
+)
+from .mosaic import Mosaics
+
+
+class MosaicHistory(NamedTuple):
+    """Per-epoch records: the mean training loss and the mean attention on the foreground
+    (a_z over the training batches).  Shapes (T,) for one run, (R, T) for R runs."""
+
+    loss: torch.Tensor
+    mean_a_z: torch.Tensor
+
+
+class FixedFocusHistory(NamedTuple):
+    """Records of the fixed-focus experiment, each (R, T): the training-set loss at the frozen
+    alpha, at alpha + delta (same classifier), and the focus incentive L(alpha) - L(alpha +
+    delta), about delta * (-dL/dalpha); ``epochs`` (T,) the epochs they were taken after."""
+
+    loss: torch.Tensor
+    loss_plus: torch.Tensor
+    incentive: torch.Tensor
+    epochs: torch.Tensor
+
+
+def _check_data(data) -> Mosaics:
+    if not isinstance(data, Mosaics):
+        raise TypeError(f"data must be course_lib.mosaic.Mosaics, got {type(data).__name__}")
+    return data
+
+
+def _check_loss_name(name) -> str:
+    if name not in LOSS_NAMES:
+        raise ValueError(f"loss must be one of {LOSS_NAMES}, got {name!r}")
+    return name
+
+
+def _run_data(data, runs: int, device):
+    """Shared data (one ``Mosaics``: vmap dimension None) or one per run (stacked: dimension 0)."""
+    if isinstance(data, Mosaics):
+        return None, tuple(t.to(device) for t in data)
+    if not isinstance(data, (list, tuple)) or len(data) != runs:
+        raise TypeError(f"data must be one Mosaics or a list of {runs} (one per run)")
+    for item in data:
+        _check_data(item)
+        if item.segments.shape != data[0].segments.shape:
+            raise ValueError("the per-run Mosaics must all have the same shape")
+    return 0, tuple(torch.stack([d[k] for d in data]).to(device) for k in range(3))
+
+
+def _batches(n: int, batch_size: int):
+    """The official code's fixed batch order (no shuffling), last batch kept."""
+    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+def train_mosaic(
+    focus: nn.Module,
+    classifier: nn.Module,
+    data: Mosaics,
+    loss: str,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+):
+    """Train one focus model and classifier jointly with one loss (chapter 4), in place.
+
+    Parameters
+    ----------
+    focus : maps segments (B, m, *features) to scores (B, m).
+    classifier : maps (N, *features) to logits (N, C).
+    data : the training ``Mosaics``.
+    loss : "soft", "hard" or "lvml".
+    epochs, lr, batch_size, momentum : minibatch SGD settings.
+
+    Returns
+    -------
+    ``(focus, classifier, history)``; ``history.loss`` and ``history.mean_a_z`` have shape (T,).
+    """
+    data = _check_data(data)
+    kernel = KERNELS[_check_loss_name(loss)]
+    epochs = check_int(epochs, "epochs", minimum=1)
+    lr = check_positive(lr, "lr")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    momentum = check_fraction(momentum, "momentum", allow_zero=True)
+    device = next(classifier.parameters()).device
+    segments, labels, foreground = (t.to(device) for t in data)
+    with torch.no_grad():  # validate the shapes once, on the first batch
+        _check(focus.attention(segments[:2]), segments[:2], labels[:2], classifier)
+    focus_opt = torch.optim.SGD(focus.parameters(), lr=lr, momentum=momentum)
+    classifier_opt = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum)
+    losses, a_z = torch.zeros(epochs), torch.zeros(epochs)
+    for epoch in range(epochs):
+        for start, stop in _batches(len(labels), batch_size):
+            x, y = segments[start:stop], labels[start:stop]  # (b, m, *f), (b,)
+            alpha = torch.softmax(focus(x), dim=1)  # (b, m)
+            value = kernel(alpha, x, y, classifier)
+            focus_opt.zero_grad()
+            classifier_opt.zero_grad()
+            value.backward()
+            focus_opt.step()
+            classifier_opt.step()
+            weight = (stop - start) / len(labels)
+            losses[epoch] += weight * value.item()
+            a_z[epoch] += weight * alpha.detach()[torch.arange(stop - start),
+                                                   foreground[start:stop]].mean().item()
+    return focus, classifier, MosaicHistory(losses, a_z)
+
+
+def _selected_loss(kinds: tuple, selector, alpha, x, y, classify: Callable):
+    """The loss of one run: selector (3,) one-hot over (soft, hard, lvml) picks its kind.
+
+    Only the kinds present among the runs are computed (``kinds`` is fixed per call)."""
+    parts = []
+    if "soft" in kinds:
+        parts.append(selector[0] * F.cross_entropy(classify(blend(alpha, x)), y))
+    if "hard" in kinds or "lvml" in kinds:
+        log_q = _true_class_log_prob(per_segment_logits(x, classify), y)  # (b, m)
+        if "hard" in kinds:
+            parts.append(selector[1] * -(alpha * log_q).sum(1).mean())
+        if "lvml" in kinds:
+            parts.append(selector[2] * -_log_mixture(alpha, log_q).mean())
+    return sum(parts)
+
+
+def _stack(modules: Sequence[nn.Module], name: str):
+    if not modules or not all(isinstance(mod, nn.Module) for mod in modules):
+        raise TypeError(f"{name} must be a non-empty list of torch modules")
+    if len({type(mod) for mod in modules}) != 1:
+        raise ValueError(f"{name} must all have the same architecture (one class)")
+    shapes = [[p.shape for p in mod.parameters()] for mod in modules]
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError(f"{name} must all have the same parameter shapes")
+    params, buffers = stack_module_state(list(modules))
+    base = copy.deepcopy(modules[0]).to("meta")
+    return base, {k: v.detach().clone() for k, v in params.items()}, buffers
+
+
+def _write_back(modules, stacked: dict) -> None:
+    with torch.no_grad():
+        for r, mod in enumerate(modules):
+            for key, param in mod.named_parameters():
+                param.copy_(stacked[key][r])
+
+
+def _selectors(losses: Sequence[str], runs: int, device) -> tuple[torch.Tensor, tuple]:
+    if len(losses) != runs:
+        raise ValueError(f"losses must name one loss per run ({runs}), got {len(losses)}")
+    names = [_check_loss_name(name) for name in losses]
+    index = torch.tensor([LOSS_NAMES.index(name) for name in names], device=device)
+    return F.one_hot(index, 3).float(), tuple(sorted(set(names)))
+
+
+def _per_run(value, runs: int, name: str, device) -> torch.Tensor:
+    if isinstance(value, (list, tuple)):
+        if len(value) != runs:
+            raise ValueError(f"{name} must be one number or one per run ({runs})")
+        values = [check_positive(v, name) for v in value]
+    else:
+        values = [check_positive(value, name)] * runs
+    return torch.tensor(values, device=device)
+
+
+def _momentum_step(params: dict, grads: dict, buffers: dict, lr: torch.Tensor, momentum: float):
+    """SGD with momentum on stacked parameters (R, ...), PyTorch's convention:
+    v <- momentum v + g;  p <- p - lr v, with lr (R,) one per run."""
+    with torch.no_grad():
+        for key, g in grads.items():
+            buffers[key].mul_(momentum).add_(g)
+            params[key].sub_(lr.view(-1, *[1] * (g.dim() - 1)) * buffers[key])
+
+
+def train_mosaic_runs(
+    focus_models: Sequence[nn.Module],
+    classifiers: Sequence[nn.Module],
+    data: Mosaics,
+    losses: Sequence[str],
+    *,
+    epochs: int,
+    lr,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+):
+    """Train R (focus, classifier, loss) runs as one batched computation (chapter 4), in place.
+
+    Same arithmetic as R calls of :func:`train_mosaic` (the tests check it), but every step of
+    all runs is one ``vmap`` call over parameters stacked along a run axis and one backward.
+
+    Parameters
+    ----------
+    focus_models, classifiers : R modules each, one architecture per list (e.g. one per seed).
+    data : the training ``Mosaics`` shared by all runs, or a list of R (one per run, same shape:
+        with zero initialisation the seed enters through the data).
+    losses : R names, "soft", "hard" or "lvml".
+    epochs, batch_size, momentum : minibatch SGD settings.
+    lr : one learning rate, or one per run.
+
+    Returns
+    -------
+    ``(focus_models, classifiers, history)`` with ``history.loss`` of shape (R, T).
+    """
+    runs = len(focus_models)
+    if len(classifiers) != runs:
+        raise ValueError(f"classifiers must be one per focus model ({runs}), got {len(classifiers)}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    momentum = check_fraction(momentum, "momentum", allow_zero=True)
+    focus_base, focus_params, _ = _stack(focus_models, "focus_models")
+    clf_base, clf_params, _ = _stack(classifiers, "classifiers")
+    device = next(iter(clf_params.values())).device
+    selectors, kinds = _selectors(losses, runs, device)
+    lrs = _per_run(lr, runs, "lr", device)
+    data_dim, (segments, labels, foreground) = _run_data(data, runs, device)
+    with torch.no_grad():
+        x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in (segments, labels))
+        _check(focus_models[0].attention(x), x, y, classifiers[0])
+
+    def run_loss(f_params, c_params, selector, x, y, z):
+        alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
+        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
+        value = _selected_loss(kinds, selector, alpha, x, y, classify)
+        return value, (value.detach(), alpha.detach().gather(1, z[:, None]).mean())
+
+    batched_loss = vmap(run_loss, in_dims=(0, 0, 0) + (data_dim,) * 3)
+
+    def step(f_params, c_params, selectors, x, y, z):
+        # The runs are independent, so the gradient of the SUM of their losses with respect to
+        # the stacked parameters is each run's own gradient: one backward pass for all runs.
+        leaves = {**{"f" + k: v.requires_grad_() for k, v in f_params.items()},
+                  **{"c" + k: v.requires_grad_() for k, v in c_params.items()}}
+        values, (_, a_z) = batched_loss(f_params, c_params, selectors, x, y, z)  # (R,), (R,)
+        grads = torch.autograd.grad(values.sum(), list(leaves.values()))
+        named = dict(zip(leaves, grads))
+        g_focus = {k: named["f" + k] for k in f_params}
+        g_clf = {k: named["c" + k] for k in c_params}
+        return (g_focus, g_clf), (values.detach(), a_z)
+    focus_buf = {k: torch.zeros_like(v) for k, v in focus_params.items()}
+    clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
+    history_loss = torch.zeros(runs, epochs, device=device)
+    history_a_z = torch.zeros(runs, epochs, device=device)
+    for epoch in range(epochs):
+        for start, stop in _batches(labels.shape[-1], batch_size):
+            x, y, z = (t[start:stop] if data_dim is None else t[:, start:stop]
+                       for t in (segments, labels, foreground))
+            (g_focus, g_clf), (value, a_z) = step(focus_params, clf_params, selectors, x, y, z)
+            _momentum_step(focus_params, g_focus, focus_buf, lrs, momentum)
+            _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
+            weight = (stop - start) / labels.shape[-1]
+            history_loss[:, epoch] += weight * value
+            history_a_z[:, epoch] += weight * a_z
+    _write_back(focus_models, focus_params)
+    _write_back(classifiers, clf_params)
+    return focus_models, classifiers, MosaicHistory(history_loss.cpu(), history_a_z.cpu())
+
+
+def fixed_attention(alpha_z, foreground: torch.Tensor, m: int) -> torch.Tensor:
+    """Attention (B, m) with weight alpha_z on the foreground and (1 - alpha_z)/(m - 1) on each
+    other segment (chapter 4's fixed-focus experiment; the official code's fixed weights).
+
+    >>> fixed_attention(0.4, torch.tensor([2, 0]), 3)
+    tensor([[0.3000, 0.3000, 0.4000],
+            [0.4000, 0.3000, 0.3000]])
+    """
+    m = check_int(m, "m", minimum=2)
+    if not isinstance(foreground, torch.Tensor) or foreground.dim() != 1:
+        raise ValueError("foreground must be a 1-D tensor of segment indices")
+    alpha_z = torch.as_tensor(alpha_z, dtype=torch.float32, device=foreground.device)
+    rest = (1 - alpha_z) / (m - 1)
+    return rest + (alpha_z - rest) * F.one_hot(foreground, m).to(alpha_z.dtype)
+
+
+def train_fixed_focus(
+    classifiers: Sequence[nn.Module],
+    data: Mosaics,
+    alphas: Sequence[float],
+    losses: Sequence[str],
+    *,
+    epochs: int,
+    lr,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+    delta: float = 0.01,
+    record_epochs: Sequence[int] | None = None,
+):
+    """The fixed-focus experiment (chapter 4): attention frozen at alpha, classifier trained.
+
+    Run r trains ``classifiers[r]`` with loss ``losses[r]`` while the attention is
+    ``fixed_attention(alphas[r], ...)``; all runs are one batched computation.  After each
+    epoch it evaluates, on the whole training set and with the same classifier, L(alpha) and
+    L(alpha + delta) (the official code records both).
+
+    Parameters
+    ----------
+    classifiers : R modules of one architecture.
+    data : the training ``Mosaics``.
+    alphas : R attention weights on the foreground, each in (0, 1].  L(alpha + delta) is the same
+        formula at alpha + delta; for alpha = 1 that is just outside the simplex (background
+        weights -delta/(m - 1)), where the formulas are smooth, so the difference still measures
+        delta * (-dL/dalpha).
+    losses : R loss names.
+    epochs, lr, batch_size, momentum : minibatch SGD settings (lr: one, or one per run).
+    delta : the focus improvement the incentive is measured for.
+    record_epochs : the epochs (1 .. epochs) after which to evaluate; default every epoch.
+
+    Returns
+    -------
+    ``(classifiers, FixedFocusHistory)`` with (R, T) records; ``history.epochs`` (T,) says when.
+    """
+    data = _check_data(data)
+    runs = len(classifiers)
+    delta = check_positive(delta, "delta")
+    if len(alphas) != runs:
+        raise ValueError(f"alphas must be one per classifier ({runs}), got {len(alphas)}")
+    for value in alphas:
+        if not 0 < float(value) <= 1:
+            raise ValueError(f"alphas must lie in (0, 1], got {value}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    momentum = check_fraction(momentum, "momentum", allow_zero=True)
+    if record_epochs is None:
+        recorded = list(range(1, epochs + 1))
+    else:
+        recorded = sorted({check_int(e, "record_epochs entries", 1, epochs) for e in record_epochs})
+        if not recorded:
+            raise ValueError("record_epochs must name at least one epoch")
+    clf_base, clf_params, _ = _stack(classifiers, "classifiers")
+    device = next(iter(clf_params.values())).device
+    selectors, kinds = _selectors(losses, runs, device)
+    lrs = _per_run(lr, runs, "lr", device)
+    segments, labels, foreground = (t.to(device) for t in data)
+    m = segments.shape[1]
+    alpha_runs = torch.tensor([float(a) for a in alphas], device=device)  # (R,)
+
+    def run_loss(c_params, selector, alpha_z, x, y, z):
+        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
+        alpha = (1 - alpha_z) / (m - 1) + (alpha_z - (1 - alpha_z) / (m - 1)) * F.one_hot(z, m)
+        return _selected_loss(kinds, selector, alpha, x, y, classify)
+
+    evaluate = vmap(run_loss, in_dims=(0, 0, 0, None, None, None))
+
+    def step(c_params, selectors, alpha_z, x, y, z):  # one backward pass for all runs
+        values = evaluate({k: v.requires_grad_() for k, v in c_params.items()}, selectors,
+                          alpha_z, x, y, z)  # (R,)
+        return dict(zip(c_params, torch.autograd.grad(values.sum(), list(c_params.values()))))
+    clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
+    loss, loss_plus = [], []
+    for epoch in range(1, epochs + 1):
+        for start, stop in _batches(len(labels), batch_size):
+            x, y, z = segments[start:stop], labels[start:stop], foreground[start:stop]
+            g_clf = step(clf_params, selectors, alpha_runs, x, y, z)
+            _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
+        if epoch in recorded:
+            with torch.no_grad():
+                for alpha_z, out in ((alpha_runs, loss), (alpha_runs + delta, loss_plus)):
+                    out.append(evaluate(clf_params, selectors, alpha_z, segments, labels,
+                                        foreground))
+    _write_back(classifiers, clf_params)
+    loss, loss_plus = torch.stack(loss, 1).cpu(), torch.stack(loss_plus, 1).cpu()
+    return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
