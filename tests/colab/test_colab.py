@@ -33,6 +33,8 @@ import colab_sim  # noqa: E402
 
 ROOT = colab_sim.ROOT
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
+if os.environ.get("COURSE_COLAB_ONLY"):  # e.g. "chapters/01_the_task.ipynb,exercises/01_the_task.ipynb"
+    NOTEBOOKS = [ROOT / name.strip() for name in os.environ["COURSE_COLAB_ONLY"].split(",")]
 OUT = ROOT / "_build" / "colab"
 MATHJAX = ROOT / "_site_assets" / "_static" / "mathjax" / "tex-mml-chtml.js"
 
