@@ -152,7 +152,8 @@ def test_notebook_runs_alone_on_colab(notebook, runtime, clone, tmp_path_factory
 MATHJAX_CONFIG = """<script>
 window.MathJax = {
   tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
-        processEscapes: true, processEnvironments: true},
+        processEscapes: true, processEnvironments: true,
+        packages: {'[-]': ['noundefined']}},  // an undefined macro is an error, not red text
   startup: {typeset: true}
 };
 </script>
