@@ -49,6 +49,8 @@ def runtime(tmp_path_factory):
     wheelhouse = colab_sim.VENV / "wheelhouse"  # the install's build backend, for an offline install
     if not any(wheelhouse.glob("setuptools-*.whl")):
         subprocess.run([str(python), "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "-d", str(wheelhouse), "setuptools>=77", "wheel"], check=True)
+    if "course-lib" in colab_sim.freeze(python):  # left by an interrupted run
+        subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "course_lib"], check=True)
     before = colab_sim.freeze(python)
     assert before["ipywidgets"] == "7.7.1" and before["numpy"] == "2.1.3" and before["torch"].startswith("2.11.0")
     assert "course-lib" not in before, "the simulated runtime must not hold course_lib before the install cell"
