@@ -12,7 +12,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: book build-book test unit notebooks browser colab preflight bench clean venv
+.PHONY: book build-book test unit lint notebooks browser colab preflight bench clean venv
 
 # What `make test` needs from the system, checked before anything else runs: Chromium (the
 # browser tests), npm (the website's MathJax), git, python3's venv module, and Python 3.13 (the
@@ -91,13 +91,17 @@ notebooks: venv
 browser: venv
 	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
+# ruff (configured in pyproject.toml): the library, the tests and the benchmarks.
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+
 # Colab, simulated (tests/colab): Colab's Python and versions in a virtual environment built once
 # (~6 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
 # rendered outside the website. Results in _build/colab/.
 colab: venv $(SITE_ASSETS)
 	COURSE_COLAB_REQUIRED=1 $(BIN)/python -m pytest tests/colab -q -p no:cacheprovider
 
-test: preflight venv
+test: preflight venv lint
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser --ignore=tests/colab
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 	$(MAKE) build-book

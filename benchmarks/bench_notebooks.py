@@ -21,6 +21,7 @@ import nbformat
 import torch
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
 from harness import PeakRSS, Result, benchmark, check_size, mib
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,12 @@ def discover(root: Path = ROOT, select: list[str] | None = None) -> list[Path]:
     found = sorted(p for folder in FOLDERS for p in (root / folder).glob("*.ipynb"))
     if select:
         found = [
-            p for p in found
-            if any(fnmatch.fnmatch(str(p.relative_to(root)), pat) or fnmatch.fnmatch(p.name, pat) for pat in select)
+            p
+            for p in found
+            if any(
+                fnmatch.fnmatch(str(p.relative_to(root)), pat) or fnmatch.fnmatch(p.name, pat)
+                for pat in select
+            )
         ]
     return found
 
@@ -73,6 +78,11 @@ def _cell_seconds(cell) -> float | None:
         return None
     parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
     return (parse(end) - parse(start)).total_seconds()
+
+
+def _cell_label(index: int, cell) -> str:
+    source = cell.source.strip()
+    return f"#{index}: {source.splitlines()[0][:50] if source else ''}"
 
 
 def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) -> dict:
@@ -109,7 +119,7 @@ def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) ->
         "peak_rss_mib": mib(rss.peak),
         "code_cells": len(code),
         "slowest_cell_s": slowest[0] if slowest else None,
-        "slowest_cell": f"#{slowest[1]}: {slowest[2].source.strip().splitlines()[0][:50] if slowest[2].source.strip() else ''}" if slowest else None,
+        "slowest_cell": _cell_label(slowest[1], slowest[2]) if slowest else None,
         "error": error,
     }
 
@@ -117,7 +127,11 @@ def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) ->
 def _trivial_notebook(folder: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import os\nprint(os.environ['COURSE_MODE'])")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     path = folder / "trivial.ipynb"
     nbformat.write(nb, path)
     return path
@@ -133,16 +147,18 @@ def notebook_rows(paths: list[Path], modes: list[str], root: Path = ROOT) -> lis
                 name = str(path.relative_to(root))
             except ValueError:
                 name = path.name
-            rows.append({
-                "notebook": name,
-                "mode": mode,
-                "wall_s": r["wall_s"],
-                "peak_rss_mib": r["peak_rss_mib"],
-                "cells": r["code_cells"],
-                "slowest_cell_s": r["slowest_cell_s"],
-                "slowest_cell": r["slowest_cell"],
-                "status": "ok" if r["error"] is None else f"ERROR {r['error']}",
-            })
+            rows.append(
+                {
+                    "notebook": name,
+                    "mode": mode,
+                    "wall_s": r["wall_s"],
+                    "peak_rss_mib": r["peak_rss_mib"],
+                    "cells": r["code_cells"],
+                    "slowest_cell_s": r["slowest_cell_s"],
+                    "slowest_cell": r["slowest_cell"],
+                    "status": "ok" if r["error"] is None else f"ERROR {r['error']}",
+                }
+            )
     return rows
 
 
@@ -152,7 +168,10 @@ def summarise(rows: list[dict]) -> tuple[str, list[str]]:
         return "no notebooks were run in quick mode", []
     total = sum(r["wall_s"] for r in quick)
     ranked = sorted(quick, key=lambda r: -r["wall_s"])
-    top = ", ".join(f"{r['notebook']} {r['wall_s']:.0f} s ({100 * r['wall_s'] / total:.0f} %)" for r in ranked[:3])
+    top = ", ".join(
+        f"{r['notebook']} {r['wall_s']:.0f} s ({100 * r['wall_s'] / total:.0f} %)"
+        for r in ranked[:3]
+    )
     failed = [r["notebook"] for r in quick if r["status"] != "ok"]
     summary = (
         f"whole book, quick mode: {total:.0f} s for {len(quick)} notebooks "
@@ -161,19 +180,25 @@ def summarise(rows: list[dict]) -> tuple[str, list[str]]:
     )
     full = [r for r in rows if r["mode"] == "full"]
     if full:
-        summary += f"; full mode: {sum(r['wall_s'] for r in full):.0f} s, slowest {max(full, key=lambda r: r['wall_s'])['notebook']}"
+        slowest = max(full, key=lambda r: r["wall_s"])["notebook"]
+        summary += f"; full mode: {sum(r['wall_s'] for r in full):.0f} s, slowest {slowest}"
     notes = []
     over = [r["notebook"] for r in quick if r["wall_s"] > NOTEBOOK_BUDGET_S]
     if over:
-        notes.append(f"over the {NOTEBOOK_BUDGET_S} s per-notebook budget in quick mode: {', '.join(over)}")
+        notes.append(
+            f"over the {NOTEBOOK_BUDGET_S} s per-notebook budget in quick mode: {', '.join(over)}"
+        )
     if failed:
         notes.append(f"failed in quick mode: {', '.join(failed)}")
     notes.append("wall time includes starting the kernel (about 1-3 s) and importing torch")
     return summary, notes
 
 
-@benchmark("notebooks", "Every chapter and exercise notebook executed top to bottom with nbclient "
-           "(as the book build does): wall time and peak RSS of the kernel.")
+@benchmark(
+    "notebooks",
+    "Every chapter and exercise notebook executed top to bottom with nbclient "
+    "(as the book build does): wall time and peak RSS of the kernel.",
+)
 def notebooks(size: str) -> Result:
     check_size(size)
     if size == "tiny":  # the unit test: one trivial notebook written here, never the real ones

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from harness import Result, benchmark, check_size, time_call
 
 from course_lib import _sparse_attention
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import accuracy, train_full_batch
+from harness import Result, benchmark, check_size, time_call
 
 HERE = Path(__file__).resolve().parent
 CLASSIFIERS = ("fixed", "linear", "mlp")
@@ -34,7 +34,9 @@ CLASSIFIERS = ("fixed", "linear", "mlp")
 def _corpus(size: str):
     if size == "tiny":
         return make_topic_corpus(n_background=40, m=5, n_sentences=40)
-    return make_topic_corpus()  # the paper's: 5000 sentences (4000 train), m = 20, 5000 background words
+    return (
+        make_topic_corpus()
+    )  # the paper's: 5000 sentences (4000 train), m = 20, 5000 background words
 
 
 def _devices() -> list[str]:
@@ -84,8 +86,11 @@ def vectorised_step(model, tokens, labels, lr=0.1) -> None:
 # --------------------------------------------------------------------------- batched seeds
 
 
-@benchmark("batched_seeds", "K seeds of the chapter-1 model trained as one batched computation "
-           "(train_full_batch given K models) against K sequential runs, per engine and device.")
+@benchmark(
+    "batched_seeds",
+    "K seeds of the chapter-1 model trained as one batched computation "
+    "(train_full_batch given K models) against K sequential runs, per engine and device.",
+)
 def batched_seeds(size: str) -> Result:
     check_size(size)
     corpus = _corpus(size)
@@ -98,12 +103,22 @@ def batched_seeds(size: str) -> Result:
     for device in _devices():
         for engine in ("sparse", "autograd"):
             for k in ks:
-                def models():
-                    return [TopicAttention(corpus.vocab_size, corpus.n_topics, classifier="fixed", seed=s).to(device)
-                            for s in range(k)]
 
-                kwargs = dict(topic_mask=topic_mask, topic_word_ids=corpus.topic_word_ids, record_every=10,
-                              device=device, engine=engine)
+                def models():
+                    return [
+                        TopicAttention(
+                            corpus.vocab_size, corpus.n_topics, classifier="fixed", seed=s
+                        ).to(device)
+                        for s in range(k)
+                    ]
+
+                kwargs = dict(
+                    topic_mask=topic_mask,
+                    topic_word_ids=corpus.topic_word_ids,
+                    record_every=10,
+                    device=device,
+                    engine=engine,
+                )
 
                 def sequential():
                     for model in models():
@@ -118,23 +133,34 @@ def batched_seeds(size: str) -> Result:
                 except Exception as exc:  # e.g. an engine a device lacks: say so, measure the rest
                     notes.append(f"{device}/{engine}/K={k}: {type(exc).__name__}: {exc}")
                     continue
-                rows.append({
-                    "device": device, "engine": engine, "K": k, "steps": steps,
-                    "sequential_s": t_seq, "batched_s": t_bat,
-                    "speedup": t_seq / t_bat,
-                    "batched_model_steps_per_s": k * steps / t_bat,
-                })
+                rows.append(
+                    {
+                        "device": device,
+                        "engine": engine,
+                        "K": k,
+                        "steps": steps,
+                        "sequential_s": t_seq,
+                        "batched_s": t_bat,
+                        "speedup": t_seq / t_bat,
+                        "batched_model_steps_per_s": k * steps / t_bat,
+                    }
+                )
     best = {}
     for r in rows:
         key = r["device"]
         if r["K"] == max(ks) and r["speedup"] > best.get(key, (0, ""))[0]:
             best[key] = (r["speedup"], r["engine"])
-    summary = "; ".join(f"{dev}: K={max(ks)} batched is {s:.1f}x sequential ({eng})" for dev, (s, eng) in best.items())
+    summary = "; ".join(
+        f"{dev}: K={max(ks)} batched is {s:.1f}x sequential ({eng})"
+        for dev, (s, eng) in best.items()
+    )
     notes.append(
         f"{len(tokens)} sentences, record_every=10, topic statistics recorded; time of a whole run "
-        f"(setup included), minimum of {repeats}.  On a CPU the step is compute-bound: batching saves "
+        f"(setup included), minimum of {repeats}.  On a CPU the step is compute-bound: batching "
+        "saves "
         "per-step Python and dispatch overhead, not arithmetic, so the ratio stays far below K "
-        "(on a 2-core CPU it can be about 1).  'sparse' batches by offsetting word ids into stacked "
+        "(on a 2-core CPU it can be about 1).  'sparse' batches by offsetting word ids into "
+        "stacked "
         "tables; 'autograd' uses torch.func.vmap over the model's forward."
     )
     return Result(rows=rows, summary=summary, notes=notes)
@@ -143,8 +169,11 @@ def batched_seeds(size: str) -> Result:
 # --------------------------------------------------------------------------- one training step
 
 
-@benchmark("training_step", "One full-batch gradient step of the chapter-1 model: a per-sentence "
-           "Python loop against the course's vectorised model and train_full_batch's engines.")
+@benchmark(
+    "training_step",
+    "One full-batch gradient step of the chapter-1 model: a per-sentence "
+    "Python loop against the course's vectorised model and train_full_batch's engines.",
+)
 def training_step(size: str) -> Result:
     check_size(size)
     corpus = _corpus(size)
@@ -153,43 +182,91 @@ def training_step(size: str) -> Result:
     rows = []
     for device in _devices():
         toks, labs = tokens.to(device), labels.to(device)
-        model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier="linear", seed=0).to(device)
+        model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier="linear", seed=0).to(
+            device
+        )
         reps, warmup = (1, 0) if size == "tiny" else (3, 1)
-        naive_s = time_call(lambda: naive_step(model, toks, labs), repeats=min(reps, 2), warmup=0, device=device)
-        vec_s = time_call(lambda: vectorised_step(model, toks, labs), repeats=5 * reps, warmup=warmup, device=device)
-        rows.append({"device": device, "implementation": "per-sentence Python loop (naive_loss)",
-                     "sentences": n, "ms_per_step": 1e3 * naive_s, "speedup_vs_loop": 1.0})
-        rows.append({"device": device, "implementation": "vectorised TopicAttention.forward + autograd",
-                     "sentences": n, "ms_per_step": 1e3 * vec_s, "speedup_vs_loop": naive_s / vec_s})
+        naive_s = time_call(
+            lambda: naive_step(model, toks, labs), repeats=min(reps, 2), warmup=0, device=device
+        )
+        vec_s = time_call(
+            lambda: vectorised_step(model, toks, labs),
+            repeats=5 * reps,
+            warmup=warmup,
+            device=device,
+        )
+        rows.append(
+            {
+                "device": device,
+                "implementation": "per-sentence Python loop (naive_loss)",
+                "sentences": n,
+                "ms_per_step": 1e3 * naive_s,
+                "speedup_vs_loop": 1.0,
+            }
+        )
+        rows.append(
+            {
+                "device": device,
+                "implementation": "vectorised TopicAttention.forward + autograd",
+                "sentences": n,
+                "ms_per_step": 1e3 * vec_s,
+                "speedup_vs_loop": naive_s / vec_s,
+            }
+        )
         steps = 5 if size == "tiny" else 50
         for engine in ("autograd", "sparse"):
+
             def run():
-                train_full_batch(model, toks, labs, steps, record_every=steps, device=device, engine=engine)
+                train_full_batch(
+                    model, toks, labs, steps, record_every=steps, device=device, engine=engine
+                )
 
             try:
                 per = time_call(run, repeats=reps, warmup=warmup, device=device) / steps
             except Exception as exc:
-                rows.append({"device": device, "implementation": f"train_full_batch engine={engine}",
-                             "sentences": n, "ms_per_step": None, "speedup_vs_loop": None,
-                             "error": f"{type(exc).__name__}: {exc}"})
+                rows.append(
+                    {
+                        "device": device,
+                        "implementation": f"train_full_batch engine={engine}",
+                        "sentences": n,
+                        "ms_per_step": None,
+                        "speedup_vs_loop": None,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
                 continue
-            rows.append({"device": device, "implementation": f"train_full_batch engine={engine}",
-                         "sentences": n, "ms_per_step": 1e3 * per, "speedup_vs_loop": naive_s / per})
+            rows.append(
+                {
+                    "device": device,
+                    "implementation": f"train_full_batch engine={engine}",
+                    "sentences": n,
+                    "ms_per_step": 1e3 * per,
+                    "speedup_vs_loop": naive_s / per,
+                }
+            )
     cpu = [r for r in rows if r["device"] == "cpu" and r["ms_per_step"]]
     best = max(cpu, key=lambda r: r["speedup_vs_loop"])
-    summary = (f"CPU, {n} sentences: loop {cpu[0]['ms_per_step']:.0f} ms/step; vectorised "
-               f"{cpu[0]['ms_per_step'] / cpu[1]['ms_per_step']:.0f}x faster; fastest: {best['implementation']} "
-               f"({best['speedup_vs_loop']:.0f}x)")
-    notes = ["linear classifier; train_full_batch per step is a whole run of "
-             f"{5 if size == 'tiny' else 50} steps (recording only the last) divided by the steps"]
+    summary = (
+        f"CPU, {n} sentences: loop {cpu[0]['ms_per_step']:.0f} ms/step; vectorised "
+        f"{cpu[0]['ms_per_step'] / cpu[1]['ms_per_step']:.0f}x faster; "
+        f"fastest: {best['implementation']} "
+        f"({best['speedup_vs_loop']:.0f}x)"
+    )
+    notes = [
+        "linear classifier; train_full_batch per step is a whole run of "
+        f"{5 if size == 'tiny' else 50} steps (recording only the last) divided by the steps"
+    ]
     return Result(rows=rows, summary=summary, notes=notes)
 
 
 # --------------------------------------------------------------------------- the context's layout
 
 
-@benchmark("context_layout", "Forward and backward of the attention-weighted context v = sum_i a_i w_(x_i) "
-           "alone: gathering embedding rows, gathering columns (TopicAttention), the sparse engine.")
+@benchmark(
+    "context_layout",
+    "Forward and backward of the attention-weighted context v = sum_i a_i w_(x_i) "
+    "alone: gathering embedding rows, gathering columns (TopicAttention), the sparse engine.",
+)
 def context_layout(size: str) -> Result:
     check_size(size)
     corpus = _corpus(size)
@@ -200,7 +277,9 @@ def context_layout(size: str) -> Result:
     for device in _devices():
         toks = tokens.to(device)
         gen = torch.Generator().manual_seed(0)
-        table = (0.1 * torch.randn(corpus.vocab_size, 10, generator=gen)).to(device).requires_grad_()
+        table = (
+            (0.1 * torch.randn(corpus.vocab_size, 10, generator=gen)).to(device).requires_grad_()
+        )
         scores = torch.randn(n, length, generator=gen).to(device)
         attention = torch.softmax(scores, -1).requires_grad_()
         grad = torch.randn(n, 10, generator=gen).to(device)
@@ -219,22 +298,49 @@ def context_layout(size: str) -> Result:
             torch.autograd.grad(v, (attention, model.embedding.weight), grad)
 
         def sparse():  # includes the scores' gather and softmax, which the others are given
-            v, _ = _sparse_attention._AttentionContext.apply(word_scores, table, plan, (1, n, length), None)
+            v, _ = _sparse_attention._AttentionContext.apply(
+                word_scores, table, plan, (1, n, length), None
+            )
             torch.autograd.grad(v, (word_scores, table), grad)
 
         times = {}
-        for name, fn in (("gather rows + einsum", rows_gather), ("gather columns (TopicAttention._context)", columns_gather),
-                         ("sparse engine (+ score gather and softmax)", sparse)):
-            times[name] = time_call(lambda: [fn() for _ in range(reps)], repeats=3 if size != "tiny" else 1,
-                                    warmup=0 if size == "tiny" else 1, device=device) / reps
+        for name, fn in (
+            ("gather rows + einsum", rows_gather),
+            ("gather columns (TopicAttention._context)", columns_gather),
+            ("sparse engine (+ score gather and softmax)", sparse),
+        ):
+            times[name] = (
+                time_call(
+                    lambda: [fn() for _ in range(reps)],
+                    repeats=3 if size != "tiny" else 1,
+                    warmup=0 if size == "tiny" else 1,
+                    device=device,
+                )
+                / reps
+            )
         base = times["gather rows + einsum"]
         for name, t in times.items():
-            rows.append({"device": device, "implementation": name, "sentences": n,
-                         "ms_fwd_bwd": 1e3 * t, "speedup_vs_rows": base / t})
+            rows.append(
+                {
+                    "device": device,
+                    "implementation": name,
+                    "sentences": n,
+                    "ms_fwd_bwd": 1e3 * t,
+                    "speedup_vs_rows": base / t,
+                }
+            )
     cpu = {r["implementation"]: r for r in rows if r["device"] == "cpu"}
-    summary = "CPU, forward + backward: " + ", ".join(f"{k.split(' (')[0]} {v['ms_fwd_bwd']:.2f} ms" for k, v in cpu.items())
-    return Result(rows=rows, summary=summary, notes=["embedding dimension 10; the backward pass computes "
-                                                    "the gradients of the attention (or scores) and the table"])
+    summary = "CPU, forward + backward: " + ", ".join(
+        f"{k.split(' (')[0]} {v['ms_fwd_bwd']:.2f} ms" for k, v in cpu.items()
+    )
+    return Result(
+        rows=rows,
+        summary=summary,
+        notes=[
+            "embedding dimension 10; the backward pass computes "
+            "the gradients of the attention (or scores) and the table"
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- the paper's experiment
@@ -251,8 +357,16 @@ def paper_experiment(steps: int, tiny: bool, device: str, engine: str, record_ev
     for kind in CLASSIFIERS:
         model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=kind, seed=0)
         model, history = train_full_batch(
-            model, tokens, labels, steps, lr=0.1, topic_mask=topic_mask, topic_word_ids=corpus.topic_word_ids,
-            record_every=record_every, device=device, engine=engine,
+            model,
+            tokens,
+            labels,
+            steps,
+            lr=0.1,
+            topic_mask=topic_mask,
+            topic_word_ids=corpus.topic_word_ids,
+            record_every=record_every,
+            device=device,
+            engine=engine,
         )
         out["variants"][kind] = {
             "final_loss": float(history.loss[-1]),
@@ -279,7 +393,13 @@ def _own_peak_rss_mib() -> float:
 
 
 def _paper_child(args: list[str]) -> None:
-    steps, tiny, device, engine, record_every = int(args[0]), args[1] == "1", args[2], args[3], int(args[4])
+    steps, tiny, device, engine, record_every = (
+        int(args[0]),
+        args[1] == "1",
+        args[2],
+        args[3],
+        int(args[4]),
+    )
     threads = int(args[5]) if len(args) > 5 else 0
     if threads:
         torch.set_num_threads(threads)
@@ -289,29 +409,43 @@ def _paper_child(args: list[str]) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_paper_job(steps: int, tiny: bool, device: str, engine: str, record_every: int, threads: int = 0) -> dict:
+def run_paper_job(
+    steps: int, tiny: bool, device: str, engine: str, record_every: int, threads: int = 0
+) -> dict:
     """The experiment in a fresh Python process (so its peak memory is its own); ``threads``:
     torch's intra-op threads there (0: torch's default)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--paper-child", str(steps), "1" if tiny else "0",
-           device, engine, str(record_every), str(threads)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--paper-child",
+        str(steps),
+        "1" if tiny else "0",
+        device,
+        engine,
+        str(record_every),
+        str(threads),
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE, env=os.environ.copy())
     wall = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"paper job failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    out = json.loads(lines[-1][len("RESULT "):])
+    out = json.loads(lines[-1][len("RESULT ") :])
     out["process_wall_s"] = wall
     return out
 
 
-@benchmark("paper_experiment", "Chapter 1 at the paper's settings: classifiers fixed, linear and MLP, "
-           "5000 full-batch steps each, lr 0.1, make_topic_corpus() defaults, in a fresh process.")
+@benchmark(
+    "paper_experiment",
+    "Chapter 1 at the paper's settings: classifiers fixed, linear and MLP, "
+    "5000 full-batch steps each, lr 0.1, make_topic_corpus() defaults, in a fresh process.",
+)
 def paper_experiment_benchmark(size: str) -> Result:
     check_size(size)
     steps = {"tiny": 5, "quick": 5000, "full": 5000}[size]
     configs = [("sparse", 1, 0)]
-    if size != "tiny":  # recording less often; one thread; the engine before issue 6 (before/after)
+    if size != "tiny":  # also: recording less often; the autograd engine; one thread
         configs += [("sparse", 10, 0), ("autograd", 1, 0)]
         if torch.get_num_threads() > 1:
             configs.append(("sparse", 1, 1))
@@ -322,32 +456,51 @@ def paper_experiment_benchmark(size: str) -> Result:
                 continue
             try:
                 out = run_paper_job(steps, size == "tiny", device, engine, record_every, threads)
-            except RuntimeError as exc:  # one configuration failing (a GPU without an op) is reported
+            except (
+                RuntimeError
+            ) as exc:  # one configuration failing (a GPU without an op) is reported
                 if size == "tiny":
                     raise
                 failures.append(f"{device}/{engine}/record_every={record_every}: {exc}")
                 continue
-            row = {"device": device, "engine": engine, "record_every": record_every, "steps": 3 * steps,
-                   "train_s": out["train_s"], "process_s": out["process_wall_s"],
-                   "ms_per_step": 1e3 * out["train_s"] / (3 * steps), "peak_rss_mib": out["peak_rss_mib"],
-                   "threads": out["torch_threads"]}
+            row = {
+                "device": device,
+                "engine": engine,
+                "record_every": record_every,
+                "steps": 3 * steps,
+                "train_s": out["train_s"],
+                "process_s": out["process_wall_s"],
+                "ms_per_step": 1e3 * out["train_s"] / (3 * steps),
+                "peak_rss_mib": out["peak_rss_mib"],
+                "threads": out["torch_threads"],
+            }
             for kind, v in out["variants"].items():
                 row[f"{kind}_loss"] = v["final_loss"]
                 row[f"{kind}_test_acc"] = v["test_accuracy"]
             rows.append(row)
     first = rows[0]
-    summary = (f"{first['device']}, engine {first['engine']}: {first['train_s']:.0f} s training "
-               f"({first['ms_per_step']:.2f} ms/step), {first['process_s']:.0f} s for the whole process, "
-               f"peak {first['peak_rss_mib']:.0f} MiB")
-    slow = next((r for r in rows if r["engine"] == "autograd" and r["device"] == first["device"]), None)
+    summary = (
+        f"{first['device']}, engine {first['engine']}: {first['train_s']:.0f} s training "
+        f"({first['ms_per_step']:.2f} ms/step), {first['process_s']:.0f} s for the whole process, "
+        f"peak {first['peak_rss_mib']:.0f} MiB"
+    )
+    slow = next(
+        (r for r in rows if r["engine"] == "autograd" and r["device"] == first["device"]), None
+    )
     if slow:
-        summary += f"; the autograd engine takes {slow['train_s']:.0f} s ({slow['train_s'] / first['train_s']:.1f}x)"
+        ratio = slow["train_s"] / first["train_s"]
+        summary += f"; the autograd engine takes {slow['train_s']:.0f} s ({ratio:.1f}x)"
     for r in rows:
         if r["device"] != "cpu":
-            summary += f"; {r['device']} engine {r['engine']}: {r['train_s']:.0f} s ({r['ms_per_step']:.2f} ms/step)"
-    notes = ["record_every=1 records the loss, topic scores and norms and the attention statistics at "
-             "every step, as chapter 1 does by default; process_s includes starting Python, importing "
-             "torch and generating the corpus"] + failures
+            summary += (
+                f"; {r['device']} engine {r['engine']}: {r['train_s']:.0f} s "
+                f"({r['ms_per_step']:.2f} ms/step)"
+            )
+    notes = [
+        "record_every=1 records the loss, topic scores and norms and the attention statistics at "
+        "every step, as chapter 1 does by default; process_s includes starting Python, importing "
+        "torch and generating the corpus"
+    ] + failures
     return Result(rows=rows, summary=summary, notes=notes)
 
 

@@ -230,8 +230,12 @@ def run_one(bench: Benchmark, size: str) -> dict:
     try:
         result = bench.fn(size)
         if not isinstance(result, Result):
-            raise TypeError(f"benchmark {bench.name!r} returned {type(result).__name__}, not Result")
-        entry.update(rows=[_round_row(r) for r in result.rows], summary=result.summary, notes=result.notes)
+            raise TypeError(
+                f"benchmark {bench.name!r} returned {type(result).__name__}, not Result"
+            )
+        entry.update(
+            rows=[_round_row(r) for r in result.rows], summary=result.summary, notes=result.notes
+        )
     except Exception as exc:  # a broken benchmark must not hide the others
         entry.update(rows=[], summary=f"FAILED: {type(exc).__name__}: {exc}", notes=[], error=True)
     entry["wall_s"] = round(time.perf_counter() - start, 2)
@@ -300,15 +304,22 @@ def table(rows: list[dict]) -> str:
 
 
 def render_markdown(doc: dict) -> str:
-    parts = ["# Benchmark results\n",
-             "Written by `make bench` (`benchmarks/run.py`); see `benchmarks/README.md` for what each "
-             "benchmark measures.  Times are the minimum of repeated runs unless stated.\n"]
+    parts = [
+        "# Benchmark results\n",
+        "Written by `make bench` (`benchmarks/run.py`); see `benchmarks/README.md` for what each "
+        "benchmark measures.  Times are the minimum of repeated runs unless stated.\n",
+    ]
     for run_id, run in doc["runs"].items():
-        parts.append(f"- Run `{run_id}` ({run['date']}, size `{run['size']}`): {machine_line(run['machine'])}.")
+        parts.append(
+            f"- Run `{run_id}` ({run['date']}, size `{run['size']}`): "
+            f"{machine_line(run['machine'])}."
+        )
     parts.append("")
     for e in doc["benchmarks"]:
         parts.append(f"## {e['name']}\n")
-        parts.append(f"{e['description']}  \n*Size `{e['size']}`, run `{e.get('run')}`, {e['wall_s']} s.*\n")
+        parts.append(
+            f"{e['description']}  \n*Size `{e['size']}`, run `{e.get('run')}`, {e['wall_s']} s.*\n"
+        )
         if e.get("summary"):
             parts.append(f"**{e['summary']}**\n")
         if e.get("rows"):
@@ -341,8 +352,13 @@ def summary_table(doc: dict) -> str:
     for e in doc["benchmarks"]:
         run = doc["runs"].get(e.get("run"), {})
         m = run.get("machine", {})
-        where = f"{m.get('gpu') or m.get('cpu', '?')}, {m.get('torch_threads', '?')} threads, {run.get('date', '?')}"
-        lines.append(f"| `{e['name']}` | {_cell(e.get('summary', ''))} | {e['size']} | {_cell(where)} |")
+        where = (
+            f"{m.get('gpu') or m.get('cpu', '?')}, {m.get('torch_threads', '?')} threads, "
+            f"{run.get('date', '?')}"
+        )
+        lines.append(
+            f"| `{e['name']}` | {_cell(e.get('summary', ''))} | {e['size']} | {_cell(where)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -359,4 +375,3 @@ def update_readme(doc: dict, readme: Path) -> bool:
     tail = rest.split(end, 1)[1]
     readme.write_text(f"{head}{start}\n{summary_table(doc)}{end}{tail}")
     return True
-

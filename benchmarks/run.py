@@ -23,19 +23,49 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import torch  # noqa: E402
+
 import bench_notebooks  # noqa: E402
 import harness  # noqa: E402
-import torch  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=harness.SIZES, help="problem size (default: full with CUDA, else quick)")
-    parser.add_argument("--only", action="append", metavar="NAME", help="run only benchmarks whose name matches this glob (repeatable)")
-    parser.add_argument("--skip", action="append", metavar="NAME", default=[], help="skip benchmarks matching this glob (repeatable)")
-    parser.add_argument("--skip-notebooks", action="store_true", help="do not execute notebooks (same as --skip notebooks)")
-    parser.add_argument("--notebooks", action="append", metavar="GLOB", help="execute only these notebooks, e.g. 'chapters/01_*' (repeatable)")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="results folder (default: benchmarks/results)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--size", choices=harness.SIZES, help="problem size (default: full with CUDA, else quick)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only benchmarks whose name matches this glob (repeatable)",
+    )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        metavar="NAME",
+        default=[],
+        help="skip benchmarks matching this glob (repeatable)",
+    )
+    parser.add_argument(
+        "--skip-notebooks",
+        action="store_true",
+        help="do not execute notebooks (same as --skip notebooks)",
+    )
+    parser.add_argument(
+        "--notebooks",
+        action="append",
+        metavar="GLOB",
+        help="execute only these notebooks, e.g. 'chapters/01_*' (repeatable)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "results",
+        help="results folder (default: benchmarks/results)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the results, write nothing")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return parser.parse_args(argv)
@@ -62,8 +92,12 @@ def main(argv=None) -> int:
     skip = list(args.skip) + (["notebooks"] if args.skip_notebooks else [])
     bench_notebooks.SELECT = args.notebooks
     chosen = select(registry, args.only, skip)
-    run = {"id": time.strftime("%Y%m%d-%H%M") + "-" + secrets.token_hex(2), "date": harness.now_utc(),
-           "size": size, "machine": harness.machine_info()}
+    run = {
+        "id": time.strftime("%Y%m%d-%H%M") + "-" + secrets.token_hex(2),
+        "date": harness.now_utc(),
+        "size": size,
+        "machine": harness.machine_info(),
+    }
     print(f"benchmarks ({size}): {', '.join(b.name for b in chosen)}")
     print(f"machine: {harness.machine_line(run['machine'])}")
     entries = []
@@ -79,7 +113,8 @@ def main(argv=None) -> int:
         md, js = harness.write_results(doc, args.out)
         if args.out.resolve() == (HERE / "results").resolve():
             harness.update_readme(doc, HERE / "README.md")
-        print(f"wrote {md.relative_to(Path.cwd()) if md.is_relative_to(Path.cwd()) else md} and {js.name}")
+        shown = md.relative_to(Path.cwd()) if md.is_relative_to(Path.cwd()) else md
+        print(f"wrote {shown} and {js.name}")
     return 1 if any(e.get("error") for e in entries) else 0
 
 

@@ -12,7 +12,9 @@ def test_mode_is_valid():
     assert config.MODE in config.ALLOWED_MODES
 
 
-@pytest.mark.parametrize("value, expected", [("quick", "quick"), ("FULL", "full"), (" quick ", "quick")])
+@pytest.mark.parametrize(
+    "value, expected", [("quick", "quick"), ("FULL", "full"), (" quick ", "quick")]
+)
 def test_read_mode(value, expected):
     assert config._read_mode(value) == expected
 
@@ -59,7 +61,9 @@ def test_seed_everything_is_reproducible():
     assert isinstance(gen, torch.Generator)
 
 
-@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error", [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)]
+)
 def test_seed_everything_validates(bad, error):
     with pytest.raises(error, match="seed"):
         config.seed_everything(bad)

@@ -25,7 +25,12 @@ def test_sen_invariant_values_and_types():
     assert c == pytest.approx(0.5 * 4.0 - 2.0 - 0.1 * math.e)
     arr = identity.sen_invariant(np.array([0.0, 1.0]), np.array([1.0, 2.0]), 2.0, 10)
     assert isinstance(arr, np.ndarray) and arr.shape == (2,)
-    t = identity.sen_invariant(torch.zeros(3, 2, dtype=torch.float64), torch.ones(3, 2, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64), 4)
+    t = identity.sen_invariant(
+        torch.zeros(3, 2, dtype=torch.float64),
+        torch.ones(3, 2, dtype=torch.float64),
+        torch.tensor(2.0, dtype=torch.float64),
+        4,
+    )
     assert isinstance(t, torch.Tensor) and t.dtype == torch.float64
     assert torch.allclose(t, torch.full((3, 2), 2.0 - 0.5, dtype=torch.float64))
 
@@ -77,7 +82,9 @@ def test_sen_score_from_norm_inverts_the_curve():
         assert np.allclose(identity.sen_score_from_norm(x, m), s, atol=1e-9)
     s0, x0 = 0.3, 0.8
     s = np.array([0.5, 3.0])
-    assert np.allclose(identity.sen_score_from_norm(identity.sen_norm_curve(s, 20, s0, x0), 20, s0, x0), s)
+    assert np.allclose(
+        identity.sen_score_from_norm(identity.sen_norm_curve(s, 20, s0, x0), 20, s0, x0), s
+    )
     with pytest.raises(ValueError, match="scaled_norm"):
         identity.sen_score_from_norm(-1.0, 20)
 
@@ -100,12 +107,17 @@ def test_regimes():
     assert np.allclose(x2 / identity.small_score_norm_sq(s, m), 1, atol=1e-2)
     s = np.array([14.0, 20.0])
     x2 = identity.sen_norm_curve(s, m) ** 2
-    assert np.allclose((1 - identity.attention_from_score(s, m)) / identity.large_score_miss(x2), 1, atol=3e-3)
+    assert np.allclose(
+        (1 - identity.attention_from_score(s, m)) / identity.large_score_miss(x2), 1, atol=3e-3
+    )
     with pytest.raises(ValueError, match="scaled_norm_sq"):
         identity.large_score_miss(0.0)
     # the missed attention at a given scaled norm hardly depends on m once scores are large
     x = 300.0
-    misses = [1 - identity.attention_from_score(identity.sen_score_from_norm(x, mm), mm) for mm in (5, 20, 80)]
+    misses = [
+        1 - identity.attention_from_score(identity.sen_score_from_norm(x, mm), mm)
+        for mm in (5, 20, 80)
+    ]
     assert max(misses) / min(misses) < 1.1
 
 
@@ -166,7 +178,7 @@ def test_sen_drift_shapes_and_errors():
         identity.sen_drift(s.numpy(), w, torch.ones(6), 20)
 
 
-# --------------------------------------------------------------------------- the identity against simulation
+# ------------------------------------------------------------ the identity against simulation
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +187,20 @@ def tiny():
 
 
 def _frozen_run(corpus, lr, t_end=40.0, classifier="fixed", **model_kw):
-    model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, seed=0, **model_kw)
+    model = TopicAttention(
+        corpus.vocab_size, corpus.n_topics, classifier=classifier, seed=0, **model_kw
+    )
     steps = int(round(t_end / lr))
     background = torch.arange(corpus.n_topics * corpus.words_per_topic, corpus.vocab_size)
     return train_full_batch(
-        model, corpus.train.tokens, corpus.train.labels, steps, lr,
-        topic_word_ids=corpus.topic_word_ids, frozen_word_ids=background, record_every=max(1, steps // 50),
+        model,
+        corpus.train.tokens,
+        corpus.train.labels,
+        steps,
+        lr,
+        topic_word_ids=corpus.topic_word_ids,
+        frozen_word_ids=background,
+        record_every=max(1, steps // 50),
     )
 
 
@@ -188,7 +208,9 @@ def test_drift_is_proportional_to_lr(tiny):
     drifts = []
     for lr in (0.2, 0.1):
         _, h = _frozen_run(tiny, lr)
-        drifts.append(float(identity.sen_drift(h.topic_scores, h.topic_norms, h.query_norm, tiny.m).max()))
+        drifts.append(
+            float(identity.sen_drift(h.topic_scores, h.topic_norms, h.query_norm, tiny.m).max())
+        )
         assert h.topic_scores[-1].max() > 1.0  # the run got somewhere
     assert 1.8 < drifts[0] / drifts[1] < 2.2
     assert drifts[1] < 1e-2
@@ -196,7 +218,9 @@ def test_drift_is_proportional_to_lr(tiny):
 
 @pytest.mark.parametrize("classifier", ["fixed", "linear"])
 def test_topic_words_follow_the_curve(tiny, classifier):
-    model, h = _frozen_run(tiny, 0.1, t_end=60.0 if classifier == "fixed" else 150.0, classifier=classifier)
+    model, h = _frozen_run(
+        tiny, 0.1, t_end=60.0 if classifier == "fixed" else 150.0, classifier=classifier
+    )
     gap = identity.history_sen_gap(h, tiny.m)
     assert (~gap.isnan()).sum() > 10
     assert torch.nan_to_num(gap, 0).max() < 0.01
@@ -206,15 +230,24 @@ def test_topic_words_follow_the_curve(tiny, classifier):
     cos = (k @ q) / (k.norm(dim=1) * q.norm())
     assert torch.allclose(cos.abs(), torch.ones_like(cos), atol=1e-5)
     # invariant from the history agrees with sen_invariant on the final parameters
-    final_c = identity.sen_invariant(model.scores()[:8].double(), model.embedding.weight[:8].double().square().sum(1), q.square().sum(), tiny.m)
+    final_c = identity.sen_invariant(
+        model.scores()[:8].double(),
+        model.embedding.weight[:8].double().square().sum(1),
+        q.square().sum(),
+        tiny.m,
+    )
     assert torch.allclose(identity.history_invariant(h, tiny.m)[-1], final_c.detach(), atol=1e-4)
 
 
 def test_trained_query_breaks_the_identity(tiny):
     _, fixed = _frozen_run(tiny, 0.1)
     _, trained = _frozen_run(tiny, 0.1, train_query=True)
-    d_fixed = identity.sen_drift(fixed.topic_scores, fixed.topic_norms, fixed.query_norm, tiny.m).max()
-    d_trained = identity.sen_drift(trained.topic_scores, trained.topic_norms, trained.query_norm, tiny.m).max()
+    d_fixed = identity.sen_drift(
+        fixed.topic_scores, fixed.topic_norms, fixed.query_norm, tiny.m
+    ).max()
+    d_trained = identity.sen_drift(
+        trained.topic_scores, trained.topic_norms, trained.query_norm, tiny.m
+    ).max()
     assert trained.query_norm[-1] > trained.query_norm[0]
     assert d_trained > 20 * d_fixed
 
@@ -227,12 +260,16 @@ def test_history_helpers_validate(tiny):
     with pytest.raises(TypeError, match="history"):
         identity.history_invariant(object(), tiny.m)
     with pytest.raises(ValueError, match="min_scaled_norm"):
-        _, h2 = train_full_batch(model, tiny.train.tokens, tiny.train.labels, 2, 0.1, topic_word_ids=tiny.topic_word_ids)
+        _, h2 = train_full_batch(
+            model, tiny.train.tokens, tiny.train.labels, 2, 0.1, topic_word_ids=tiny.topic_word_ids
+        )
         identity.history_sen_gap(h2, tiny.m, min_scaled_norm=-1.0)
 
 
 def test_sen_curve_run_shapes():
-    scores, scaled = identity.sen_curve_run(5, 0.5, n_sentences=40, n_background=30, steps=20, record_every=5)
+    scores, scaled = identity.sen_curve_run(
+        5, 0.5, n_sentences=40, n_background=30, steps=20, record_every=5
+    )
     assert scores.shape == scaled.shape == (5, 8)
     with pytest.raises(ValueError, match="query_std"):
         identity.sen_curve_run(5, 0.0)
@@ -241,9 +278,15 @@ def test_sen_curve_run_shapes():
 
 
 def test_real_word_sen_is_zero_on_the_curve():
-    data = sst.parse_sst(
-        "1 a powerful sequel and one of the best films of the year .\n0 the worst film , and stupid too .\n"
-        "1 the best film of the year !\n0 a mess , a stupid mess\n", 2) * 3
+    data = (
+        sst.parse_sst(
+            "1 a powerful sequel and one of the best films of the year .\n"
+            "0 the worst film , and stupid too .\n"
+            "1 the best film of the year !\n0 a mess , a stupid mess\n",
+            2,
+        )
+        * 3
+    )
     vocab = sst.build_vocabulary(data)
     model = TopicAttention(len(vocab), 2, embed_dim=4, key_dim=3, seed=0)
     lengths = sst.mean_length_containing(data)

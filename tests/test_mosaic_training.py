@@ -128,3 +128,27 @@ def test_argument_errors():
         train_fixed_focus([clf], data, [1.5], ["hard"], epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="segments"):
         train_mosaic(LinearFocus(5), LinearClassifier(5, 3), data, "soft", epochs=1, lr=0.1)
+
+
+def test_batched_cnn_runs_equal_sequential_runs():
+    # the full-mode models (CIFAR-10 CNNs) go through vmap too
+    from course_lib.focus import CNNClassifier, CNNFocus
+    from course_lib.mosaic import make_image_mosaics
+
+    g = torch.Generator().manual_seed(0)
+    images, classes = torch.rand(40, 3, 32, 32, generator=g), torch.arange(40) % 5
+    data = make_image_mosaics(images, classes, [0, 1, 2], m=3, n=12, seed=0)
+    runs = []
+    for loss in LOSSES:
+        torch.manual_seed(0)
+        runs.append((CNNFocus(), CNNClassifier(3), loss))
+    sequential = []
+    for focus, clf, loss in runs:
+        f, c = copy.deepcopy(focus), copy.deepcopy(clf)
+        _, _, h = train_mosaic(f, c, data, loss, epochs=1, lr=0.05, batch_size=6)
+        sequential.append(h)
+    _, _, batched = train_mosaic_runs([copy.deepcopy(r[0]) for r in runs],
+                                      [copy.deepcopy(r[1]) for r in runs], data, LOSSES,
+                                      epochs=1, lr=0.05, batch_size=6)
+    for r, h in enumerate(sequential):
+        assert torch.allclose(batched.loss[r], h.loss, atol=1e-5)

@@ -1,4 +1,5 @@
-"""Smoke tests of the chapter-2 figures and explorer: each returns what it promises on small inputs."""
+"""Smoke tests of the chapter-2 figures and explorer: each returns what it promises on small
+inputs."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def close_figures():
 def test_sen_curves_and_breaks():
     fig = plotting.sen_curves({"fixed": (S, X), "linear": (S, 1.01 * X)}, 20)
     assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes) == 2
-    fig = plotting.identity_breaks({"a": {"scores": S, "scaled": X, "curves": {"m = 20": 20, "m = 5": 5}}})
+    fig = plotting.identity_breaks(
+        {"a": {"scores": S, "scaled": X, "curves": {"m = 20": 20, "m = 5": 5}}}
+    )
     assert len(fig.axes) == 1
 
 
@@ -47,7 +50,13 @@ def test_regimes_convergence_ablation_collapse():
     t = torch.linspace(1, 100, T)
     fig = plotting.convergence_curves(t, 1 - identity.attention_from_score(S, 20), X, [2.0] * N)
     assert len(fig.axes) == 2
-    runs = {kind: {v: {k: torch.rand(2, T) for k in ("loss", "norm", "score")} for v in ("full", "KF", "EF")} for kind in ("fixed", "linear")}
+    runs = {
+        kind: {
+            v: {k: torch.rand(2, T) for k in ("loss", "norm", "score")}
+            for v in ("full", "KF", "EF")
+        }
+        for kind in ("fixed", "linear")
+    }
     fig = plotting.ablation_curves(t, runs)
     assert len(fig.axes) == 6
     fig = plotting.sen_collapse([(20, 0.3, S, X), (5, 1.0, S, identity.sen_norm_curve(S, 5))])

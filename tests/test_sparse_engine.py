@@ -1,12 +1,13 @@
 """The sparse training engine (course_lib._sparse_attention) against autograd of the plain
-reference ``attention_forward`` of chapter 1, and against the autograd engine of train_full_batch."""
+reference ``attention_forward`` of chapter 1, and against the autograd engine of
+train_full_batch."""
 
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state
+from torch.func import stack_module_state
 
 from course_lib import _sparse_attention
 from course_lib.topic import TopicAttention, attention_forward, make_topic_corpus
@@ -14,13 +15,17 @@ from course_lib.training import train_full_batch
 
 
 def _corpus():
-    return make_topic_corpus(n_topics=3, words_per_topic=2, n_background=30, m=5, n_sentences=40, seed=1)
+    return make_topic_corpus(
+        n_topics=3, words_per_topic=2, n_background=30, m=5, n_sentences=40, seed=1
+    )
 
 
 def _reference_loss(model, tokens, labels, mask):
     """Autograd of the plain forward pass (equations (1.1)-(1.3)) and F.cross_entropy."""
     if mask is None:
-        _, _, context = attention_forward(tokens, model.embedding.weight, model.keys.weight, model.query)
+        _, _, context = attention_forward(
+            tokens, model.embedding.weight, model.keys.weight, model.query
+        )
     else:  # attention_forward has no mask: do the same computation with masked scores
         scores = (model.keys.weight[tokens] @ model.query).masked_fill(~mask, float("-inf"))
         attention = torch.softmax(scores, dim=-1)
@@ -32,13 +37,21 @@ def _reference_loss(model, tokens, labels, mask):
 @pytest.mark.parametrize("train_query", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("per_model_data", [False, True])
-def test_loss_and_gradients_match_autograd_of_attention_forward(classifier, train_query, masked, per_model_data):
+def test_loss_and_gradients_match_autograd_of_attention_forward(
+    classifier, train_query, masked, per_model_data
+):
     corpus = _corpus()
     tokens, labels = corpus.train
     n_models = 3
     models = [
-        TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, train_query=train_query,
-                       embedding_std=0.5, seed=s).double()
+        TopicAttention(
+            corpus.vocab_size,
+            corpus.n_topics,
+            classifier=classifier,
+            train_query=train_query,
+            embedding_std=0.5,
+            seed=s,
+        ).double()
         for s in range(n_models)
     ]
     with torch.no_grad():  # keys start at zero: move them so the attention is not uniform
@@ -62,8 +75,14 @@ def test_loss_and_gradients_match_autograd_of_attention_forward(classifier, trai
         loss = _reference_loss(model, toks, labs, mask)
         params = [p for p in model.parameters() if p.requires_grad]
         ref_losses.append(loss.detach())
-        ref_grads.append(dict(zip([n for n, p in model.named_parameters() if p.requires_grad],
-                                  torch.autograd.grad(loss, params))))
+        ref_grads.append(
+            dict(
+                zip(
+                    [n for n, p in model.named_parameters() if p.requires_grad],
+                    torch.autograd.grad(loss, params),
+                )
+            )
+        )
 
     # the sparse engine: all models at once
     params, buffers = stack_module_state(models)
@@ -76,7 +95,9 @@ def test_loss_and_gradients_match_autograd_of_attention_forward(classifier, trai
     else:
         toks_in, labs_in, mask_in = tokens, labels, masks[0]
     base = copy.deepcopy(models[0]).to("meta")
-    loss_fn = _sparse_attention.make_loss_fn(base, n_models, toks_in, labs_in, mask_in, per_model_data)
+    loss_fn = _sparse_attention.make_loss_fn(
+        base, n_models, toks_in, labs_in, mask_in, per_model_data
+    )
     losses, attention = loss_fn(params, buffers)
     grads = dict(zip(trainable, torch.autograd.grad(losses.sum(), [params[n] for n in trainable])))
 
@@ -84,7 +105,9 @@ def test_loss_and_gradients_match_autograd_of_attention_forward(classifier, trai
     torch.testing.assert_close(losses.detach(), torch.stack(ref_losses), rtol=1e-10, atol=1e-12)
     for r in range(n_models):
         for name in trainable:
-            torch.testing.assert_close(grads[name][r], ref_grads[r][name], rtol=1e-8, atol=1e-12, msg=name)
+            torch.testing.assert_close(
+                grads[name][r], ref_grads[r][name], rtol=1e-8, atol=1e-12, msg=name
+            )
         if masked:
             assert float(attention[r][~masks[r]].abs().max()) == 0.0
 
@@ -95,18 +118,31 @@ def test_sparse_and_autograd_engines_train_alike(classifier):
     tokens, labels = corpus.train
     results = {}
     for engine in ("autograd", "sparse"):
-        models = [TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, seed=s, embedding_std=0.1)
-                  for s in range(2)]
+        models = [
+            TopicAttention(
+                corpus.vocab_size, corpus.n_topics, classifier=classifier, seed=s, embedding_std=0.1
+            )
+            for s in range(2)
+        ]
         models, history = train_full_batch(
-            models, tokens, labels, 40, lr=0.5, topic_mask=corpus.topic_mask(tokens),
-            topic_word_ids=corpus.topic_word_ids, frozen_word_ids=torch.tensor([10, 11]), engine=engine,
+            models,
+            tokens,
+            labels,
+            40,
+            lr=0.5,
+            topic_mask=corpus.topic_mask(tokens),
+            topic_word_ids=corpus.topic_word_ids,
+            frozen_word_ids=torch.tensor([10, 11]),
+            engine=engine,
             record_every=3,
         )
         results[engine] = (models, history)
     (m_a, h_a), (m_s, h_s) = results["autograd"], results["sparse"]
     torch.testing.assert_close(h_s.steps, h_a.steps)
     for field in ("loss", "topic_scores", "topic_norms", "query_norm", "attention_on_topic"):
-        torch.testing.assert_close(getattr(h_s, field), getattr(h_a, field), rtol=1e-4, atol=1e-6, msg=field)
+        torch.testing.assert_close(
+            getattr(h_s, field), getattr(h_a, field), rtol=1e-4, atol=1e-6, msg=field
+        )
     for a, s in zip(m_a, m_s):
         for (name, pa), ps in zip(a.state_dict().items(), s.state_dict().values()):
             torch.testing.assert_close(ps, pa, rtol=1e-4, atol=1e-6, msg=name)
@@ -128,24 +164,45 @@ def test_auto_engine_leaves_subclasses_to_autograd():
             return (2 * logits, attention) if return_attention else 2 * logits
 
     corpus = _corpus()
-    _, h_auto = train_full_batch(Doubled(corpus.vocab_size, corpus.n_topics, seed=3), *corpus.train, 5, engine="auto")
-    _, h_grad = train_full_batch(Doubled(corpus.vocab_size, corpus.n_topics, seed=3), *corpus.train, 5, engine="autograd")
+    _, h_auto = train_full_batch(
+        Doubled(corpus.vocab_size, corpus.n_topics, seed=3), *corpus.train, 5, engine="auto"
+    )
+    _, h_grad = train_full_batch(
+        Doubled(corpus.vocab_size, corpus.n_topics, seed=3), *corpus.train, 5, engine="autograd"
+    )
     torch.testing.assert_close(h_auto.loss, h_grad.loss, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("engine", ["sparse", "autograd"])
-@pytest.mark.parametrize("steps, record_every, expected", [(7, 3, [0, 3, 6, 7]), (6, 3, [0, 3, 6]), (0, 5, [0]), (3, 1, [0, 1, 2, 3])])
+@pytest.mark.parametrize(
+    "steps, record_every, expected",
+    [(7, 3, [0, 3, 6, 7]), (6, 3, [0, 3, 6]), (0, 5, [0]), (3, 1, [0, 1, 2, 3])],
+)
 def test_history_records_the_requested_steps(engine, steps, record_every, expected):
     corpus = _corpus()
     tokens, labels = corpus.train
     models = [TopicAttention(corpus.vocab_size, corpus.n_topics, seed=s).double() for s in range(2)]
-    _, history = train_full_batch(models, tokens, labels, steps, topic_mask=corpus.topic_mask(tokens),
-                                  topic_word_ids=corpus.topic_word_ids, record_every=record_every,
-                                  record_all_scores=True, engine=engine)
+    _, history = train_full_batch(
+        models,
+        tokens,
+        labels,
+        steps,
+        topic_mask=corpus.topic_mask(tokens),
+        topic_word_ids=corpus.topic_word_ids,
+        record_every=record_every,
+        record_all_scores=True,
+        engine=engine,
+    )
     t = len(expected)
     assert history.steps.tolist() == expected and history.steps.dtype == torch.long
-    assert history.loss.shape == history.query_norm.shape == history.attention_on_topic.shape == (2, t)
-    assert history.topic_scores.shape == history.topic_norms.shape == (2, t, len(corpus.topic_word_ids))
+    assert (
+        history.loss.shape == history.query_norm.shape == history.attention_on_topic.shape == (2, t)
+    )
+    assert (
+        history.topic_scores.shape
+        == history.topic_norms.shape
+        == (2, t, len(corpus.topic_word_ids))
+    )
     assert history.extra["scores"].shape == (2, t, corpus.vocab_size)
     assert history.loss.dtype == torch.float64 and bool(torch.isfinite(history.loss).all())
     # the first record is the initial state: keys start at zero, so every score is zero
@@ -155,6 +212,10 @@ def test_history_records_the_requested_steps(engine, steps, record_every, expect
 
 def test_history_without_topic_mask_has_nan_attention_records():
     corpus = _corpus()
-    _, history = train_full_batch(TopicAttention(corpus.vocab_size, corpus.n_topics), *corpus.train, 2)
-    assert history.attention_on_topic.shape == (3,) and bool(torch.isnan(history.attention_on_topic).all())
+    _, history = train_full_batch(
+        TopicAttention(corpus.vocab_size, corpus.n_topics), *corpus.train, 2
+    )
+    assert history.attention_on_topic.shape == (3,) and bool(
+        torch.isnan(history.attention_on_topic).all()
+    )
     assert bool(torch.isnan(history.background_attention_cv).all())

@@ -1,10 +1,8 @@
 """Tests of course_lib.sst (chapter 3): vocabulary, padding and the word statistics (training on
-SST is tested in tests/test_training.py, the identity on real words in tests/test_identity.py).  The files, checksums and downloads (course_lib.data.sst) are tested in
-tests/test_data.py."""
+SST is tested in tests/test_training.py, the identity on real words in tests/test_identity.py).
+The files, checksums and downloads (course_lib.data.sst) are tested in tests/test_data.py."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
@@ -24,7 +22,16 @@ FIXTURE_BINARY = (
 
 
 def test_tokenize_matches_the_paper():
-    assert sst.tokenize("it 's not a bad film , is it ?") == ["it", "s", "not", "a", "bad", "film", "is", "it"]
+    assert sst.tokenize("it 's not a bad film , is it ?") == [
+        "it",
+        "s",
+        "not",
+        "a",
+        "bad",
+        "film",
+        "is",
+        "it",
+    ]
     assert sst.tokenize("wo n't re-imagining") == ["wo", "nt", "reimagining"]
     assert sst.tokenize(" , . ") == []
     with pytest.raises(TypeError, match="sentence"):
@@ -103,7 +110,9 @@ def test_most_attended_word_and_stats():
     scores[vocab["mess"]] = 1.0
     assert sst.most_attended_word(scores, ["a", "mess", "a", "stupid", "mess"], vocab) == "stupid"
     assert sst.most_attended_word(scores, ["a", "mess"], vocab) == "mess"
-    assert sst.most_attended_word(torch.zeros(len(vocab)), ["the", "year"], vocab) == "the"  # ties: first
+    assert (
+        sst.most_attended_word(torch.zeros(len(vocab)), ["the", "year"], vocab) == "the"
+    )  # ties: first
     freq, purity = sst.word_frequency(data), sst.word_purity(data)
     p, f = sst.attended_word_stats(scores, data, "stupid", vocab, purity, freq)
     assert (p, f) == (1.0, 2.0)
@@ -117,7 +126,10 @@ def test_most_attended_word_and_stats():
 
 def test_the_moved_names_keep_working():
     """Training on SST lives in course_lib.training, the identity on real words in identity."""
-    assert sst.train_sst is training.train_with_early_stopping and sst.SSTRun is training.EarlyStoppingRun
+    assert (
+        sst.train_sst is training.train_with_early_stopping
+        and sst.SSTRun is training.EarlyStoppingRun
+    )
     assert sst.real_word_sen is identity.real_word_sen and sst.RealWordSEN is identity.RealWordSEN
     with pytest.raises(AttributeError, match="no_such_name"):
         sst.no_such_name

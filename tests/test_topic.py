@@ -22,7 +22,11 @@ def corpus():
 def test_corpus_shapes_and_split(corpus):
     assert corpus.tokens.shape == (400, 21) and corpus.tokens.dtype == torch.long
     assert corpus.vocab_size == 8 + 300
-    assert len(corpus.train.labels) == 320 and len(corpus.valid.labels) == 4 and len(corpus.test.labels) == 76
+    assert (
+        len(corpus.train.labels) == 320
+        and len(corpus.valid.labels) == 4
+        and len(corpus.test.labels) == 76
+    )
     assert torch.equal(corpus.topic_word_ids, torch.arange(8))
 
 
@@ -30,7 +34,11 @@ def test_paper_defaults():
     full = make_topic_corpus()
     assert full.n_topics == 4 and full.words_per_topic == 2 and full.m == 20
     assert full.vocab_size == 5008 and len(full.labels) == 5000
-    assert (len(full.train.labels), len(full.valid.labels), len(full.test.labels)) == (4000, 50, 950)
+    assert (len(full.train.labels), len(full.valid.labels), len(full.test.labels)) == (
+        4000,
+        50,
+        950,
+    )
 
 
 def test_one_topic_word_per_sentence_and_labels(corpus):
@@ -77,7 +85,9 @@ def test_corpus_validation(kwargs, error, name):
 
 def test_label_sentences_errors():
     topic_of_word = torch.tensor([0, 1, -1, -1])
-    assert torch.equal(label_sentences(torch.tensor([[2, 1, 3], [0, 2, 2]]), topic_of_word), torch.tensor([1, 0]))
+    assert torch.equal(
+        label_sentences(torch.tensor([[2, 1, 3], [0, 2, 2]]), topic_of_word), torch.tensor([1, 0])
+    )
     with pytest.raises(ValueError, match="exactly one topic word"):
         label_sentences(torch.tensor([[2, 3, 3]]), topic_of_word)
     with pytest.raises(ValueError, match="exactly one topic word"):
@@ -114,7 +124,9 @@ def test_model_matches_plain_forward_and_shapes(kind):
     with torch.no_grad():
         model.keys.weight.normal_()
     tokens = torch.randint(50, (6, 9))
-    scores, attention, context = attention_forward(tokens, model.embedding.weight, model.keys.weight, model.query)
+    scores, attention, context = attention_forward(
+        tokens, model.embedding.weight, model.keys.weight, model.query
+    )
     assert torch.allclose(model.attention(tokens), attention, atol=1e-6)
     assert torch.allclose(model.context(tokens), context, atol=1e-6)
     logits, att = model(tokens, return_attention=True)
@@ -137,14 +149,18 @@ def test_mask_excludes_padding():
     tokens = torch.tensor([[1, 2, 3, 0]])
     mask = torch.tensor([[True, True, True, False]])
     att = model.attention(tokens, mask)
-    assert att[0, 3] == 0 and torch.allclose(att[0, :3], model.attention(tokens[:, :3])[0], atol=1e-6)
+    assert att[0, 3] == 0 and torch.allclose(
+        att[0, :3], model.attention(tokens[:, :3])[0], atol=1e-6
+    )
 
 
 def test_initialisation_follows_paper():
     model = TopicAttention(1000, 4, classifier="fixed", seed=0)
     assert torch.count_nonzero(model.keys.weight) == 0
     assert model.embedding.weight.std() < 1e-5
-    assert "query" in dict(model.named_buffers()) and not any(n == "query" for n, _ in model.named_parameters())
+    assert "query" in dict(model.named_buffers()) and not any(
+        n == "query" for n, _ in model.named_parameters()
+    )
     assert not model.classifier.weight.requires_grad
     assert torch.equal(torch.diagonal(model.classifier.weight), torch.ones(4))
     assert 0.15 < float(model.query.std()) < 0.6
@@ -154,7 +170,10 @@ def test_initialisation_follows_paper():
 
 
 def test_same_seed_same_model():
-    a, b = TopicAttention(30, 3, classifier="mlp", seed=4), TopicAttention(30, 3, classifier="mlp", seed=4)
+    a, b = (
+        TopicAttention(30, 3, classifier="mlp", seed=4),
+        TopicAttention(30, 3, classifier="mlp", seed=4),
+    )
     for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert na == nb and torch.equal(pa, pb)
     c = TopicAttention(30, 3, classifier="mlp", seed=5)
@@ -203,7 +222,9 @@ def test_token_validation():
 
 def test_scaled_norms_is_query_norm_times_embedding_norm():
     model = TopicAttention(7, 2, embed_dim=3, key_dim=4, embedding_std=0.5, seed=1)
-    expected = torch.stack([model.embedding.weight[u].norm() * model.query.norm() for u in range(7)])
+    expected = torch.stack(
+        [model.embedding.weight[u].norm() * model.query.norm() for u in range(7)]
+    )
     assert model.scaled_norms().shape == (7,)
     assert torch.allclose(model.scaled_norms(), expected, rtol=1e-6)
     assert float(model.scaled_norms().min()) > 0  # a wrong product (e.g. the squared norms) differs
@@ -225,7 +246,9 @@ def test_two_topic_corpus():
 
 
 def test_variable_length_corpus():
-    c, mask = topic.make_variable_length_corpus(n_background=30, m_range=(2, 9), n_sentences=60, seed=2)
+    c, mask = topic.make_variable_length_corpus(
+        n_background=30, m_range=(2, 9), n_sentences=60, seed=2
+    )
     assert c.tokens.shape == mask.shape == (60, 10)
     lengths = mask.sum(1) - 1
     assert lengths.min() >= 2 and lengths.max() <= 9 and len(set(lengths.tolist())) > 3
@@ -241,6 +264,8 @@ def test_variable_length_corpus():
 def test_the_corpora_share_one_sentence_sampler():
     """The sampler draws each sentence's topic first: corpora of one seed share their labels."""
     two = topic.make_two_topic_corpus(n_background=30, m=6, n_sentences=40, seed=3)
-    var, _ = topic.make_variable_length_corpus(n_background=30, m_range=(6, 6), n_sentences=40, seed=3)
+    var, _ = topic.make_variable_length_corpus(
+        n_background=30, m_range=(6, 6), n_sentences=40, seed=3
+    )
     assert torch.equal(var.labels, two.labels)
     assert identity.make_two_topic_corpus is topic.make_two_topic_corpus  # chapter 2's old address

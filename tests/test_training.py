@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib import sst
+from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import (
     TrainingHistory,
     accuracy,
@@ -38,7 +38,12 @@ def test_history_shapes(corpus):
     # one model: no replica axis
     assert not history.stacked and history.n_replicas == 1
     assert history.loss.shape == (4,)
-    assert history.topic_scores.shape == history.topic_norms.shape == history.scaled_norms.shape == (4, 8)
+    assert (
+        history.topic_scores.shape
+        == history.topic_norms.shape
+        == history.scaled_norms.shape
+        == (4, 8)
+    )
     assert history.attention_on_topic.shape == history.query_norm.shape == (4,)
     assert history.extra["scores"].shape == (4, corpus.vocab_size)
     # the last record is the trained model's state
@@ -50,10 +55,20 @@ def test_history_shapes(corpus):
 def test_a_list_of_one_model_gives_a_stacked_history(corpus):
     models, history = train(corpus, [fresh(corpus)], 30, record_every=10, record_all_scores=True)
     assert isinstance(models, list) and history.stacked and history.n_replicas == 1
-    assert history.loss.shape == (1, 4) and history.topic_scores.shape == history.scaled_norms.shape == (1, 4, 8)
+    assert history.loss.shape == (
+        1,
+        4,
+    ) and history.topic_scores.shape == history.scaled_norms.shape == (1, 4, 8)
     assert history.extra["scores"].shape == (1, 4, corpus.vocab_size)
     _, single = train(corpus, fresh(corpus), 30, record_every=10, record_all_scores=True)
-    for name in ("loss", "topic_scores", "topic_norms", "query_norm", "attention_on_topic", "background_attention_cv"):
+    for name in (
+        "loss",
+        "topic_scores",
+        "topic_norms",
+        "query_norm",
+        "attention_on_topic",
+        "background_attention_cv",
+    ):
         assert torch.equal(getattr(history, name)[0], getattr(single, name)), name
     assert torch.equal(history.replica(0).extra["scores"], single.extra["scores"])
     with pytest.raises(ValueError, match="replica"):
@@ -81,7 +96,9 @@ def test_seeded_runs_are_identical_and_seeds_differ(corpus):
 
 @pytest.mark.parametrize("kind", ["fixed", "linear", "mlp"])
 def test_batched_equals_sequential(corpus, kind):
-    batch, history = train(corpus, [fresh(corpus, kind, seed=s) for s in range(3)], 40, record_every=20)
+    batch, history = train(
+        corpus, [fresh(corpus, kind, seed=s) for s in range(3)], 40, record_every=20
+    )
     assert history.loss.shape == (3, 3)
     for s in range(3):
         single, h = train(corpus, fresh(corpus, kind, seed=s), 40, record_every=20)
@@ -97,7 +114,9 @@ def test_per_model_data(corpus):
     other = make_topic_corpus(n_background=200, n_sentences=300, seed=5)
     tokens = torch.stack([corpus.train.tokens, other.train.tokens])
     labels = torch.stack([corpus.train.labels, other.train.labels])
-    models, history = train_full_batch([fresh(corpus), fresh(corpus)], tokens, labels, 20, topic_mask=corpus.topic_mask(tokens))
+    models, history = train_full_batch(
+        [fresh(corpus), fresh(corpus)], tokens, labels, 20, topic_mask=corpus.topic_mask(tokens)
+    )
     _, h_other = train_full_batch(fresh(corpus), other.train.tokens, other.train.labels, 20)
     assert torch.allclose(history.loss[1], h_other.loss, atol=1e-5)
 
@@ -149,7 +168,10 @@ def test_first_step_below(corpus):
     assert int(history.first_step_below(threshold)) == 5
     _, stacked = train(corpus, [fresh(corpus, seed=0), fresh(corpus, seed=1)], 20, lr=1.0)
     assert stacked.first_step_below(threshold).shape == (2,)
-    assert int(stacked.first_step_below(threshold)[0]) == 5 and int(stacked.first_step_below(0.0)[1]) == -1
+    assert (
+        int(stacked.first_step_below(threshold)[0]) == 5
+        and int(stacked.first_step_below(0.0)[1]) == -1
+    )
 
 
 @pytest.mark.parametrize(
@@ -192,14 +214,19 @@ def test_data_validation(corpus):
 @pytest.mark.parametrize("kind", ["fixed", "mlp"])
 @pytest.mark.parametrize("engine", ["sparse", "autograd"])
 def test_gradient_step_is_what_train_full_batch_computes(corpus, kind, engine):
-    """A few hundred plain steps agree with train_full_batch (float32; engines differ by rounding)."""
+    """A few hundred plain steps agree with train_full_batch (float32: the engines round
+    differently)."""
     steps, lr = 300, 0.5
     tokens, labels = corpus.train
     plain = fresh(corpus, kind, seed=4)
     losses = [gradient_step(plain, tokens, labels, lr) for _ in range(steps)]
-    trained, history = train_full_batch(fresh(corpus, kind, seed=4), tokens, labels, steps, lr, engine=engine)
+    trained, history = train_full_batch(
+        fresh(corpus, kind, seed=4), tokens, labels, steps, lr, engine=engine
+    )
     assert losses[-1] < losses[0] - 0.02  # the run went somewhere
-    torch.testing.assert_close(torch.tensor(losses), history.loss[:-1].float(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.tensor(losses), history.loss[:-1].float(), rtol=1e-4, atol=1e-5
+    )
     for (name, p), q in zip(plain.state_dict().items(), trained.state_dict().values()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
 
@@ -233,15 +260,26 @@ def test_on_record_sees_each_record_and_the_current_model(corpus):
 
 @pytest.mark.parametrize("models", ["one", "two"])
 def test_on_record_returning_true_stops_training(corpus, models):
-    make = (lambda: fresh(corpus)) if models == "one" else (lambda: [fresh(corpus, seed=0), fresh(corpus, seed=1)])
-    stopped, history = train(corpus, make(), 100, record_every=5, on_record=lambda step, h: step >= 15)
+    make = (
+        (lambda: fresh(corpus))
+        if models == "one"
+        else (lambda: [fresh(corpus, seed=0), fresh(corpus, seed=1)])
+    )
+    stopped, history = train(
+        corpus, make(), 100, record_every=5, on_record=lambda step, h: step >= 15
+    )
     assert history.steps.tolist() == [0, 5, 10, 15]
     reference, _ = train(corpus, make(), 15)
-    for a, b in zip(stopped if isinstance(stopped, list) else [stopped], reference if isinstance(reference, list) else [reference]):
-        assert torch.equal(a.embedding.weight, b.embedding.weight) and torch.equal(a.keys.weight, b.keys.weight)
+    for a, b in zip(
+        stopped if isinstance(stopped, list) else [stopped],
+        reference if isinstance(reference, list) else [reference],
+    ):
+        assert torch.equal(a.embedding.weight, b.embedding.weight) and torch.equal(
+            a.keys.weight, b.keys.weight
+        )
 
 
-# --------------------------------------------------------------------------- early stopping (chapter 3)
+# ------------------------------------------------------------------ early stopping (chapter 3)
 
 
 SST_LINES = (
@@ -266,7 +304,17 @@ def tiny_setup(seed=0):
 
 def test_early_stopping_snapshots_and_restores_best():
     data, vocab, batch, model = tiny_setup()
-    run = train_with_early_stopping(model, batch, batch, 20, lr=0.5, snapshot_every=10, dense_until=4, dense_every=2, track=[vocab["stupid"]])
+    run = train_with_early_stopping(
+        model,
+        batch,
+        batch,
+        20,
+        lr=0.5,
+        snapshot_every=10,
+        dense_until=4,
+        dense_every=2,
+        track=[vocab["stupid"]],
+    )
     assert run.steps.tolist() == [0, 2, 4, 10, 20]
     assert run.scores.shape == (5, len(vocab)) and run.norms.shape == (5, 1)
     assert run.train_loss[0] == pytest.approx(math.log(2), abs=1e-4)
@@ -290,15 +338,21 @@ def test_snapshots_do_not_change_the_run():
 
 def test_early_stopping_stops_and_restores_the_best():
     data, vocab, batch, model = tiny_setup()
-    flipped = sst.Batch(batch.tokens, 1 - batch.labels, batch.mask)  # dev loss rises as train loss falls
-    run = train_with_early_stopping(model, batch, flipped, 200, lr=0.5, snapshot_every=5, patience=10)
+    flipped = sst.Batch(
+        batch.tokens, 1 - batch.labels, batch.mask
+    )  # dev loss rises as train loss falls
+    run = train_with_early_stopping(
+        model, batch, flipped, 200, lr=0.5, snapshot_every=5, patience=10
+    )
     assert run.best_step == 0 and run.last_step == 10
     assert float(model.scores().detach().abs().max()) == 0.0  # restored to the initial model
 
 
 def test_early_stopping_unmasked_moves_the_pad():
     data, vocab, batch, model = tiny_setup()
-    run = train_with_early_stopping(model, batch, batch, 10, lr=1.0, masked=False, snapshot_every=10)
+    run = train_with_early_stopping(
+        model, batch, batch, 10, lr=1.0, masked=False, snapshot_every=10
+    )
     assert run.scores[-1, vocab.pad_id] != 0
 
 
@@ -323,8 +377,6 @@ def test_early_stopping_bad_arguments(kwargs, error):
         train_with_early_stopping(model, batch, (batch.tokens, batch.labels), 5)
 
 
-
-
 def test_snapshot_steps():
     assert snapshot_steps(20, 10, dense_until=4, dense_every=2) == [2, 4, 10, 20]
     assert snapshot_steps(7, 5) == [5, 7]
@@ -334,12 +386,16 @@ def test_snapshot_steps():
 def test_early_stopping_takes_each_snapshot_from_one_run():
     """The snapshot values are those of the model at that step (here, against a plain run)."""
     data, vocab, batch, model = tiny_setup(seed=2)
-    run = train_with_early_stopping(model, batch, batch, 9, lr=0.5, snapshot_every=3, track=[vocab["stupid"]])
+    run = train_with_early_stopping(
+        model, batch, batch, 9, lr=0.5, snapshot_every=3, track=[vocab["stupid"]]
+    )
     _, _, _, plain = tiny_setup(seed=2)
     for step in range(10):
         if step in run.steps.tolist():
             k = run.steps.tolist().index(step)
             assert torch.allclose(run.scores[k], plain.scores().detach(), atol=1e-6)
-            assert torch.allclose(run.norms[k], plain.embedding.weight[vocab["stupid"]].norm().detach(), atol=1e-6)
+            assert torch.allclose(
+                run.norms[k], plain.embedding.weight[vocab["stupid"]].norm().detach(), atol=1e-6
+            )
         if step < 9:
             gradient_step(plain, batch.tokens, batch.labels, 0.5, mask=batch.mask)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 
@@ -111,9 +110,15 @@ class _AttentionContext(torch.autograd.Function):
         if not (need_scores or need_table):
             return None, None, None, None, None
         grad = grad.contiguous()
-        rhs = torch.cat([grad, (context * grad).sum(-1, keepdim=True)], dim=1) if need_scores else grad
+        rhs = (
+            torch.cat([grad, (context * grad).sum(-1, keepdim=True)], dim=1)
+            if need_scores
+            else grad
+        )
         values = attention.reshape(-1).index_select(0, plan.perm)
-        product = _csr(plan.q_crow, plan.q_col, values, (plan.cols, plan.rows)) @ rhs  # (R V, d [+1])
+        product = (
+            _csr(plan.q_crow, plan.q_col, values, (plan.cols, plan.rows)) @ rhs
+        )  # (R V, d [+1])
         d_table = product[:, : table.shape[1]]
         d_scores = (table * d_table).sum(-1) - product[:, -1] if need_scores else None
         return d_scores, (d_table if need_table else None), None, None, None
@@ -127,10 +132,30 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -log_p.gather(1, labels.unsqueeze(1)).squeeze(1).mean(-1)
 
 
-def make_loss_fn(base, n_models: int, tokens: torch.Tensor, labels: torch.Tensor, mask, per_model_data: bool):
-    """``fn(params, buffers) -> (losses (R,), attention (R, n, L))`` for stacked ``TopicAttention``
-    parameters (``torch.func.stack_module_state`` layout), computing what ``vmap`` of the model's
-    forward and ``F.cross_entropy`` compute."""
+def make_loss_fn(
+    base, n_models: int, tokens: torch.Tensor, labels: torch.Tensor, mask, per_model_data: bool
+):
+    """The loss function of R stacked ``TopicAttention`` models on fixed sentences: what ``vmap``
+    of the model's forward and ``F.cross_entropy`` compute (chapter 1).
+
+    Parameters
+    ----------
+    base
+        The models' architecture (a ``TopicAttention``, possibly on the meta device).
+    n_models
+        R, the number of stacked models.
+    tokens, labels, mask
+        ``(n, L)``, ``(n,)``, ``(n, L)`` bool or ``None`` shared by the models, or with a leading
+        ``R`` axis when ``per_model_data``.
+    per_model_data
+        Whether each model has its own sentences.
+
+    Returns
+    -------
+    loss(params, buffers) -> (losses (R,), attention (R, n, L))
+        For parameters in the ``torch.func.stack_module_state`` layout; the signature of every
+        engine's loss in ``training``.
+    """
     vocab = base.embedding.num_embeddings
     if not per_model_data:
         tokens = tokens.unsqueeze(0).expand(n_models, *tokens.shape)
@@ -156,7 +181,7 @@ def make_loss_fn(base, n_models: int, tokens: torch.Tensor, labels: torch.Tensor
         flat_table = table.reshape(-1, table.shape[-1])  # (R V, d)
         context, attention = _AttentionContext.apply(scores, flat_table, plan, shape, fill)
         context = context.view(shape[0], shape[1], -1)  # (R, n, d)
-        cls = {k[len(prefix):]: v for k, v in both.items() if k.startswith(prefix)}
+        cls = {k[len(prefix) :]: v for k, v in both.items() if k.startswith(prefix)}
         if shape[0] == 1:
             logits = apply_classifier({k: v[0] for k, v in cls.items()}, context[0]).unsqueeze(0)
         else:

@@ -1,4 +1,5 @@
-"""Argument checks shared by the library: each error names the argument and what was expected."""
+"""Argument checks shared by the library from chapter 1 on: each error names the argument and
+what was expected."""
 
 from __future__ import annotations
 

@@ -22,9 +22,7 @@ def _read_mode(value: str | None) -> str:
         return "full" if torch.cuda.is_available() else "quick"
     mode = value.strip().lower()
     if mode not in ALLOWED_MODES:
-        raise ValueError(
-            f"COURSE_MODE must be one of {ALLOWED_MODES} (or unset), got {value!r}"
-        )
+        raise ValueError(f"COURSE_MODE must be one of {ALLOWED_MODES} (or unset), got {value!r}")
     return mode
 
 

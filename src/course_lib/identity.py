@@ -23,7 +23,6 @@ arrays and torch tensors and return the same kind; tensors keep their dtype and 
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import NamedTuple
 
@@ -31,13 +30,13 @@ import numpy as np
 import torch
 
 from ._validate import check_int, check_positive
+from .sst import PAD, Vocabulary, mean_length_containing
 from .topic import (  # noqa: F401  (the chapter-2 corpora live in topic; chapter 2 imports them here)
     TopicAttention,
     make_topic_corpus,
     make_two_topic_corpus,
     make_variable_length_corpus,
 )
-from .sst import PAD, Vocabulary, mean_length_containing
 from .training import train_full_batch
 
 __all__ = [
@@ -68,7 +67,9 @@ __all__ = [
 def _check_values(value, name: str):
     """Accept a real number, a NumPy array or a torch tensor of real numbers."""
     if isinstance(value, torch.Tensor):
-        if value.is_complex() or not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+        if value.is_complex() or not (
+            value.is_floating_point() or value.dtype in (torch.int32, torch.int64)
+        ):
             raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {value.dtype}")
         return value if value.is_floating_point() else value.double()
     if isinstance(value, np.ndarray):
@@ -76,7 +77,9 @@ def _check_values(value, name: str):
             raise TypeError(f"{name} must hold real numbers, got an array of dtype {value.dtype}")
         return value.astype(float)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, a NumPy array or a torch tensor, got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a number, a NumPy array or a torch tensor, got {type(value).__name__}"
+        )
     return float(value)
 
 
@@ -101,6 +104,12 @@ def _sqrt_clamped(x):
         return torch.sqrt(torch.clamp(x, min=0.0))
     out = np.sqrt(np.maximum(x, 0.0))
     return float(out) if np.ndim(out) == 0 else out
+
+
+def _to_numpy(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, float)
 
 
 def _abs(x):
@@ -136,8 +145,9 @@ def sen_norm_curve(score, m, score0=0.0, scaled_norm0=0.0):
 
         sqrt( 2 (s - s0) + (2/m) (e^s - e^s0) + scaled_norm0^2 ),
 
-    where ``score0 = s_tau(0)`` and ``scaled_norm0 = ||q|| ||w_tau(0)||`` are the values at the start
-    of training (defaults 0: keys start at zero, embeddings near zero, as in the paper).  Elementwise;
+    where ``score0 = s_tau(0)`` and ``scaled_norm0 = ||q|| ||w_tau(0)||`` are the values at the
+    start of training (defaults 0: keys start at zero, embeddings near zero, as in the paper).
+    Elementwise;
     a negative radicand (a score the identity cannot reach from the start) gives 0.  The curve
     depends on ``m`` only: the query norm is absorbed into the scaled norm.
     """
@@ -145,7 +155,11 @@ def sen_norm_curve(score, m, score0=0.0, scaled_norm0=0.0):
     m = _check_m(m)
     score0 = _check_values(score0, "score0")
     scaled_norm0 = _check_values(scaled_norm0, "scaled_norm0")
-    radicand = 2.0 * (score - score0) + (2.0 / m) * (_exp(score) - _exp(score0)) + scaled_norm0 * scaled_norm0
+    radicand = (
+        2.0 * (score - score0)
+        + (2.0 / m) * (_exp(score) - _exp(score0))
+        + scaled_norm0 * scaled_norm0
+    )
     return _sqrt_clamped(radicand)
 
 
@@ -168,15 +182,15 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     """The inverse of the SEN curve (chapter 2, eq. (2.3)): the score ``s`` at which the identity
     puts the scaled norm ``||q|| ||w_tau||``.  Solves ``2 s + (2/m) e^s = Y`` with
     ``Y = scaled_norm^2 - scaled_norm0^2 + 2 s0 + (2/m) e^{s0}`` by the Lambert W function,
-    ``s = Y/2 - W(e^{Y/2} / m) = log(m W(e^{Y/2} / m))`` (the second form is stable for large ``Y``).
+    ``s = Y/2 - W(e^{Y/2} / m) = log(m W(e^{Y/2} / m))`` (the second form is stable for large
+    ``Y``).
     Returns a NumPy array or float.
     """
     scaled_norm = _check_values(scaled_norm, "scaled_norm")
     m = _check_m(m)
     score0 = _check_values(score0, "score0")
     scaled_norm0 = _check_values(scaled_norm0, "scaled_norm0")
-    to_np = lambda x: x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)  # noqa: E731
-    x, x0, s0, mm = to_np(scaled_norm), to_np(scaled_norm0), to_np(score0), to_np(m)
+    x, x0, s0, mm = (_to_numpy(v) for v in (scaled_norm, scaled_norm0, score0, m))
     if np.any(x < 0):
         raise ValueError("scaled_norm must be >= 0")
     half_y = 0.5 * (x * x - x0 * x0) + s0 + np.exp(s0) / mm
@@ -187,7 +201,9 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     for _ in range(60):
         step = (z + np.log(z) - c) / (1.0 + 1.0 / z)
         z = np.maximum(z - step, z * 1e-3)
-    out = np.log(mm) + np.log(z)  # = half_y - z since z + log z = half_y - log m; stable for large Y
+    out = np.log(mm) + np.log(
+        z
+    )  # = half_y - z since z + log z = half_y - log m; stable for large Y
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -208,11 +224,16 @@ def small_score_norm_sq(score, m):
 
 
 def large_score_miss(scaled_norm_sq):
-    """Large-score regime of the identity (chapter 2, eq. (2.8)): the attention the topic word misses,
+    """Large-score regime of the identity (chapter 2, eq. (2.8)): the attention the topic word
+    misses,
     ``1 - a_tau ~ 2 / (||q||^2 ||w_tau||^2)``, given ``scaled_norm_sq = ||q||^2 ||w_tau||^2``.
     Independent of ``m``."""
     scaled_norm_sq = _check_values(scaled_norm_sq, "scaled_norm_sq")
-    if (scaled_norm_sq <= 0).any() if isinstance(scaled_norm_sq, (torch.Tensor, np.ndarray)) else scaled_norm_sq <= 0:
+    if (
+        (scaled_norm_sq <= 0).any()
+        if isinstance(scaled_norm_sq, (torch.Tensor, np.ndarray))
+        else scaled_norm_sq <= 0
+    ):
         raise ValueError("scaled_norm_sq must be > 0")
     return 2.0 / scaled_norm_sq
 
@@ -230,19 +251,31 @@ def score_gradient(attention, word_embeddings, context, grad_context):
     ``(batch, length)``.  A word's score gradient sums its positions; its key gradient is that times
     the query.
     """
-    for name, value, dim in (("attention", attention, 2), ("word_embeddings", word_embeddings, 3), ("context", context, 2), ("grad_context", grad_context, 2)):
+    for name, value, dim in (
+        ("attention", attention, 2),
+        ("word_embeddings", word_embeddings, 3),
+        ("context", context, 2),
+        ("grad_context", grad_context, 2),
+    ):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
         if value.dim() != dim:
             raise ValueError(f"{name} must have {dim} dimensions, got shape {tuple(value.shape)}")
     batch, length = attention.shape
     if word_embeddings.shape[:2] != (batch, length):
-        raise ValueError(f"word_embeddings must have shape ({batch}, {length}, embed_dim), got {tuple(word_embeddings.shape)}")
+        raise ValueError(
+            f"word_embeddings must have shape ({batch}, {length}, embed_dim), "
+            f"got {tuple(word_embeddings.shape)}"
+        )
     embed_dim = word_embeddings.shape[2]
     for name, value in (("context", context), ("grad_context", grad_context)):
         if tuple(value.shape) != (batch, embed_dim):
-            raise ValueError(f"{name} must have shape ({batch}, {embed_dim}), got {tuple(value.shape)}")
-    return attention * torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], grad_context)
+            raise ValueError(
+                f"{name} must have shape ({batch}, {embed_dim}), got {tuple(value.shape)}"
+            )
+    return attention * torch.einsum(
+        "bld,bd->bl", word_embeddings - context[:, None, :], grad_context
+    )
 
 
 # --------------------------------------------------------------------------- measuring runs
@@ -260,9 +293,14 @@ def sen_drift(scores, norms, query_norms, m):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if scores.dim() != 2 or norms.shape != scores.shape:
-        raise ValueError(f"scores and norms must both have shape (T, n_words), got {tuple(scores.shape)} and {tuple(norms.shape)}")
+        raise ValueError(
+            "scores and norms must both have shape (T, n_words), "
+            f"got {tuple(scores.shape)} and {tuple(norms.shape)}"
+        )
     if query_norms.shape != scores.shape[:1]:
-        raise ValueError(f"query_norms must have shape ({scores.shape[0]},), got {tuple(query_norms.shape)}")
+        raise ValueError(
+            f"query_norms must have shape ({scores.shape[0]},), got {tuple(query_norms.shape)}"
+        )
     invariant = sen_invariant(scores, norms.square(), query_norms.square()[:, None], m)  # (T, n)
     return (invariant - invariant[:1]).abs().amax(dim=0)
 
@@ -272,12 +310,16 @@ def history_invariant(history, m) -> torch.Tensor:
     ``TrainingHistory`` (chapter 2), using the query norm recorded at each step."""
     _check_history(history)
     return sen_invariant(
-        history.topic_scores.double(), history.topic_norms.double().square(), history.query_norm.double().square()[..., None], m
+        history.topic_scores.double(),
+        history.topic_norms.double().square(),
+        history.query_norm.double().square()[..., None],
+        m,
     )
 
 
 def history_sen_gap(history, m, min_scaled_norm: float = 0.5) -> torch.Tensor:
-    """``([R,] T, n_topic_words)``: relative gap of the measured ``||q|| ||w_tau||`` from the SEN curve
+    """``([R,] T, n_topic_words)``: relative gap of the measured ``||q|| ||w_tau||`` from the SEN
+    curve
     (eq. (2.3)) started at each word's first recorded score and scaled norm (chapter 2).  Points
     whose measured scaled norm is below ``min_scaled_norm`` are ``nan`` (there the curve is near 0
     and a relative gap means little); reduce with ``torch.nanquantile`` / ``nan_to_num``.
@@ -329,7 +371,7 @@ def max_margin(classifier_matrix: torch.Tensor, label: int) -> tuple[float, torc
     return 1.0 / norm, w / norm
 
 
-# --------------------------------------------------------------------------- small runs for figures and widgets
+# ------------------------------------------------------------ small runs for figures and widgets
 
 
 def sen_curve_run(
@@ -344,19 +386,40 @@ def sen_curve_run(
     seed: int = 0,
     record_every: int = 5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train one small model on a fresh topic corpus with ``m`` background words per sentence and a
-    query of std ``query_std``; return ``(scores, scaled_norms)``, each ``(T, n_topic_words)``: the
-    SEN curves of all topic words (chapter 2, "the curve depends on m only"; used by the static
-    figure and by ``widgets.sen_explorer``).  Nothing is frozen: this is the unrestricted model.
+    """Train one small model on a fresh topic corpus and return the SEN curves of all its topic
+    words (chapter 2, "the curve depends on m only"; used by the static figure and by
+    ``widgets.sen_explorer``).  Nothing is frozen: this is the unrestricted model.
+
+    Parameters
+    ----------
+    m, query_std
+        Background words per sentence, and the standard deviation of the query's coordinates.
+    n_sentences, n_background, seed
+        The corpus (``topic.make_topic_corpus``); ``seed`` also seeds the model.
+    steps, lr, record_every, classifier
+        The run (``training.train_full_batch``) and the model's classifier.
+
+    Returns
+    -------
+    (scores, scaled_norms)
+        Each ``(T, n_topic_words)``: ``s_tau`` and ``||q|| ||w_tau||`` at the recorded steps.
     """
     check_int(m, "m", minimum=1)
     check_positive(query_std, "query_std")
     check_int(steps, "steps", minimum=1)
     corpus = make_topic_corpus(n_background=n_background, m=m, n_sentences=n_sentences, seed=seed)
-    model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier, query_std=query_std, seed=seed)
+    model = TopicAttention(
+        corpus.vocab_size, corpus.n_topics, classifier=classifier, query_std=query_std, seed=seed
+    )
     train = corpus.train
     _, history = train_full_batch(
-        model, train.tokens, train.labels, steps, lr, topic_word_ids=corpus.topic_word_ids, record_every=record_every
+        model,
+        train.tokens,
+        train.labels,
+        steps,
+        lr,
+        topic_word_ids=corpus.topic_word_ids,
+        record_every=record_every,
     )
     return history.topic_scores, history.scaled_norms
 
@@ -368,7 +431,8 @@ class RealWordSEN(NamedTuple):
     """The identity on real words (chapter 3): for each of the chosen words, its ``score``
     ``s_u``, the measured ``scaled_norm`` ``||q|| ||w_u||``, ``m`` (``m_u``, the mean length of
     the training sentences containing it, minus one), the ``theory`` value
-    ``sqrt(2 (s_u + (e^{s_u} - 1) / m_u))`` and the relative ``gap`` ``|measured - theory| / theory``."""
+    ``sqrt(2 (s_u + (e^{s_u} - 1) / m_u))`` and the relative ``gap``
+    ``|measured - theory| / theory``."""
 
     words: list
     score: torch.Tensor
@@ -390,7 +454,11 @@ def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN
     check_int(top, "top", minimum=1)
     lengths = mean_length_containing(data)  # checks data
     scores = model.scores().detach().cpu().double()
-    candidates = [(float(scores[vocab[w]]), w) for w, n in lengths.items() if n > 1 and w in vocab and w != PAD]
+    candidates = [
+        (float(scores[vocab[w]]), w)
+        for w, n in lengths.items()
+        if n > 1 and w in vocab and w != PAD
+    ]
     chosen = [w for _, w in sorted(candidates, key=lambda t: (-t[0], t[1]))[:top]]
     ids = torch.tensor(vocab.ids(chosen), dtype=torch.long)
     s = scores[ids]
@@ -401,7 +469,7 @@ def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN
     return RealWordSEN(chosen, s, measured, m, theory, gap)
 
 
-# --------------------------------------------------------------------------- the proof's common factor
+# ------------------------------------------------------------------ the proof's common factor
 
 
 def score_per_norm_sq(score, query_norm_sq, m):
@@ -417,6 +485,10 @@ def score_per_norm_sq(score, query_norm_sq, m):
     0.4762
     """
     query_norm_sq = _check_values(query_norm_sq, "query_norm_sq")
-    if (query_norm_sq < 0).any() if isinstance(query_norm_sq, (torch.Tensor, np.ndarray)) else query_norm_sq < 0:
+    if (
+        (query_norm_sq < 0).any()
+        if isinstance(query_norm_sq, (torch.Tensor, np.ndarray))
+        else query_norm_sq < 0
+    ):
         raise ValueError("query_norm_sq is a squared norm and must be >= 0")
     return 0.5 * query_norm_sq * (1.0 - attention_from_score(score, m))

@@ -1,8 +1,11 @@
-"""Pure plotting functions: each takes numbers and returns a matplotlib Figure, never shows it.
+"""Pure plotting functions of chapters 1-3: each takes numbers and returns a matplotlib Figure,
+never shows it (each function's docstring names its chapter).
 
-Figures use a white background so they read well in the website's light and dark themes.
-Colours are fixed per role across the whole course: topic words in ``TOPIC``, background words
-in ``BACKGROUND``, and the three classifiers of chapter 1 in ``CLASSIFIER_COLOURS``.
+``use_course_style()`` (called in each notebook's import cell; importing this module changes no
+matplotlib setting) gives figures a white background, so they read well in the website's light
+and dark themes.  Colours are fixed per role across the whole course: topic words in ``TOPIC``,
+background words in ``BACKGROUND``, and the three classifiers of chapter 1 in
+``CLASSIFIER_COLOURS``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .identity import attention_from_score, sen_norm_curve
+from .identity import (
+    attention_from_score,
+    large_score_miss,
+    score_per_norm_sq,
+    sen_norm_curve,
+    small_score_norm_sq,
+)
 
 # The course's look: white backgrounds (readable in the website's light and dark themes), no top
 # or right spines.  Applied by use_course_style(), never on import.
@@ -30,7 +39,11 @@ COURSE_STYLE = {
 TOPIC = "#c0392b"
 BACKGROUND = "#7f8c8d"
 CLASSIFIER_COLOURS = {"fixed": "#1f77b4", "linear": "#ff7f0e", "mlp": "#2ca02c"}
-CLASSIFIER_NAMES = {"fixed": "Attn-FC (fixed)", "linear": "Attn-TC (linear)", "mlp": "Attn-TL (two-layer)"}
+CLASSIFIER_NAMES = {
+    "fixed": "Attn-FC (fixed)",
+    "linear": "Attn-TC (linear)",
+    "mlp": "Attn-TL (two-layer)",
+}
 
 
 def _np(x) -> np.ndarray:
@@ -53,7 +66,12 @@ def loss_curves(steps, losses: Mapping[str, Sequence[float]], title: str = "Trai
     """Training loss against step, one line per named run (chapter 1)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, loss in losses.items():
-        ax.plot(_np(steps), _np(loss), label=CLASSIFIER_NAMES.get(name, name), color=CLASSIFIER_COLOURS.get(name))
+        ax.plot(
+            _np(steps),
+            _np(loss),
+            label=CLASSIFIER_NAMES.get(name, name),
+            color=CLASSIFIER_COLOURS.get(name),
+        )
     ax.axhline(np.log(4), color="0.7", lw=0.8, ls=":")
     ax.set_xlabel("gradient-descent step")
     ax.set_ylabel("cross-entropy")
@@ -63,10 +81,16 @@ def loss_curves(steps, losses: Mapping[str, Sequence[float]], title: str = "Trai
     return fig
 
 
-def attention_curves(steps, on_topic: Mapping[str, Sequence[float]], m: int, title: str = "Attention on the topic word"):
+def attention_curves(
+    steps,
+    on_topic: Mapping[str, Sequence[float]],
+    m: int,
+    title: str = "Attention on the topic word",
+):
     """Mean attention on the topic word and on one background word against step (chapter 1).
 
-    The background word's share is ``(1 - a_topic) / m``; the dotted line is the uniform ``1/(m+1)``.
+    The background word's share is ``(1 - a_topic) / m``; the dotted line is the uniform
+    ``1/(m+1)``.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4), sharex=True)
     for name, values in on_topic.items():
@@ -95,12 +119,26 @@ def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
     fig, axes = plt.subplots(2, len(results), figsize=(3.4 * len(results), 5.2), squeeze=False)
     for col, (name, (scores, norms, is_topic)) in enumerate(results.items()):
         scores, norms, is_topic = _np(scores), _np(norms), _np(is_topic).astype(bool)
-        for row, (values, label) in enumerate(((scores, "score $s_u$"), (norms, r"$\|q\|\,\|w_u\|$"))):
+        for row, (values, label) in enumerate(
+            ((scores, "score $s_u$"), (norms, r"$\|q\|\,\|w_u\|$"))
+        ):
             ax = axes[row, col]
-            # one shared set of bins, counts not densities: 8 topic words against thousands of others
+            # one shared set of bins, counts not densities: 8 topic words against thousands
             edges = np.linspace(min(values.min(), 0.0), values.max(), bins + 1)
-            ax.hist(values[~is_topic], bins=edges, color=BACKGROUND, alpha=0.85, label=f"background ({(~is_topic).sum()})")
-            ax.hist(values[is_topic], bins=edges, color=TOPIC, alpha=0.85, label=f"topic ({is_topic.sum()})")
+            ax.hist(
+                values[~is_topic],
+                bins=edges,
+                color=BACKGROUND,
+                alpha=0.85,
+                label=f"background ({(~is_topic).sum()})",
+            )
+            ax.hist(
+                values[is_topic],
+                bins=edges,
+                color=TOPIC,
+                alpha=0.85,
+                label=f"topic ({is_topic.sum()})",
+            )
             ax.set_xlabel(label)
             ax.set_yscale("log")
             if row == 0:
@@ -112,7 +150,13 @@ def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
     return fig
 
 
-def sentence_attention(words: Sequence[str], attention: Sequence[float], is_topic: Sequence[bool], ax=None, title: str = ""):
+def sentence_attention(
+    words: Sequence[str],
+    attention: Sequence[float],
+    is_topic: Sequence[bool],
+    ax=None,
+    title: str = "",
+):
     """Bar chart of one sentence's attention over its words, the topic word in red (chapter 1).
 
     Returns the Figure (a new one unless ``ax`` is given)."""
@@ -133,12 +177,20 @@ def sentence_attention(words: Sequence[str], attention: Sequence[float], is_topi
     return fig
 
 
-def sentence_attention_grid(words, attention_by_run: Mapping[str, Mapping[int, Sequence[float]]], is_topic):
+def sentence_attention_grid(
+    words, attention_by_run: Mapping[str, Mapping[int, Sequence[float]]], is_topic
+):
     """Small multiples: one sentence's attention for several runs (rows) at several steps
     (columns); ``attention_by_run[run][step]`` is a ``(length,)`` array (chapter 1)."""
     runs = list(attention_by_run)
     steps = list(next(iter(attention_by_run.values())))
-    fig, axes = plt.subplots(len(runs), len(steps), figsize=(3.2 * len(steps), 2.3 * len(runs)), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        len(runs),
+        len(steps),
+        figsize=(3.2 * len(steps), 2.3 * len(runs)),
+        squeeze=False,
+        sharey=True,
+    )
     for i, run in enumerate(runs):
         for j, step in enumerate(steps):
             ax = axes[i, j]
@@ -155,7 +207,9 @@ def sentence_attention_grid(words, attention_by_run: Mapping[str, Mapping[int, S
 # ---- chapter 3
 
 
-def sst_training_curves(runs: Mapping[str, tuple], baseline: float | None = None, title: str = "Training on SST"):
+def sst_training_curves(
+    runs: Mapping[str, tuple], baseline: float | None = None, title: str = "Training on SST"
+):
     """Train (solid) and dev (dashed) cross-entropy against step for several runs (chapter 3).
 
     ``runs[name] = (steps, train_loss, dev_loss)``, each ``(T,)``; ``baseline`` draws a dotted
@@ -194,19 +248,43 @@ def pad_token_curves(steps, pad_score, pad_share, title: str = "The unmasked pad
     return fig
 
 
-def sen_real_words(score, scaled_norm, m, words: Sequence[str] = (), label: int = 8, title: str = "The identity on real words"):
+def sen_real_words(
+    score,
+    scaled_norm,
+    m,
+    words: Sequence[str] = (),
+    label: int = 8,
+    title: str = "The identity on real words",
+):
     """Measured ``||q|| ||w_u||`` against the score for real words (dots), with the chapter-2
     curve ``sqrt(2 (s + (e^s - 1)/m))`` for the smallest, median and largest ``m_u`` (chapter 3).
-    The first ``label`` of ``words`` are written next to their dots."""
+
+    Parameters
+    ----------
+    score, scaled_norm, m
+        ``(n_words,)`` each: ``s_u``, ``||q|| ||w_u||`` and ``m_u`` (``identity.real_word_sen``).
+    words, label
+        The words, in the same order; the first ``label`` of them are written next to their dots.
+    title
+        The axes' title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     score, scaled_norm, m = _np(score), _np(scaled_norm), _np(m)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.scatter(score, scaled_norm, s=12, color=TOPIC, alpha=0.7, label="measured, top words", zorder=3)
+    ax.scatter(
+        score, scaled_norm, s=12, color=TOPIC, alpha=0.7, label="measured, top words", zorder=3
+    )
     grid = np.linspace(0, max(float(score.max()) * 1.05, 1e-3), 200)
     for mv, ls in zip((m.min(), np.median(m), m.max()), (":", "-", "--")):
-        curve = np.sqrt(np.clip(2 * (grid + np.expm1(grid) / mv), 0, None))
+        curve = sen_norm_curve(grid, float(mv))
         ax.plot(grid, curve, color="0.3", ls=ls, lw=1, label=f"identity, $m_u$ = {mv:.0f}")
     for i, w in enumerate(list(words)[:label]):
-        ax.annotate(w, (score[i], scaled_norm[i]), fontsize=7, xytext=(3, -3), textcoords="offset points")
+        ax.annotate(
+            w, (score[i], scaled_norm[i]), fontsize=7, xytext=(3, -3), textcoords="offset points"
+        )
     ax.set_xlabel(r"score $s_u$")
     ax.set_ylabel(r"$\|q\|\,\|w_u\|$")
     ax.set_title(title)
@@ -215,7 +293,13 @@ def sen_real_words(score, scaled_norm, m, words: Sequence[str] = (), label: int 
     return fig
 
 
-def purity_dynamics(steps, purity: Mapping[str, Sequence[float]], frequency: Mapping[str, Sequence[float]], title: str = "Frequency first, purity later", log_steps: bool = False):
+def purity_dynamics(
+    steps,
+    purity: Mapping[str, Sequence[float]],
+    frequency: Mapping[str, Sequence[float]],
+    title: str = "Frequency first, purity later",
+    log_steps: bool = False,
+):
     """For each trace word ``u``: mean purity (left) and mean frequency (right, log scale) of the
     most-attended word of the training sentences containing ``u``, against step (chapter 3);
     ``log_steps`` puts the steps on a log scale, to show the early phase."""
@@ -237,10 +321,16 @@ def purity_dynamics(steps, purity: Mapping[str, Sequence[float]], frequency: Map
     return fig
 
 
-def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title: str = "Two words in one sentence"):
+def word_race(
+    steps,
+    series: Mapping[str, Mapping[str, Sequence[float]]],
+    title: str = "Two words in one sentence",
+):
     """Small multiples of several quantities (``series[quantity][word]``, each ``(T,)``) against
     step, one line per word: e.g. attention, score and ``||q|| ||w||`` of two words (chapter 3)."""
-    fig, axes = plt.subplots(1, len(series), figsize=(3.4 * len(series), 3.2), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(series), figsize=(3.4 * len(series), 3.2), sharex=True, squeeze=False
+    )
     for ax, (quantity, by_word) in zip(axes[0], series.items()):
         for i, (word, values) in enumerate(by_word.items()):
             ax.plot(_np(steps), _np(values), color=("C1", "C0", "C2", "C3")[i % 4], label=word)
@@ -257,21 +347,42 @@ def word_race(steps, series: Mapping[str, Mapping[str, Sequence[float]]], title:
 
 def _sen_theory(ax, m, s_max, s_min=0.0, colour="k", label=None, ls="--"):
     s = np.linspace(min(s_min, 0.0), s_max, 200)
-    ax.plot(s, sen_norm_curve(s, m), color=colour, ls=ls, lw=1.2, label=label if label is not None else f"identity, m = {m}")
+    ax.plot(
+        s,
+        sen_norm_curve(s, m),
+        color=colour,
+        ls=ls,
+        lw=1.2,
+        label=label if label is not None else f"identity, m = {m}",
+    )
 
 
-def sen_curves(runs: Mapping[str, tuple], m: int, title: str = "Scaled norm against score: the identity's curve"):
-    """Measured ``||q|| ||w_tau||`` against ``s_tau`` for every topic word (solid, one panel per run)
+def sen_curves(
+    runs: Mapping[str, tuple],
+    m: int,
+    title: str = "Scaled norm against score: the identity's curve",
+):
+    """Measured ``||q|| ||w_tau||`` against ``s_tau`` for every topic word (solid, one panel per
+    run)
     over the curve ``sqrt(2(s + (e^s - 1)/m))`` of chapter 2, eq. (2.3) (dashed).
 
     ``runs[name] = (scores, scaled_norms)``, two ``(T, n_topic_words)`` arrays.
     """
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.5 * len(runs), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(runs), figsize=(3.5 * len(runs), 3.4), squeeze=False, sharey=True
+    )
     for ax, (name, (scores, scaled)) in zip(axes[0], runs.items()):
         scores, scaled = _np(scores), _np(scaled)
         colour = CLASSIFIER_COLOURS.get(name, TOPIC)
         for k in range(scores.shape[1]):
-            ax.plot(scores[:, k], scaled[:, k], color=colour, lw=2.2, alpha=0.45, label="topic words (measured)" if k == 0 else None)
+            ax.plot(
+                scores[:, k],
+                scaled[:, k],
+                color=colour,
+                lw=2.2,
+                alpha=0.45,
+                label="topic words (measured)" if k == 0 else None,
+            )
         _sen_theory(ax, m, float(np.nanmax(scores)) * 1.05, float(np.nanmin(scores)))
         ax.set_title(CLASSIFIER_NAMES.get(name, name), fontsize=10)
         ax.set_xlabel(r"score $s_\tau$")
@@ -282,12 +393,17 @@ def sen_curves(runs: Mapping[str, tuple], m: int, title: str = "Scaled norm agai
     return fig
 
 
-def drift_vs_lr(times: Mapping[float, Sequence[float]], drifts: Mapping[float, Sequence[float]], slope: float | None = None):
+def drift_vs_lr(
+    times: Mapping[float, Sequence[float]],
+    drifts: Mapping[float, Sequence[float]],
+    slope: float | None = None,
+):
     """Left: ``max_tau |C_tau(t) - C_tau(0)|`` against training time ``t = lr * step``, one line per
     learning rate; right: the final drift against the learning rate on log-log axes with the fitted
     power law (chapter 2, "the identity is exact in the limit of small steps").
 
-    ``times[lr]`` and ``drifts[lr]`` are ``(T,)``; ``slope`` the fitted log-log slope, for the label.
+    ``times[lr]`` and ``drifts[lr]`` are ``(T,)``; ``slope`` the fitted log-log slope, for the
+    label.
     """
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
     lrs = sorted(drifts)
@@ -319,9 +435,23 @@ def identity_breaks(panels: Mapping[str, dict]):
     for ax, (title, panel) in zip(axes[0], panels.items()):
         scores, scaled = _np(panel["scores"]), _np(panel["scaled"])
         for k in range(scores.shape[1]):
-            ax.plot(scores[:, k], scaled[:, k], color=TOPIC, lw=2, alpha=0.45, label="measured" if k == 0 else None)
+            ax.plot(
+                scores[:, k],
+                scaled[:, k],
+                color=TOPIC,
+                lw=2,
+                alpha=0.45,
+                label="measured" if k == 0 else None,
+            )
         for i, (label, m) in enumerate(panel["curves"].items()):
-            _sen_theory(ax, m, float(np.nanmax(scores)) * 1.05, float(np.nanmin(scores)), colour=("k", "C0", "C2")[i % 3], label=label)
+            _sen_theory(
+                ax,
+                m,
+                float(np.nanmax(scores)) * 1.05,
+                float(np.nanmin(scores)),
+                colour=("k", "C0", "C2")[i % 3],
+                label=label,
+            )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(r"score $s_\tau$")
         ax.legend(frameon=False, fontsize=7)
@@ -333,13 +463,16 @@ def identity_breaks(panels: Mapping[str, dict]):
 def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     """The identity's two regimes (chapter 2, eqs. (2.7)-(2.8)).  Left: ``||q||^2 ||w||^2`` against
     ``s`` with the small-score line ``2(1 + 1/m) s`` and the large-score curve ``(2/m) e^s``.
-    Right: the attention missed, ``1 - a``, against ``||q||^2 ||w||^2`` with ``2/(||q||^2 ||w||^2)``.
+    Right: the attention missed, ``1 - a``, against ``||q||^2 ||w||^2`` with
+    ``2/(||q||^2 ||w||^2)``.
     ``measured = (scores, scaled_norm_sq, miss)`` adds points from a run."""
     s = np.linspace(0.0, s_max, 300)
     x = sen_norm_curve(s, m) ** 2
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
     axes[0].plot(s, x, color="k", label="identity")
-    axes[0].plot(s, 2 * (1 + 1 / m) * s, color="C0", ls="--", label=r"small score: $2(1 + 1/m)\,s$")
+    axes[0].plot(
+        s, small_score_norm_sq(s, m), color="C0", ls="--", label=r"small score: $2(1 + 1/m)\,s$"
+    )
     axes[0].plot(s, 2 / m * np.exp(s), color="C3", ls="--", label=r"large score: $(2/m)\,e^s$")
     axes[0].set_yscale("log")
     axes[0].set_ylim(x[1] / 2, x[-1] * 2)
@@ -348,12 +481,16 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     miss = 1 - attention_from_score(s, m)
     axes[1].loglog(x[1:], miss[1:], color="k", label=r"identity: $1 - a(s)$")
     big = x > 1.0
-    axes[1].loglog(x[big], 2 / x[big], color="C3", ls="--", label=r"$2 / (\|q\|^2\|w\|^2)$")
+    axes[1].loglog(
+        x[big], large_score_miss(x[big]), color="C3", ls="--", label=r"$2 / (\|q\|^2\|w\|^2)$"
+    )
     if measured is not None:
         ms, mx, mmiss = (_np(v).ravel() for v in measured)
         axes[0].plot(ms, mx, ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
         shown = mx > 1e-2
-        axes[1].plot(mx[shown], mmiss[shown], ".", color=TOPIC, ms=3, alpha=0.4, label="training run")
+        axes[1].plot(
+            mx[shown], mmiss[shown], ".", color=TOPIC, ms=3, alpha=0.4, label="training run"
+        )
     axes[1].set_xlim(1e-2, x[-1] * 2)
     axes[1].set_xlabel(r"$\|q\|^2 \|w_\tau\|^2$")
     axes[1].set_ylabel(r"attention missed $1 - a_\tau$")
@@ -380,7 +517,14 @@ def convergence_curves(times, miss, context_norm, gamma: Sequence[float]):
         end = context_norm[keep, k][-1]
         line = end + (lt - lt[-1]) / gamma[k]
         show = lt > lt[-1] - np.log(100)
-        axes[1].plot(lt[show], line[show], color="k", ls="--", lw=0.8, label=r"slope $1/\gamma$" if k == 0 else None)
+        axes[1].plot(
+            lt[show],
+            line[show],
+            color="k",
+            ls="--",
+            lw=0.8,
+            label=r"slope $1/\gamma$" if k == 0 else None,
+        )
     axes[0].set_xlabel(r"training time $t$")
     axes[0].set_ylabel(r"$1 - a_\tau$")
     axes[1].set_xlabel(r"$\log t$")
@@ -399,7 +543,9 @@ def ablation_curves(times, runs: Mapping[str, Mapping[str, Mapping[str, np.ndarr
     topic-word ``||q|| ||w_tau||`` and the mean topic-word score against training time; one line
     per seed.  ``runs[classifier][variant] = {"loss": (R, T), "norm": (R, T), "score": (R, T)}``,
     variants ``"full"``, ``"KF"`` (keys frozen) and ``"EF"`` (embeddings frozen)."""
-    fig, axes = plt.subplots(len(runs), 3, figsize=(11, 3.0 * len(runs)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(runs), 3, figsize=(11, 3.0 * len(runs)), squeeze=False, sharex=True
+    )
     times = _np(times)
     for row, (classifier, variants) in enumerate(runs.items()):
         for variant, values in variants.items():
@@ -407,7 +553,15 @@ def ablation_curves(times, runs: Mapping[str, Mapping[str, Mapping[str, np.ndarr
             for col, key in enumerate(("loss", "norm", "score")):
                 data = _np(values[key])
                 for r in range(data.shape[0]):
-                    axes[row, col].plot(times, data[r], color=colour, ls=ls, lw=1.2, alpha=0.8, label=variant if r == 0 else None)
+                    axes[row, col].plot(
+                        times,
+                        data[r],
+                        color=colour,
+                        ls=ls,
+                        lw=1.2,
+                        alpha=0.8,
+                        label=variant if r == 0 else None,
+                    )
         axes[row, 0].set_ylabel(CLASSIFIER_NAMES.get(classifier, classifier) + "\nloss")
         axes[row, 1].set_ylabel(r"mean $\|q\|\,\|w_\tau\|$")
         axes[row, 2].set_ylabel(r"mean score $s_\tau$")
@@ -419,9 +573,12 @@ def ablation_curves(times, runs: Mapping[str, Mapping[str, Mapping[str, np.ndarr
     return fig
 
 
-def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word on its universal curve"):
+def sen_collapse(
+    runs: Sequence[tuple], ax=None, title: str = "Every topic word on its universal curve"
+):
     """SEN curves of several trainings (chapter 2, "the curve depends on m only"): each run is
-    ``(m, query_std, scores, scaled_norms)`` with ``(T, n_topic_words)`` arrays, drawn in the colour of
+    ``(m, query_std, scores, scaled_norms)`` with ``(T, n_topic_words)`` arrays, drawn in the
+    colour of
     its ``m`` over the curve for that ``m`` (dashed); line style marks the query's std."""
     own = ax is None
     if own:
@@ -438,8 +595,15 @@ def sen_collapse(runs: Sequence[tuple], ax=None, title: str = "Every topic word 
         scores, scaled = _np(scores), _np(scaled)
         colour = f"C{ms.index(m)}"
         for k in range(scores.shape[1]):
-            ax.plot(scores[:, k], scaled[:, k], color=colour, ls=styles[stds.index(std) % 4], lw=2, alpha=0.5,
-                    label=f"m = {m}, query std {std:g}" if k == 0 else None)
+            ax.plot(
+                scores[:, k],
+                scaled[:, k],
+                color=colour,
+                ls=styles[stds.index(std) % 4],
+                lw=2,
+                alpha=0.5,
+                label=f"m = {m}, query std {std:g}" if k == 0 else None,
+            )
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
     ax.set_title(title, fontsize=10)
@@ -456,8 +620,6 @@ def common_factor(score, measured, query_norm: float, m: int, title: str = "The 
     ``score`` and ``measured`` are ``(T, n_topic_words)`` (the score at the middle of each
     recorded interval and the ratio of the increments over it).
     """
-    from .identity import score_per_norm_sq
-
     score, measured = _np(score), _np(measured)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for k in range(score.shape[1]):
@@ -476,14 +638,34 @@ def common_factor(score, measured, query_norm: float, m: int, title: str = "The 
 # --------------------------------------------------------------------------- chapter 5: the flow
 
 FLOW_COLOURS = {"soft": "#1f77b4", "hard": "#d62728", "lvml": "#2ca02c", "hybrid": "#9467bd"}
-FLOW_NAMES = {"soft": "soft attention", "hard": "hard attention", "lvml": "LVML", "hybrid": "hybrid"}
+FLOW_NAMES = {
+    "soft": "soft attention",
+    "hard": "hard attention",
+    "lvml": "LVML",
+    "hybrid": "hybrid",
+}
 
 
-def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: bool = False,
-                      title: str | None = None):
+def flow_trajectories(
+    t, paths: Mapping[str, tuple], m: int, C: int, log_time: bool = False, title: str | None = None
+):
     """Chapter 5: the classifier margin mu(t), the focus logit nu(t) and alpha(t), per method.
 
-    ``paths[method] = (mu, nu)``, arrays of the shape of ``t``.
+    Parameters
+    ----------
+    t
+        The times.
+    paths
+        ``paths[method] = (mu, nu)``, arrays of the shape of ``t``.
+    m, C
+        The number of segments (the attention is ``alpha = 1 / (1 + (m - 1) e^{-nu})``) and of
+        classes.
+    log_time, title
+        A logarithmic time axis; the figure's title (default: names ``m`` and ``C``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     t = _np(t)
     fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.4), sharex=True)
@@ -506,9 +688,12 @@ def flow_trajectories(t, paths: Mapping[str, tuple], m: int, C: int, log_time: b
     return fig
 
 
-def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
-                       measured: Mapping[str, Mapping[float, tuple]] | None = None,
-                       C: int | None = None):
+def fixed_focus_curves(
+    t,
+    theory: Mapping[str, Mapping[float, tuple]],
+    measured: Mapping[str, Mapping[float, tuple]] | None = None,
+    C: int | None = None,
+):
     """Chapter 5: with the focus frozen at alpha, the loss and the focus incentive -dL/dalpha.
 
     ``theory[method][alpha] = (loss, incentive)`` on the times ``t`` (closed form);
@@ -517,8 +702,9 @@ def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
     """
     t = _np(t)
     methods = list(theory)
-    fig, axes = plt.subplots(2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True, squeeze=False
+    )
     cmap = plt.get_cmap("viridis")
     for col, method in enumerate(methods):
         alphas = sorted(theory[method])
@@ -532,7 +718,9 @@ def fixed_focus_curves(t, theory: Mapping[str, Mapping[float, tuple]],
                 axes[0, col].plot(_np(times), _np(m_loss), "o", ms=3, color=colour)
                 axes[1, col].plot(_np(times), _np(m_inc), "o", ms=3, color=colour)
             if C is not None and method == "lvml":
-                axes[1, col].axhline((C - 1) / (C * alpha + 1 - alpha), color=colour, lw=0.8, ls=":")
+                axes[1, col].axhline(
+                    (C - 1) / (C * alpha + 1 - alpha), color=colour, lw=0.8, ls=":"
+                )
         if C is not None and method == "hard":
             axes[1, col].axhline(np.log(C), color="0.4", lw=0.8, ls=":", label="log C")
             axes[1, col].legend(frameon=False)
@@ -550,8 +738,13 @@ def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int,
     """Chapter 5: solver points (mu, nu) on top of the closed-form orbit curves nu = orbit(mu)."""
     fig, ax = plt.subplots(figsize=(5.6, 4.0))
     for method, (mu_curve, nu_curve) in orbits.items():
-        ax.plot(_np(mu_curve), _np(nu_curve), color=FLOW_COLOURS.get(method), lw=1.5,
-                label=f"{FLOW_NAMES.get(method, method)}: orbit")
+        ax.plot(
+            _np(mu_curve),
+            _np(nu_curve),
+            color=FLOW_COLOURS.get(method),
+            lw=1.5,
+            label=f"{FLOW_NAMES.get(method, method)}: orbit",
+        )
     for method, (mu, nu) in paths.items():
         ax.plot(_np(mu), _np(nu), "o", ms=3.5, mfc="none", color=FLOW_COLOURS.get(method))
     ax.set_xlabel(r"classifier margin $\mu$")
@@ -562,8 +755,12 @@ def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int,
     return fig
 
 
-def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
-                      asymptotes: Mapping[str, Sequence[float]], title: str = ""):
+def focus_error_rates(
+    t,
+    errors: Mapping[str, Sequence[float]],
+    asymptotes: Mapping[str, Sequence[float]],
+    title: str = "",
+):
     """Chapter 5: the focus error 1 - alpha(t) on log axes, each with its late-time asymptote."""
     t = _np(t)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -583,8 +780,12 @@ def focus_error_rates(t, errors: Mapping[str, Sequence[float]],
 # --------------------------------------------------------------------------- chapter 7: one law
 
 
-def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Mapping[str, str] | None = None,
-            title: str = "One law, two papers"):
+def one_law(
+    gains: Mapping[str, tuple],
+    drifts: Mapping[str, tuple],
+    colours: Mapping[str, str] | None = None,
+    title: str = "One law, two papers",
+):
     """Chapter 7's figure: both papers' conservation laws along real training runs.
 
     ``gains`` maps a run's name to ``(time (T,), potential_gain (T, k), strength_gain (T, k))``:
@@ -603,10 +804,21 @@ def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Ma
     markers = "osD^v"
     for i, (name, (_, potential, strength)) in enumerate(gains.items()):
         potential, strength = _np(potential), _np(strength)
-        every = max(1, potential.shape[0] // 12)  # markers, so that runs on the same line stay visible
+        every = max(
+            1, potential.shape[0] // 12
+        )  # markers, so that runs on the same line stay visible
         for j in range(potential.shape[1]):
-            left.plot(strength[::every, j], potential[::every, j], ls="none", marker=markers[i % len(markers)],
-                      ms=4, mfc="none", color=colours[name], alpha=0.8, label=name if j == 0 else None)
+            left.plot(
+                strength[::every, j],
+                potential[::every, j],
+                ls="none",
+                marker=markers[i % len(markers)],
+                ms=4,
+                mfc="none",
+                color=colours[name],
+                alpha=0.8,
+                label=name if j == 0 else None,
+            )
     left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
     left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
     left.set_title(title, fontsize=10)
@@ -616,7 +828,14 @@ def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Ma
         style = "-" if colours[name] in seen else "--"
         seen.add(colours[name])
         time, error = _np(time), _np(error)
-        right.plot(time[1:], np.maximum(error[1:], 1e-12), color=colours[name], ls=style, lw=1.8, label=name)
+        right.plot(
+            time[1:],
+            np.maximum(error[1:], 1e-12),
+            color=colours[name],
+            ls=style,
+            lw=1.8,
+            label=name,
+        )
     right.set_yscale("log")
     right.set_xlabel("training time (learning rate x steps)")
     right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
@@ -626,7 +845,9 @@ def one_law(gains: Mapping[str, tuple], drifts: Mapping[str, tuple], colours: Ma
     return fig
 
 
-def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"):
+def repeated_word_curves(
+    runs: Mapping[int, tuple], m: int, title: str = "A topic word repeated k times"
+):
     """Chapter 7, "reach": scaled norm against score for topic words that occur ``k`` times in each
     sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
     is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
@@ -635,10 +856,31 @@ def repeated_word_curves(runs: Mapping[int, tuple], m: int, title: str = "A topi
     for i, (k, (scores, scaled)) in enumerate(runs.items()):
         scores, scaled = _np(scores), _np(scaled)
         for j in range(scores.shape[1]):
-            ax.plot(scores[:, j], scaled[:, j], color=f"C{i}", lw=4, alpha=0.35, label=f"k = {k}" if j == 0 else None)
+            ax.plot(
+                scores[:, j],
+                scaled[:, j],
+                color=f"C{i}",
+                lw=4,
+                alpha=0.35,
+                label=f"k = {k}" if j == 0 else None,
+            )
         # the prediction on top of the measurements, so that both stay visible
-        _sen_theory(ax, m / k, float(np.nanmax(scores)), colour="k", label="predicted, m / k" if i == 0 else "_nolegend_", ls="--")
-    _sen_theory(ax, m, max(float(np.nanmax(_np(s))) for s, _ in runs.values()), colour="0.6", label=f"the paper's, m = {m}", ls=":")
+        _sen_theory(
+            ax,
+            m / k,
+            float(np.nanmax(scores)),
+            colour="k",
+            label="predicted, m / k" if i == 0 else "_nolegend_",
+            ls="--",
+        )
+    _sen_theory(
+        ax,
+        m,
+        max(float(np.nanmax(_np(s))) for s, _ in runs.values()),
+        colour="0.6",
+        label=f"the paper's, m = {m}",
+        ls=":",
+    )
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
     ax.set_title(title, fontsize=10)
@@ -677,15 +919,22 @@ def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: in
     return fig
 
 
-def focus_curves(epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"):
+def focus_curves(
+    epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"
+):
     """Mean a_z against epoch, one colour per loss, one thin line per seed (chapter 4).
     ``mean_a_z[loss]`` has shape (seeds, epochs)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for loss, curves in mean_a_z.items():
         curves = np.atleast_2d(_np(curves))
         for k, curve in enumerate(curves):
-            ax.plot(_np(epochs), curve, color=LOSS_COLOURS[loss], lw=1.2,
-                    label=LOSS_LABELS[loss] if k == 0 else None)
+            ax.plot(
+                _np(epochs),
+                curve,
+                color=LOSS_COLOURS[loss],
+                lw=1.2,
+                label=LOSS_LABELS[loss] if k == 0 else None,
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean attention on the foreground $a_z$")
     ax.set_ylim(0, 1)
@@ -695,7 +944,9 @@ def focus_curves(epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Atten
     return fig
 
 
-def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[str, str] | None = None):
+def signature_heatmaps(
+    histograms: Mapping[str, np.ndarray], s_labels: Mapping[str, str] | None = None
+):
     """(a_z, s_y) histograms side by side, in percent, s_y upwards (chapter 4).
     ``histograms[name]`` is ``metrics.signature_histogram``'s (bins, bins) array."""
     names = list(histograms)
@@ -706,8 +957,14 @@ def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[s
         ax.imshow(hist[::-1], cmap="coolwarm", vmin=0, vmax=100, extent=(0, 1, 0, 1))
         for i in range(bins):
             for j in range(bins):
-                ax.text((j + 0.5) / bins, (i + 0.5) / bins, f"{hist[i, j]:.0f}", ha="center",
-                        va="center", fontsize=8)
+                ax.text(
+                    (j + 0.5) / bins,
+                    (i + 0.5) / bins,
+                    f"{hist[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
         ax.set_xlabel("attention on the foreground $a_z$")
         ax.set_ylabel((s_labels or {}).get(name, "$s_y$"))
         ax.set_title(LOSS_LABELS.get(name, name))
@@ -715,20 +972,25 @@ def signature_heatmaps(histograms: Mapping[str, np.ndarray], s_labels: Mapping[s
     return fig
 
 
-def fixed_focus_training(epochs, loss: Mapping[str, Mapping[float, np.ndarray]],
-                       incentive: Mapping[str, Mapping[float, np.ndarray]]):
+def fixed_focus_training(
+    epochs,
+    loss: Mapping[str, Mapping[float, np.ndarray]],
+    incentive: Mapping[str, Mapping[float, np.ndarray]],
+):
     """The fixed-focus experiment (chapter 4): L(alpha) (top) and the incentive
     L(alpha) - L(alpha + 0.01) (bottom) against epoch, one column per loss, one line per alpha."""
     names = list(loss)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False, sharex=True
+    )
     cmap = plt.get_cmap("viridis")
     for col, name in enumerate(names):
         alphas = sorted(loss[name])
         for k, alpha in enumerate(alphas):
             colour = cmap(k / max(1, len(alphas) - 1))
-            axes[0, col].plot(_np(epochs), _np(loss[name][alpha]), color=colour,
-                              label=f"α = {alpha:g}")
+            axes[0, col].plot(
+                _np(epochs), _np(loss[name][alpha]), color=colour, label=f"α = {alpha:g}"
+            )
             axes[1, col].plot(_np(epochs), _np(incentive[name][alpha]), color=colour)
         axes[0, col].set_title(LOSS_LABELS.get(name, name))
         axes[1, col].set_xlabel("epoch")

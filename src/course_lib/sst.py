@@ -27,7 +27,6 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 
 from ._validate import check_int
-from .training import EarlyStoppingRun, train_with_early_stopping
 from .data.sst import (  # noqa: F401  (the data half, re-exported: chapters import it from here)
     SPLITS,
     SST_COUNTS,
@@ -47,6 +46,7 @@ from .data.sst import (  # noqa: F401  (the data half, re-exported: chapters imp
     tokenize,
     verify_file,
 )
+from .training import EarlyStoppingRun, train_with_early_stopping
 
 PAD = "$PAD$"
 
@@ -56,10 +56,19 @@ PAD = "$PAD$"
 
 def _check_data(data, name: str = "data") -> None:
     if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
-        raise TypeError(f"{name} must be a list of (tokens, label) pairs, got {type(data).__name__}")
+        raise TypeError(
+            f"{name} must be a list of (tokens, label) pairs, got {type(data).__name__}"
+        )
     for i, item in enumerate(data[:3]):
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], (list, tuple))):
-            raise TypeError(f"{name}[{i}] must be a (tokens, label) pair with tokens a list of str, got {item!r}")
+        if not (
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and isinstance(item[0], (list, tuple))
+        ):
+            raise TypeError(
+                f"{name}[{i}] must be a (tokens, label) pair with tokens a list of str, "
+                f"got {item!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,9 @@ def pad_batch(data, vocab: Vocabulary, length: int | None = None) -> Batch:
     """
     _check_data(data)
     if not isinstance(vocab, Vocabulary):
-        raise TypeError(f"vocab must be a Vocabulary (build_vocabulary), got {type(vocab).__name__}")
+        raise TypeError(
+            f"vocab must be a Vocabulary (build_vocabulary), got {type(vocab).__name__}"
+        )
     longest = max((len(t) for t, _ in data), default=0)
     if length is None:
         length = max(longest, 1)
@@ -211,17 +222,38 @@ def most_attended_word(scores: torch.Tensor, sentence: Sequence[str], vocab: Voc
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
     if scores.numel() != len(vocab):
-        raise ValueError(f"scores has {scores.numel()} entries but the vocabulary has {len(vocab)} words")
+        raise ValueError(
+            f"scores has {scores.numel()} entries but the vocabulary has {len(vocab)} words"
+        )
     if isinstance(sentence, str) or not isinstance(sentence, Sequence) or len(sentence) == 0:
         raise ValueError("sentence must be a non-empty list of words")
     ids = torch.tensor(vocab.ids(sentence), dtype=torch.long)
     return sentence[int(torch.argmax(scores.detach().cpu()[ids]))]
 
 
-def attended_word_stats(scores: torch.Tensor, data, word: str, vocab: Vocabulary, purity: dict, frequency: dict) -> tuple[float, float]:
+def attended_word_stats(
+    scores: torch.Tensor, data, word: str, vocab: Vocabulary, purity: dict, frequency: dict
+) -> tuple[float, float]:
     """Chapter 3, "frequency first, purity later": over the sentences of ``data`` containing
     ``word``, find the most attended word of each (:func:`most_attended_word`) and return the
-    mean ``(purity, frequency)`` of those words (the paper's set ``A_u(t)``)."""
+    mean purity and frequency of those words (the paper's set ``A_u(t)``).
+
+    Parameters
+    ----------
+    scores
+        ``(vocab_size,)`` every word's score at one moment of training.
+    data, vocab
+        The sentences (a list of ``(tokens, label)``) and their vocabulary.
+    word
+        The word whose sentences are looked at.
+    purity, frequency
+        ``word_purity(data)`` and ``word_frequency(data)``.
+
+    Returns
+    -------
+    (mean purity, mean frequency)
+        Floats, over the most attended words of the sentences containing ``word``.
+    """
     _check_data(data)
     ids = [vocab.ids(tokens) for tokens, _ in data if word in tokens]
     if not ids:

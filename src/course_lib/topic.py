@@ -131,7 +131,8 @@ def attention_forward(
 
     ``tokens`` ``(batch, length)`` long; ``embedding`` ``(vocab, embed_dim)``; ``keys``
     ``(vocab, key_dim)``; ``query`` ``(key_dim,)``.  Returns ``scores`` ``(batch, length)`` with
-    ``s = q . k_x``, ``attention`` ``(batch, length)``, the softmax of the scores over each sentence,
+    ``s = q . k_x``, ``attention`` ``(batch, length)``, the softmax of the scores over each
+    sentence,
     and ``context`` ``(batch, embed_dim)``, ``v = sum_i a_i w_{x_i}``.  ``TopicAttention`` computes
     the same numbers with a memory layout that trains faster.
     """
@@ -169,7 +170,9 @@ def _check_corpus_sizes(n_topics, words_per_topic, n_background, n_sentences, se
     check_int(seed, "seed", minimum=0)
 
 
-def _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, m, topic_words=1, pad=-1):
+def _sample_sentences(
+    rng, n_sentences, n_topics, words_per_topic, n_background, m, topic_words=1, pad=-1
+):
     """The one sentence sampler of every topic corpus (chapters 1 and 2).
 
     Each sentence draws its topic (the label), ``topic_words`` of that topic's words
@@ -179,7 +182,10 @@ def _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background,
     positions.  Returns ``(topic (n,), tokens (n, topic_words + m_max))``, NumPy int64.
     """
     topic = rng.integers(n_topics, size=n_sentences)
-    chosen = [topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences) for _ in range(topic_words)]
+    chosen = [
+        topic * words_per_topic + rng.integers(words_per_topic, size=n_sentences)
+        for _ in range(topic_words)
+    ]
     first_background = n_topics * words_per_topic
     if isinstance(m, int):
         background = first_background + rng.integers(n_background, size=(n_sentences, m))
@@ -191,7 +197,9 @@ def _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background,
     tokens = np.full((n_sentences, topic_words + m_max), pad, dtype=np.int64)
     for i in range(n_sentences):
         words = [c[i] for c in chosen]
-        sentence = np.concatenate([words, first_background + rng.integers(n_background, size=lengths[i])])
+        sentence = np.concatenate(
+            [words, first_background + rng.integers(n_background, size=lengths[i])]
+        )
         tokens[i, : topic_words + lengths[i]] = rng.permutation(sentence)
     return topic, tokens
 
@@ -298,7 +306,9 @@ def make_two_topic_corpus(
     check_int(m, "m", minimum=1)
     rng = np.random.default_rng(seed)
     words = _topic_words(n_topics, words_per_topic) + [f"bg{i}" for i in range(n_background)]
-    topic, tokens = _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, m, topic_words=2)
+    topic, tokens = _sample_sentences(
+        rng, n_sentences, n_topics, words_per_topic, n_background, m, topic_words=2
+    )
     return TopicCorpus(
         tokens=torch.from_numpy(tokens).long(),
         labels=torch.from_numpy(topic).long(),
@@ -348,9 +358,15 @@ def make_variable_length_corpus(
     m_max = check_int(m_range[1], "m_range[1]", minimum=m_min)
     _check_corpus_sizes(n_topics, words_per_topic, n_background, n_sentences, seed, min_sentences=2)
     rng = np.random.default_rng(seed)
-    words = _topic_words(n_topics, words_per_topic) + [f"bg{i}" for i in range(n_background)] + ["<pad>"]
+    words = (
+        _topic_words(n_topics, words_per_topic)
+        + [f"bg{i}" for i in range(n_background)]
+        + ["<pad>"]
+    )
     pad = len(words) - 1
-    _, tokens = _sample_sentences(rng, n_sentences, n_topics, words_per_topic, n_background, (m_min, m_max), pad=pad)
+    _, tokens = _sample_sentences(
+        rng, n_sentences, n_topics, words_per_topic, n_background, (m_min, m_max), pad=pad
+    )
     topic_of_word = topic_of_word_table(n_topics, words_per_topic, len(words))
     tokens = torch.from_numpy(tokens).long()
     corpus = TopicCorpus(
@@ -387,8 +403,9 @@ def sentence_attention_at(scores: torch.Tensor, sentence: torch.Tensor) -> torch
     return torch.softmax(scores[..., sentence], dim=-1)
 
 
-
-def fixed_classifier_matrix(embed_dim: int, n_classes: int, generator: torch.Generator) -> torch.Tensor:
+def fixed_classifier_matrix(
+    embed_dim: int, n_classes: int, generator: torch.Generator
+) -> torch.Tensor:
     """The fixed classifier ``U`` of Attn-FC: ``(embed_dim, n_classes)`` standard normal with
     ``U[i, i] = 1`` (Lu et al. 2021, official code)."""
     matrix = torch.randn(embed_dim, n_classes, generator=generator)
@@ -410,7 +427,7 @@ def _default_linear(layer: nn.Linear, generator: torch.Generator) -> nn.Linear:
 class TopicAttention(nn.Module):
     """One attention layer with a single fixed query, then a classifier (chapter 1).
 
-    ``s_u = q . k_u``,  ``a_i = softmax_i(s_{x_i})``,  ``v = sum_i a_i w_{x_i}``,  ``logits = f(v)``.
+    ``s_u = q . k_u``, ``a_i = softmax_i(s_{x_i})``, ``v = sum_i a_i w_{x_i}``, ``logits = f(v)``.
 
     Parameters follow the paper's code: keys start at zero, embeddings ``N(0, embedding_std^2)``,
     the query ``N(0, query_std^2)`` per coordinate and fixed unless ``train_query``; there is no
@@ -418,6 +435,21 @@ class TopicAttention(nn.Module):
     diagonal, never trained), ``"linear"`` (Attn-TC: trainable, no bias) or ``"mlp"`` (Attn-TL:
     ``Linear(embed_dim, hidden) -> ReLU -> Linear(hidden, n_classes)``).  All randomness comes
     from ``seed``, so two models built with the same arguments are identical.
+
+    Parameters
+    ----------
+    vocab_size, n_classes
+        The number of words and of classes.
+    embed_dim, key_dim
+        The sizes of the embeddings ``w_u`` and of the keys ``k_u`` and the query.
+    classifier, hidden
+        ``"fixed"``, ``"linear"`` or ``"mlp"``, and the width of the MLP's hidden layer.
+    query_std, embedding_std
+        The initial scales of the query and of the embeddings (the keys start at zero).
+    train_query
+        Whether the query is a trained parameter (chapter 2: it breaks the identity).
+    seed
+        Seeds the initialisation.
     """
 
     def __init__(
@@ -504,8 +536,7 @@ class TopicAttention(nn.Module):
 
     def _context(self, tokens, attention):
         # Gathering columns of the (embed_dim, vocab) view makes the backward scatter run along
-        # contiguous memory: forward + backward about 1.7x faster on a 2-core CPU than gathering
-        # rows (benchmarks/, context_layout; train_full_batch's sparse engine is faster still).
+        # contiguous memory (benchmarks/README.md, context_layout, compares it with gathering rows).
         gathered = self.embedding.weight.t().index_select(1, tokens.reshape(-1))
         gathered = gathered.view(-1, *tokens.shape)  # (embed_dim, batch, length)
         return (gathered * attention).sum(-1).t()  # (batch, embed_dim)
@@ -515,9 +546,52 @@ class TopicAttention(nn.Module):
         check_tokens(tokens, "tokens", vocab_size=self.vocab_size)
         return self._context(tokens, self._attention(tokens, mask))
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None, return_attention: bool = False):
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor | None = None, return_attention: bool = False
+    ):
         """``(batch, n_classes)`` logits; with ``return_attention`` also the ``(batch, length)``
         attention.  (No argument checks here: this is the hot path of training.)"""
         attention = self._attention(tokens, mask)  # (batch, length)
         logits = self.classifier(self._context(tokens, attention))  # (batch, n_classes)
         return (logits, attention) if return_attention else logits
+
+
+def reduce_fixed_classifier(model: TopicAttention) -> TopicAttention:
+    """Chapter 3: an Attn-FC with embeddings of size ``C`` (the number of classes) that trains
+    exactly like ``model``, an Attn-FC of any embedding size ``d_e >= C``.
+
+    With the classifier ``U`` (``d_e x C``) fixed and no bias, every gradient step moves an
+    embedding inside the span of ``U``'s columns, and the logits and the score gradients see an
+    embedding ``w_u`` only through ``U^T w_u``.  Write ``U^T U = L L^T`` (Cholesky).  The model
+    with embeddings ``e_u = L^{-1} U^T w_u``, the same keys and query, and the fixed classifier
+    ``L`` has the same logits and scores, and under gradient descent with the same step size it
+    keeps them equal at every step, because its embedding steps are ``L^{-1} U^T`` times the big
+    model's.  Norms follow from ``||w_u(t)||^2 = ||e_u(t)||^2 + ||w_u(0)||^2 - ||e_u(0)||^2``.
+    """
+    if not isinstance(model, TopicAttention):
+        raise TypeError(f"model must be a TopicAttention, got {type(model).__name__}")
+    if model.classifier_kind != "fixed":
+        raise ValueError(
+            f"model must have a fixed classifier (Attn-FC), got {model.classifier_kind!r}"
+        )
+    weight = model.classifier.weight.detach()  # (C, d_e)
+    n_classes, embed_dim = weight.shape
+    if embed_dim < n_classes:
+        raise ValueError(
+            f"model's embed_dim ({embed_dim}) must be at least its number of classes ({n_classes})"
+        )
+    U = weight.T.double()  # (d_e, C)
+    L = torch.linalg.cholesky(U.T @ U)  # (C, C), U^T U = L L^T
+    small = TopicAttention(
+        model.vocab_size, n_classes, embed_dim=n_classes, key_dim=model.keys.embedding_dim
+    )
+    dtype = model.embedding.weight.dtype
+    with torch.no_grad():
+        projected = model.embedding.weight.detach().double() @ U  # (vocab, C): rows U^T w_u
+        small.embedding.weight.copy_(
+            torch.linalg.solve_triangular(L, projected.T, upper=False).T.to(dtype)
+        )
+        small.classifier.weight.copy_(L.to(dtype))  # logits = L e
+        small.keys.weight.copy_(model.keys.weight.detach())
+        small.query.copy_(model.query.detach())
+    return small.to(model.embedding.weight.device)

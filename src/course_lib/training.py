@@ -21,7 +21,11 @@ or configurations) as **one batched computation**, in four parts:
     for CUDA;
 
 * the loop (``_fit``) takes the steps and hands the recorded steps to a ``_Recorder``, whose
-  buffers are named after the fields of :class:`TrainingHistory`.
+  buffers are named after the fields of :class:`TrainingHistory`; a hook, ``on_record``, sees each
+  record and may stop the run.
+
+:func:`train_with_early_stopping` (chapter 3) uses that hook to take snapshots, keep the best
+state on a dev set and stop early, inside one run.
 """
 
 from __future__ import annotations
@@ -123,7 +127,9 @@ class TrainingHistory:
 # --------------------------------------------------------------------------- the plain step
 
 
-def gradient_step(model, tokens: torch.Tensor, labels: torch.Tensor, lr: float, *, mask=None) -> float:
+def gradient_step(
+    model, tokens: torch.Tensor, labels: torch.Tensor, lr: float, *, mask=None
+) -> float:
     """One step of full-batch gradient descent on ``model``, in place (chapter 1).
 
     The loss is the mean cross-entropy of ``model(tokens, mask)`` against ``labels``; every
@@ -165,7 +171,8 @@ def _check_models(models) -> list[TopicAttention]:
         other = {k: v.shape for k, v in model.state_dict().items()}
         if other != shapes or model.classifier_kind != models[0].classifier_kind:
             raise ValueError(
-                f"models[{i}] has a different architecture from models[0]; batch only like with like"
+                f"models[{i}] has a different architecture from models[0]; "
+                "batch only like with like"
             )
     return models
 
@@ -201,7 +208,11 @@ def _check_data(models, tokens, labels, topic_mask, mask) -> bool:
     for name, value in (("topic_mask", topic_mask), ("mask", mask)):
         if value is None:
             continue
-        if not isinstance(value, torch.Tensor) or value.shape != tokens.shape or value.dtype != torch.bool:
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.shape != tokens.shape
+            or value.dtype != torch.bool
+        ):
             raise ValueError(
                 f"{name} must be a bool tensor of the same shape as tokens {tuple(tokens.shape)}"
             )
@@ -264,7 +275,9 @@ def _pick_engine(engine: str, models, device: torch.device) -> str:
         plain = all(type(m) is TopicAttention for m in models)
         return "sparse" if plain and _sparse_attention.preferred(device) else "autograd"
     if engine == "sparse" and not _sparse_attention.supported(device):
-        raise ValueError(f"engine='sparse' needs a CPU or CUDA device, got {device}; use engine='autograd'")
+        raise ValueError(
+            f"engine='sparse' needs a CPU or CUDA device, got {device}; use engine='autograd'"
+        )
     return engine
 
 
@@ -278,8 +291,10 @@ def _autograd_loss_fn(base, n_models, tokens, labels, mask, per_model_data) -> C
 
     if n_models == 1 and not per_model_data:  # skip vmap's per-operation overhead
 
+        def first(stacked):
+            return {k: v[0] for k, v in stacked.items()}
+
         def loss(params, buffers):
-            first = lambda d: {k: v[0] for k, v in d.items()}  # noqa: E731
             value, attention = one_model(first(params), first(buffers), tokens, labels, mask)
             return value.unsqueeze(0), attention.unsqueeze(0)
 
@@ -313,9 +328,11 @@ class _Recorder:
         if topic_mask is not None:  # float weights made once, so recording a step stays cheap
             background = ~topic_mask if mask is None else (~topic_mask & mask)
             self.background_count = background.float().sum(-1).clamp(min=1)  # ([R,] n)
-            self.weights = torch.stack([topic_mask.float(), background.float()], dim=-3)  # ([R,] 2, n, L)
+            weights = [topic_mask.float(), background.float()]
+            self.weights = torch.stack(weights, dim=-3)  # ([R,] 2, n, L)
 
-    def _keep(self, name: str, value: torch.Tensor) -> None:  # value (R, ...) -> buffers[name][:, t]
+    def _keep(self, name: str, value: torch.Tensor) -> None:
+        """Write ``value`` ``(R, ...)`` into ``buffers[name][:, t]`` (allocated on first use)."""
         if name not in self.buffers:
             shape = (value.shape[0], self.n_steps, *value.shape[1:])
             self.buffers[name] = value.new_empty(shape)
@@ -351,9 +368,13 @@ class _Recorder:
         self.steps.append(step)
 
     def history(self, lr: float, single: bool) -> TrainingHistory:
-        """The records so far (views, no copy on the CPU); without the replica axis if ``single``."""
+        """The records so far (views: no copy on the CPU), without the replica axis if
+        ``single``."""
         t = len(self.steps)
-        take = lambda name: self.buffers[name][:, :t][0 if single else slice(None)].cpu()  # noqa: E731
+
+        def take(name):
+            return self.buffers[name][:, :t][0 if single else slice(None)].cpu()
+
         return TrainingHistory(
             steps=torch.tensor(self.steps, dtype=torch.long),
             topic_word_ids=self.topic_word_ids.cpu(),
@@ -499,7 +520,9 @@ class EarlyStoppingRun:
     seconds: float
 
 
-def snapshot_steps(max_steps: int, snapshot_every: int, dense_until: int = 0, dense_every: int = 1) -> list[int]:
+def snapshot_steps(
+    max_steps: int, snapshot_every: int, dense_until: int = 0, dense_every: int = 1
+) -> list[int]:
     """The steps :func:`train_with_early_stopping` takes snapshots at, after step 0: every
     ``dense_every`` steps up to ``dense_until``, then every ``snapshot_every`` steps, and the last
     step (chapter 3).
@@ -508,13 +531,18 @@ def snapshot_steps(max_steps: int, snapshot_every: int, dense_until: int = 0, de
     [2, 4, 10, 20, 25]
     """
     dense = range(dense_every, min(dense_until, max_steps) + 1, dense_every)
-    return sorted(set(dense) | set(range(snapshot_every, max_steps + 1, snapshot_every)) | {max_steps})
+    return sorted(
+        set(dense) | set(range(snapshot_every, max_steps + 1, snapshot_every)) | {max_steps}
+    )
 
 
 def _check_batch(batch, name: str) -> None:
     for attr in ("tokens", "labels", "mask"):
         if not isinstance(getattr(batch, attr, None), torch.Tensor):
-            raise TypeError(f"{name} must be a Batch (sst.pad_batch) with tokens, labels and mask, got {type(batch).__name__}")
+            raise TypeError(
+                f"{name} must be a Batch (sst.pad_batch) with tokens, labels and mask, "
+                f"got {type(batch).__name__}"
+            )
 
 
 @torch.no_grad()
@@ -545,7 +573,12 @@ class _Snapshots:
             ("train_loss", float(history.loss[-1])),  # the loss of this step's parameters
             ("dev_loss", dev_loss),
             ("scores", model.scores().detach().cpu().clone()),
-            ("norms", model.embedding.weight.detach()[self.track.to(model.embedding.weight.device)].norm(dim=-1).cpu()),
+            (
+                "norms",
+                model.embedding.weight.detach()[self.track.to(model.embedding.weight.device)]
+                .norm(dim=-1)
+                .cpu(),
+            ),
         ):
             self.rows[name].append(value)
         if dev_loss < self.best_dev:
@@ -634,15 +667,26 @@ def train_with_early_stopping(
     snapshots = _Snapshots(model, dev, masked, marks, patience, track)
     start = time.perf_counter()
     train_full_batch(
-        model, train.tokens, train.labels, max_steps, lr,
-        mask=train.mask if masked else None, record_every=record_every, on_record=snapshots,
+        model,
+        train.tokens,
+        train.labels,
+        max_steps,
+        lr,
+        mask=train.mask if masked else None,
+        record_every=record_every,
+        on_record=snapshots,
     )
     model.load_state_dict(snapshots.best_state)
     return snapshots.run(time.perf_counter() - start)
 
 
 @torch.no_grad()
-def accuracy(model: TopicAttention, tokens: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+def accuracy(
+    model: TopicAttention,
+    tokens: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> float:
     """Fraction of sentences whose arg-max logit is the label (chapter 1)."""
     check_tokens(tokens, "tokens", vocab_size=model.vocab_size)
     device = model.embedding.weight.device

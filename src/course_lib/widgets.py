@@ -1,5 +1,6 @@
 """Interactive explorers (ipywidgets) built on ``course_lib.plotting`` (chapter 1: the attention
-of a sentence during training; chapter 2: the SEN curves for a chosen ``m`` and query).
+of a sentence during training; chapter 2: the SEN curves for a chosen ``m`` and query; chapter 5:
+the gradient flow).
 
 Each explorer has a static counterpart in its chapter, so the website, which has no kernel, says
 the same thing; open the notebook in Jupyter or Colab to move the sliders.
@@ -11,15 +12,18 @@ from typing import Mapping
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
-from . import plotting
+from . import flow, plotting
 from .identity import sen_curve_run
 from .topic import sentence_attention_at  # noqa: F401  (chapter 1 calls it from here too)
 from .training import TrainingHistory
 
 
-def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence: torch.Tensor, is_topic: torch.Tensor):
+def attention_explorer(
+    histories: Mapping[str, TrainingHistory], words, sentence: torch.Tensor, is_topic: torch.Tensor
+):
     """Chapter 1: pick a classifier and a training step; see one sentence's attention then.
 
     ``histories[name]`` must have been recorded with ``record_all_scores=True``.
@@ -29,7 +33,9 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
         if history.stacked:
             raise ValueError(f"histories[{name!r}] is stacked: give the history of one model each")
         if "scores" not in history.extra:
-            raise ValueError(f"histories[{name!r}] has no score snapshots: train with record_all_scores=True")
+            raise ValueError(
+                f"histories[{name!r}] has no score snapshots: train with record_all_scores=True"
+            )
     names = list(histories)
     steps = histories[names[0]].steps
     sentence_words = [words[int(u)] for u in sentence]
@@ -39,7 +45,13 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
         step_index = min(step_index, len(history.steps) - 1)
         attention = sentence_attention_at(history.extra["scores"][step_index], sentence)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
-        plotting.sentence_attention(sentence_words, attention, is_topic, ax=axes[0], title=f"step {int(history.steps[step_index])}")
+        plotting.sentence_attention(
+            sentence_words,
+            attention,
+            is_topic,
+            ax=axes[0],
+            title=f"step {int(history.steps[step_index])}",
+        )
         axes[1].plot(history.steps, history.loss, color=plotting.CLASSIFIER_COLOURS.get(classifier))
         axes[1].axvline(int(history.steps[step_index]), color="k", lw=0.8)
         axes[1].set_xlabel("step")
@@ -50,35 +62,60 @@ def attention_explorer(histories: Mapping[str, TrainingHistory], words, sentence
     return W.interactive(
         show,
         classifier=W.Dropdown(options=names, value=names[0], description="classifier"),
-        step_index=W.IntSlider(min=0, max=len(steps) - 1, step=1, value=len(steps) // 2, description="record #"),
+        step_index=W.IntSlider(
+            min=0, max=len(steps) - 1, step=1, value=len(steps) // 2, description="record #"
+        ),
     )
 
 
 # ---- chapter 2: the persisting identity
 
 
-def sen_explorer(steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_background: int = 1000):
+def sen_explorer(
+    steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_background: int = 1000
+):
     """Chapter 2: choose ``m`` (background words per sentence) and the query's std, train a small
     model (``identity.sen_curve_run``, a second or two on a CPU) and see the SEN curves of all its
     topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.3)), which depends
-    on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last value).
+    on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last
+    value).
     """
     cache: dict = {}
 
     def show(m: int, query_std: float):
         key = (m, round(query_std, 4))
         if key not in cache:
-            cache[key] = sen_curve_run(m, query_std, steps=steps, lr=lr, n_sentences=n_sentences, n_background=n_background, record_every=10)
+            cache[key] = sen_curve_run(
+                m,
+                query_std,
+                steps=steps,
+                lr=lr,
+                n_sentences=n_sentences,
+                n_background=n_background,
+                record_every=10,
+            )
         scores, scaled = cache[key]
         fig, ax = plt.subplots(figsize=(6, 4))
-        plotting.sen_collapse([(m, query_std, scores, scaled)], ax=ax, title=f"m = {m}, query std {query_std:.2f}: ||q|| = scaled axis")
+        plotting.sen_collapse(
+            [(m, query_std, scores, scaled)],
+            ax=ax,
+            title=f"m = {m}, query std {query_std:.2f}: ||q|| = scaled axis",
+        )
         fig.tight_layout()
         plt.show()
 
     return W.interactive(
         show,
         m=W.IntSlider(min=2, max=100, step=1, value=20, description="m", continuous_update=False),
-        query_std=W.FloatLogSlider(min=-1, max=0.3, step=0.05, value=0.3, base=10, description="query std", continuous_update=False),
+        query_std=W.FloatLogSlider(
+            min=-1,
+            max=0.3,
+            step=0.05,
+            value=0.3,
+            base=10,
+            description="query std",
+            continuous_update=False,
+        ),
     )
 
 
@@ -88,11 +125,6 @@ def flow_explorer():
     Each redraw solves the two-scalar ODEs with ``flow.solve_flow`` (a few hundredths of a second
     per method).  Returns the ipywidgets ``interactive`` object.
     """
-    import ipywidgets as W
-    import numpy as np
-
-    from . import flow
-
     def show(m: int, C: int, log10_horizon: float, soft: bool, hard: bool, lvml: bool,
              log_time: bool):
         t = np.linspace(0.0, 10**log10_horizon, 400)
