@@ -405,7 +405,6 @@ def train_hybrid(
     focus: nn.Module,
     classifier: nn.Module,
     data: Mosaics,
-    *,
     soft_epochs: int,
     hard_epochs: int,
     lr: float,
