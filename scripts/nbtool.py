@@ -7,9 +7,9 @@
     python scripts/nbtool.py sync chapters/*.ipynb exercises/*.ipynb
 
 Cells start with ``# %%`` (code) or ``# %% [markdown]``; ``# %% tags=["a", "b"]`` adds tags.
-Markdown lines are written with a leading ``# `` in the script.  ``py2nb`` puts the standard
-Colab setup cell first (after the title; the repository URL and branch come from _config.yml),
-then the macro cell, requests a GPU on Colab, and writes no outputs.
+Markdown lines are written with a leading ``# `` in the script.  ``py2nb`` puts the macro cell
+first, the standard Colab setup cell right after the title (the repository URL and branch come
+from _config.yml), requests a GPU on Colab, and writes no outputs.
 
 The macro cell is a markdown cell tagged ``remove-cell`` (the website drops it: Sphinx has the
 macros from ``_config.yml``) that defines every MathJax macro of ``_config.yml``'s
@@ -127,8 +127,10 @@ def insert_standard_cells(nb, stem: str) -> None:
             wanted += "-x"
         cell["id"] = wanted
         taken.add(wanted)
+    # the macro cell comes first, before the title (a title may use the macros: MathJax defines
+    # them in page order); the setup cell follows the title
     at = 1 if kept and kept[0].cell_type == "markdown" else 0
-    nb.cells = kept[:at] + [setup, macro] + kept[at:]
+    nb.cells = [macro] + kept[:at] + [setup] + kept[at:]
 
 
 def sync(paths) -> None:
@@ -178,9 +180,10 @@ def parse_py(text: str) -> list:
 
 def py2nb(src: Path, dest: Path) -> None:
     cells = [c for c in parse_py(src.read_text()) if not (is_setup_cell(c) or is_macro_cell(c))]
-    # a title cell (markdown) stays first; the setup and macro cells go right after it
+    # the macro cell first (a title may use the macros), the setup cell right after the title
     at = 1 if cells and cells[0].cell_type == "markdown" else 0
-    cells[at:at] = [setup_cell(), macro_cell()]
+    cells[at:at] = [setup_cell()]
+    cells.insert(0, macro_cell())
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},

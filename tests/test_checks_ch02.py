@@ -161,3 +161,21 @@ def test_measured_common_factor_is_a_measurement():
         measured = _measured_score_per_norm_sq(score, q_norm, m, seed=4)
         assert abs(measured - identity.score_per_norm_sq(score, q_norm**2, m)) < 1e-10
     assert _measured_score_per_norm_sq(4.0, 1.0, 20, 0) < _measured_score_per_norm_sq(0.0, 1.0, 20, 0)
+
+
+def test_score_per_norm_sq_reference_kinds_and_bad_input():
+    import numpy as np
+    import pytest
+
+    assert abs(float(identity.score_per_norm_sq(0.0, 2.0, 20)) - (1 - 1 / 21)) < 1e-12
+    grid = np.array([0.0, 10.0])
+    assert isinstance(identity.score_per_norm_sq(grid, 1.0, 5), np.ndarray)
+    scores = torch.tensor([0.0, 50.0], dtype=torch.float32)
+    out = identity.score_per_norm_sq(scores, 1.0, 5)
+    assert out.dtype == torch.float32 and float(out[1]) < 1e-15  # full attention: no gain
+    with pytest.raises(ValueError, match="query_norm_sq"):
+        identity.score_per_norm_sq(0.0, -1.0, 20)
+    with pytest.raises(ValueError, match="m"):
+        identity.score_per_norm_sq(0.0, 1.0, 0)
+    with pytest.raises(TypeError, match="score"):
+        identity.score_per_norm_sq("0", 1.0, 20)

@@ -113,14 +113,15 @@ def test_notebook_ids_unique():
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
-def test_macro_cell_follows_the_setup_cell_and_is_up_to_date(path):
+def test_macro_cell_comes_first_and_is_up_to_date(path):
     """Every macro of _config.yml is defined in the notebook itself, so the math renders in
     Jupyter and Colab; the website removes the cell (it has the macros from _config.yml)."""
     nb = load(path)
     setups = [i for i, c in enumerate(nb.cells) if nbtool.is_setup_cell(c)]
     macro_cells = [i for i, c in enumerate(nb.cells) if nbtool.is_macro_cell(c)]
     fix = f"run: python scripts/nbtool.py sync {path.relative_to(ROOT)}"
-    assert len(setups) == 1 and len(macro_cells) == 1 and macro_cells[0] == setups[0] + 1, fix
+    # first, so that every formula (a title's too) comes after the definitions
+    assert len(setups) == 1 and macro_cells == [0], fix
     cell = nb.cells[macro_cells[0]]
     assert cell.source == nbtool.macro_cell_source(), f"the macro cell is out of date with _config.yml; {fix}"
     assert cell.metadata.get("tags") == ["remove-cell"], fix
@@ -148,8 +149,8 @@ def test_sync_is_idempotent_and_keeps_other_cells(tmp_path):
     nbtool.sync([path])
     assert path.read_text() == first
     cells = nbformat.read(path, as_version=4).cells
-    assert [c.source for c in cells[:2]] == ["# Title", nbtool.setup_cell_source()]
-    assert nbtool.is_macro_cell(cells[2]) and cells[3].source == "x = 1" and len(cells) == 4
+    assert nbtool.is_macro_cell(cells[0])
+    assert [c.source for c in cells[1:]] == ["# Title", nbtool.setup_cell_source(), "x = 1"]
 
 
 MAX_CODE_LINE = 88  # the website's text column shows about 85 characters of code

@@ -428,3 +428,22 @@ def test_gradient_descent_path_rejects_bad_arguments():
 def test_closed_forms_reject_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_gradient_descent_leaves_torch_threads_as_they_were():
+    before = torch.get_num_threads()
+    flow.gradient_descent_path("soft", 3, 2, 0.1, 3)
+    flow.fixed_focus_gradient_descent("hard", 0.5, 2, 3, 0.1, 3)
+    assert torch.get_num_threads() == before
+
+
+def test_fixed_focus_gradient_descent_matches_the_closed_form_and_ignores_m():
+    times, mu, loss, incentive = flow.fixed_focus_gradient_descent("soft", 0.4, 2, 3, 0.05, 400,
+                                                                   record_every=100)
+    exact = flow.fixed_focus_margin("soft", 0.4, 3, times)
+    assert np.max(np.abs(mu - exact)) < 2e-3
+    np.testing.assert_allclose(incentive, flow.focus_incentive("soft", 0.4, mu, 3), rtol=1e-9)
+    np.testing.assert_allclose(loss, flow.reduced_loss("soft", 0.4, mu, 3), rtol=1e-9)
+    _, mu_m6, _, _ = flow.fixed_focus_gradient_descent("soft", 0.4, 6, 3, 0.05, 400,
+                                                       record_every=100)
+    np.testing.assert_allclose(mu_m6, mu, atol=1e-12)  # zero backgrounds: m does not matter

@@ -545,6 +545,18 @@ def euler_flow(method, m, C, t_end, step):
 # ---------------------------------------------------------------- the real model (section 6)
 
 
+class _one_torch_thread:
+    """Run tiny tensor work on one thread: OpenMP wake-ups cost more than the work itself, and on
+    a busy machine they can make a loop of small steps many times slower."""
+
+    def __enter__(self):
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.previous)
+
+
 def population_mosaics(m, C, dtype=torch.float64):
     """Every (class, position) mosaic once: the dataset whose mean loss IS the population loss.
 
@@ -619,18 +631,19 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
         return mu, nu, asym
 
     records = [(0.0, *reduced_state())]
-    for step in range(n_steps):
-        name = method
-        if method == "hybrid":
-            name = "soft" if step < switch_step else "hard"
-        # the unchecked kernel: the arguments were built right here, and checks cost a sync
-        loss = losses.KERNELS[name](focus.attention(segments), segments, labels, classifier)
-        grads = torch.autograd.grad(loss, parameters)
-        with torch.no_grad():
-            for parameter, grad in zip(parameters, grads):
-                parameter -= lr * grad
-        if (step + 1) % record_every == 0:
-            records.append(((step + 1) * lr, *reduced_state()))
+    with _one_torch_thread():
+        for step in range(n_steps):
+            name = method
+            if method == "hybrid":
+                name = "soft" if step < switch_step else "hard"
+            # the unchecked kernel: the arguments were built right here, and checks cost a sync
+            loss = losses.KERNELS[name](focus.attention(segments), segments, labels, classifier)
+            grads = torch.autograd.grad(loss, parameters)
+            with torch.no_grad():
+                for parameter, grad in zip(parameters, grads):
+                    parameter -= lr * grad
+            if (step + 1) % record_every == 0:
+                records.append(((step + 1) * lr, *reduced_state()))
     times, mu, nu, asym = (np.array(column) for column in zip(*records))
     return times, mu, nu, asym
 
@@ -665,22 +678,23 @@ def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=
         return a * is_foreground + (1 - a) / (m - 1) * (1 - is_foreground)
 
     records = []
-    for step in range(n_steps + 1):
-        if step % record_every == 0:
-            a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
-            loss = loss_fn(attention(a), segments, labels, classifier)
-            (d_alpha,) = torch.autograd.grad(loss, a)
-            W = classifier.net.weight.detach()
-            mu = float(W.diagonal().mean() - W[off_diagonal].mean())
-            records.append((step * lr, mu, float(loss.detach()), -float(d_alpha)))
-        if step == n_steps:
-            break
-        loss = losses.KERNELS[method](attention(torch.tensor(alpha, dtype=torch.float64)),
-                                      segments, labels, classifier)
-        grads = torch.autograd.grad(loss, list(classifier.parameters()))
-        with torch.no_grad():
-            for parameter, grad in zip(classifier.parameters(), grads):
-                parameter -= lr * grad
+    with _one_torch_thread():
+        for step in range(n_steps + 1):
+            if step % record_every == 0:
+                a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
+                loss = loss_fn(attention(a), segments, labels, classifier)
+                (d_alpha,) = torch.autograd.grad(loss, a)
+                W = classifier.net.weight.detach()
+                mu = float(W.diagonal().mean() - W[off_diagonal].mean())
+                records.append((step * lr, mu, float(loss.detach()), -float(d_alpha)))
+            if step == n_steps:
+                break
+            loss = losses.KERNELS[method](attention(torch.tensor(alpha, dtype=torch.float64)),
+                                          segments, labels, classifier)
+            grads = torch.autograd.grad(loss, list(classifier.parameters()))
+            with torch.no_grad():
+                for parameter, grad in zip(classifier.parameters(), grads):
+                    parameter -= lr * grad
     return tuple(np.array(column) for column in zip(*records))
 
 

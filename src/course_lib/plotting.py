@@ -17,7 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .identity import attention_from_score, large_score_miss, sen_norm_curve, small_score_norm_sq
+from .identity import (
+    attention_from_score,
+    large_score_miss,
+    score_per_norm_sq,
+    sen_norm_curve,
+    small_score_norm_sq,
+)
 
 # The course's look: white backgrounds (readable in the website's light and dark themes), no top
 # or right spines.  Applied by use_course_style(), never on import.
@@ -614,8 +620,6 @@ def common_factor(score, measured, query_norm: float, m: int, title: str = "The 
     ``score`` and ``measured`` are ``(T, n_topic_words)`` (the score at the middle of each
     recorded interval and the ratio of the increments over it).
     """
-    from .identity import score_per_norm_sq
-
     score, measured = _np(score), _np(measured)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for k in range(score.shape[1]):

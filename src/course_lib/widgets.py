@@ -1,5 +1,6 @@
 """Interactive explorers (ipywidgets) built on ``course_lib.plotting`` (chapter 1: the attention
-of a sentence during training; chapter 2: the SEN curves for a chosen ``m`` and query).
+of a sentence during training; chapter 2: the SEN curves for a chosen ``m`` and query; chapter 5:
+the gradient flow).
 
 Each explorer has a static counterpart in its chapter, so the website, which has no kernel, says
 the same thing; open the notebook in Jupyter or Colab to move the sliders.
@@ -11,9 +12,10 @@ from typing import Mapping
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
-from . import plotting
+from . import flow, plotting
 from .identity import sen_curve_run
 from .topic import sentence_attention_at  # noqa: F401  (chapter 1 calls it from here too)
 from .training import TrainingHistory
@@ -123,11 +125,6 @@ def flow_explorer():
     Each redraw solves the two-scalar ODEs with ``flow.solve_flow`` (a few hundredths of a second
     per method).  Returns the ipywidgets ``interactive`` object.
     """
-    import ipywidgets as W
-    import numpy as np
-
-    from . import flow
-
     def show(m: int, C: int, log10_horizon: float, soft: bool, hard: bool, lvml: bool,
              log_time: bool):
         t = np.linspace(0.0, 10**log10_horizon, 400)

@@ -1,4 +1,4 @@
-"""A chapter opened in JupyterLab with jupyterlab-myst (the README's Jupyter instructions) shows
+r"""A chapter opened in JupyterLab with jupyterlab-myst (the README's Jupyter instructions) shows
 its MyST markup rendered: theorems, exercises, solutions, {cite} and {prf:ref} are not raw text,
 and its math is typeset (by KaTeX, which jupyterlab-myst uses).
 
