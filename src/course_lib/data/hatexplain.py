@@ -96,7 +96,9 @@ def fetch_git_verified(url: str, destination: str | os.PathLike, blob_sha1: str,
                     for block in iter(lambda: response.read(CHUNK), b""):
                         handle.write(block)
             except Exception as error:  # network errors of every kind get the same advice
-                raise DataError(f"could not download {label} from {url}: {error}. {advice}") from error
+                raise DataError(
+                    f"could not download {label} from {url}: {error}. {advice}"
+                ) from error
         actual = git_blob_sha1(tmp)
         if actual != blob_sha1:
             raise DataError(f"the download of {label} ({url}) fails its git blob check (got "
