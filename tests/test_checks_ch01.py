@@ -265,3 +265,16 @@ def test_chapter_links_its_exercise_notebook_on_the_configured_repository():
     target = f"{repo}/blob/{branch}/exercises/01_the_task.ipynb"
     assert f"(https://github.com/{target})" in text
     assert (root / "exercises/01_the_task.ipynb").exists()
+
+
+def test_forward_and_labels_stubs_are_to_do(run_check):
+    def attention_forward(tokens, embedding, keys, query):
+        raise NotImplementedError
+
+    def label_sentences(tokens, topic_of_word):
+        raise NotImplementedError
+
+    for check, stub in ((checks.check_attention_forward, attention_forward),
+                        (checks.check_label_sentences, label_sentences)):
+        ok, out = run_check(check, stub)
+        assert not ok and "[to do]" in out

@@ -70,6 +70,13 @@ def test_lemma_holds_for_any_common_factor_and_fails_for_the_wrong_coupling():
     assert np.allclose(c[np.abs(rates[:, 1]) > 1e-3], 0.8, rtol=1e-10)
 
 
+def test_lemma_coupling_where_the_strength_does_not_move():
+    assert cons.lemma_coupling(1.0, 0.0, 0.0, 4) == float("inf")
+    assert np.isnan(cons.lemma_coupling(0.0, 0.0, 0.0, 4))
+    out = cons.lemma_coupling(torch.tensor([1.0, 0.4]), torch.tensor([0.0, 1.0]), 0.0, 4)
+    assert torch.isinf(out[0]) and out[1].item() == pytest.approx(0.5)
+
+
 def test_lemma_drift_shapes_and_types():
     theta = torch.zeros(5, 3)
     assert cons.lemma_drift(theta, theta, 0.5, 4).shape == (3,)

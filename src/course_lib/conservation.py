@@ -122,8 +122,11 @@ def lemma_coupling(theta_rate, strength_rate, theta, n_others):
     theta_rate = _check_values(theta_rate, "theta_rate")
     strength_rate = _check_values(strength_rate, "strength_rate")
     reciprocal = miss_reciprocal(theta, n_others)
+    if not isinstance(strength_rate, (torch.Tensor, np.ndarray)):
+        strength_rate = np.float64(strength_rate)  # divides by 0 as an array does, to inf or nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        return theta_rate * reciprocal / strength_rate
+        out = theta_rate * reciprocal / strength_rate
+    return float(out) if isinstance(out, np.floating) else out
 
 
 def lemma_invariant(theta, strength, coupling, n_others):
