@@ -548,27 +548,32 @@ def train_hybrid_runs(
     with torch.no_grad():
         x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in (segments, labels))
         _check(focus_models[0].attention(x), x, y, classifiers[0])
-    kinds = tuple(sorted({"hard" if n == "hybrid" else n for n in methods}
-                         | ({"soft"} if "hybrid" in methods else set())))
     fixed_index = torch.tensor([LOSS_NAMES.index(n) if n != "hybrid" else 0 for n in methods],
                                device=device)
     is_hybrid = torch.tensor([n == "hybrid" for n in methods], device=device)
 
-    def run_loss(f_params, c_params, selector, x, y, z):
+    def run_loss(kinds_now, f_params, c_params, selector, x, y, z):
         alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
         classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
-        value = _selected_loss(kinds, selector, alpha, x, y, classify)
+        value = _selected_loss(kinds_now, selector, alpha, x, y, classify)
         alpha = alpha.detach()
         a_z = alpha.gather(1, z[:, None]).mean()
         hit = (alpha.argmax(1) == z).float().mean()
         return value, (value.detach(), a_z, hit)
 
-    batched_loss = vmap(run_loss, in_dims=(0, 0, 0) + (data_dim,) * 3)
+    # one vmapped function per set of losses in use at a step: a step where every run is in
+    # its soft phase computes no per-segment (hard) loss
+    batched = {}
     names = list(focus_params), list(clf_params)
 
-    def gradients(selectors, x, y, z):
+    def gradients(index, x, y, z):
+        kinds_now = tuple(LOSS_NAMES[i] for i in sorted(set(index.tolist())))
+        if kinds_now not in batched:
+            batched[kinds_now] = vmap(lambda *a, k=kinds_now: run_loss(k, *a),
+                                      in_dims=(0, 0, 0) + (data_dim,) * 3)
+        selectors = F.one_hot(index, 3).float()
         leaves = [v.requires_grad_() for v in (*focus_params.values(), *clf_params.values())]
-        values, records = batched_loss(focus_params, clf_params, selectors, x, y, z)
+        values, records = batched[kinds_now](focus_params, clf_params, selectors, x, y, z)
         grads = torch.autograd.grad(values.sum(), leaves)  # the runs are independent
         n_focus = len(names[0])
         return (dict(zip(names[0], grads[:n_focus])), dict(zip(names[1], grads[n_focus:])),
@@ -595,7 +600,7 @@ def train_hybrid_runs(
                 switched_at[starts_hard.cpu()] = step
             switched_at[(is_hybrid & ~undecided & (soft_left == 0)).cpu()] = 0
             index = torch.where(is_hybrid, torch.where(soft_now, 0, 1), fixed_index)
-            g_focus, g_clf, (value, a_z, hit) = gradients(F.one_hot(index, 3).float(), x, y, z)
+            g_focus, g_clf, (value, a_z, hit) = gradients(index, x, y, z)
             _momentum_step(focus_params, g_focus, focus_buf, lrs, momentum)
             _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
             weight = (stop - start) / labels.shape[-1]
