@@ -98,7 +98,7 @@ lint: venv
 	$(BIN)/ruff check --line-length 88 chapters exercises
 
 # Colab, simulated (tests/colab): Colab's Python and versions in a virtual environment built once
-# (~6 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
+# (5.2 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
 # rendered outside the website. Results in _build/colab/.
 colab: venv $(SITE_ASSETS)
 	COURSE_COLAB_REQUIRED=1 $(BIN)/python -m pytest tests/colab -q -p no:cacheprovider
