@@ -25,7 +25,6 @@ PARAMETER_BLOCK_PENDING = {
     "course_lib.conservation.make_repeated_topic_corpus",
     "course_lib.flow.fixed_focus_gradient_descent",
     "course_lib.flow.solve_flow",
-    "course_lib.mosaic_training.train_hybrid",
 }
 
 

@@ -418,7 +418,17 @@ def train_hybrid(
     model into a new optimizer): two calls of :func:`train_mosaic`.  Either phase may have 0
     epochs (pure hard, pure soft).
 
-    Returns ``(focus, classifier, history)`` with (soft_epochs + hard_epochs,) records.
+    Parameters
+    ----------
+    focus, classifier : the models, trained in place (as in :func:`train_mosaic`).
+    data : the training ``Mosaics``.
+    soft_epochs, hard_epochs : the lengths of the two phases (>= 0, not both 0).
+    lr, batch_size, momentum : minibatch SGD settings, the same in both phases.
+
+    Returns
+    -------
+    ``(focus, classifier, history)``: a ``MosaicHistory`` with (soft_epochs + hard_epochs,)
+    records, the soft phase's epochs first.
     """
     soft_epochs = check_int(soft_epochs, "soft_epochs", minimum=0)
     hard_epochs = check_int(hard_epochs, "hard_epochs", minimum=0)
