@@ -118,6 +118,20 @@ def test_plateau_switch_equals_the_same_switch_given_as_a_step():
     torch.testing.assert_close(again.loss[0], hist.loss[0])
 
 
+def test_plateau_waits_for_min_epochs():
+    torch.manual_seed(0)
+    data = make_linear_mosaics(200, n_classes=4, m=5, seed=1)
+    steps = []
+    for min_epochs in (0, 20):
+        focus, clf = [LinearFocus(5)], [LinearClassifier(5, 4)]
+        _, _, hist = train_hybrid_runs(focus, clf, data, ["hybrid"], epochs=30, lr=0.5,
+                                       batch_size=50,
+                                       plateau=Plateau("loss", 2, 0.02, min_epochs=min_epochs))
+        steps.append(int(hist.switch_step[0]))
+    assert steps[0] < 20 * 4  # without a minimum it fires earlier ...
+    assert steps[1] == 20 * 4  # ... with one, at the end of epoch 20 (the loss is flat there)
+
+
 def test_focus_plateau_and_records():
     torch.manual_seed(0)
     focus, clf = [LinearFocus(5)], [LinearClassifier(5, 4)]
@@ -136,6 +150,7 @@ def test_focus_plateau_and_records():
     ({"switch_steps": [1, 2, 3]}, ValueError, "one per run"),
     ({"switch_steps": None, "plateau": ("loss", 2, 0.1)}, TypeError, "Plateau"),
     ({"switch_steps": None, "plateau": Plateau("accuracy")}, ValueError, "metric"),
+    ({"switch_steps": None, "plateau": Plateau("loss", min_epochs=-1)}, ValueError, "min_epochs"),
     ({"epochs": 0}, ValueError, "epochs"),
 ])
 def test_bad_arguments_are_refused(kwargs, error, match):

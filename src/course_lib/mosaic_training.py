@@ -447,11 +447,13 @@ class Plateau(NamedTuple):
     """A switch criterion for the hybrid (chapter 6): switch at the end of the first epoch at
     which ``metric`` ("focus": the training focus accuracy, "loss": the training loss) has
     improved by less than ``min_delta`` over the last ``patience`` epochs (focus accuracy as
-    a fraction in [0, 1]; an improvement is a rise of the focus, a fall of the loss)."""
+    a fraction in [0, 1]; an improvement is a rise of the focus, a fall of the loss), and not
+    before ``min_epochs`` epochs (a flat start of training is not the plateau meant)."""
 
     metric: str = "focus"
     patience: int = 3
     min_delta: float = 0.005
+    min_epochs: int = 0
 
 
 class HybridHistory(NamedTuple):
@@ -474,6 +476,7 @@ def _check_plateau(plateau) -> Plateau:
         raise ValueError(f"plateau.metric must be 'focus' or 'loss', got {plateau.metric!r}")
     check_int(plateau.patience, "plateau.patience", minimum=1)
     check_positive(plateau.min_delta, "plateau.min_delta", allow_zero=True)
+    check_int(plateau.min_epochs, "plateau.min_epochs", minimum=0)
     return plateau
 
 
@@ -616,7 +619,7 @@ def train_hybrid_runs(
             weight = (stop - start) / labels.shape[-1]
             history[:, :, epoch] += weight * torch.stack([value, a_z, hit])
             step += 1
-        if bool(undecided.any()) and epoch >= plateau.patience:
+        if bool(undecided.any()) and epoch >= max(plateau.patience, plateau.min_epochs - 1):
             row = 2 if plateau.metric == "focus" else 0
             sign = 1.0 if plateau.metric == "focus" else -1.0
             gain = sign * (history[row, :, epoch] - history[row, :, epoch - plateau.patience])
