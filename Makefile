@@ -91,12 +91,14 @@ notebooks: venv
 browser: venv
 	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
-# ruff (configured in pyproject.toml): the library, the tests and the benchmarks.
+# ruff (configured in pyproject.toml): the library, the tests and the benchmarks at 100 columns,
+# the notebooks' code cells at 88.
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check --line-length 88 chapters exercises
 
 # Colab, simulated (tests/colab): Colab's Python and versions in a virtual environment built once
-# (~6 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
+# (5.2 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
 # rendered outside the website. Results in _build/colab/.
 colab: venv $(SITE_ASSETS)
 	COURSE_COLAB_REQUIRED=1 $(BIN)/python -m pytest tests/colab -q -p no:cacheprovider

@@ -38,7 +38,7 @@ import torch
 
 SIZES = ("tiny", "quick", "full")
 # Modules whose import registers benchmarks, in report order.
-MODULES = ("bench_notebooks", "bench_topic", "bench_mosaic", "bench_flow")
+MODULES = ("bench_notebooks", "bench_topic", "bench_mosaic", "bench_flow", "bench_hybrid")
 
 
 @dataclass

@@ -723,3 +723,29 @@ def euler_step_needed(method, m, C, t_end, tol):
             return step
         step /= 2
     raise ValueError(f"no step down to 1e-7 reaches tol={tol}")
+
+
+# ---------------------------------------------------------------- the hybrid's switch (chapter 6)
+
+
+def best_switch_time(m, C, horizon, candidates):
+    """The switch time of the soft-then-hard hybrid that ends most focused at ``horizon``.
+
+    For each candidate T (0 <= T; a T at or past the horizon is pure soft, T = 0 pure hard),
+    solve the hybrid flow (:func:`solve_flow`) up to ``horizon`` and return the T whose
+    attention on the foreground alpha(horizon) is largest (the first one on ties), as a float
+    (chapter 6, "When to switch").
+
+    >>> best_switch_time(5, 3, 100.0, [0.0, 35.0, 100.0])  # hard, a hybrid, soft
+    35.0
+    """
+    m, C = _check_sizes(m, C)
+    horizon = check_positive(horizon, "horizon")
+    candidates = np.asarray(candidates, dtype=float)
+    if candidates.ndim != 1 or candidates.size == 0 or np.any(~np.isfinite(candidates)):
+        raise ValueError("candidates must be a non-empty 1-D array of finite switch times")
+    if np.any(candidates < 0):
+        raise ValueError("candidates must be switch times >= 0")
+    final_nu = [solve_flow("hybrid", m, C, [horizon], switch_time=float(T))[1][0]
+                for T in candidates]
+    return float(candidates[int(np.argmax(final_nu))])

@@ -154,3 +154,25 @@ def evaluate_mosaics(focus, classifier, data) -> MosaicEvaluation:
             accuracy[rule] = table[rule]["FTPT"] + table[rule]["FFPT"]
         focus_accuracy = 100.0 * (alpha.argmax(1) == data.foreground).double().mean().item()
     return MosaicEvaluation(alpha, a_z, s_y, table, accuracy, focus_accuracy, a_z.mean().item())
+
+
+def per_class_focus_accuracy(alpha, foreground, labels, n_classes: int) -> torch.Tensor:
+    """Focus accuracy of each class (chapter 6): entry c is the percentage of the mosaics of
+    class c whose most-attended segment is the foreground, shape (n_classes,), NaN for a class
+    with no mosaics.  A class far below the others while accuracy stays high is the shortcut
+    focus: the model finds the other classes and predicts this one by elimination.
+
+    >>> import torch
+    >>> alpha = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    >>> per_class_focus_accuracy(alpha, torch.tensor([0, 1, 1, 1]), torch.tensor([0, 0, 1, 1]), 2)
+    tensor([100.,  50.], dtype=torch.float64)
+    """
+    _check_alpha_index(alpha, foreground, "foreground")
+    _check_alpha_index(alpha, labels, "labels")
+    n_classes = check_int(n_classes, "n_classes", minimum=1)
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes}), got values up to {int(labels.max())}")
+    hit = (alpha.argmax(1) == foreground).double()
+    totals = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, torch.ones_like(hit))
+    found = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, hit)
+    return 100.0 * found / totals

@@ -394,3 +394,240 @@ def train_fixed_focus(
     _write_back(classifiers, clf_params)
     loss, loss_plus = torch.stack(loss, 1).cpu(), torch.stack(loss_plus, 1).cpu()
     return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
+
+
+# ---------------------------------------------------------------- the hybrid schedule (chapter 6)
+
+TRAINING_METHODS = LOSS_NAMES + ("hybrid",)
+
+
+def train_hybrid(
+    focus: nn.Module,
+    classifier: nn.Module,
+    data: Mosaics,
+    soft_epochs: int,
+    hard_epochs: int,
+    lr: float,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+):
+    """The hybrid as the official code runs it (chapter 6): soft, then hard, in place.
+
+    Train with the soft loss for ``soft_epochs``, then continue from those parameters with the
+    hard loss for ``hard_epochs`` and *fresh* optimizers (the official code reloads the soft
+    model into a new optimizer): two calls of :func:`train_mosaic`.  Either phase may have 0
+    epochs (pure hard, pure soft).
+
+    Parameters
+    ----------
+    focus, classifier : the models, trained in place (as in :func:`train_mosaic`).
+    data : the training ``Mosaics``.
+    soft_epochs, hard_epochs : the lengths of the two phases (>= 0, not both 0).
+    lr, batch_size, momentum : minibatch SGD settings, the same in both phases.
+
+    Returns
+    -------
+    ``(focus, classifier, history)``: a ``MosaicHistory`` with (soft_epochs + hard_epochs,)
+    records, the soft phase's epochs first.
+    """
+    soft_epochs = check_int(soft_epochs, "soft_epochs", minimum=0)
+    hard_epochs = check_int(hard_epochs, "hard_epochs", minimum=0)
+    if soft_epochs + hard_epochs == 0:
+        raise ValueError("soft_epochs + hard_epochs must be at least 1")
+    parts = []
+    for name, epochs in (("soft", soft_epochs), ("hard", hard_epochs)):
+        if epochs:
+            _, _, history = train_mosaic(focus, classifier, data, name, epochs=epochs, lr=lr,
+                                         batch_size=batch_size, momentum=momentum)
+            parts.append(history)
+    return focus, classifier, MosaicHistory(*(torch.cat(column) for column in zip(*parts)))
+
+
+class Plateau(NamedTuple):
+    """A switch criterion for the hybrid (chapter 6): switch at the end of the first epoch at
+    which ``metric`` ("focus": the training focus accuracy, "loss": the training loss) has
+    improved by less than ``min_delta`` over the last ``patience`` epochs (focus accuracy as
+    a fraction in [0, 1]; an improvement is a rise of the focus, a fall of the loss), and not
+    before ``min_epochs`` epochs (a flat start of training is not the plateau meant)."""
+
+    metric: str = "focus"
+    patience: int = 3
+    min_delta: float = 0.005
+    min_epochs: int = 0
+
+
+class HybridHistory(NamedTuple):
+    """Per-epoch records of :func:`train_hybrid_runs`, each (R, T): the mean training loss, the
+    mean attention on the foreground a_z and the training focus accuracy (fraction of
+    mosaics whose most-attended segment is the foreground), over the epoch's batches;
+    ``switch_step`` (R,): the optimizer step at which each run switched from soft to hard
+    (0 for pure hard and LVML runs, -1 for runs that never switched)."""
+
+    loss: torch.Tensor
+    mean_a_z: torch.Tensor
+    focus_accuracy: torch.Tensor
+    switch_step: torch.Tensor
+
+
+def _check_plateau(plateau) -> Plateau:
+    if not isinstance(plateau, Plateau):
+        raise TypeError(f"plateau must be a mosaic_training.Plateau, got {type(plateau).__name__}")
+    if plateau.metric not in ("focus", "loss"):
+        raise ValueError(f"plateau.metric must be 'focus' or 'loss', got {plateau.metric!r}")
+    check_int(plateau.patience, "plateau.patience", minimum=1)
+    check_positive(plateau.min_delta, "plateau.min_delta", allow_zero=True)
+    check_int(plateau.min_epochs, "plateau.min_epochs", minimum=0)
+    return plateau
+
+
+def _switch_steps(methods, switch_steps, runs: int):
+    """Per run: the soft-phase length in steps (None = decided by the plateau, -1 = never)."""
+    if isinstance(switch_steps, (list, tuple)):
+        if len(switch_steps) != runs:
+            raise ValueError(f"switch_steps must be one value or one per run ({runs})")
+        given = list(switch_steps)
+    else:
+        given = [switch_steps] * runs
+    out = []
+    for method, value in zip(methods, given):
+        if method == "hybrid":
+            out.append(None if value is None else check_int(value, "switch_steps", minimum=0))
+        elif method == "soft":
+            out.append(-1)
+        else:
+            out.append(0)
+    return out
+
+
+def train_hybrid_runs(
+    focus_models: Sequence[nn.Module],
+    classifiers: Sequence[nn.Module],
+    data: Mosaics,
+    methods: Sequence[str],
+    *,
+    epochs: int,
+    lr,
+    switch_steps=None,
+    plateau: Plateau | None = None,
+    batch_size: int = 256,
+    momentum: float = 0.9,
+):
+    """Train R runs of soft, hard, LVML and hybrid schedules as ONE computation (chapter 6).
+
+    The engine of :func:`train_mosaic_runs` (stacked parameters, one ``vmap`` and one backward
+    per step for all runs) with a loss that can change during training: a "hybrid" run uses
+    the soft loss until its switch point and the hard loss after it, and at the switch its
+    momentum buffers are zeroed, which is exactly a fresh ``torch.optim.SGD`` (whose first
+    step sets the buffer to the gradient).  The switch point of a hybrid run is a step
+    (``switch_steps``: the number of soft steps; 0 is pure hard, at least the number of steps
+    of training is pure soft) or, where its switch step is None, the first end of an epoch at
+    which ``plateau`` fires on that run's own records.
+
+    Parameters
+    ----------
+    focus_models, classifiers : R modules each, one architecture per list.
+    data : the training ``Mosaics`` shared by all runs, or a list of R (one per run).
+    methods : R names, "soft", "hard", "lvml" or "hybrid".
+    epochs, batch_size, momentum : minibatch SGD settings (batches in a fixed order).
+    lr : one learning rate, or one per run.
+    switch_steps : one int (or None), or one per run; used by the hybrid runs only.
+    plateau : the :class:`Plateau` criterion for hybrid runs whose switch step is None.
+
+    Returns
+    -------
+    ``(focus_models, classifiers, history)``, a :class:`HybridHistory` of (R, T) records.
+    """
+    runs = len(focus_models)
+    if len(classifiers) != runs:
+        raise ValueError(f"classifiers must be one per focus model ({runs}), got {len(classifiers)}")
+    if len(methods) != runs:
+        raise ValueError(f"methods must name one method per run ({runs}), got {len(methods)}")
+    for name in methods:
+        if name not in TRAINING_METHODS:
+            raise ValueError(f"methods must be among {TRAINING_METHODS}, got {name!r}")
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    momentum = check_fraction(momentum, "momentum", allow_zero=True)
+    switch = _switch_steps(methods, switch_steps, runs)
+    if any(s is None for s in switch):
+        if plateau is None:
+            raise ValueError("a hybrid run without a switch step needs a plateau criterion")
+        plateau = _check_plateau(plateau)
+    focus_base, focus_params, _ = _stack(focus_models, "focus_models")
+    clf_base, clf_params, _ = _stack(classifiers, "classifiers")
+    device = next(iter(clf_params.values())).device
+    lrs = _per_run(lr, runs, "lr", device)
+    data_dim, (segments, labels, foreground) = _run_data(data, runs, device)
+    with torch.no_grad():
+        x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in (segments, labels))
+        _check(focus_models[0].attention(x), x, y, classifiers[0])
+    fixed_index = torch.tensor([LOSS_NAMES.index(n) if n != "hybrid" else 0 for n in methods],
+                               device=device)
+    is_hybrid = torch.tensor([n == "hybrid" for n in methods], device=device)
+
+    def run_loss(kinds_now, f_params, c_params, selector, x, y, z):
+        alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
+        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
+        value = _selected_loss(kinds_now, selector, alpha, x, y, classify)
+        alpha = alpha.detach()
+        a_z = alpha.gather(1, z[:, None]).mean()
+        hit = (alpha.argmax(1) == z).float().mean()
+        return value, (value.detach(), a_z, hit)
+
+    # one vmapped function per set of losses in use at a step: a step where every run is in
+    # its soft phase computes no per-segment (hard) loss
+    batched = {}
+    names = list(focus_params), list(clf_params)
+
+    def gradients(index, x, y, z):
+        kinds_now = tuple(LOSS_NAMES[i] for i in sorted(set(index.tolist())))
+        if kinds_now not in batched:
+            batched[kinds_now] = vmap(lambda *a, k=kinds_now: run_loss(k, *a),
+                                      in_dims=(0, 0, 0) + (data_dim,) * 3)
+        selectors = F.one_hot(index, 3).float()
+        leaves = [v.requires_grad_() for v in (*focus_params.values(), *clf_params.values())]
+        values, records = batched[kinds_now](focus_params, clf_params, selectors, x, y, z)
+        grads = torch.autograd.grad(values.sum(), leaves)  # the runs are independent
+        n_focus = len(names[0])
+        return (dict(zip(names[0], grads[:n_focus])), dict(zip(names[1], grads[n_focus:])),
+                records)
+
+    focus_buf = {k: torch.zeros_like(v) for k, v in focus_params.items()}
+    clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
+    soft_left = torch.tensor([-1 if s is None else s for s in switch], device=device)
+    undecided = torch.tensor([s is None for s in switch], device=device)
+    switched_at = torch.tensor([0 if n in ("hard", "lvml") else -1 for n in methods])
+    history = torch.zeros(3, runs, epochs, device=device)
+    step = 0
+    for epoch in range(epochs):
+        for start, stop in _batches(labels.shape[-1], batch_size):
+            x, y, z = (t[start:stop] if data_dim is None else t[:, start:stop]
+                       for t in (segments, labels, foreground))
+            # a hybrid run is soft while it has soft steps left (or is waiting for its plateau)
+            soft_now = is_hybrid & (undecided | (soft_left > step))
+            starts_hard = is_hybrid & ~undecided & (soft_left == step) & (step > 0)
+            if bool(starts_hard.any()):  # a fresh optimizer for the runs that switch now
+                keep = (~starts_hard).float()
+                for buf in (*focus_buf.values(), *clf_buf.values()):
+                    buf.mul_(keep.view(-1, *[1] * (buf.dim() - 1)))
+                switched_at[starts_hard.cpu()] = step
+            switched_at[(is_hybrid & ~undecided & (soft_left == 0)).cpu()] = 0
+            index = torch.where(is_hybrid, torch.where(soft_now, 0, 1), fixed_index)
+            g_focus, g_clf, (value, a_z, hit) = gradients(index, x, y, z)
+            _momentum_step(focus_params, g_focus, focus_buf, lrs, momentum)
+            _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
+            weight = (stop - start) / labels.shape[-1]
+            history[:, :, epoch] += weight * torch.stack([value, a_z, hit])
+            step += 1
+        if bool(undecided.any()) and epoch >= max(plateau.patience, plateau.min_epochs - 1):
+            row = 2 if plateau.metric == "focus" else 0
+            sign = 1.0 if plateau.metric == "focus" else -1.0
+            gain = sign * (history[row, :, epoch] - history[row, :, epoch - plateau.patience])
+            fires = undecided & (gain < plateau.min_delta)
+            soft_left = torch.where(fires, step, soft_left)
+            undecided = undecided & ~fires
+    _write_back(focus_models, focus_params)
+    _write_back(classifiers, clf_params)
+    history = history.cpu()
+    return focus_models, classifiers, HybridHistory(history[0], history[1], history[2],
+                                                    switched_at)

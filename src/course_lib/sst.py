@@ -16,6 +16,8 @@ This module turns sentences into what the model eats (chapter 3, "From text to
 tensors"): the paper's tokenisation, a vocabulary with a padding token, padded ``(n, length)``
 tensors with a mask, and the two word statistics of the chapter, *frequency* (how many training
 sentences contain a word) and *purity* (how one-sided its label distribution is).
+Training on SST is ``training.train_with_early_stopping`` and the identity on real words
+``identity.real_word_sen`` (their old names here, ``train_sst`` and ``real_word_sen``, still work).
 """
 
 from __future__ import annotations

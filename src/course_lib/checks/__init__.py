@@ -61,3 +61,11 @@ __all__ += ["check_early_score_law"]
 from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant  # noqa: E402
 
 __all__ += ["check_miss_reciprocal", "check_lemma_coupling", "check_topic_invariant"]
+
+from .ch06 import (  # noqa: E402
+    check_best_switch_time,
+    check_per_class_focus_accuracy,
+    check_train_hybrid,
+)
+
+__all__ += ["check_train_hybrid", "check_best_switch_time", "check_per_class_focus_accuracy"]

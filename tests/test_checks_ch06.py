@@ -1,0 +1,119 @@
+"""Each chapter-6 check passes the reference, says "to do" for an unimplemented stub, and fails
+plausible wrong answers with a hint that points at the mistake; none of them raises."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from course_lib import checks, flow, metrics, mosaic_training
+from course_lib.checks import ch06
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+def test_train_hybrid_check(run_check):
+    ok, out = run_check(checks.check_train_hybrid, mosaic_training.train_hybrid)
+    assert ok and "[passed]" in out
+    ok, out = run_check(checks.check_train_hybrid, stub)
+    assert not ok and "[to do]" in out
+
+    def one_optimizer(focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256,
+                      momentum=0.9):
+        f, c = ch06._one_optimizer((focus, classifier),
+                                   [("soft", soft_epochs), ("hard", hard_epochs)])
+        for mine, trained in ((focus, f), (classifier, c)):
+            mine.load_state_dict(trained.state_dict())
+        return focus, classifier, mosaic_training.MosaicHistory(
+            torch.zeros(soft_epochs + hard_epochs), torch.zeros(soft_epochs + hard_epochs))
+
+    ok, out = run_check(checks.check_train_hybrid, one_optimizer)
+    assert not ok and "FRESH optimizer" in out
+
+    def hard_first(focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256,
+                   momentum=0.9):
+        parts = []
+        for name, epochs in (("hard", hard_epochs), ("soft", soft_epochs)):
+            if epochs:
+                parts.append(mosaic_training.train_mosaic(
+                    focus, classifier, data, name, epochs=epochs, lr=lr,
+                    batch_size=batch_size)[2])
+        return focus, classifier, mosaic_training.MosaicHistory(
+            *(torch.cat(col) for col in zip(*parts)))
+
+    ok, out = run_check(checks.check_train_hybrid, hard_first)
+    assert not ok and "soft comes FIRST" in out
+
+    def soft_only(focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256,
+                  momentum=0.9):
+        return mosaic_training.train_mosaic(focus, classifier, data, "soft",
+                                            epochs=soft_epochs + hard_epochs, lr=lr,
+                                            batch_size=batch_size)
+
+    ok, out = run_check(checks.check_train_hybrid, soft_only)
+    assert not ok and "soft loss only" in out
+
+    def last_phase_history(focus, classifier, data, soft_epochs, hard_epochs, lr,
+                           batch_size=256, momentum=0.9):
+        out = mosaic_training.train_hybrid(focus, classifier, data, soft_epochs, hard_epochs,
+                                           lr, batch_size)
+        return out[0], out[1], mosaic_training.MosaicHistory(out[2].loss[-1:],
+                                                             out[2].mean_a_z[-1:])
+
+    ok, out = run_check(checks.check_train_hybrid, last_phase_history)
+    assert not ok and "one value per epoch" in out
+
+
+def test_best_switch_time_check(run_check):
+    ok, out = run_check(checks.check_best_switch_time, flow.best_switch_time)
+    assert ok and "[passed]" in out
+    ok, out = run_check(checks.check_best_switch_time, stub)
+    assert not ok and "[to do]" in out
+
+    def finals(m, C, horizon, candidates):
+        return [flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[1][0]
+                for T in candidates]
+
+    ok, out = run_check(checks.check_best_switch_time,
+                        lambda m, C, h, c: float(np.argmax(finals(m, C, h, c))))
+    assert not ok and "index" in out
+    ok, out = run_check(checks.check_best_switch_time,
+                        lambda m, C, h, c: float(c[int(np.argmin(finals(m, C, h, c)))]))
+    assert not ok and "WORST" in out
+    ok, out = run_check(checks.check_best_switch_time, lambda m, C, h, c: float(c[-1]))
+    assert not ok and "[wrong]" in out
+
+
+def test_per_class_focus_accuracy_check(run_check):
+    ok, out = run_check(checks.check_per_class_focus_accuracy, metrics.per_class_focus_accuracy)
+    assert ok and "[passed]" in out
+    ok, out = run_check(checks.check_per_class_focus_accuracy, stub)
+    assert not ok and "[to do]" in out
+    ok, out = run_check(checks.check_per_class_focus_accuracy,
+                        lambda a, f, y, n: metrics.per_class_focus_accuracy(a, f, y, n) / 100)
+    assert not ok and "percentages" in out
+    ok, out = run_check(checks.check_per_class_focus_accuracy,
+                        lambda a, f, y, n: torch.nan_to_num(
+                            metrics.per_class_focus_accuracy(a, f, y, n)))
+    assert not ok and "NaN" in out
+
+    def overall(a, f, y, n):
+        return torch.full((n,), 100 * (a.argmax(1) == f).double().mean().item())
+
+    ok, out = run_check(checks.check_per_class_focus_accuracy, overall)
+    assert not ok and "overall" in out
+    ok, out = run_check(checks.check_per_class_focus_accuracy, lambda a, f, y, n: torch.zeros(2))
+    assert not ok and "shape" in out
+
+
+def test_per_class_focus_accuracy_reference():
+    alpha = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
+    out = metrics.per_class_focus_accuracy(alpha, torch.tensor([0, 1, 1, 1, 0]),
+                                           torch.tensor([0, 0, 1, 1, 1]), 3)
+    assert out[0] == 100.0 and abs(out[1] - 200 / 3) < 1e-12 and torch.isnan(out[2])
+    import pytest
+    with pytest.raises(ValueError, match="labels"):
+        metrics.per_class_focus_accuracy(alpha, torch.zeros(5, dtype=torch.long),
+                                         torch.tensor([0, 0, 1, 1, 5]), 3)
