@@ -430,16 +430,30 @@ def check_solutions_fold(page, spec: PageSpec) -> list[str]:
 
 
 def check_colab(visit: Visit, spec: PageSpec) -> list[str]:
-    """A notebook page's Colab button opens this notebook from the configured repository and branch."""
-    links = visit.page.evaluate(
-        "() => [...document.querySelectorAll('a[href*=\"colab.research.google.com\"]')].map(a => a.href)"
+    """A notebook page's Colab button opens this notebook from the configured repository and branch.
+
+    Colab links in the text (a chapter pointing at its exercise notebook) must open a notebook
+    that exists in this repository, from the same repository and branch.
+    """
+    buttons, others = visit.page.evaluate(
+        """() => {
+            const all = [...document.querySelectorAll('a[href*="colab.research.google.com"]')];
+            const inButtons = a => a.closest('.dropdown-launch-buttons') !== null;
+            return [all.filter(inButtons).map(a => a.href), all.filter(a => !inButtons(a)).map(a => a.href)];
+        }"""
     )
     if not spec.is_notebook:
         return []
     expected = colab_url(spec.docname)
-    if not links:
+    if not buttons:
         return [f"no Colab button (expected {expected})"]
-    return [f"Colab button points at {u}, expected {expected}" for u in sorted(set(links)) if u != expected]
+    problems = [f"Colab button points at {u}, expected {expected}" for u in sorted(set(buttons)) if u != expected]
+    prefix = expected[: -len(f"{spec.docname}.ipynb")]
+    for url in sorted(set(others)):
+        path = url[len(prefix):] if url.startswith(prefix) else None
+        if path is None or not path.endswith(".ipynb") or not (ROOT / path).is_file():
+            problems.append(f"Colab link in the text points at {url}, not at a notebook of {prefix}")
+    return problems
 
 
 class _Anchors(html.parser.HTMLParser):

@@ -331,3 +331,11 @@ def test_long_url_wraps_only_with_course_css(breaker, phone):
     b = breaker(r"_static/course\.css").insert_in_article(url).sub(r'<link [^>]*course\.css[^>]*>', "")
     v = b.open(phone, "long_url_without_css")
     _caught(sitecheck.check_narrow_screen(v.page, b.broken_spec), "scrolls sideways", "On_the_Dynamics")
+
+
+def test_colab_link_in_text_to_a_missing_notebook(breaker, desktop):
+    b = breaker(r'class="reference external" href="https://colab\.research\.google\.com/')
+    b.sub(r'(class="reference external" href="https://colab\.research\.google\.com/[^"]*?)\.ipynb"',
+          r'\g<1>_missing.ipynb"')
+    v = b.open(desktop, "colab_text")
+    _caught(sitecheck.check_colab(v, b.broken_spec), "Colab link in the text")
