@@ -346,6 +346,18 @@ def make_repeated_topic_corpus(
     n_background, m, n_sentences, seed=seed)``, with the same labels and splits.  Every topic
     word then has the same count in each of its sentences, the setting where chapter 7 predicts
     the law with ``n = m / k``.  ``corpus.m`` is the number of background words.
+
+    Parameters
+    ----------
+    copies
+        How often each sentence holds its topic word (k >= 1).
+    n_topics, words_per_topic, n_background, m, n_sentences, seed
+        As in ``topic.make_topic_corpus``.
+
+    Returns
+    -------
+    TopicCorpus
+        Sentences of length ``m + copies``, with ``make_topic_corpus``'s labels and splits.
     """
     copies = check_int(copies, "copies", minimum=1)
     base = make_topic_corpus(n_topics, words_per_topic, n_background, m, n_sentences, seed=seed)

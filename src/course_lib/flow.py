@@ -26,6 +26,8 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.special import spence, wrightomega
 
+from . import focus as focus_models
+from . import losses
 from ._validate import check_int, check_positive
 
 METHODS = ("soft", "hard", "lvml")
@@ -180,7 +182,25 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
     ``t`` is a strictly increasing 1-D array of times >= 0.  The solver is SciPy's LSODA
     (adaptive, switches to a stiff method when needed) at ``rtol=1e-10, atol=1e-12``; at these
     settings the path is accurate to 1e-6 in mu and nu up to t = 4e5 for m = 100, C = 1000
-    (tests/test_flow.py).  Returns two arrays of the shape of ``t``.
+    (tests/test_flow.py).
+
+    Parameters
+    ----------
+    method
+        "soft", "hard", "lvml" or "hybrid".
+    m, C
+        Number of segments (>= 2) and of classes (>= 2).
+    t
+        Strictly increasing 1-D array of times >= 0.
+    switch_time
+        The hybrid's switch from soft to hard (required for "hybrid", refused otherwise).
+    rtol, atol
+        The solver's tolerances.
+
+    Returns
+    -------
+    mu, nu
+        The classifier margin and the focus logit at the times ``t`` (arrays of its shape).
 
     >>> mu, nu = solve_flow("soft", 5, 3, [0.0, 10.0])
     >>> round(float(mu[1]), 2), round(float(nu[1]), 2)
@@ -599,9 +619,6 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
     deviation of the weights from the two-scalar form (zero up to rounding if the symmetry
     reduction is exact).
     """
-    from . import focus as focus_models
-    from . import losses
-
     method = _check_method(method, SOLVE_METHODS)
     m, C = _check_sizes(m, C)
     lr = check_positive(lr, "lr")
@@ -657,11 +674,24 @@ def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=
     steps: the time (steps x lr), the margin mu, the loss, and the focus incentive
     -dL/dalpha measured by autograd on the model.
 
-    Returns ``times, mu, loss, incentive`` (NumPy arrays).
-    """
-    from . import focus as focus_models
-    from . import losses
+    Parameters
+    ----------
+    method
+        "soft", "hard" or "lvml".
+    alpha
+        The frozen attention on the foreground, in (0, 1].
+    m, C
+        Number of segments and of classes.
+    lr, n_steps
+        Learning rate and number of gradient steps.
+    record_every
+        Record every ``record_every`` steps.
 
+    Returns
+    -------
+    times, mu, loss, incentive
+        NumPy arrays, one entry per recorded step.
+    """
     method = _check_method(method)
     m, C = _check_sizes(m, C)
     alpha = float(_check_alpha(alpha))

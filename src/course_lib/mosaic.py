@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 from ._validate import check_int, check_positive
 
@@ -164,9 +166,6 @@ def load_digit_images(split: str = "train", test_fraction: float = 0.3, seed: in
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     digits = load_digits()
     parts = train_test_split(
         digits.data, digits.target, test_size=test_fraction, random_state=seed,

@@ -31,6 +31,7 @@ import re
 import zlib
 from pathlib import Path
 
+from .. import config
 from .._validate import check_int
 from .download import DataError, fetch_verified, user_cache_dir
 
@@ -165,8 +166,6 @@ def sst_file(split: str, fine: bool = False, data_dir: str | os.PathLike | None 
     """The verified path of one SST file, plain or bundled gzip, found in the order of the
     module docstring; a file missing everywhere is downloaded into the cache when allowed
     (``allow_download=None`` allows it in full mode only) (chapter 3)."""
-    from .. import config
-
     name = file_name(split, fine)
     if allow_download is not None and not isinstance(allow_download, bool):
         raise TypeError(f"allow_download must be a bool or None, got {type(allow_download).__name__}")
