@@ -20,9 +20,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from harness import Result, benchmark, check_size, time_call
 
 from course_lib import flow
+from harness import Result, benchmark, check_size, time_call
 
 METHODS = ("soft", "hard", "lvml")
 OFFICIAL_STEP = 0.01

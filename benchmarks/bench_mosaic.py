@@ -14,11 +14,11 @@ from __future__ import annotations
 import copy
 
 import torch
-from harness import Result, benchmark, check_size, time_call
 
 from course_lib.focus import MLPClassifier, MLPFocus
 from course_lib.mosaic import load_digit_images, make_image_mosaics
 from course_lib.mosaic_training import train_mosaic, train_mosaic_runs
+from harness import Result, benchmark, check_size, time_call
 
 LOSSES = ("soft", "hard", "lvml")
 

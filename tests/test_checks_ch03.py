@@ -8,7 +8,6 @@ import torch
 from course_lib import checks, sst
 
 
-
 def stub_frequency(data):
     raise NotImplementedError
 

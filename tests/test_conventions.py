@@ -175,7 +175,6 @@ def test_dependency_lower_bounds_accept_colab_versions():
     """Installing course_lib on Colab must replace none of Colab's packages: every lower bound
     of pyproject.toml is met by the version Colab ships (tests/colab/colab-constraints.txt)."""
     import tomllib
-
     from packaging.requirements import Requirement
     from packaging.version import Version
 

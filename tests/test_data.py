@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from course_lib import sst as course_sst
-from course_lib.data import download
-from course_lib.data import sst
+from course_lib.data import download, sst
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_BINARY = (
