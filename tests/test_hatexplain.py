@@ -116,11 +116,11 @@ def test_a_download_that_fails_its_blob_check_leaves_nothing(files, tmp_path, mo
     serve(monkeypatch, {hatexplain.DATASET_URL: b"tampered"}, calls)
     target = tmp_path / "d" / "dataset.json"
     with pytest.raises(DataError, match="git blob check"):
-        hatexplain.fetch_git_verified(hatexplain.DATASET_URL, target,
-                                      hatexplain.git_blob_sha1(files[0]))
+        download.fetch_verified(hatexplain.DATASET_URL, target,
+                                git_blob=hatexplain.git_blob_sha1(files[0]))
     assert not target.exists() and list(target.parent.iterdir()) == []
     with pytest.raises(ValueError, match="40 hex"):
-        hatexplain.fetch_git_verified(hatexplain.DATASET_URL, target, "abc")
+        download.fetch_verified(hatexplain.DATASET_URL, target, git_blob="abc")
 
 
 def test_rationale_focus_accuracy():

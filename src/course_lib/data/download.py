@@ -58,43 +58,95 @@ def _megabytes(size: int | None) -> str:
     return "size unknown" if size is None else f"{size / 1e6:.1f} MB"
 
 
+def git_blob_sha1(path: str | os.PathLike) -> str:
+    """The id git gives a file's content: SHA-1 of ``b"blob <size>\\0" + content`` (40 hex).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
+    >>> _ = p.write_bytes(b"hello\\n")
+    >>> git_blob_sha1(p)  # what `git hash-object hello.txt` prints
+    'ce013625030ba8dba906f756967f9e9ca394464a'
+    """
+    path = Path(path)
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksum(sha256: str | None, git_blob: str | None):
+    """(name, expected value, function of a path) of the one checksum given."""
+    if (sha256 is None) == (git_blob is None):
+        raise ValueError("give exactly one checksum: sha256 (64 hex digits) or git_blob (40)")
+    if sha256 is not None:
+        if not (isinstance(sha256, str) and len(sha256) == 64):
+            raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        return "SHA-256", sha256, sha256_of
+    if not (isinstance(git_blob, str) and len(git_blob) == 40):
+        raise ValueError(f"git_blob must be 40 hex digits, got {git_blob!r}")
+    return "git blob", git_blob, git_blob_sha1
+
+
 def fetch_verified(
     url: str,
     destination: str | os.PathLike,
-    sha256: str,
+    sha256: str | None = None,
     *,
+    git_blob: str | None = None,
     size_bytes: int | None = None,
     what: str = "",
 ) -> Path:
-    """Return ``destination`` holding the genuine file (``sha256``), downloading it if needed.
+    """Return ``destination`` holding the genuine file, downloading it if needed.
 
-    If ``destination`` exists and matches ``sha256``, it is returned untouched.  Otherwise
-    ``url`` is downloaded to a temporary file beside ``destination`` (one line printed: what is
-    fetched, from where, and how large it is), its size (when ``size_bytes`` is given) and its
-    SHA-256 are checked, and only then is it moved into place.  Any failure raises
-    :class:`DataError` naming the file, the expected and actual checksum or size, and what to
-    do; nothing is left behind.
+    The file is identified by its SHA-256 (``sha256``) or, for a file whose only published
+    checksum is the id git gives it (HateXplain's posts, chapter 6), by that ``git_blob`` id;
+    give exactly one.  If ``destination`` exists and matches, it is returned untouched.
+    Otherwise ``url`` is downloaded to a temporary file beside ``destination`` (one line
+    printed: what is fetched, from where, and how large it is), its size (when ``size_bytes``
+    is given) and its checksum are checked, and only then is it moved into place.  Any failure
+    raises :class:`DataError` naming the file, the expected and actual checksum or size, and
+    what to do; nothing is left behind.
+
+    Parameters
+    ----------
+    url, destination
+        Where the file comes from, and the path it must end up at.
+    sha256, git_blob
+        Its checksum: 64 hex digits of SHA-256, or git's 40-hex blob id (exactly one).
+    size_bytes
+        Its size, when known (a download of another size is refused).
+    what
+        A few words naming the file, for the printed line and the messages.
+
+    Returns
+    -------
+    pathlib.Path
+        ``destination``.
     """
     if not isinstance(url, str) or not url:
         raise TypeError(f"url must be a non-empty str, got {url!r}")
     if not isinstance(destination, (str, os.PathLike)):
         raise TypeError(f"destination must be a path, got {type(destination).__name__}")
-    if not (isinstance(sha256, str) and len(sha256) == 64):
-        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
-    if size_bytes is not None and (isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 0):
+    kind, expected, checksum_of = _checksum(sha256, git_blob)
+    if size_bytes is not None and (
+        isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 0
+    ):
         raise ValueError(f"size_bytes must be a non-negative int or None, got {size_bytes!r}")
     destination = Path(destination)
     label = what or destination.name
     advice = (
-        f"Delete any partial file and try again, or download {url} yourself, check its SHA-256 "
-        f"({sha256}) and put it at {destination}."
+        f"Delete any partial file and try again, or download {url} yourself, check its {kind} "
+        f"({expected}) and put it at {destination}."
     )
-    if destination.exists() and sha256_of(destination) == sha256:
+    if destination.exists() and checksum_of(destination) == expected:
         return destination
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+    )
     try:
-        digest, written = hashlib.sha256(), 0
+        written = 0
         with os.fdopen(fd, "wb") as handle:
             try:
                 with _urlopen(url) as response:
@@ -102,26 +154,30 @@ def fetch_verified(
                     if announced is None:
                         length = getattr(response, "headers", {}).get("Content-Length")
                         announced = int(length) if length and str(length).isdigit() else None
-                    print(f"Downloading {label} ({_megabytes(announced)}) from {url} to {destination}")
+                    print(
+                        f"Downloading {label} ({_megabytes(announced)}) from {url} "
+                        f"to {destination}"
+                    )
                     for block in iter(lambda: response.read(CHUNK), b""):
-                        digest.update(block)
                         handle.write(block)
                         written += len(block)
             except DataError:
                 raise
             except Exception as error:  # network errors of every kind get the same advice
-                raise DataError(f"could not download {label} from {url}: {error}. {advice}") from error
+                raise DataError(
+                    f"could not download {label} from {url}: {error}. {advice}"
+                ) from error
         if size_bytes is not None and written != size_bytes:
             problem = "truncated" if written < size_bytes else "too long"
             raise DataError(
                 f"the download of {label} ({url}) is {problem}: {written} bytes, expected "
                 f"{size_bytes}; nothing was written to {destination}. {advice}"
             )
-        actual = digest.hexdigest()
-        if actual != sha256:
+        actual = checksum_of(tmp)
+        if actual != expected:
             raise DataError(
-                f"the download of {label} ({url}) fails its SHA-256 check (got {actual}, expected "
-                f"{sha256}); nothing was written to {destination}. {advice}"
+                f"the download of {label} ({url}) fails its {kind} check (got {actual}, "
+                f"expected {expected}); nothing was written to {destination}. {advice}"
             )
         os.replace(tmp, destination)
     except BaseException:

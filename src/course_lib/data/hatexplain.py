@@ -11,7 +11,9 @@ from the dataset's own public files, with no dependency beyond the standard libr
   rationales [[0/1 per token] per rationale], post_tokens}), verified by its git blob id (the
   SHA-1 git computes over ``b"blob <size>\\0" + content``), the one checksum published for it;
 * ``Data/post_id_divisions.json`` ({"train", "val", "test"} -> post ids, 8:1:1), verified by
-  SHA-256 with :func:`course_lib.data.download.fetch_verified`.
+  SHA-256;
+
+both through :func:`course_lib.data.download.fetch_verified`.
 
 Both are downloaded once into the data cache.  Quick mode never calls this module (chapter 6
 uses the bundled SST there); the tests run it on small files they write.
@@ -19,17 +21,14 @@ uses the bundled SST there); the tests run it on small files they write.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
-from . import download
-from .download import DataError, cache_dir, fetch_verified
+from .download import DataError, cache_dir, fetch_verified, git_blob_sha1  # noqa: F401
 
 BASE_URL = "https://raw.githubusercontent.com/hate-alert/HateXplain/master/Data/"
 DATASET = "dataset.json"
@@ -41,7 +40,6 @@ DIVISIONS_SHA256 = "c2fb0d89862e7897b11ea3e9380753f15a793482b4b70ad0532dfb121221
 DIVISIONS_SIZE = 591_921
 CLASSES = ("hatespeech", "normal", "offensive")  # label ids 0, 1, 2 (the HuggingFace order)
 SPLITS = ("train", "val", "test")
-CHUNK = 1 << 20
 
 
 class Post(NamedTuple):
@@ -52,64 +50,6 @@ class Post(NamedTuple):
     tokens: list
     label: int
     rationale: list
-
-
-def git_blob_sha1(path: str | os.PathLike) -> str:
-    """The id git gives a file's content: SHA-1 of ``b"blob <size>\\0" + content`` (40 hex).
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
-    >>> _ = p.write_bytes(b"hello\\n")
-    >>> git_blob_sha1(p)  # what `git hash-object hello.txt` prints
-    'ce013625030ba8dba906f756967f9e9ca394464a'
-    """
-    path = Path(path)
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_git_verified(url: str, destination: str | os.PathLike, blob_sha1: str,
-                       what: str = "") -> Path:
-    """Like :func:`~course_lib.data.download.fetch_verified`, for a file whose published
-    checksum is its git blob id: return ``destination`` if it matches ``blob_sha1``; else
-    download ``url`` to a temporary file beside it (one line printed), check the blob id, and
-    only then move it into place.  A mismatch raises :class:`DataError` and leaves nothing."""
-    if not (isinstance(blob_sha1, str) and len(blob_sha1) == 40):
-        raise ValueError(f"blob_sha1 must be 40 hex digits, got {blob_sha1!r}")
-    destination = Path(destination)
-    label = what or destination.name
-    advice = (f"Delete any partial file and try again, or download {url} yourself, check that "
-              f"`git hash-object` prints {blob_sha1}, and put it at {destination}.")
-    if destination.exists() and git_blob_sha1(destination) == blob_sha1:
-        return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part",
-                               dir=destination.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            try:
-                with download._urlopen(url) as response:
-                    print(f"Downloading {label} (about 12 MB) from {url} to {destination}")
-                    for block in iter(lambda: response.read(CHUNK), b""):
-                        handle.write(block)
-            except Exception as error:  # network errors of every kind get the same advice
-                raise DataError(
-                    f"could not download {label} from {url}: {error}. {advice}"
-                ) from error
-        actual = git_blob_sha1(tmp)
-        if actual != blob_sha1:
-            raise DataError(f"the download of {label} ({url}) fails its git blob check (got "
-                            f"{actual}, expected {blob_sha1}); nothing was written to "
-                            f"{destination}. {advice}")
-        os.replace(tmp, destination)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return destination
 
 
 def parse_hatexplain(dataset: dict, divisions: dict, split: str) -> list[Post]:
@@ -160,8 +100,8 @@ def load_hatexplain(split: str = "train", data_dir: str | os.PathLike | None = N
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(data_dir) if data_dir is not None else cache_dir()
-    dataset = fetch_git_verified(DATASET_URL, folder / "hatexplain" / DATASET, DATASET_GIT_BLOB,
-                                 what="HateXplain posts (dataset.json)")
+    dataset = fetch_verified(DATASET_URL, folder / "hatexplain" / DATASET,
+                             git_blob=DATASET_GIT_BLOB, what="HateXplain posts (dataset.json)")
     divisions = fetch_verified(DIVISIONS_URL, folder / "hatexplain" / DIVISIONS,
                                DIVISIONS_SHA256, size_bytes=DIVISIONS_SIZE,
                                what="HateXplain splits (post_id_divisions.json)")
