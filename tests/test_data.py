@@ -394,3 +394,10 @@ def test_built_wheel_ships_and_loads_the_data(tmp_path):
     where, count = out.split()
     assert Path(where).is_relative_to(target) and count == "8544"
     assert not (tmp_path / "home" / ".cache").exists()  # nothing was downloaded or cached
+
+
+def test_fetch_verified_takes_exactly_one_checksum(tmp_path):
+    with pytest.raises(ValueError, match="exactly one checksum"):
+        download.fetch_verified("u://a", tmp_path / "a")
+    with pytest.raises(ValueError, match="exactly one checksum"):
+        download.fetch_verified("u://a", tmp_path / "a", "0" * 64, git_blob="0" * 40)
