@@ -6,6 +6,7 @@ import torch
 from course_lib import sst
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import (
+    RECORDED_FIELDS,
     TrainingHistory,
     accuracy,
     gradient_step,
@@ -61,14 +62,7 @@ def test_a_list_of_one_model_gives_a_stacked_history(corpus):
     ) and history.topic_scores.shape == history.scaled_norms.shape == (1, 4, 8)
     assert history.extra["scores"].shape == (1, 4, corpus.vocab_size)
     _, single = train(corpus, fresh(corpus), 30, record_every=10, record_all_scores=True)
-    for name in (
-        "loss",
-        "topic_scores",
-        "topic_norms",
-        "query_norm",
-        "attention_on_topic",
-        "background_attention_cv",
-    ):
+    for name in RECORDED_FIELDS:
         assert torch.equal(getattr(history, name)[0], getattr(single, name)), name
     assert torch.equal(history.replica(0).extra["scores"], single.extra["scores"])
     with pytest.raises(ValueError, match="replica"):

