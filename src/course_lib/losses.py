@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ._validate import check_int
+
 LOSS_NAMES = ("soft", "hard", "lvml")
 
 
@@ -186,3 +188,55 @@ def alpha_gradient(loss, alpha, segments, labels, classifier) -> torch.Tensor:
         if name == "hard":
             return -log_q
         return -torch.exp(log_q - _log_mixture(alpha, log_q).unsqueeze(1))
+
+
+def reinforce_hard_attention_loss(
+    alpha, segments, labels, classifier, n_samples, *, baseline=False, generator=None
+) -> torch.Tensor:
+    """Hard attention trained by sampling (chapter 4): a score-function (REINFORCE) surrogate.
+
+    The usual way to train hard attention draws segments J_1..J_K ~ alpha_b for each example and
+    never classifies the others.  This returns the surrogate
+
+        S = mean_b (1/K) sum_k [ CE_b(J_k) + (CE_b(J_k) - c_bk) * (log alpha_bJ_k - stop(log alpha_bJ_k)) ]
+
+    (stop = detached).  Its value is the sampled loss, an unbiased estimate of
+    :func:`hard_attention_loss`; its gradient is the score-function estimate of the exact
+    gradient: for the classifier, the gradient of CE at the sampled segments; for the attention,
+    CE(J) * grad log alpha_J, unbiased because E_J[CE(J) grad log alpha_J] = sum_j CE_j grad alpha_j.
+    The classifier sees K segments per example instead of m.  The course trains with the exact
+    expectation instead (:func:`hard_attention_loss`); the estimate's variance falls like 1/K.
+
+    Parameters
+    ----------
+    alpha : (B, m) attention weights, rows summing to 1 (gradients flow through log alpha).
+    segments : (B, m, *features).
+    labels : (B,) int64 class ids.
+    classifier : maps (N, *features) to (N, C) logits; called once on N = B * n_samples rows.
+    n_samples : K >= 1 segments drawn per example, with replacement.
+    baseline : if True, c_bk is the mean loss of the example's other K - 1 samples (a
+        leave-one-out baseline, still unbiased; needs K >= 2); otherwise c_bk = 0.
+    generator : optional ``torch.Generator`` for the draws (on alpha's device).
+
+    Returns
+    -------
+    A scalar tensor: the sampled loss, whose gradient is the REINFORCE estimate.
+    """
+    _check(alpha, segments, labels, classifier)
+    k = check_int(n_samples, "n_samples", minimum=1)
+    if not isinstance(baseline, bool):
+        raise TypeError(f"baseline must be a bool, got {type(baseline).__name__}")
+    if baseline and k < 2:
+        raise ValueError(f"n_samples must be >= 2 with baseline=True, got {k}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    with torch.no_grad():
+        index = torch.multinomial(alpha.detach(), k, replacement=True, generator=generator)
+    rows = torch.arange(alpha.shape[0], device=alpha.device).unsqueeze(1)  # (B, 1)
+    picked = segments[rows, index]  # (B, K, *features): only these are classified
+    ce = -_true_class_log_prob(per_segment_logits(picked, classifier), labels)  # (B, K)
+    reward = ce.detach()
+    if baseline:
+        reward = reward - (reward.sum(1, keepdim=True) - reward) / (k - 1)
+    log_alpha = torch.log(alpha.gather(1, index))  # finite: a sampled weight is > 0
+    return (ce + reward * (log_alpha - log_alpha.detach())).mean()
