@@ -1,5 +1,6 @@
 """The hybrid schedule on mosaics (chapter 6): soft until a switch point, then hard with a
-fresh optimizer; the batched engine against the plain loop and against pure soft / hard."""
+fresh optimizer or with the soft phase's momentum kept; the batched engine against the plain
+loops and against pure soft / hard."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from course_lib.focus import LinearClassifier, LinearFocus, MLPClassifier, MLPFocus
+from course_lib.losses import KERNELS
 from course_lib.mosaic import make_linear_mosaics
 from course_lib.mosaic_training import (
     HybridHistory,
@@ -35,6 +37,23 @@ def copies(pair, n):
 
 def params(module):
     return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def one_optimizer_loop(pair, soft_epochs):
+    """The hybrid with ONE pair of SGD optimizers across the switch: momentum kept."""
+    focus, clf = copy.deepcopy(pair[0]), copy.deepcopy(pair[1])
+    opts = [torch.optim.SGD(m.parameters(), lr=LR, momentum=0.9) for m in (focus, clf)]
+    for epoch in range(EPOCHS):
+        name = "soft" if epoch < soft_epochs else "hard"
+        for start in range(0, 120, BATCH):
+            x, y = DATA.segments[start:start + BATCH], DATA.labels[start:start + BATCH]
+            loss = KERNELS[name](focus.attention(x), x, y, clf)
+            for opt in opts:
+                opt.zero_grad()
+            loss.backward()
+            for opt in opts:
+                opt.step()
+    return focus, clf
 
 
 def test_switch_at_zero_is_hard_and_past_the_end_is_soft():
@@ -70,21 +89,52 @@ def test_batched_switch_equals_the_plain_loop_with_a_fresh_optimizer(soft_epochs
     torch.testing.assert_close(hist.loss[0], plain.loss, atol=1e-5, rtol=1e-5)
     assert int(hist.switch_step[0]) == soft_epochs * 3
     # keeping the soft phase's momentum instead gives a different model: the reset matters
-    kept_focus, kept_clf = copies(pair, 1)
-    opts = [torch.optim.SGD(m.parameters(), lr=LR, momentum=0.9)
-            for m in (kept_focus[0], kept_clf[0])]
-    from course_lib.losses import KERNELS
-    for epoch in range(EPOCHS):
-        name = "soft" if epoch < soft_epochs else "hard"
-        for start in range(0, 120, BATCH):
-            x, y = DATA.segments[start:start + BATCH], DATA.labels[start:start + BATCH]
-            loss = KERNELS[name](kept_focus[0].attention(x), x, y, kept_clf[0])
-            for opt in opts:
-                opt.zero_grad()
-            loss.backward()
-            for opt in opts:
-                opt.step()
-    assert (params(kept_focus[0]) - params(focus[0])).abs().max() > 1e-4
+    kept_focus, _ = one_optimizer_loop(pair, soft_epochs)
+    assert (params(kept_focus) - params(focus[0])).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("soft_epochs", [2, 4])
+def test_kept_momentum_equals_one_optimizer_across_the_switch(soft_epochs):
+    pair = mlp_pair(1)
+    focus, clf = copies(pair, 2)
+    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid", "hybrid"], epochs=EPOCHS,
+                                   lr=LR, batch_size=BATCH, switch_steps=soft_epochs * 3,
+                                   optimizer_at_switch=["keep", "fresh"])
+    kept_focus, kept_clf = one_optimizer_loop(pair, soft_epochs)
+    torch.testing.assert_close(params(focus[0]), params(kept_focus), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(params(clf[0]), params(kept_clf), atol=1e-5, rtol=1e-5)
+    assert hist.switch_step.tolist() == [soft_epochs * 3] * 2
+    # a "keep" that silently reset would equal the fresh run; a "fresh" that kept, the kept one
+    assert (params(focus[0]) - params(focus[1])).abs().max() > 1e-4
+    plain_focus, plain_clf = copies(pair, 1)
+    train_hybrid(plain_focus[0], plain_clf[0], DATA, soft_epochs=soft_epochs,
+                 hard_epochs=EPOCHS - soft_epochs, lr=LR, batch_size=BATCH)
+    torch.testing.assert_close(params(focus[1]), params(plain_focus[0]), atol=1e-5, rtol=1e-5)
+    # the soft phase is the same for both: the records agree until the switch
+    torch.testing.assert_close(hist.loss[0, :soft_epochs], hist.loss[1, :soft_epochs])
+    assert (hist.loss[0, soft_epochs:] - hist.loss[1, soft_epochs:]).abs().max() > 1e-5
+
+
+def test_kept_momentum_changes_nothing_for_pure_runs_and_plateau_switches():
+    pair = mlp_pair(4)
+    runs = {}
+    for choice in ("fresh", "keep"):
+        focus, clf = copies(pair, 3)
+        train_hybrid_runs(focus, clf, DATA, ["soft", "hard", "lvml"], epochs=EPOCHS, lr=LR,
+                          batch_size=BATCH, optimizer_at_switch=choice)
+        runs[choice] = focus
+    for a, b in zip(runs["fresh"], runs["keep"]):
+        torch.testing.assert_close(params(a), params(b), atol=0, rtol=0)
+    torch.manual_seed(0)  # a plateau switch keeps the momentum too, when asked
+    data = make_linear_mosaics(200, n_classes=4, m=5, seed=1)
+    focus = [LinearFocus(5) for _ in range(2)]
+    clf = [LinearClassifier(5, 4) for _ in range(2)]
+    _, _, hist = train_hybrid_runs(focus, clf, data, ["hybrid", "hybrid"], epochs=30, lr=0.5,
+                                   batch_size=50, switch_steps=None,
+                                   plateau=Plateau("loss", patience=2, min_delta=0.02),
+                                   optimizer_at_switch=["fresh", "keep"])
+    assert hist.switch_step[0] == hist.switch_step[1] > 0
+    assert (params(focus[0]) - params(focus[1])).abs().max() > 1e-4
 
 
 def test_plain_hybrid_with_zero_phases_is_pure_soft_or_hard():
@@ -152,6 +202,9 @@ def test_focus_plateau_and_records():
     ({"switch_steps": None, "plateau": Plateau("accuracy")}, ValueError, "metric"),
     ({"switch_steps": None, "plateau": Plateau("loss", min_epochs=-1)}, ValueError, "min_epochs"),
     ({"epochs": 0}, ValueError, "epochs"),
+    ({"optimizer_at_switch": "reset"}, ValueError, "optimizer_at_switch"),
+    ({"optimizer_at_switch": None}, ValueError, "optimizer_at_switch"),
+    ({"optimizer_at_switch": ["keep"]}, ValueError, "optimizer_at_switch.*one per run"),
 ])
 def test_bad_arguments_are_refused(kwargs, error, match):
     pair = mlp_pair(0)

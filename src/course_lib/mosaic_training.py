@@ -399,6 +399,7 @@ def train_fixed_focus(
 # ---------------------------------------------------------------- the hybrid schedule (chapter 6)
 
 TRAINING_METHODS = LOSS_NAMES + ("hybrid",)
+OPTIMIZER_AT_SWITCH = ("fresh", "keep")
 
 
 def train_hybrid(
@@ -499,6 +500,21 @@ def _switch_steps(methods, switch_steps, runs: int):
     return out
 
 
+def _keeps_momentum(optimizer_at_switch, runs: int) -> list:
+    """Per run: True where the momentum buffers are kept across the switch."""
+    if isinstance(optimizer_at_switch, (list, tuple)):
+        if len(optimizer_at_switch) != runs:
+            raise ValueError(f"optimizer_at_switch must be one value or one per run ({runs})")
+        given = list(optimizer_at_switch)
+    else:
+        given = [optimizer_at_switch] * runs
+    for value in given:
+        if value not in OPTIMIZER_AT_SWITCH:
+            raise ValueError(f"optimizer_at_switch must be one of {OPTIMIZER_AT_SWITCH}, "
+                             f"got {value!r}")
+    return [value == "keep" for value in given]
+
+
 def train_hybrid_runs(
     focus_models: Sequence[nn.Module],
     classifiers: Sequence[nn.Module],
@@ -511,14 +527,18 @@ def train_hybrid_runs(
     plateau: Plateau | None = None,
     batch_size: int = 256,
     momentum: float = 0.9,
+    optimizer_at_switch="fresh",
 ):
     """Train R runs of soft, hard, LVML and hybrid schedules as ONE computation (chapter 6).
 
     The engine of :func:`train_mosaic_runs` (stacked parameters, one ``vmap`` and one backward
     per step for all runs) with a loss that can change during training: a "hybrid" run uses
-    the soft loss until its switch point and the hard loss after it, and at the switch its
-    momentum buffers are zeroed, which is exactly a fresh ``torch.optim.SGD`` (whose first
-    step sets the buffer to the gradient).  The switch point of a hybrid run is a step
+    the soft loss until its switch point and the hard loss after it.  What happens to its
+    optimizer state at the switch is ``optimizer_at_switch``: "fresh" (the official code's,
+    the default) zeroes its momentum buffers, which is exactly a new ``torch.optim.SGD``
+    (whose first step sets the buffer to the gradient); "keep" carries the soft phase's
+    momentum buffers into the hard phase, as one optimizer kept across the loss change would.
+    The switch point of a hybrid run is a step
     (``switch_steps``: the number of soft steps; 0 is pure hard, at least the number of steps
     of training is pure soft) or, where its switch step is None, the first end of an epoch at
     which ``plateau`` fires on that run's own records.
@@ -532,6 +552,7 @@ def train_hybrid_runs(
     lr : one learning rate, or one per run.
     switch_steps : one int (or None), or one per run; used by the hybrid runs only.
     plateau : the :class:`Plateau` criterion for hybrid runs whose switch step is None.
+    optimizer_at_switch : "fresh" or "keep", or one of them per run (used by hybrid runs).
 
     Returns
     -------
@@ -549,6 +570,7 @@ def train_hybrid_runs(
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     momentum = check_fraction(momentum, "momentum", allow_zero=True)
     switch = _switch_steps(methods, switch_steps, runs)
+    keeps = _keeps_momentum(optimizer_at_switch, runs)
     if any(s is None for s in switch):
         if plateau is None:
             raise ValueError("a hybrid run without a switch step needs a plateau criterion")
@@ -564,6 +586,7 @@ def train_hybrid_runs(
     fixed_index = torch.tensor([LOSS_NAMES.index(n) if n != "hybrid" else 0 for n in methods],
                                device=device)
     is_hybrid = torch.tensor([n == "hybrid" for n in methods], device=device)
+    keeps = torch.tensor(keeps, device=device)
 
     def run_loss(kinds_now, f_params, c_params, selector, x, y, z):
         alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
@@ -607,7 +630,7 @@ def train_hybrid_runs(
             soft_now = is_hybrid & (undecided | (soft_left > step))
             starts_hard = is_hybrid & ~undecided & (soft_left == step) & (step > 0)
             if bool(starts_hard.any()):  # a fresh optimizer for the runs that switch now
-                keep = (~starts_hard).float()
+                keep = (~starts_hard | keeps).float()  # unless they keep their momentum
                 for buf in (*focus_buf.values(), *clf_buf.values()):
                     buf.mul_(keep.view(-1, *[1] * (buf.dim() - 1)))
                 switched_at[starts_hard.cpu()] = step
