@@ -1,6 +1,11 @@
-"""One conservation law behind both papers (chapter 7, the course's own contribution).
+"""The lemma behind both papers' conservation laws (chapter 7, the course's own contribution).
 
-Chapter 7 proves one lemma and derives from it the central results of both papers.  Let a logit
+Both papers' models share a structure: a trained vector read against a fixed one sets an
+attention logit (Part I: the key against the query; Part II: the focus against the data vector),
+the attended vector (the embedding; the first-layer output) is passed on times its weight, and
+the competitors sit at logit 0 and add nothing to the context.  Chapter 7 shows that each
+paper's law is then a separation of variables in the same equation (7.1); the lemma is that
+separation, and each model's proof that it satisfies (7.1) is its own.  Let a logit
 ``theta`` compete against ``n`` logits held at zero, so that its softmax weight is
 ``a(theta) = e^theta / (e^theta + n)``, and let ``S`` be a second quantity ("the strength") that
 changes in training.  If the two velocities share their unknown factor,
@@ -21,7 +26,8 @@ then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.2)),
 * Reach: a topic word repeated ``k`` times in each of its sentences obeys the law with
   ``n = m / k`` (``topic_invariant(..., copies=k)``, ``make_repeated_topic_corpus``); the hard and
   LVML orbits are the law with another strength, which ``strength_from_rates`` computes from any
-  right-hand side and whose hypothesis it tests.
+  right-hand side and whose hypothesis it tests; when it holds, ``Psi_n(theta) - G(mu)`` is a
+  first integral, conserved from every start and not only along the orbit from (0, 0).
 
 Functions of numbers work elementwise on floats, NumPy arrays and torch tensors and return the
 same kind (tensors keep their dtype and device).
@@ -289,8 +295,11 @@ def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 
 
     ``rates(mu, theta) -> (dmu/dt, dtheta/dt)`` is the flow's right-hand side, vectorised over
     arrays.  If ``theta' = (1 - a(theta)) h(mu) mu'`` for some function ``h`` of ``mu`` alone, the
-    lemma (with ``S = G(mu)``, ``G' = h``, ``c = 1``) gives the orbit ``Psi_n(theta) = G(mu)``
-    through ``(mu[0], 0)``.  The function measures ``h(mu) = theta' / ((1 - a) mu')`` at each
+    lemma (with ``S = G(mu)``, ``G' = h``, ``c = 1``) makes ``Psi_n(theta) - G(mu)`` a first
+    integral: conserved along every path, from every start, so the orbit through ``(mu[0], 0)``
+    is ``Psi_n(theta) = G(mu)``.  (Where ``mu`` increases strictly, the one orbit from a given
+    start can always be written with some ``G``; a ``spread`` of 0 is what makes that ``G`` the
+    same for every start.)  The function measures ``h(mu) = theta' / ((1 - a) mu')`` at each
     ``theta`` in ``theta_probes``: ``spread`` says how far it depends on ``theta`` (the hypothesis
     fails where it does), and ``strength`` integrates the probe average by the trapezoid rule on
     the increasing grid ``mu`` (use a fine grid: the error is ``O(h^2)``).
