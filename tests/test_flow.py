@@ -447,3 +447,57 @@ def test_fixed_focus_gradient_descent_matches_the_closed_form_and_ignores_m():
     _, mu_m6, _, _ = flow.fixed_focus_gradient_descent("soft", 0.4, 6, 3, 0.05, 400,
                                                        record_every=100)
     np.testing.assert_allclose(mu_m6, mu, atol=1e-12)  # zero backgrounds: m does not matter
+
+
+# ---------------------------------------------------------------- soft's fixed-focus incentive
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.6, 1.0])
+def test_soft_fixed_focus_incentive_asymptote_is_the_leading_term(alpha):
+    # along the closed-form fixed-focus solution at C = 20, t in [1e6, 1e8]
+    C, t = 20, np.geomspace(1e6, 1e8, 5)
+    exact = flow.focus_incentive("soft", alpha, flow.fixed_focus_margin("soft", alpha, C, t), C)
+    asymptote = flow.soft_fixed_focus_incentive_asymptote(alpha, C, t)
+    assert np.max(np.abs(asymptote / exact - 1)) < 0.01
+    # the ratio tends to 1: the relative error falls with t
+    assert np.all(np.diff(np.abs(asymptote / exact - 1)) < 0)
+    # the form the chapter once stated, log t / (alpha^2 t), is off by about (C - 1)/alpha
+    old = np.log(t) / (alpha**2 * t)
+    assert np.all(np.abs(old / exact - 1) > 0.9)
+
+
+def test_soft_fixed_focus_incentive_asymptote_needs_log_alpha_squared_t():
+    # log t in place of log(alpha^2 t): 30 % off at alpha = 0.2, t = 1e6, outside the tolerance
+    C, alpha, t = 20, 0.2, 1e6
+    exact = flow.focus_incentive("soft", alpha, flow.fixed_focus_margin("soft", alpha, C, t), C)
+    wrong = (C - 1) * np.log(t) / (alpha**3 * t)
+    assert abs(wrong / exact - 1) > 0.25
+    assert isinstance(flow.soft_fixed_focus_incentive_asymptote(alpha, C, t), float)
+
+
+def test_soft_fixed_focus_incentive_asymptote_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="t must be > 1/alpha"):
+        flow.soft_fixed_focus_incentive_asymptote(0.5, 3, [2.0, 100.0])
+    with pytest.raises(ValueError, match="alpha"):
+        flow.soft_fixed_focus_incentive_asymptote(0.0, 3, 100.0)
+    with pytest.raises(ValueError, match="C must be >= 2"):
+        flow.soft_fixed_focus_incentive_asymptote(0.5, 1, 100.0)
+
+
+def test_soft_effective_margin_is_the_perfect_focus_margin_at_alpha_squared_t_not_t():
+    # chapter 5, section 3: at alpha = 0.2, t = 1000, alpha mu = 1.83 = hard(alpha = 1, t = 40)
+    soft = 0.2 * flow.fixed_focus_margin("soft", 0.2, 20, 1000.0)
+    assert soft == pytest.approx(flow.fixed_focus_margin("hard", 1.0, 20, 40.0), rel=1e-12)
+    assert flow.fixed_focus_margin("hard", 1.0, 20, 1000.0) > soft + 4.0  # 6.77 against 1.83
+
+
+def test_soft_lead_over_hard_shrinks_like_one_over_C():
+    # chapter 5, section 4: the largest alpha_soft - alpha_hard at m = 100, times C
+    scaled = {}
+    for C in (100, 1000):
+        t = np.geomspace(C, 400.0 * C, 1500)
+        alpha = {k: 1 / (1 + 99 * np.exp(-flow.solve_flow(k, 100, C, t)[1]))
+                 for k in ("soft", "hard")}
+        scaled[C] = C * np.max(alpha["soft"] - alpha["hard"])
+    assert 20 < scaled[100] < 30 and 20 < scaled[1000] < 30  # about 24/C and 27/C
+    assert scaled[1000] / scaled[100] < 1.3  # a 1/sqrt(C) law would give 3.2

@@ -496,6 +496,29 @@ def orbit_invariant(method, mu, nu, m, C):
 # ---------------------------------------------------------------- late times (section 5)
 
 
+def soft_fixed_focus_incentive_asymptote(alpha, C, t):
+    """Leading term of soft attention's fixed-focus incentive as t -> infinity (chapter 5, §3).
+
+    Along the fixed-focus solution (``fixed_focus_margin``) the effective margin s = alpha mu
+    satisfies e^s + (C - 1) s = alpha^2 t + 1, so the incentive (C - 1) mu / (e^s + C - 1) is
+    exactly (C - 1) s / (alpha (alpha^2 t + C - (C - 1) s)); with s = log(alpha^2 t) + o(1):
+
+        -dL/dalpha ~ (C - 1) log(alpha^2 t) / (alpha^3 t).
+
+    ``alpha`` in (0, 1] and ``t`` (with alpha^2 t > 1) may be scalars or broadcastable arrays.
+
+    >>> round(soft_fixed_focus_incentive_asymptote(1.0, 2, float(np.e)), 6)  # 1 * 1 / e
+    0.367879
+    """
+    C = check_int(C, "C", minimum=2)
+    alpha = _check_alpha(alpha)
+    t = _as_float_array(t, "t")
+    if np.any(alpha**2 * t <= 1):
+        raise ValueError("t must be > 1/alpha^2 for the late-time asymptote (log(alpha^2 t) > 0)")
+    value = (C - 1) * np.log(alpha**2 * t) / (alpha**3 * t)
+    return _same_kind(value, alpha, t)
+
+
 def late_time_focus_error(method, t, m, C):
     """The leading asymptotic term of the focus error 1 - alpha(t) as t -> infinity (ch. 5, §5).
 
