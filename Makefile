@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 COURSE_MODE ?= quick
 export COURSE_MODE
+# One torch thread unless the caller says otherwise, as in .ci/run: the course's per-step work is
+# small, and on a 2-core machine that is busy PyTorch's default thread count is many times slower.
+OMP_NUM_THREADS ?= 1
+export OMP_NUM_THREADS
 # Playwright (the browser tests) drives Debian's /usr/bin/chromium and never downloads a browser.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # jupyter-cache keys on cell sources only: it cannot see COURSE_MODE or edits to course_lib.
@@ -66,14 +70,17 @@ build-book: venv $(SITE_ASSETS)
 	  rm -rf _build/.jupyter_cache _build/html _build/jupyter_execute; \
 	  echo "$(CACHE_STAMP)" > _build/.cache_stamp; fi
 	@# Without MPLBACKEND the kernels draw inline; with it (CI exports Agg) the website has no figures.
-	@# A failed page is never reused: _ext/course_site.py re-executes pages whose last execution
-	@# failed, a failed build drops Sphinx's environment (the next build reads every page again),
-	@# and scripts/check_build.py fails a build that still holds a failed page (tests/test_book_build.py).
+	@# A failed page stops the build at once (_config.yml: nb_execution_raise_on_error) and
+	@# scripts/check_build.py names it in one line; a failed build leaves no website and drops Sphinx's
+	@# environment (the next build reads every page again; pages that succeeded come from the
+	@# execution cache). Old execution reports are removed first, so none is published stale.
+	@# _ext/course_site.py re-executes pages whose last execution failed (tests/test_book_build.py).
+	rm -rf _build/html/reports
 	env -u MPLBACKEND $(BIN)/jupyter-book build . -W -n --keep-going 2>&1 | tee _build/build_log.txt; \
 	  status=$${PIPESTATUS[0]}; \
-	  if [ $$status -eq 0 ]; then $(BIN)/python scripts/check_build.py _build || status=1; fi; \
-	  if [ $$status -ne 0 ]; then rm -f _build/.doctrees/environment.pickle; \
-	    echo "make book: the build FAILED (see above and _build/build_log.txt); the next build reads every page again"; fi; \
+	  $(BIN)/python scripts/check_build.py _build --log _build/build_log.txt || status=1; \
+	  if [ $$status -ne 0 ]; then rm -rf _build/html; rm -f _build/.doctrees/environment.pickle; \
+	    echo "make book: the build FAILED (the page above; full log in _build/build_log.txt); the next build reads every page again"; fi; \
 	  test $$status -eq 0
 	@echo
 	@echo "The website is in $(CURDIR)/_build/html/index.html"
