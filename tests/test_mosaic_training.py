@@ -3,11 +3,14 @@
 import copy
 import math
 
+import matplotlib
+import numpy as np
 import pytest
 import torch
 
+from course_lib import plotting
 from course_lib.focus import LinearClassifier, LinearFocus, MLPClassifier, MLPFocus
-from course_lib.losses import attention_loss
+from course_lib.losses import KERNELS, attention_loss
 from course_lib.mosaic import make_linear_mosaics
 from course_lib.mosaic_training import (
     fixed_attention,
@@ -90,7 +93,17 @@ def test_fixed_focus_hard_loss_floor_and_incentive():
     assert history.loss[1, -1] < 0.1
     assert history.loss[2, -1] < 0.02
     assert abs(history.loss[3, -1] + math.log(0.5 + 0.5 / C)) < 0.02
-    assert torch.allclose(history.incentive, history.loss - history.loss_plus)
+    # the last records, recomputed from the trained classifiers with the loss kernels (at
+    # alpha = 1.01 the weights leave the simplex, which the public losses refuse)
+    for r, (alpha, loss) in enumerate(zip([0.5, 0.5, 1.0, 0.5], ["hard", "soft", "hard", "lvml"])):
+        with torch.no_grad():
+            expected = [KERNELS[loss](fixed_attention(alpha + shift, data.foreground, 3),
+                                      data.segments, data.labels, classifiers[r]).item()
+                        for shift in (0.0, 0.01)]
+        assert history.loss[r, -1].item() == pytest.approx(expected[0], abs=1e-5)
+        assert history.loss_plus[r, -1].item() == pytest.approx(expected[1], abs=1e-5)
+        assert history.incentive[r, -1].item() == pytest.approx(expected[0] - expected[1],
+                                                                abs=1e-5)
 
 
 def test_fixed_focus_equals_the_public_loss_on_a_manual_step():
@@ -111,6 +124,76 @@ def test_fixed_focus_equals_the_public_loss_on_a_manual_step():
             assert torch.allclose(p, q, atol=1e-6)
 
 
+def _official_loop(clf, data, alpha, loss, epochs, lr, batch):
+    """The official fixed-focus scripts' loop, written out: SGD with momentum 0.9, and after
+    each step the loss at alpha and alpha + 0.01 of the batch just trained on; the record of an
+    epoch is the plain mean over its batches (epoch 0: before any step)."""
+    opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9)
+    fn, m = attention_loss(loss), data.segments.shape[1]
+    starts = range(0, len(data.labels), batch)
+
+    def both(x, y, z):
+        with torch.no_grad():
+            return [fn(fixed_attention(a, z, m), x, y, clf).item() for a in (alpha, alpha + 0.01)]
+
+    records = [np.mean([both(*(t[s:s + batch] for t in data)) for s in starts], 0)]
+    for _ in range(epochs):
+        rows = []
+        for s in starts:
+            x, y, z = (t[s:s + batch] for t in data)
+            opt.zero_grad()
+            fn(fixed_attention(alpha, z, m), x, y, clf).backward()
+            opt.step()
+            rows.append(both(x, y, z))
+        records.append(np.mean(rows, 0))
+    return torch.tensor(np.array(records), dtype=torch.float32)  # (epochs + 1, 2)
+
+
+def test_fixed_focus_running_mean_is_the_official_loop():
+    C, m = 3, 4
+    data = make_linear_mosaics(70, n_classes=C, m=m, seed=2)  # 3 batches, the last of 6
+    for loss in LOSSES:
+        torch.manual_seed(12)
+        clf = LinearClassifier(C + 1, C, init="xavier")
+        expected = _official_loop(copy.deepcopy(clf), data, 0.4, loss, 2, 0.1, 32)
+        runs = {}
+        for evaluation in ("running_mean", "full_set"):
+            _, runs[evaluation] = train_fixed_focus(
+                [copy.deepcopy(clf)], data, [0.4], [loss], epochs=2, lr=0.1, batch_size=32,
+                record_epochs=[0, 1, 2], evaluation=evaluation)
+        history = runs["running_mean"]
+        assert history.epochs.tolist() == [0, 1, 2]
+        assert torch.allclose(history.loss[0], expected[:, 0], atol=1e-6)
+        assert torch.allclose(history.loss_plus[0], expected[:, 1], atol=1e-6)
+        # the full-set evaluation is a different record after training (same at epoch 0 up to
+        # the unequal last batch), so this test tells the two apart
+        assert not torch.allclose(runs["full_set"].loss[0, 1:], expected[1:, 0], atol=1e-3)
+
+
+def test_fixed_focus_difference_at_alpha_one():
+    data = make_linear_mosaics(60, n_classes=3, m=4, seed=3)
+    histories = {}
+    for at_one in ("zero", "extrapolate"):
+        classifiers = [LinearClassifier(4, 3) for _ in range(3)]
+        _, histories[at_one] = train_fixed_focus(
+            classifiers, data, [1.0, 1.0, 0.5], ["lvml", "soft", "hard"], epochs=3, lr=0.5,
+            batch_size=20, at_one=at_one)
+    assert (histories["zero"].incentive[:2] == 0).all()  # the official diff: 0 by construction
+    assert (histories["extrapolate"].incentive[:2] > 1e-4).all()  # L(1) - L(1.01) > 0
+    assert torch.equal(histories["zero"].incentive[2], histories["extrapolate"].incentive[2])
+
+
+def test_fixed_focus_flow_time_figure():
+    matplotlib.use("Agg")
+    times = {"soft": np.arange(3.0), "hard": np.arange(3.0) / 5}
+    curves = {name: {0.2: np.ones(3), 0.8: np.zeros(3)} for name in times}
+    fig = plotting.fixed_focus_flow_time(times, curves, curves,
+                                         reference=(times, curves, curves))
+    assert len(fig.axes) == 4
+    assert len(fig.axes[0].lines) == 4 and len(fig.axes[3].lines) == 4  # 2 alphas x (run, ref)
+    matplotlib.pyplot.close(fig)
+
+
 def test_argument_errors():
     data = make_linear_mosaics(20, n_classes=3, m=2)
     focus, clf = LinearFocus(4), LinearClassifier(4, 3)
@@ -126,6 +209,12 @@ def test_argument_errors():
         train_mosaic_runs([focus, MLPFocus(4)], [clf, clf], data, ["soft"] * 2, epochs=1, lr=0.1)
     with pytest.raises(ValueError, match="alphas"):
         train_fixed_focus([clf], data, [1.5], ["hard"], epochs=1, lr=0.1)
+    with pytest.raises(ValueError, match="evaluation"):
+        train_fixed_focus([clf], data, [0.5], ["hard"], epochs=1, lr=0.1, evaluation="test")
+    with pytest.raises(ValueError, match="at_one"):
+        train_fixed_focus([clf], data, [0.5], ["hard"], epochs=1, lr=0.1, at_one="one")
+    with pytest.raises(ValueError, match="record_epochs"):
+        train_fixed_focus([clf], data, [0.5], ["hard"], epochs=1, lr=0.1, record_epochs=[-1])
     with pytest.raises(ValueError, match="segments"):
         train_mosaic(LinearFocus(5), LinearClassifier(5, 3), data, "soft", epochs=1, lr=0.1)
 

@@ -49,9 +49,10 @@ class MosaicHistory(NamedTuple):
 
 
 class FixedFocusHistory(NamedTuple):
-    """Records of the fixed-focus experiment, each (R, T): the training-set loss at the frozen
+    """Records of the fixed-focus experiment, each (R, T): the training loss at the frozen
     alpha, at alpha + delta (same classifier), and the focus incentive L(alpha) - L(alpha +
-    delta), about delta * (-dL/dalpha); ``epochs`` (T,) the epochs they were taken after."""
+    delta), about delta * (-dL/dalpha); ``epochs`` (T,) the epochs they were taken after
+    (0: before training).  How the losses are taken is ``train_fixed_focus``'s ``evaluation``."""
 
     loss: torch.Tensor
     loss_plus: torch.Tensor
@@ -306,6 +307,10 @@ def fixed_attention(alpha_z, foreground: torch.Tensor, m: int) -> torch.Tensor:
     return rest + (alpha_z - rest) * F.one_hot(foreground, m).to(alpha_z.dtype)
 
 
+FIXED_FOCUS_EVALUATIONS = ("full_set", "running_mean")
+FIXED_FOCUS_AT_ONE = ("extrapolate", "zero")
+
+
 def train_fixed_focus(
     classifiers: Sequence[nn.Module],
     data: Mosaics,
@@ -318,26 +323,36 @@ def train_fixed_focus(
     momentum: float = 0.9,
     delta: float = 0.01,
     record_epochs: Sequence[int] | None = None,
+    evaluation: str = "full_set",
+    at_one: str = "extrapolate",
 ):
     """The fixed-focus experiment (chapter 4): attention frozen at alpha, classifier trained.
 
     Run r trains ``classifiers[r]`` with loss ``losses[r]`` while the attention is
-    ``fixed_attention(alphas[r], ...)``; all runs are one batched computation.  After each
-    epoch it evaluates, on the whole training set and with the same classifier, L(alpha) and
-    L(alpha + delta) (the official code records both).
+    ``fixed_attention(alphas[r], ...)``; all runs are one batched computation.  It records
+    L(alpha) and L(alpha + delta) with the same classifier (the official code records both),
+    in one of two ways (``evaluation``):
+
+    * ``"full_set"`` (the course's): after each recorded epoch, on the whole training set;
+    * ``"running_mean"`` (the official fixed-focus scripts'): after each step, on the batch just
+      trained on, with the updated classifier; the epoch's record is the plain (unweighted) mean
+      of these batch losses.  Epoch 0 (before any step) is the mean over the batches.
 
     Parameters
     ----------
     classifiers : R modules of one architecture.
     data : the training ``Mosaics``.
-    alphas : R attention weights on the foreground, each in (0, 1].  L(alpha + delta) is the same
-        formula at alpha + delta; for alpha = 1 that is just outside the simplex (background
-        weights -delta/(m - 1)), where the formulas are smooth, so the difference still measures
-        delta * (-dL/dalpha).
+    alphas : R attention weights on the foreground, each in (0, 1].
     losses : R loss names.
     epochs, lr, batch_size, momentum : minibatch SGD settings (lr: one, or one per run).
     delta : the focus improvement the incentive is measured for.
-    record_epochs : the epochs (1 .. epochs) after which to evaluate; default every epoch.
+    record_epochs : the epochs (0 .. epochs; 0 is before training) after which to record;
+        default every epoch 1 .. epochs.
+    evaluation : "full_set" or "running_mean" (above).
+    at_one : what L(alpha + delta) means at alpha = 1.  "extrapolate" (the course's): the same
+        formula just outside the simplex (background weights -delta/(m - 1)), where the losses
+        are smooth, so the difference still measures delta * (-dL/dalpha).  "zero" (the
+        official scripts'): alpha + delta is replaced by alpha, so the difference is 0.
 
     Returns
     -------
@@ -351,13 +366,17 @@ def train_fixed_focus(
     for value in alphas:
         if not 0 < float(value) <= 1:
             raise ValueError(f"alphas must lie in (0, 1], got {value}")
+    if evaluation not in FIXED_FOCUS_EVALUATIONS:
+        raise ValueError(f"evaluation must be one of {FIXED_FOCUS_EVALUATIONS}, got {evaluation!r}")
+    if at_one not in FIXED_FOCUS_AT_ONE:
+        raise ValueError(f"at_one must be one of {FIXED_FOCUS_AT_ONE}, got {at_one!r}")
     epochs = check_int(epochs, "epochs", minimum=1)
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     momentum = check_fraction(momentum, "momentum", allow_zero=True)
     if record_epochs is None:
         recorded = list(range(1, epochs + 1))
     else:
-        recorded = sorted({check_int(e, "record_epochs entries", 1, epochs) for e in record_epochs})
+        recorded = sorted({check_int(e, "record_epochs entries", 0, epochs) for e in record_epochs})
         if not recorded:
             raise ValueError("record_epochs must name at least one epoch")
     clf_base, clf_params, _ = _stack(classifiers, "classifiers")
@@ -367,6 +386,9 @@ def train_fixed_focus(
     segments, labels, foreground = (t.to(device) for t in data)
     m = segments.shape[1]
     alpha_runs = torch.tensor([float(a) for a in alphas], device=device)  # (R,)
+    alpha_plus = alpha_runs + delta
+    if at_one == "zero":
+        alpha_plus = torch.where(alpha_runs == 1, alpha_runs, alpha_plus)
 
     def run_loss(c_params, selector, alpha_z, x, y, z):
         classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
@@ -379,20 +401,34 @@ def train_fixed_focus(
         values = evaluate({k: v.requires_grad_() for k, v in c_params.items()}, selectors,
                           alpha_z, x, y, z)  # (R,)
         return dict(zip(c_params, torch.autograd.grad(values.sum(), list(c_params.values()))))
+
+    def both(x, y, z):  # (2, R): L(alpha), L(alpha + delta) with the current classifier
+        with torch.no_grad():
+            return torch.stack([evaluate(clf_params, selectors, a, x, y, z)
+                                for a in (alpha_runs, alpha_plus)])
+
+    batches = _batches(len(labels), batch_size)
     clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
-    loss, loss_plus = [], []
-    for epoch in range(1, epochs + 1):
-        for start, stop in _batches(len(labels), batch_size):
+    records = []
+    for epoch in range(epochs + 1):
+        running = torch.zeros(2, runs, device=device)
+        for start, stop in batches if epoch else ():
             x, y, z = segments[start:stop], labels[start:stop], foreground[start:stop]
             g_clf = step(clf_params, selectors, alpha_runs, x, y, z)
             _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
-        if epoch in recorded:
-            with torch.no_grad():
-                for alpha_z, out in ((alpha_runs, loss), (alpha_runs + delta, loss_plus)):
-                    out.append(evaluate(clf_params, selectors, alpha_z, segments, labels,
-                                        foreground))
+            if evaluation == "running_mean" and epoch in recorded:
+                running += both(x, y, z) / len(batches)
+        if epoch not in recorded:
+            continue
+        if evaluation == "full_set":
+            records.append(both(segments, labels, foreground))
+        elif epoch:
+            records.append(running)
+        else:
+            records.append(sum(both(segments[a:b], labels[a:b], foreground[a:b])
+                               for a, b in batches) / len(batches))
     _write_back(classifiers, clf_params)
-    loss, loss_plus = torch.stack(loss, 1).cpu(), torch.stack(loss_plus, 1).cpu()
+    loss, loss_plus = torch.stack(records, 2).cpu()
     return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
 
 

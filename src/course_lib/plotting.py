@@ -1000,3 +1000,41 @@ def fixed_focus_training(
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def fixed_focus_flow_time(
+    times: Mapping[str, np.ndarray],
+    loss: Mapping[str, Mapping[float, np.ndarray]],
+    incentive: Mapping[str, Mapping[float, np.ndarray]],
+    reference: tuple | None = None,
+    reference_label: str = "official code",
+):
+    """The fixed-focus experiment on the flow-time axis (chapter 4): L(alpha) (top) and
+    L(alpha) - L(alpha + 0.01) (bottom), one column per loss, one line per alpha.
+
+    ``times[name]`` is that loss's flow time per record (epoch x batches x lr / (1 - momentum)),
+    so runs at different learning rates share the axis.  ``reference``, optional, is a second
+    ``(times, loss, incentive)`` of the same structure, drawn dashed in black on top."""
+    names = list(loss)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for col, name in enumerate(names):
+        alphas = sorted(loss[name])
+        for k, alpha in enumerate(alphas):
+            colour = cmap(k / max(1, len(alphas) - 1))
+            t = _np(times[name])
+            axes[0, col].plot(t, _np(loss[name][alpha]), color=colour, label=f"α = {alpha:g}")
+            axes[1, col].plot(t, _np(incentive[name][alpha]), color=colour)
+            if reference is not None and alpha in reference[1].get(name, {}):
+                ref_t = _np(reference[0][name])
+                label = reference_label if k == 0 and col == 0 else None
+                axes[0, col].plot(ref_t, _np(reference[1][name][alpha]), "k--", lw=0.8,
+                                  label=label)
+                axes[1, col].plot(ref_t, _np(reference[2][name][alpha]), "k--", lw=0.8)
+        axes[0, col].set_title(LOSS_LABELS.get(name, name))
+        axes[1, col].set_xlabel("flow time $t$")
+    axes[0, 0].set_ylabel("loss $L(\\alpha)$")
+    axes[1, 0].set_ylabel("$L(\\alpha) - L(\\alpha + 0.01)$")
+    axes[0, 0].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
