@@ -84,6 +84,80 @@ def test_labels_no_error_for_missing_topic_word(run_check):
     assert not ok and "ValueError" in out
 
 
+def _topics(tokens, topic_of_word):
+    topic = topic_of_word[tokens]
+    return topic, topic >= 0
+
+
+def test_labels_only_rejecting_sentences_without_a_topic_word(run_check):
+    def only_none(tokens, topic_of_word):
+        topic, is_topic = _topics(tokens, topic_of_word)
+        if not bool(is_topic.any(1).all()):
+            raise ValueError("a sentence without a topic word")
+        return topic.max(1).values
+
+    ok, out = run_check(checks.check_label_sentences, only_none)
+    assert not ok and "[wrong]" in out and "more than one topic word" in out
+
+
+def test_labels_counting_the_batch_instead_of_each_sentence(run_check):
+    def batch_total(tokens, topic_of_word):
+        topic, is_topic = _topics(tokens, topic_of_word)
+        if int(is_topic.sum()) != len(tokens):
+            raise ValueError("not one topic word per sentence")
+        return topic.max(1).values
+
+    ok, out = run_check(checks.check_label_sentences, batch_total)
+    assert not ok and "[wrong]" in out and "*each* sentence" in out and "total" in out
+
+
+def test_labels_topic_zero_taken_for_background(run_check):
+    def strict(tokens, topic_of_word):
+        topic = topic_of_word[tokens]
+        if not bool(((topic > 0).sum(1) == 1).all()):
+            raise ValueError("not one topic word")
+        return topic.max(1).values
+
+    ok, out = run_check(checks.check_label_sentences, strict)
+    assert not ok and "[wrong]" in out and "topic ids start at 0" in out
+
+
+def test_labels_position_float_and_list(run_check):
+    def position(tokens, topic_of_word):
+        label_sentences(tokens, topic_of_word)  # raises where it should
+        return (topic_of_word[tokens] >= 0).long().argmax(1)
+
+    ok, out = run_check(checks.check_label_sentences, position)
+    assert not ok and "positions of the topic words" in out
+    ok, out = run_check(checks.check_label_sentences,
+                        lambda tokens, t: label_sentences(tokens, t).float())
+    assert not ok and "torch.long" in out
+    ok, out = run_check(checks.check_label_sentences,
+                        lambda tokens, t: label_sentences(tokens, t).tolist())
+    assert not ok and "torch.Tensor" in out
+
+
+def test_labels_other_correct_forms_pass(run_check):
+    def loop(tokens, topic_of_word):
+        labels = []
+        for sentence in tokens.tolist():
+            topics = [int(topic_of_word[w]) for w in sentence if topic_of_word[w] >= 0]
+            if len(topics) != 1:
+                raise ValueError(f"{len(topics)} topic words in {sentence}")
+            labels.append(topics[0])
+        return torch.tensor(labels)
+
+    def maximum(tokens, topic_of_word):
+        topic, is_topic = _topics(tokens, topic_of_word)
+        if not bool((is_topic.sum(1) == 1).all()):
+            raise ValueError("every sentence needs exactly one topic word")
+        return topic.max(dim=1).values
+
+    for right in (loop, maximum):
+        ok, out = run_check(checks.check_label_sentences, right)
+        assert ok and "[passed]" in out, out
+
+
 # ------------------------------------------------------------------ the full-batch step
 
 

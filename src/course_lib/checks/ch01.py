@@ -94,9 +94,8 @@ def check_attention_forward(student_fn) -> None:
 # ---------------------------------------------------------------------------- the labelling
 
 
-@run_check("labelling sentences by their topic word")
-def check_label_sentences(student_fn) -> None:
-    """Check ``student_fn(tokens, topic_of_word) -> labels``."""
+def _label_case():
+    """Twelve sentences, each with one topic word (topic 0 among them) among background words."""
     topic_of_word = torch.tensor([0, 0, 1, 1, 2, 2, -1, -1, -1, -1, -1])
     gen = torch.Generator().manual_seed(0)
     n, m = 12, 5
@@ -108,28 +107,60 @@ def check_label_sentences(student_fn) -> None:
         row = background[i].tolist()
         row.insert(int(position[i]), int(topic_word[i]))
         tokens[i] = torch.tensor(row)
+    return tokens, topic_of_word, topic_word, position
+
+
+def _diagnose_labels(labels, expected, tokens, topic_of_word, topic_word, position) -> None:
+    if torch.equal(labels, topic_word):
+        raise CheckFailed("labels are the topic words' ids; the label is the *topic* of that "
+                          "word, topic_of_word[word].")
+    if torch.equal(labels, position):
+        raise CheckFailed("labels are the positions of the topic words; the label is the topic "
+                          "of the word at that position, topic_of_word[word].")
+    if torch.equal(labels, topic_of_word[tokens[:, 0]]):
+        raise CheckFailed("labels come from the first word of each sentence; the topic word "
+                          "can sit anywhere in the sentence.")
+    raise CheckFailed("some labels are wrong: find the one word of each sentence with "
+                      "topic_of_word >= 0 and return its topic.")
+
+
+# sentences that do not hold exactly one topic word, with the hint for a function that accepts them
+_NOT_ONE = (
+    ([[6, 7, 8]], "a sentence with no topic word has no label: raise a ValueError for it "
+                  "(check that each sentence holds exactly one)."),
+    ([[0, 7, 2]], "a sentence with two topic words (here of topics 0 and 1) has no single "
+                  "label: raise a ValueError when a sentence holds more than one topic word, "
+                  "not only when it holds none."),
+    ([[0, 7, 2], [6, 7, 8], [9, 4, 10]],
+     "count the topic words of *each* sentence: in this batch one sentence holds two and "
+     "another none, so the batch's total (3 for 3 sentences) looks right while two sentences "
+     "are wrong. Raise a ValueError unless every row's count is exactly 1."),
+)
+
+
+@run_check("labelling sentences by their topic word")
+def check_label_sentences(student_fn) -> None:
+    """Check ``student_fn(tokens, topic_of_word) -> labels``: the labels of a batch, and a
+    ValueError for each batch holding a sentence without exactly one topic word."""
+    tokens, topic_of_word, topic_word, position = _label_case()
     expected = label_sentences(tokens, topic_of_word)
-    labels = student_fn(tokens, topic_of_word)
-    expect_tensor(labels, "labels", (n,))
+    try:
+        labels = student_fn(tokens.clone(), topic_of_word.clone())
+    except ValueError as error:
+        raise CheckFailed(f"your function raised ValueError ({error}) on a batch in which every "
+                          "sentence holds exactly one topic word: topic ids start at 0, and only "
+                          "-1 marks a background word (topic_of_word >= 0).") from None
+    expect_tensor(labels, "labels", (len(tokens),))
     if labels.dtype != torch.long:
         raise CheckFailed(f"labels should be class ids of dtype torch.long, got {labels.dtype}.")
     if not torch.equal(labels, expected):
-        if torch.equal(labels, topic_word):
-            raise CheckFailed("labels are the topic words' ids; the label is the *topic* of that "
-                              "word, topic_of_word[word].")
-        if torch.equal(labels, topic_of_word[tokens[:, 0]]):
-            raise CheckFailed("labels come from the first word of each sentence; the topic word "
-                              "can sit anywhere in the sentence.")
-        raise CheckFailed("some labels are wrong: find the one word of each sentence with "
-                          "topic_of_word >= 0 and return its topic.")
-    bad = torch.tensor([[6, 7, 8]])  # no topic word at all
-    try:
-        student_fn(bad, topic_of_word)
-    except ValueError:
-        pass
-    else:
-        raise CheckFailed("a sentence with no topic word has no label: raise a ValueError for it "
-                          "(check that each sentence holds exactly one).")
+        _diagnose_labels(labels, expected, tokens, topic_of_word, topic_word, position)
+    for rows, hint in _NOT_ONE:
+        try:
+            student_fn(torch.tensor(rows), topic_of_word.clone())
+        except ValueError:
+            continue
+        raise CheckFailed(hint)
 
 
 # --------------------------------------------------------------------- the full-batch step
