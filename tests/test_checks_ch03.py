@@ -206,3 +206,66 @@ def test_early_score_law_check(run_check):
 
     ok, out = run_check(checks.check_early_score_law, lambda data: [1.0])
     assert not ok and "dict" in out
+
+
+def _net_counts(data, *, per_occurrence=False):
+    net: dict = {}
+    for tokens, label in data:
+        for w in (tokens if per_occurrence else set(tokens)):
+            net[w] = net.get(w, 0) + (1 if label == 1 else -1)
+    return net
+
+
+def test_early_score_law_occurrences_instead_of_sentences(run_check):
+    def occurrences(data):
+        return {w: float(n) ** 2 for w, n in _net_counts(data, per_occurrence=True).items()}
+
+    ok, out = run_check(checks.check_early_score_law, occurrences)
+    assert not ok and "[wrong]" in out and "you count occurrences" in out and "set(tokens)" in out
+
+
+def test_early_score_law_other_wrong_laws(run_check):
+    def by_length(data):
+        net: dict = {}
+        for tokens, label in data:
+            for w in set(tokens):
+                net[w] = net.get(w, 0.0) + (1 if label == 1 else -1) / len(tokens)
+        return {w: v**2 for w, v in net.items()}
+
+    ok, out = run_check(checks.check_early_score_law, by_length)
+    assert not ok and "1/n_i" in out
+
+    def negative(data):
+        return {w: -float(n) ** 2 for w, n in _net_counts(data).items()}
+
+    ok, out = run_check(checks.check_early_score_law, negative)
+    assert not ok and "negative number" in out
+
+    def over_frequency(data):
+        frequency = sst.word_frequency(data)
+        return {w: float(n) ** 2 / frequency[w] for w, n in _net_counts(data).items()}
+
+    ok, out = run_check(checks.check_early_score_law, over_frequency)
+    assert not ok and "divide the squared net label count by the frequency" in out
+
+    ok, out = run_check(checks.check_early_score_law,
+                        lambda data: {w: str(v) for w, v in sst.early_score_law(data).items()})
+    assert not ok and "finite number" in out and "str" in out
+    ok, out = run_check(checks.check_early_score_law,
+                        lambda data: {w: float("nan") for w in sst.word_frequency(data)})
+    assert not ok and "finite number" in out
+
+
+def test_early_score_law_numpy_torch_and_int_values_pass(run_check):
+    import numpy as np
+
+    forms = {
+        "numpy int": lambda data: {w: np.int64(n) ** 2 for w, n in _net_counts(data).items()},
+        "python int": lambda data: {w: n * n for w, n in _net_counts(data).items()},
+        "numpy float": lambda data: {w: np.float32(n * n) for w, n in _net_counts(data).items()},
+        "tensor": lambda data: {w: torch.tensor(n) ** 2 for w, n in _net_counts(data).items()},
+        "one-element array": lambda data: {w: np.array([n * n / 7]) for w, n in _net_counts(data).items()},
+    }
+    for name, right in forms.items():
+        ok, out = run_check(checks.check_early_score_law, right)
+        assert ok and "[passed]" in out, (name, out)

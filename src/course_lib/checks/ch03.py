@@ -4,8 +4,10 @@ a sentence that the model attends to most, and the early-time law behind "freque
 from __future__ import annotations
 
 import math
+import numbers
 import random
 
+import numpy as np
 import torch
 
 from ..sst import (
@@ -141,9 +143,9 @@ def check_most_attended_word(student_fn) -> None:
         raise CheckFailed(f"with equal scores every word gets the same attention; return the first of them ('the'), got {got!r}.")
 
 
-def _law_corpus(seed: int, n: int = 60):
-    """A random binary corpus without repeated words in a sentence, with words of very
-    different frequencies and purities (so that no wrong law fits by accident)."""
+def _law_corpus(seed: int, n: int = 60, repeats: bool = False):
+    """A random binary corpus with words of very different frequencies and purities (so that no
+    wrong law fits by accident); with ``repeats``, about half the sentences hold a word twice."""
     rng = random.Random(seed)
     common = ["c%d" % i for i in range(4)]  # in most sentences, both labels
     leaning = ["p%d" % i for i in range(4)]  # mostly positive or mostly negative
@@ -154,8 +156,26 @@ def _law_corpus(seed: int, n: int = 60):
         words = [w for w in common if rng.random() < 0.8]
         words += [w for j, w in enumerate(leaning) if rng.random() < (0.7 if (j % 2) == label else 0.2)]
         words += [w for j, w in enumerate(rare) if (j % 2) == label and rng.random() < 0.15]
-        data.append((words or ["c0"], label))
+        words = words or ["c0"]
+        if repeats and rng.random() < 0.5:
+            words.append(rng.choice(words))
+        data.append((words, label))
     return data
+
+
+def _as_number(value):
+    """``value`` as a float if it is a real number: Python, NumPy, or a one-element array or
+    tensor; else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool \
+            and not value.is_complex():
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
+        return float(value.reshape(()))
+    return None
 
 
 def _proportional(got: dict, expected: dict) -> bool:
@@ -165,33 +185,53 @@ def _proportional(got: dict, expected: dict) -> bool:
     return c > 0 and all(abs(float(got[w]) - c * expected[w]) <= 1e-9 * max(1.0, c * max(expected.values())) for w in expected)
 
 
+def _law_guesses(data, freq, pos, net):
+    """Plausible wrong laws, each with the hint it earns."""
+    pure = word_purity(data)
+    occ_net: dict = {}
+    weighted: dict = {}
+    for tokens, y in data:
+        for w in tokens:
+            occ_net[w] = occ_net.get(w, 0) + (1 if y == 1 else -1)
+        for w in set(tokens):
+            weighted[w] = weighted.get(w, 0.0) + (1 if y == 1 else -1) / len(tokens)
+    return [
+        ({w: float(occ_net[w]) ** 2 for w in freq}, "you count occurrences; count *sentences*: a word twice in one sentence counts once in its net label count (use set(tokens))."),
+        ({w: weighted[w] ** 2 for w in freq}, "you weight each sentence by 1/n_i; this exercise treats every sentence length as equal, so count each sentence +1 or -1."),
+        ({w: float(freq[w]) for w in freq}, "your values follow the frequency; but a word's pushes from positive and negative sentences cancel: the embedding grows with the *net* label count, positives minus negatives."),
+        ({w: float(freq[w]) ** 2 for w in freq}, "you square the frequency; the pushes from positive and negative sentences cancel, so square the *net* label count (positives minus negatives)."),
+        ({w: float(abs(net[w])) for w in freq}, "|net label count| is how the *embedding* grows; the score's speed is the embedding times the same push, so the score grows with its square."),
+        ({w: float(net[w]) for w in freq}, "the net label count is how the embedding grows (with a sign); the score grows with the embedding times the same push: square it (negative words gain attention too)."),
+        ({w: float(pos[w]) ** 2 for w in freq}, "you count only positive sentences; a negative sentence pushes the other way, so count it with -1 (positives minus negatives) before squaring."),
+        ({w: pure[w] for w in freq}, "purity alone forgets how many sentences push: a word seen once is perfectly pure. Use the net label count, frequency times purity in size, and square it."),
+        ({w: pure[w] ** 2 for w in freq}, "purity squared forgets how many sentences push: multiply purity by the frequency (the net label count) before squaring."),
+        ({w: float(net[w]) ** 2 / freq[w] for w in freq}, "you divide the squared net label count by the frequency (that is frequency times purity squared); square the net label count itself."),
+    ]
+
+
 @run_check("the early-time law: score proportional to (net label count)^2")
 def check_early_score_law(student_fn) -> None:
-    """Check ``student_fn(data) -> {word: value proportional to its early Attn-FC score}``."""
-    for data in (_law_corpus(0), _law_corpus(1), _law_corpus(2)):
+    """Check ``student_fn(data) -> {word: value proportional to its early Attn-FC score}``;
+    the values may be Python, NumPy or one-element torch numbers."""
+    for data in (_law_corpus(0), _law_corpus(1), _law_corpus(2), _law_corpus(3, repeats=True)):
         expected = early_score_law(data)
         got = _as_dict(student_fn(list(data)), "predicted early score")
         if set(got) != set(expected):
             missing = sorted(set(expected) - set(got))[:3]
             raise CheckFailed(f"the dict should have one key per word of the corpus; missing for example {missing}.")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in got.values()):
-            raise CheckFailed("every value should be a finite number.")
+        values = {w: _as_number(v) for w, v in got.items()}
+        odd = next((w for w, v in values.items() if v is None or not math.isfinite(v)), None)
+        if odd is not None:
+            raise CheckFailed(f"every value should be a finite number; {odd!r} maps to {got[odd]!r} ({type(got[odd]).__name__}).")
+        got = values
         if _proportional(got, expected):
             continue
+        if _proportional({w: -v for w, v in got.items()}, expected):
+            raise CheckFailed("your values are the law times a negative number: the early score *grows* (attention rises on every word with a nonzero net label count), so the constant is positive.")
         freq = word_frequency(data)
         pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
         net = {w: 2 * pos[w] - freq[w] for w in freq}
-        pure = word_purity(data)
-        guesses = [
-            ({w: float(freq[w]) for w in freq}, "your values follow the frequency; but a word's pushes from positive and negative sentences cancel: the embedding grows with the *net* label count, positives minus negatives."),
-            ({w: float(freq[w]) ** 2 for w in freq}, "you square the frequency; the pushes from positive and negative sentences cancel, so square the *net* label count (positives minus negatives)."),
-            ({w: float(abs(net[w])) for w in freq}, "|net label count| is how the *embedding* grows; the score's speed is the embedding times the same push, so the score grows with its square."),
-            ({w: float(net[w]) for w in freq}, "the net label count is how the embedding grows (with a sign); the score grows with the embedding times the same push: square it (negative words gain attention too)."),
-            ({w: float(pos[w]) ** 2 for w in freq}, "you count only positive sentences; a negative sentence pushes the other way, so count it with -1 (positives minus negatives) before squaring."),
-            ({w: pure[w] for w in freq}, "purity alone forgets how many sentences push: a word seen once is perfectly pure. Use the net label count, frequency times purity in size, and square it."),
-            ({w: pure[w] ** 2 for w in freq}, "purity squared forgets how many sentences push: multiply purity by the frequency (the net label count) before squaring."),
-        ]
-        for guess, hint in guesses:
+        for guess, hint in _law_guesses(data, freq, pos, net):
             if _proportional(got, guess) and not _proportional(guess, expected):
                 raise CheckFailed(hint)
         bad = max(expected, key=lambda w: expected[w])
