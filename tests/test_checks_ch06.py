@@ -86,6 +86,56 @@ def test_best_switch_time_check(run_check):
     assert not ok and "[wrong]" in out
 
 
+def test_best_switch_time_check_tests_the_exercise_horizon():
+    """The exercise's horizon is twice the peak of soft's lead, where the switch matters."""
+    def alpha(method, t, switch_time=None):
+        nu = flow.solve_flow(method, 10, 10, t, switch_time=switch_time)[1]
+        return np.exp(nu) / (np.exp(nu) + 9)
+
+    t = np.linspace(0.0, 400.0, 4001)
+    peak = t[np.argmax(alpha("soft", t) - alpha("hard", t))]
+    assert abs(ch06.EXERCISE_HORIZON - 2 * peak) < 1.0
+    best = flow.best_switch_time(10, 10, ch06.EXERCISE_HORIZON, ch06.EXERCISE_CANDIDATES)
+    assert best == 168.0
+    h = [ch06.EXERCISE_HORIZON]
+    gain = alpha("hybrid", h, best)[0] - max(alpha("hard", h)[0], alpha("soft", h)[0])
+    assert gain > 3e-3  # visible; at t = 800 it is 1.8e-4
+    late = flow.best_switch_time(10, 10, 800.0, np.arange(0, 101) * 8.0)
+    assert alpha("hybrid", [800.0], late)[0] - alpha("hard", [800.0])[0] < 2e-4
+
+
+def test_best_switch_time_check_accepts_every_scalar_form(run_check):
+    for convert in (float, np.float64, np.float32, lambda v: np.array(v),
+                    lambda v: torch.tensor(v, dtype=torch.float64)):
+        ok, out = run_check(checks.check_best_switch_time,
+                            lambda m, C, h, c, f=convert: f(flow.best_switch_time(m, C, h, c)))
+        assert ok and "[passed]" in out, (convert, out)
+
+
+def test_best_switch_time_check_rejects_wrong_switches_with_hints(run_check):
+    def only_on_the_exercise(answer):  # right everywhere but on the exercise's horizon
+        def student(m, C, h, c):
+            if h == ch06.EXERCISE_HORIZON:
+                return answer(m, C, h, c)
+            return flow.best_switch_time(m, C, h, c)
+        return student
+
+    ok, out = run_check(checks.check_best_switch_time,
+                        only_on_the_exercise(lambda m, C, h, c: 0.0))
+    assert not ok and "pure hard" in out
+    ok, out = run_check(checks.check_best_switch_time,  # pure soft is the worst there
+                        only_on_the_exercise(lambda m, C, h, c: float(c[-1])))
+    assert not ok and "WORST" in out
+    ok, out = run_check(checks.check_best_switch_time,  # a grid step late
+                        only_on_the_exercise(lambda m, C, h, c: 176.0))
+    assert not ok and "the best switch is 168" in out and "..., 336]" in out
+    ok, out = run_check(checks.check_best_switch_time,  # a fixed fraction of the budget
+                        lambda m, C, h, c: float(c[np.argmin(np.abs(np.asarray(c) - 0.3 * h))]))
+    assert not ok and "[wrong]" in out
+    ok, out = run_check(checks.check_best_switch_time, lambda m, C, h, c: [168.0])
+    assert not ok and "a float" in out
+
+
 def test_per_class_focus_accuracy_check(run_check):
     ok, out = run_check(checks.check_per_class_focus_accuracy, metrics.per_class_focus_accuracy)
     assert ok and "[passed]" in out

@@ -106,32 +106,46 @@ def _only(pair, name, epochs):
     return focus, classifier
 
 
+# Exercise 6.2's own setting: (m, C) = (10, 10), where soft attention's lead over hard attention
+# peaks near t = 168 in the ODE; a horizon of twice that (42 epochs of 4 steps at lr 0.2 with
+# momentum 0.9, 8 time units each) is where the best switch (t = 168) beats both pure methods
+# by 3e-3 in alpha.  At t = 800 it would gain only 2e-4, too little to tell a switch apart.
+EXERCISE_HORIZON = 336.0
+EXERCISE_CANDIDATES = tuple(8.0 * e for e in range(43))
+
+
 @run_check("the best switch time for a horizon, from the hybrid ODE")
 def check_best_switch_time(student_fn) -> None:
-    """Check ``student_fn(m, C, horizon, candidates) -> float``."""
+    """Check ``student_fn(m, C, horizon, candidates) -> float`` (any real scalar: a Python or
+    NumPy float or int, a 0-d array or tensor) on cases where the best switch is pure soft,
+    inside the budget, and on exercise 6.2's own horizon."""
     cases = [(5, 3, 100.0, [0.0, 35.0, 100.0]), (5, 3, 30.0, [0.0, 10.0, 20.0, 30.0]),
-             (5, 3, 200.0, list(np.linspace(0.0, 200.0, 9))), (10, 10, 400.0, [0.0, 80.0, 400.0])]
+             (5, 3, 200.0, list(np.linspace(0.0, 200.0, 9))), (10, 10, 400.0, [0.0, 80.0, 400.0]),
+             (10, 10, EXERCISE_HORIZON, list(EXERCISE_CANDIDATES))]
     for m, C, horizon, candidates in cases:
         try:
             out = float(student_fn(m, C, horizon, np.array(candidates)))
         except (TypeError, ValueError):
             raise CheckFailed("return one switch time, a float (one of the candidates).")
         ref = flow.best_switch_time(m, C, horizon, candidates)
-        if abs(out - ref) < 1e-9:
+        if abs(out - ref) <= 1e-6 * max(1.0, abs(ref)):  # float32 round-off is fine
             continue
         finals = [flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[1][0]
                   for T in candidates]
-        at_switch = [flow.solve_flow("soft", m, C, [max(T, 1e-9)])[1][0] for T in candidates]
         if out == float(np.argmax(finals)) and out not in candidates:
             raise CheckFailed("you returned the index of the best candidate; return the "
                               "candidate itself, candidates[index].")
         if abs(out - candidates[int(np.argmin(finals))]) < 1e-9:
             raise CheckFailed("that is the WORST switch time: take the largest attention "
-                              "at the horizon (argmax), not the smallest.")
-        if abs(out - candidates[int(np.argmax(at_switch))]) < 1e-9:
-            raise CheckFailed("compare the runs at the horizon, not at their switch times: "
-                              "solve the hybrid flow up to `horizon` for each candidate.")
-        raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} and candidates {candidates} "
+                              "at the horizon (argmax), not the smallest, and compare every "
+                              "hybrid at the horizon, not at its switch time.")
+        if out == 0.0:
+            raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} you returned T = 0, pure "
+                              f"hard attention, but a switch at {ref:g} ends more focused: "
+                              "solve the hybrid flow for every candidate and keep the best.")
+        shown = (candidates if len(candidates) <= 9 else
+                 f"[{candidates[0]:g}, {candidates[1]:g}, ..., {candidates[-1]:g}]")
+        raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} and candidates {shown} "
                           f"the best switch is {ref:g}, you returned {out:g}: compare "
                           "alpha (or nu) of solve_flow('hybrid', ..., [horizon], switch_time=T).")
 
