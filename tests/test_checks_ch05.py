@@ -141,3 +141,178 @@ def test_euler_step_needed_check(run_check):
                         lambda method, m, C, t_end, tol: flow.euler_step_needed(method, m, C, t_end,
                                                                                 tol) / 2)
     assert not ok and "FIRST halving" in out
+
+
+def test_fixed_focus_hard_margin_w_sign_and_complex(run_check):
+    from scipy.special import lambertw
+
+    def lambert_term(alpha, C, t):
+        x = (alpha * t + 1) / (C - 1)
+        return np.real(lambertw(np.exp(x) / (C - 1)))
+
+    ok, out = run_check(checks.check_fixed_focus_hard_margin, lambert_term)
+    assert not ok and "W_0(e^x / (C - 1)) itself" in out and "integration constant" not in out
+    ok, out = run_check(checks.check_fixed_focus_hard_margin,
+                        lambda alpha, C, t: -flow.fixed_focus_hard_margin(alpha, C, t))
+    assert not ok and "the sign" in out
+
+    def complex_valued(alpha, C, t):
+        x = (alpha * t + 1) / (C - 1)
+        return x - lambertw(np.exp(x) / (C - 1))
+
+    ok, out = run_check(checks.check_fixed_focus_hard_margin, complex_valued)
+    assert not ok and "[wrong]" in out and "real part" in out
+
+
+def test_fixed_focus_hard_margin_other_correct_forms(run_check):
+    from scipy.optimize import brentq
+    from scipy.special import lambertw
+
+    def logarithm(alpha, C, t):  # e^mu = (C - 1) W_0(e^x / (C - 1))
+        x = (alpha * t + 1) / (C - 1)
+        return np.log((C - 1) * np.real(lambertw(np.exp(x) / (C - 1))))
+
+    def root_find(alpha, C, t):
+        def solve(ti):
+            return brentq(lambda u: np.exp(u) + (C - 1) * u - alpha * ti - 1, 0.0, 50.0,
+                          xtol=1e-14)
+        return np.array([solve(ti) for ti in np.atleast_1d(t)])
+
+    for right in (logarithm, root_find):
+        ok, out = run_check(checks.check_fixed_focus_hard_margin, right)
+        assert ok and "[passed]" in out, out
+
+
+def _euler(method, m, C, n_steps, step):
+    mu, nu = 0.0, 0.0
+    rhs = flow.flow_rhs(method, m, C)
+    for _ in range(n_steps):
+        dmu, dnu = rhs(0.0, [mu, nu])
+        mu, nu = mu + step * float(dmu), nu + step * float(dnu)
+    return mu, nu
+
+
+def test_euler_flow_truncated_step_count(run_check):
+    def truncating(method, m, C, t_end, step):  # 0.3 / 0.1 = 2.9999999999999996 -> 2 steps
+        return _euler(method, m, C, int(t_end / step), step)
+
+    ok, out = run_check(checks.check_euler_flow, truncating)
+    assert not ok and "[wrong]" in out and "int() truncates" in out and "round(t_end / step)" in out
+
+    def accumulating(method, m, C, t_end, step):  # a hundred 0.1s add up to 9.99999999999998
+        mu, nu, t = 0.0, 0.0, 0.0
+        rhs = flow.flow_rhs(method, m, C)
+        while t < t_end:
+            dmu, dnu = rhs(0.0, [mu, nu])
+            mu, nu, t = mu + step * float(dmu), nu + step * float(dnu), t + step
+        return mu, nu
+
+    ok, out = run_check(checks.check_euler_flow, accumulating)
+    assert not ok and "one step too many" in out
+
+
+def test_euler_flow_swapped_and_gauss_seidel(run_check):
+    def swapped(method, m, C, t_end, step):
+        mu, nu = flow.euler_flow(method, m, C, t_end, step)
+        return nu, mu
+
+    ok, out = run_check(checks.check_euler_flow, swapped)
+    assert not ok and "swapped" in out and "Gauss-Seidel" not in out
+
+    def nu_first(method, m, C, t_end, step):
+        rhs = flow.flow_rhs(method, m, C)
+        mu = nu = 0.0
+        for _ in range(round(t_end / step)):
+            nu = nu + step * rhs(0.0, [mu, nu])[1]
+            mu = mu + step * rhs(0.0, [mu, nu])[0]
+        return mu, nu
+
+    for wrong, first in ((nu_first, "update nu first"),):
+        ok, out = run_check(checks.check_euler_flow, wrong)
+        assert not ok and "Gauss-Seidel" in out and first in out
+
+    def whole_path(method, m, C, t_end, step):
+        mu, nu = flow.euler_flow(method, m, C, t_end, step)
+        return [0.0, mu], [0.0, nu]
+
+    ok, out = run_check(checks.check_euler_flow, whole_path)
+    assert not ok and "not the whole path" in out
+
+
+def test_euler_flow_other_return_forms_pass(run_check):
+    import torch
+
+    forms = {
+        "list": lambda *a: list(flow.euler_flow(*a)),
+        "array": lambda *a: np.array(flow.euler_flow(*a)),
+        "tensor": lambda *a: torch.tensor(flow.euler_flow(*a), dtype=torch.float64),
+        "numpy scalars": lambda *a: tuple(np.float64(v) for v in flow.euler_flow(*a)),
+        "own loop": lambda method, m, C, t_end, step: _euler(method, m, C, round(t_end / step),
+                                                             step),
+    }
+    for name, right in forms.items():
+        ok, out = run_check(checks.check_euler_flow, right)
+        assert ok and "[passed]" in out, (name, out)
+
+
+def _halving(method, m, C, t_end, tol, *, first=1.0, measure=True):
+    mu_ref, nu_ref = flow.solve_flow(method, m, C, [t_end])
+
+    def error(step):
+        mu, nu = flow.euler_flow(method, m, C, t_end, step)
+        return max(abs(mu - mu_ref[0]), abs(nu - nu_ref[0]))
+
+    if not measure:  # first order: error(step) = error(1) * step, so predict the step
+        step, e1 = 1.0, error(1.0)
+        while e1 * step > tol:
+            step /= 2
+        return step
+    step = first
+    while error(step) > tol:
+        step /= 2
+    return step
+
+
+def test_euler_step_needed_skipping_step_one_and_extrapolating(run_check):
+    def from_half(method, m, C, t_end, tol):  # halves before trying step 1
+        return _halving(method, m, C, t_end, tol, first=0.5)
+
+    ok, out = run_check(checks.check_euler_step_needed, from_half)
+    assert not ok and "[wrong]" in out and "test step 1 before the first halving" in out
+
+    def extrapolated(method, m, C, t_end, tol):
+        return _halving(method, m, C, t_end, tol, measure=False)
+
+    ok, out = run_check(checks.check_euler_step_needed, extrapolated)
+    assert not ok and "already gives error" in out and "first order" in out
+
+    def only_mu(method, m, C, t_end, tol):
+        mu_ref, _ = flow.solve_flow(method, m, C, [t_end])
+        step = 1.0
+        while abs(flow.euler_flow(method, m, C, t_end, step)[0] - mu_ref[0]) > tol:
+            step /= 2
+        return step
+
+    ok, out = run_check(checks.check_euler_step_needed, only_mu)
+    assert not ok and "keep halving" in out and "larger of the mu and nu errors" in out
+
+    def steps_not_step(method, m, C, t_end, tol):
+        return t_end / flow.euler_step_needed(method, m, C, t_end, tol)
+
+    ok, out = run_check(checks.check_euler_step_needed, steps_not_step)
+    assert not ok and "not the number of steps" in out
+
+    def predicted(method, m, C, t_end, tol):
+        return tol / 0.03
+
+    ok, out = run_check(checks.check_euler_step_needed, predicted)
+    assert not ok and "not a halving of step 1" in out
+
+
+def test_euler_step_needed_numpy_and_torch_numbers_pass(run_check):
+    import torch
+
+    for wrap in (np.float64, torch.tensor, lambda v: np.array([v])):
+        ok, out = run_check(checks.check_euler_step_needed,
+                            lambda *a, wrap=wrap: wrap(_halving(*a)))
+        assert ok and "[passed]" in out, out
