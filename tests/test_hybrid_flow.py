@@ -62,3 +62,14 @@ def test_gradient_descent_across_the_switch_follows_the_hybrid_ode():
     nu_soft = flow.solve_flow("soft", 5, 3, times)[1]
     nu_hard = flow.solve_flow("hard", 5, 3, times)[1]
     assert np.max(np.abs(nu - nu_soft)) > 20 * gap and np.max(np.abs(nu - nu_hard)) > 20 * gap
+
+
+def test_lvml_beside_the_hybrid():
+    """Chapter 6: LVML leads soft by up to 0.60 at (20, 20); the hybrid wins at (5, 3), H = 100."""
+    t = np.linspace(0.0, 1000.0, 1001)
+    lead = alpha(flow.solve_flow("lvml", 20, 20, t)[1], 20) - alpha(
+        flow.solve_flow("soft", 20, 20, t)[1], 20)
+    assert abs(lead.max() - 0.5996) < 1e-3 and abs(t[np.argmax(lead)] - 501) <= 5
+    hybrid = alpha(flow.solve_flow("hybrid", 5, 3, [100.0], switch_time=35.0)[1][0], 5)
+    lvml = alpha(flow.solve_flow("lvml", 5, 3, [100.0])[1][0], 5)
+    assert abs(hybrid - 0.9466) < 1e-4 and abs(lvml - 0.9216) < 1e-4
