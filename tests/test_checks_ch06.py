@@ -136,6 +136,25 @@ def test_best_switch_time_check_rejects_wrong_switches_with_hints(run_check):
     assert not ok and "a float" in out
 
 
+def test_best_switch_time_check_names_ties_and_the_margin(run_check):
+    def finals(m, C, horizon, candidates, row):
+        return np.array([flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[row][0]
+                         for T in candidates])
+
+    def last_of_ties(m, C, h, c):  # the last maximum where the text asks for the first
+        nu = finals(m, C, h, c, 1)
+        return float(c[len(c) - 1 - int(np.argmax(nu[::-1]))])
+
+    ok, out = run_check(checks.check_best_switch_time, last_of_ties)
+    assert not ok and "tie" in out and "first" in out and "WORST" not in out
+    ok, out = run_check(checks.check_best_switch_time,  # the classifier's margin, not the focus
+                        lambda m, C, h, c: float(c[int(np.argmax(finals(m, C, h, c, 0)))]))
+    assert not ok and "margin" in out and "WORST" not in out
+    ok, out = run_check(checks.check_best_switch_time,  # the smallest focus is still "WORST"
+                        lambda m, C, h, c: float(c[int(np.argmin(finals(m, C, h, c, 1)))]))
+    assert not ok and "WORST" in out and "margin" not in out
+
+
 def test_per_class_focus_accuracy_check(run_check):
     ok, out = run_check(checks.check_per_class_focus_accuracy, metrics.per_class_focus_accuracy)
     assert ok and "[passed]" in out

@@ -114,40 +114,69 @@ EXERCISE_HORIZON = 336.0
 EXERCISE_CANDIDATES = tuple(8.0 * e for e in range(43))
 
 
+def _same_time(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(1.0, abs(b))  # float32 round-off is fine
+
+
 @run_check("the best switch time for a horizon, from the hybrid ODE")
 def check_best_switch_time(student_fn) -> None:
     """Check ``student_fn(m, C, horizon, candidates) -> float`` (any real scalar: a Python or
-    NumPy float or int, a 0-d array or tensor) on cases where the best switch is pure soft,
-    inside the budget, and on exercise 6.2's own horizon."""
-    cases = [(5, 3, 100.0, [0.0, 35.0, 100.0]), (5, 3, 30.0, [0.0, 10.0, 20.0, 30.0]),
+    NumPy float or int, a 0-d array or tensor) on cases where the best switch is a hybrid, pure
+    soft (tied with every later candidate: the first must be returned), and on exercise 6.2's
+    own horizon.  The answers to all cases are read together, so that a rule that is wrong in
+    the same way everywhere (the largest margin, the smallest attention) is named as such."""
+    cases = [(5, 3, 40.0, [0.0, 10.0, 20.0, 30.0, 40.0]),  # hybrid best, largest margin at 40
+             (5, 3, 30.0, [0.0, 10.0, 20.0, 30.0, 45.0, 60.0]),  # 30, 45, 60 tie: pure soft
+             (5, 3, 100.0, [0.0, 35.0, 100.0]),
              (5, 3, 200.0, list(np.linspace(0.0, 200.0, 9))), (10, 10, 400.0, [0.0, 80.0, 400.0]),
              (10, 10, EXERCISE_HORIZON, list(EXERCISE_CANDIDATES))]
+    answers, failed = [], None
     for m, C, horizon, candidates in cases:
         try:
             out = float(student_fn(m, C, horizon, np.array(candidates)))
         except (TypeError, ValueError):
             raise CheckFailed("return one switch time, a float (one of the candidates).")
-        ref = flow.best_switch_time(m, C, horizon, candidates)
-        if abs(out - ref) <= 1e-6 * max(1.0, abs(ref)):  # float32 round-off is fine
-            continue
-        finals = [flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[1][0]
-                  for T in candidates]
-        if out == float(np.argmax(finals)) and out not in candidates:
-            raise CheckFailed("you returned the index of the best candidate; return the "
-                              "candidate itself, candidates[index].")
-        if abs(out - candidates[int(np.argmin(finals))]) < 1e-9:
-            raise CheckFailed("that is the WORST switch time: take the largest attention "
-                              "at the horizon (argmax), not the smallest, and compare every "
-                              "hybrid at the horizon, not at its switch time.")
-        if out == 0.0:
-            raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} you returned T = 0, pure "
-                              f"hard attention, but a switch at {ref:g} ends more focused: "
-                              "solve the hybrid flow for every candidate and keep the best.")
-        shown = (candidates if len(candidates) <= 9 else
-                 f"[{candidates[0]:g}, {candidates[1]:g}, ..., {candidates[-1]:g}]")
-        raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} and candidates {shown} "
-                          f"the best switch is {ref:g}, you returned {out:g}: compare "
-                          "alpha (or nu) of solve_flow('hybrid', ..., [horizon], switch_time=T).")
+        finals = [flow.solve_flow("hybrid", m, C, [horizon], switch_time=T) for T in candidates]
+        nu = np.array([f[1][0] for f in finals])
+        margin = np.array([f[0][0] for f in finals])
+        case = dict(m=m, C=C, horizon=horizon, candidates=candidates, out=out,
+                    ref=flow.best_switch_time(m, C, horizon, candidates),
+                    best_index=int(np.argmax(nu)), worst=candidates[int(np.argmin(nu))],
+                    tied=[T for T, v in zip(candidates, nu) if np.isclose(v, nu.max(), rtol=1e-12)],
+                    largest_margin=candidates[int(np.argmax(margin))])
+        answers.append(case)
+        if failed is None and not _same_time(out, case["ref"]):
+            failed = case
+    if failed is None:
+        return
+    m, C, horizon, candidates, out, ref = (failed[k] for k in
+                                           ("m", "C", "horizon", "candidates", "out", "ref"))
+    is_candidate = any(_same_time(out, T) for T in candidates)
+    if _same_time(out, float(failed["best_index"])) and not is_candidate:
+        raise CheckFailed("you returned the index of the best candidate; return the "
+                          "candidate itself, candidates[index].")
+    if any(_same_time(out, T) for T in failed["tied"]):
+        raise CheckFailed(f"for horizon {horizon:g} the candidates {failed['tied']} tie (a "
+                          "switch at or after the horizon is pure soft attention) and you "
+                          f"returned {out:g}: return the first of them, as the text asks "
+                          "(np.argmax returns the first maximum).")
+    if all(_same_time(a["out"], a["largest_margin"]) for a in answers):
+        raise CheckFailed("you picked the switch with the largest classifier margin mu at "
+                          "the horizon; the best switch is the one whose FOCUS ends largest: "
+                          "compare nu (or alpha), the second row of solve_flow's output.")
+    if _same_time(out, failed["worst"]):
+        raise CheckFailed("that is the WORST switch time: take the largest attention "
+                          "at the horizon (argmax), not the smallest, and compare every "
+                          "hybrid at the horizon, not at its switch time.")
+    if out == 0.0:
+        raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} you returned T = 0, pure "
+                          f"hard attention, but a switch at {ref:g} ends more focused: "
+                          "solve the hybrid flow for every candidate and keep the best.")
+    shown = (candidates if len(candidates) <= 9 else
+             f"[{candidates[0]:g}, {candidates[1]:g}, ..., {candidates[-1]:g}]")
+    raise CheckFailed(f"for m={m}, C={C}, horizon {horizon:g} and candidates {shown} "
+                      f"the best switch is {ref:g}, you returned {out:g}: compare "
+                      "alpha (or nu) of solve_flow('hybrid', ..., [horizon], switch_time=T).")
 
 
 @run_check("focus accuracy per class")
