@@ -44,6 +44,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gzip
+import io
 import os
 import sys
 import tempfile
@@ -59,7 +61,9 @@ SCRIPTS = {
 }
 OFFICIAL_ALPHAS = "alphas = [0.2,0.4,0.6,0.8,1]"
 COLUMNS = ("loss", "alpha", "epoch", "batches_per_epoch", "lr", "momentum", "t", "L", "diff")
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "official_fixed_focus.csv"
+# Shipped with course_lib (chapter 4 reads it through course_lib.data.official, also on Colab).
+DEFAULT_OUT = (Path(__file__).resolve().parents[1] / "src" / "course_lib" / "data" / "files"
+               / "official_fixed_focus.csv.gz")
 
 HEADER = '''# --- added by benchmarks/official_fixed_focus.py: run headless on a CPU ---
 import builtins as _b, importlib.machinery as _im, os as _os, sys as _sys, types as _t
@@ -142,21 +146,26 @@ def run_script(checkout: Path, loss: str, workdir: Path, **patch) -> list[dict]:
 
 
 def write_csv(rows: list[dict], out: Path) -> None:
+    """Write the rows as CSV, gzip-compressed when ``out`` ends in .gz (byte-reproducible)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in row.items()})
+    data = buffer.getvalue().encode()
+    if out.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, out)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkout", type=Path, help="a checkout of the official repository")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the CSV to write")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="the CSV to write (.gz: compressed; default: course_lib's copy)")
     parser.add_argument("--losses", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS))
     parser.add_argument("--epochs", type=int, help="replace their 100 epochs (cost estimates)")
     parser.add_argument("--alphas", type=float, nargs="+", help="replace their alphas")

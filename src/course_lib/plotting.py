@@ -777,14 +777,14 @@ def focus_error_rates(
     return fig
 
 
-# --------------------------------------------------------------------------- chapter 7: one law
+# ------------------------------------------------------------------------ chapter 7: one structure
 
 
 def one_law(
     gains: Mapping[str, tuple],
     drifts: Mapping[str, tuple],
     colours: Mapping[str, str] | None = None,
-    title: str = "One law, two papers",
+    title: str = "Both papers' laws: one separable equation",
 ):
     """Chapter 7's figure: both papers' conservation laws along real training runs.
 

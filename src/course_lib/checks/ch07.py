@@ -1,5 +1,5 @@
-"""Checks for the exercises of chapter 7 (one law behind both papers): the lemma's key step,
-the lemma's hypothesis measured, and the law predicted for a repeated topic word."""
+"""Checks for the exercises of chapter 7 (the structure behind both papers' laws): the lemma's
+key step, the lemma's hypothesis measured, and the law predicted for a repeated topic word."""
 
 from __future__ import annotations
 
