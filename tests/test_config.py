@@ -79,6 +79,43 @@ def test_get_device():
             config.get_device("cuda")
 
 
-def test_describe_mentions_mode_and_device():
+def test_describe_mentions_mode_how_to_change_it_device_and_threads():
     line = config.describe()
-    assert config.MODE in line and "device" in line
+    other = "full" if config.MODE == "quick" else "quick"
+    assert line.startswith(f"course mode: {config.MODE} ") and "device" in line
+    assert f"%env COURSE_MODE={other}" in line and "restart" in line
+    assert f"{config.THREADS} CPU thread" in line
+
+
+@pytest.mark.parametrize(
+    "course, omp, expected",
+    [(None, None, 1), ("", "", 1), (None, "4", 4), ("3", "4", 3), (" 2 ", None, 2), ("", "2", 2)],
+)
+def test_read_threads(course, omp, expected):
+    assert config._read_threads(course, omp) == expected
+
+
+@pytest.mark.parametrize(
+    "course, omp, name",
+    [("0", None, "COURSE_THREADS"), ("two", None, "COURSE_THREADS"),
+     (None, "-1", "OMP_NUM_THREADS"), (None, "1.5", "OMP_NUM_THREADS")],
+)
+def test_bad_threads_name_the_variable(course, omp, name):
+    with pytest.raises(ValueError, match=name):
+        config._read_threads(course, omp)
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [({}, 1), ({"OMP_NUM_THREADS": "2"}, 2), ({"COURSE_THREADS": "2", "OMP_NUM_THREADS": "1"}, 2)],
+)
+def test_importing_config_sets_torch_threads(env, expected):
+    """One thread unless the user says otherwise, set by importing course_lib.config (every
+    notebook does), whatever PyTorch's own default on this machine."""
+    code = (
+        "import torch; from course_lib import config; "
+        "print(torch.get_num_threads(), config.THREADS)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env={"COURSE_MODE": "quick", **env},
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(expected)] * 2

@@ -3,6 +3,12 @@
 `MODE` is "quick" (small sizes: CI, laptops, the website) or "full" (the papers' sizes: a GPU on
 Colab).  It is read once from the environment variable ``COURSE_MODE``; when that is unset the
 course runs in full mode if a CUDA device is present and in quick mode otherwise.
+
+`THREADS` is torch's CPU thread count, set once when this module is imported (every notebook
+imports it first, so notebooks, nbval and the book build all run with it): ``COURSE_THREADS``
+when set, else ``OMP_NUM_THREADS`` when set, else 1.  The course's per-step work is small: on a
+2-core machine one thread was as fast as PyTorch's default when idle and 15-25 times faster when
+the other core was busy (README, "Quick and full mode").
 """
 
 from __future__ import annotations
@@ -27,6 +33,26 @@ def _read_mode(value: str | None) -> str:
 
 
 MODE: str = _read_mode(os.environ.get("COURSE_MODE"))
+
+
+def _read_threads(course: str | None, omp: str | None) -> int:
+    """The thread count from ``COURSE_THREADS`` (``course``), else ``OMP_NUM_THREADS`` (``omp``),
+    else 1; a value that is not a positive integer is an error naming its variable."""
+    for name, value in (("COURSE_THREADS", course), ("OMP_NUM_THREADS", omp)):
+        if value is None or value.strip() == "":
+            continue
+        try:
+            threads = int(value.strip())
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ValueError(f"{name} must be a positive integer (or unset), got {value!r}")
+        return threads
+    return 1
+
+
+THREADS: int = _read_threads(os.environ.get("COURSE_THREADS"), os.environ.get("OMP_NUM_THREADS"))
+torch.set_num_threads(THREADS)
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -86,7 +112,14 @@ def steps(*, quick, full, mode: str | None = None):
 
 
 def describe() -> str:
-    """One line saying the mode and the device, printed once at the top of each notebook."""
+    """One line saying the mode, how to change it, the device and the CPU threads, printed once
+    at the top of each notebook."""
     device = get_device()
     extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else ""
-    return f"course mode: {MODE} | device: {device}{extra} | torch {torch.__version__}"
+    other = "full" if MODE == "quick" else "quick"
+    # %env works in Jupyter and Colab; MODE is read once, at import, hence the restart
+    change = f"for {other} mode: restart the kernel and run %env COURSE_MODE={other} first"
+    return (
+        f"course mode: {MODE} ({change}) | device: {device}{extra} | "
+        f"torch {torch.__version__}, {THREADS} CPU thread{'s' if THREADS > 1 else ''}"
+    )
