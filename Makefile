@@ -1,4 +1,5 @@
-# How Attention Learns: `make book` builds and opens the website, `make test` runs every test.
+# How Attention Learns: `make lab` opens the course in JupyterLab, `make book` builds and opens the
+# website, `make test` runs every test.
 # Both create .venv and install requirements.txt + course_lib (editable) on first use.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +17,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: book build-book test unit lint notebooks browser colab preflight bench clean venv
+.PHONY: lab book build-book test unit lint notebooks browser colab preflight bench clean venv
 
 # What `make test` needs from the system, checked before anything else runs: Chromium (the
 # browser tests), npm (the website's MathJax), git, python3's venv module, and Python 3.13 (the
@@ -84,6 +85,18 @@ build-book: venv $(SITE_ASSETS)
 	  test $$status -eq 0
 	@echo
 	@echo "The website is in $(CURDIR)/_build/html/index.html"
+
+# JupyterLab on the course, with jupyterlab-myst (requirements.txt). The student works in
+# my_exercises/ (git-ignored): each exercise notebook is copied there unless a copy already exists,
+# so a student's work is never overwritten, autosave never touches a tracked notebook and
+# `git pull` keeps working. nbval, the book build and the tests read exercises/, not this folder.
+lab: venv
+	@mkdir -p my_exercises
+	@for nb in exercises/*.ipynb; do \
+	  copy="my_exercises/$$(basename "$$nb")"; \
+	  if [ ! -e "$$copy" ]; then cp "$$nb" "$$copy" && echo "copied $$nb to $$copy"; fi; \
+	done
+	$(BIN)/jupyter lab
 
 book: build-book
 	@($(BIN)/python -m webbrowser -t "file://$(CURDIR)/_build/html/index.html" >/dev/null 2>&1 &) || true

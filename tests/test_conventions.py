@@ -211,3 +211,32 @@ def test_licence_and_citation():
     for page in ("README.md", "intro.md"):
         text = (ROOT / page).read_text()
         assert "CC BY 4.0" in text and "MIT" in text and "CITATION.cff" in text, page
+
+
+def test_make_lab_copies_exercises_once_into_an_ignored_folder(tmp_path):
+    """`make lab` gives the student copies in my_exercises/ (git-ignored), never overwrites one,
+    and then starts JupyterLab (a stub here)."""
+    import shutil
+    import subprocess
+
+    assert "my_exercises/" in (ROOT / ".gitignore").read_text().split()
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(ROOT / "exercises", tmp_path / "exercises")
+    for name in ("requirements.txt", "pyproject.toml"):
+        (tmp_path / name).write_text("")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "jupyter").write_text('#!/bin/sh\necho "stub jupyter $@"\n')
+    (bin_dir / "jupyter").chmod(0o755)
+    (tmp_path / ".venv" / ".installed").write_text("")  # newer than the requirements: no install
+
+    def make_lab():
+        return subprocess.run(["make", "-s", "lab"], cwd=tmp_path, capture_output=True, text=True, check=True)
+
+    first = make_lab()
+    copies = sorted(p.name for p in (tmp_path / "my_exercises").glob("*.ipynb"))
+    assert copies == sorted(p.name for p in EXERCISES) and "stub jupyter lab" in first.stdout
+    mine = tmp_path / "my_exercises" / EXERCISES[0].name
+    mine.write_text("the student's work")
+    second = make_lab()
+    assert mine.read_text() == "the student's work" and "copied" not in second.stdout
