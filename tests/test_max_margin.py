@@ -130,7 +130,9 @@ def test_train_attention_matrix_shapes_and_direction():
 
 def test_one_hot_joint_direction_and_law():
     run = mm.train_one_hot_joint(3, steps=200, lr=0.2)
-    p_mm = mm.svm_direction(torch.eye(4, dtype=torch.float64)[None], torch.eye(4, dtype=torch.float64), [0])
+    p_mm = mm.svm_direction(
+        torch.eye(4, dtype=torch.float64)[None], torch.eye(4, dtype=torch.float64), [0]
+    )
     assert np.allclose(p_mm, [0.75, -0.25, -0.25, -0.25], atol=1e-8)
     assert mm.direction_error(run.p[2:], p_mm).max() < 1e-12
     with pytest.raises(ValueError, match="n_background"):

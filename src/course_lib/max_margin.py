@@ -69,6 +69,8 @@ __all__ = [
     "official_single_input",
     "official_two_sequences",
     "OneHotRun",
+    "plot_direction_runs",
+    "svm_two_constraints",
     "train_one_hot_joint",
 ]
 
@@ -147,7 +149,7 @@ def optimal_tokens(X, v, y) -> torch.Tensor:
 
 
 def prompt_attention(X, v, W, p) -> torch.Tensor:
-    """Chapter 8, (8.1): ``f(X_i) = v^T X_i^T softmax(X_i W p)`` for each sequence, shape ``(n,)``."""
+    """Chapter 8, (8.1): ``f(X_i) = v^T X_i^T softmax(X_i W p)`` per sequence, shape ``(n,)``."""
     X, v, _, W = _problem(X, v, torch.ones(_tensor(X, "X", 3).shape[0]), W)
     p = _vector(p, X.shape[2])
     a = torch.softmax(X @ (W @ p), dim=1)
@@ -225,6 +227,16 @@ def log_space_gradient(p, X, v, y, W=None, *, return_log_scale: bool = False):
     with gradient ``= exp(log_scale) * scaled`` and ``max |term| = 1`` in ``scaled``: the
     direction survives even when the gradient's norm underflows.  Otherwise it returns the
     gradient, shape ``(d,)`` (which may then be exactly zero).
+
+    Parameters
+    ----------
+    p : (d,) the prompt.  X : (n, T, d) the sequences.  v : (d,) the value vector.
+    y : (n,) labels +-1.  W : (d, d) the key-query matrix (identity when None).
+    return_log_scale : bool, see above.
+
+    Returns
+    -------
+    The gradient ``(d,)``, or ``(scaled (d,), log_scale float)``.
     """
     X, v, y, W = _problem(X, v, y, W)
     p = _vector(p, X.shape[2])
@@ -273,7 +285,9 @@ def _opt(opt, n, T):
 
 
 def svm_direction(X, W, opt) -> np.ndarray:
-    """Chapter 8, (8.2): the hard-margin SVM ``min ||p||^2`` s.t. ``(x_{i,opt} - x_{i,t})^T W p >= 1``.
+    """Chapter 8, (8.2): the hard-margin SVM ``min ||p||^2`` s.t.
+    ``(x_{i,opt} - x_{i,t})^T W p >= 1``
+    for every sequence ``i`` and token ``t != opt_i``.
 
     Solved with SciPy's SLSQP from the least-squares point of the constraints; ``X`` is
     ``(n, T, d)``, ``W`` is ``(d, d)``, ``opt`` names one token per sequence.  Returns ``p_mm``,
@@ -284,7 +298,10 @@ def svm_direction(X, W, opt) -> np.ndarray:
     if np.min(A @ start) < 1:
         start = start / max(np.min(A @ start), 1e-3)
     result = minimize(
-        lambda p: p @ p, start, jac=lambda p: 2 * p, method="SLSQP",
+        lambda p: p @ p,
+        start,
+        jac=lambda p: 2 * p,
+        method="SLSQP",
         constraints=[{"type": "ineq", "fun": lambda p: A @ p - 1, "jac": lambda p: A}],
         options={"ftol": 1e-14, "maxiter": 500},
     )
@@ -308,6 +325,32 @@ def svm_support(X, W, opt, p_mm, tol: float = 1e-6) -> torch.Tensor:
     return mask
 
 
+def svm_two_constraints(a1, a2) -> torch.Tensor:
+    """Chapter 8, exercise 8.2: (8.2) with two constraints, by hand.
+
+    ``min ||p||^2`` subject to ``a1^T p >= 1`` and ``a2^T p >= 1`` (``a1``, ``a2`` of shape
+    ``(d,)``, linearly independent).  Either one constraint is active, ``p = a_k / ||a_k||^2``
+    when that point satisfies the other, or both are, ``p = A^T (A A^T)^{-1} 1`` with rows
+    ``a1, a2``.  Returns ``p`` as a float64 tensor ``(d,)``.
+
+    >>> svm_two_constraints(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 1.0])).tolist()
+    [0.5, 1.0]
+    """
+    a1, a2 = _tensor(a1, "a1", 1), _tensor(a2, "a2", 1)
+    if a1.shape != a2.shape:
+        raise ValueError(
+            f"a1 and a2 must have the same shape, got {tuple(a1.shape)} and {tuple(a2.shape)}"
+        )
+    A = torch.stack([a1, a2])
+    if torch.linalg.matrix_rank(A) < 2:
+        raise ValueError("a1 and a2 must be linearly independent")
+    for k, other in ((a1, a2), (a2, a1)):
+        p = k / (k @ k)
+        if float(other @ p) >= 1:
+            return p
+    return A.T @ torch.linalg.solve(A @ A.T, torch.ones(2, dtype=torch.float64))
+
+
 # --------------------------------------------------------------------------- training p
 
 
@@ -327,8 +370,19 @@ def _autograd_gradient(p, X, v, y, W):
     return p.grad
 
 
-def train_prompt(X, v, y, W=None, *, steps: int, lr: float, normalised: bool = True,
-                 gradient: str = "log_space", p0=None, record=None) -> PromptRun:
+def train_prompt(
+    X,
+    v,
+    y,
+    W=None,
+    *,
+    steps: int,
+    lr: float,
+    normalised: bool = True,
+    gradient: str = "log_space",
+    p0=None,
+    record=None,
+) -> PromptRun:
     """Chapter 8: gradient descent on the prompt ``p`` of (8.1), ``v`` and ``W`` fixed.
 
     ``normalised=True`` steps ``p <- p - lr * grad / ||grad||`` (the official code's normalised
@@ -336,6 +390,16 @@ def train_prompt(X, v, y, W=None, *, steps: int, lr: float, normalised: bool = T
     (8.4), ``"textbook"`` (8.3) or ``"autograd"`` (PyTorch's).  ``p0`` is the start (zeros by
     default); ``record`` lists the step counts at which ``p`` is kept (default: every step).
     A step whose gradient is exactly zero (underflow) leaves ``p`` where it is.
+
+    Parameters
+    ----------
+    X, v, y, W : the problem, shapes ``(n, T, d)``, ``(d,)``, ``(n,)``, ``(d, d)`` or None.
+    steps : int, lr : float, normalised : bool, gradient : str, p0 : ``(d,)`` or None,
+    record : iterable of step counts or None, as above.
+
+    Returns
+    -------
+    PromptRun with ``steps`` ``(k,)`` and ``p`` ``(k, d)``.
     """
     X, v, y, W = _problem(X, v, y, W)
     steps = check_int(steps, "steps", 1)
@@ -344,7 +408,11 @@ def train_prompt(X, v, y, W=None, *, steps: int, lr: float, normalised: bool = T
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     d = X.shape[2]
     p = torch.zeros(d, dtype=torch.float64) if p0 is None else _vector(p0, d, "p0").clone()
-    keep = set(range(steps + 1)) if record is None else {check_int(int(k), "record", 0, steps) for k in record}
+    keep = (
+        set(range(steps + 1))
+        if record is None
+        else {check_int(int(k), "record", 0, steps) for k in record}
+    )
     rec_steps, rec_p = [], []
     for k in range(steps + 1):
         if k in keep:
@@ -372,7 +440,9 @@ def direction_error(p, p_mm) -> np.ndarray:
     p = np.atleast_2d(np.asarray(p, dtype=float))
     p_mm = np.asarray(p_mm, dtype=float).ravel()
     if p.shape[1] != p_mm.shape[0]:
-        raise ValueError(f"p and p_mm must have the same length, got {p.shape[1]} and {p_mm.shape[0]}")
+        raise ValueError(
+            f"p and p_mm must have the same length, got {p.shape[1]} and {p_mm.shape[0]}"
+        )
     norms = np.linalg.norm(p, axis=1) * np.linalg.norm(p_mm)
     if np.any(norms == 0):
         raise ValueError("p and p_mm must be nonzero")
@@ -392,13 +462,24 @@ def loglog_slope(x, y) -> float:
 # --------------------------------------------------------------------------- training W
 
 
-def matrix_svm(X, queries, opt, norm: str = "fro", *, restarts: int = 8, seed: int = 0) -> np.ndarray:
+def matrix_svm(
+    X, queries, opt, norm: str = "fro", *, restarts: int = 8, seed: int = 0
+) -> np.ndarray:
     """Chapter 8: the SVM for a matrix, ``min ||W||`` s.t. ``(x_{i,opt} - x_{i,t})^T W q_i >= 1``.
 
     ``norm="fro"`` minimises the Frobenius norm (a QP, SLSQP); ``norm="nuc"`` the nuclear norm,
     through its variational form ``||W||_* = min_{W = K Q^T} (||K||_F^2 + ||Q||_F^2) / 2``
     (smooth but not convex in ``K, Q``: SLSQP from ``restarts`` random starts, the best kept).
     ``X`` is ``(n, T, d)``, ``queries`` ``(n, d)``; returns ``W``, shape ``(d, d)``.
+
+    Parameters
+    ----------
+    X : (n, T, d).  queries : (n, d).  opt : one token index per sequence.
+    norm : "fro" or "nuc".  restarts : int.  seed : int, seeds the restarts.
+
+    Returns
+    -------
+    ``W`` as a NumPy array ``(d, d)``.
     """
     X = _tensor(X, "X", 3)
     n, T, d = X.shape
@@ -414,25 +495,35 @@ def matrix_svm(X, queries, opt, norm: str = "fro", *, restarts: int = 8, seed: i
     A = np.array(rows)  # constraint k: <A_k, vec(W)> >= 1
     if norm == "fro":
         start = np.linalg.lstsq(A, np.ones(len(A)), rcond=None)[0]
-        res = minimize(lambda w: w @ w, start, jac=lambda w: 2 * w, method="SLSQP",
-                       constraints=[{"type": "ineq", "fun": lambda w: A @ w - 1, "jac": lambda w: A}],
-                       options={"ftol": 1e-14, "maxiter": 500})
+        res = minimize(
+            lambda w: w @ w,
+            start,
+            jac=lambda w: 2 * w,
+            method="SLSQP",
+            constraints=[{"type": "ineq", "fun": lambda w: A @ w - 1, "jac": lambda w: A}],
+            options={"ftol": 1e-14, "maxiter": 500},
+        )
         if not res.success or np.min(A @ res.x) < 1 - 1e-6:
             raise ValueError("X, queries, opt: the SVM is infeasible")
         return res.x.reshape(d, d)
     rng = np.random.default_rng(seed)
 
     def w_of(kq):
-        return kq[: d * d].reshape(d, d) @ kq[d * d:].reshape(d, d).T
+        return kq[: d * d].reshape(d, d) @ kq[d * d :].reshape(d, d).T
 
     def cons(kq):
         return A @ w_of(kq).ravel() - 1
 
     best = None
     for _ in range(restarts):
-        res = minimize(lambda kq: 0.5 * kq @ kq, rng.standard_normal(2 * d * d), jac=lambda kq: kq,
-                       method="SLSQP", constraints=[{"type": "ineq", "fun": cons}],
-                       options={"ftol": 1e-14, "maxiter": 1000})
+        res = minimize(
+            lambda kq: 0.5 * kq @ kq,
+            rng.standard_normal(2 * d * d),
+            jac=lambda kq: kq,
+            method="SLSQP",
+            constraints=[{"type": "ineq", "fun": cons}],
+            options={"ftol": 1e-14, "maxiter": 1000},
+        )
         if res.success and np.min(cons(res.x)) > -1e-6 and (best is None or res.fun < best.fun):
             best = res
     if best is None:
@@ -447,8 +538,9 @@ class MatrixRun(NamedTuple):
     W: np.ndarray
 
 
-def train_attention_matrix(X, v, y, queries, *, steps: int, lr: float, factorised: bool = False,
-                           seed: int = 0, record=None) -> MatrixRun:
+def train_attention_matrix(
+    X, v, y, queries, *, steps: int, lr: float, factorised: bool = False, seed: int = 0, record=None
+) -> MatrixRun:
     """Chapter 8: normalised gradient descent on ``W`` with logits ``z_{i,t} = x_{i,t}^T W q_i``.
 
     ``factorised=False`` trains ``W`` from zero, ``W <- W - lr G / ||G||_F``; ``factorised=True``
@@ -456,13 +548,27 @@ def train_attention_matrix(X, v, y, queries, *, steps: int, lr: float, factorise
     along its own normalised gradient, as in the official code of Tarzanagh, Li, Thrampoulidis
     and Oymak (which also adds a 2.2e-16 weight decay; here the log-space gradient (8.4) keeps
     the direction instead).  ``record`` lists the steps kept (default every step).
+
+    Parameters
+    ----------
+    X, v, y : the problem, ``(n, T, d)``, ``(d,)``, ``(n,)``.  queries : ``(n, d)``.
+    steps : int.  lr : float.  factorised : bool.  seed : int (the start of ``K``).
+    record : iterable of step counts or None.
+
+    Returns
+    -------
+    MatrixRun with ``steps`` ``(k,)`` and ``W`` ``(k, d, d)``.
     """
     X, v, y, _ = _problem(X, v, y, None)
     n, T, d = X.shape
     Z = _queries(queries, n, d)
     steps = check_int(steps, "steps", 1)
     lr = check_positive(lr, "lr")
-    keep = set(range(steps + 1)) if record is None else {check_int(int(k), "record", 0, steps) for k in record}
+    keep = (
+        set(range(steps + 1))
+        if record is None
+        else {check_int(int(k), "record", 0, steps) for k in record}
+    )
     gen = torch.Generator().manual_seed(check_int(seed, "seed", 0))
     K = 0.1 * torch.randn(d, d, generator=gen, dtype=torch.float64)
     Q = torch.zeros(d, d, dtype=torch.float64)
@@ -560,7 +666,11 @@ def train_one_hot_joint(n_background: int, *, steps: int, lr: float, record=None
     n = check_int(n_background, "n_background", 1)
     steps = check_int(steps, "steps", 1)
     lr = check_positive(lr, "lr")
-    keep = set(range(steps + 1)) if record is None else {check_int(int(k), "record", 0, steps) for k in record}
+    keep = (
+        set(range(steps + 1))
+        if record is None
+        else {check_int(int(k), "record", 0, steps) for k in record}
+    )
     p = torch.zeros(n + 1, dtype=torch.float64, requires_grad=True)
     value = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     out = {"steps": [], "p": [], "value": []}
@@ -578,4 +688,31 @@ def train_one_hot_joint(n_background: int, *, steps: int, lr: float, record=None
             p -= lr * gp
             value -= lr * gv
     P = np.array(out["p"])
-    return OneHotRun(np.array(out["steps"]), P, np.array(out["value"]), P[:, 0] - P[:, 1:].mean(axis=1))
+    return OneHotRun(
+        np.array(out["steps"]), P, np.array(out["value"]), P[:, 0] - P[:, 1:].mean(axis=1)
+    )
+
+
+# --------------------------------------------------------------------------- figure
+
+
+def plot_direction_runs(curves: dict, norms: dict):
+    """Chapter 8's figure: ``1 - cos(p_t, p_mm)`` (left) and ``||p_t||`` (right) against the step,
+    log-log.  ``curves[label] = (steps, errors)`` and ``norms[label] = (steps, norms)``, 1-d arrays.
+    Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    if not isinstance(curves, dict) or not isinstance(norms, dict):
+        raise TypeError("curves and norms must be dicts of label -> (steps, values)")
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    for label, (steps, err) in curves.items():
+        axes[0].loglog(steps, err, label=label)
+    for label, (steps, nrm) in norms.items():
+        axes[1].loglog(steps, nrm, label=label)
+    axes[0].set_ylabel(r"$1 - \cos(p_t, p_{mm})$")
+    axes[1].set_ylabel(r"$\|p_t\|$")
+    for ax in axes:
+        ax.set_xlabel("step $t$")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -69,3 +69,7 @@ from .ch06 import (  # noqa: E402
 )
 
 __all__ += ["check_train_hybrid", "check_best_switch_time", "check_per_class_focus_accuracy"]
+
+from .ch08 import check_log_space_gradient, check_svm_two_constraints  # noqa: E402
+
+__all__ += ["check_log_space_gradient", "check_svm_two_constraints"]
