@@ -219,3 +219,46 @@ def test_plain_hybrid_refuses_empty_training():
     pair = mlp_pair(0)
     with pytest.raises(ValueError, match="at least 1"):
         train_hybrid(pair[0], pair[1], DATA, soft_epochs=0, hard_epochs=0, lr=LR)
+
+
+def step_loop(pair, switch, choice):
+    """The hybrid written step by step: soft for ``switch`` steps, then hard; at the switch a
+    fresh pair of torch.optim.SGD optimizers ("fresh") or the same pair ("keep")."""
+    focus, clf = copy.deepcopy(pair[0]), copy.deepcopy(pair[1])
+
+    def optimizers():
+        return [torch.optim.SGD(m.parameters(), lr=LR, momentum=0.9) for m in (focus, clf)]
+
+    opts, step = optimizers(), 0
+    for _ in range(EPOCHS):
+        for start in range(0, 120, BATCH):
+            if step == switch and choice == "fresh":
+                opts = optimizers()
+            x, y = DATA.segments[start:start + BATCH], DATA.labels[start:start + BATCH]
+            name = "soft" if step < switch else "hard"
+            loss = KERNELS[name](focus.attention(x), x, y, clf)
+            for opt in opts:
+                opt.zero_grad()
+            loss.backward()
+            for opt in opts:
+                opt.step()
+            step += 1
+    return focus, clf
+
+
+@pytest.mark.parametrize("choice", ["fresh", "keep"])
+def test_a_switch_inside_an_epoch_equals_the_step_by_step_hybrid(choice):
+    # switch steps 7 and 11 fall inside epochs 3 and 4 (3 steps an epoch): the schedule acts
+    # per step, not per epoch; each run against its own hand-written loop
+    pair = mlp_pair(5)
+    focus, clf = copies(pair, 2)
+    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid", "hybrid"], epochs=EPOCHS,
+                                   lr=LR, batch_size=BATCH, switch_steps=[7, 11],
+                                   optimizer_at_switch=choice)
+    assert hist.switch_step.tolist() == [7, 11]
+    for run, switch in enumerate((7, 11)):
+        by_hand = step_loop(pair, switch, choice)
+        torch.testing.assert_close(params(focus[run]), params(by_hand[0]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(params(clf[run]), params(by_hand[1]), atol=1e-5, rtol=1e-5)
+    other = step_loop(pair, 7, "keep" if choice == "fresh" else "fresh")
+    assert (params(other[0]) - params(focus[0])).abs().max() > 1e-4  # the choice matters

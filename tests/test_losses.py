@@ -9,9 +9,12 @@ import torch.nn.functional as F
 from course_lib.focus import LinearClassifier
 from course_lib.losses import (
     KERNELS,
+    LOSS_NAMES,
     attention_loss,
+    check_loss_inputs,
     hard_attention_loss,
     lvml_loss,
+    selected_loss,
     soft_attention_loss,
 )
 
@@ -176,3 +179,31 @@ def test_alpha_gradient_closed_forms_match_autograd(name):
     assert torch.allclose(alpha_gradient(loss, alpha.detach(), segments, labels, clf), closed)
     with pytest.raises(ValueError, match="loss"):
         alpha_gradient("sparse", alpha.detach(), segments, labels, clf)
+
+
+def test_selected_loss_is_the_weighted_sum_of_the_public_losses():
+    # the engine's one entry to the losses: a one-hot weight picks a loss, and only the losses
+    # named are computed (a weight on another is ignored)
+    alpha, segments, labels, clf = random_case(seed=4)
+    values = {name: attention_loss(name)(alpha, segments, labels, clf) for name in LOSS_NAMES}
+    assert len({round(v.item(), 6) for v in values.values()}) == 3  # the three really differ
+    for k, name in enumerate(LOSS_NAMES):
+        weights = F.one_hot(torch.tensor(k), 3).double()
+        got = selected_loss(weights, alpha, segments, labels, clf)
+        assert torch.allclose(got, values[name], atol=1e-12)
+    weights = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    mix = sum(w * values[name] for w, name in zip(weights, LOSS_NAMES))
+    assert torch.allclose(selected_loss(weights, alpha, segments, labels, clf), mix, atol=1e-12)
+    only = selected_loss(weights, alpha, segments, labels, clf, ("hard",))
+    assert torch.allclose(only, 0.3 * values["hard"], atol=1e-12)
+    with pytest.raises(ValueError, match="names"):
+        selected_loss(weights, alpha, segments, labels, clf, ("sparse",))
+
+
+def test_check_loss_inputs_is_the_public_losses_check():
+    alpha, segments, labels, clf = random_case()
+    check_loss_inputs(alpha, segments, labels, clf)  # a valid case passes
+    with pytest.raises(ValueError, match="sum to 1"):
+        check_loss_inputs(2 * alpha, segments, labels, clf)
+    with pytest.raises(ValueError, match="segments"):
+        check_loss_inputs(alpha, segments[:, :3], labels, clf)

@@ -1,6 +1,8 @@
 """The mosaic training engines (chapter 4): the batched engine does the plain loop's arithmetic."""
 
+import ast
 import copy
+import inspect
 import math
 
 import matplotlib
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import plotting
+from course_lib import mosaic_training, plotting
 from course_lib.focus import LinearClassifier, LinearFocus, MLPClassifier, MLPFocus
 from course_lib.losses import KERNELS, attention_loss
 from course_lib.mosaic import make_linear_mosaics
@@ -241,3 +243,36 @@ def test_batched_cnn_runs_equal_sequential_runs():
                                       epochs=1, lr=0.05, batch_size=6)
     for r, h in enumerate(sequential):
         assert torch.allclose(batched.loss[r], h.loss, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_the_teaching_loop_equals_the_engine_with_one_run(loss):
+    # train_mosaic (torch.optim.SGD, one run) and the engine (stacked parameters, vmap, the
+    # engine's own momentum step) with R = 1: the same parameters and records after 3 epochs
+    # of 4 batches, the last one short
+    data = make_linear_mosaics(230, n_classes=5, m=4, seed=5)
+    torch.manual_seed(3)
+    focus, clf = MLPFocus(6, 8), MLPClassifier(6, 5, 8)
+    plain = copy.deepcopy(focus), copy.deepcopy(clf)
+    _, _, expected = train_mosaic(*plain, data, loss, epochs=3, lr=0.2, batch_size=64)
+    engine = [copy.deepcopy(focus)], [copy.deepcopy(clf)]
+    _, _, got = train_mosaic_runs(*engine, data, [loss], epochs=3, lr=0.2, batch_size=64)
+    assert got.loss.shape == (1, 3)
+    torch.testing.assert_close(got.loss[0], expected.loss, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got.mean_a_z[0], expected.mean_a_z, atol=1e-6, rtol=1e-5)
+    moved = 0.0
+    for p, q, start in zip([*plain[0].parameters(), *plain[1].parameters()],
+                           [*engine[0][0].parameters(), *engine[1][0].parameters()],
+                           [*focus.parameters(), *clf.parameters()]):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-5)
+        moved = max(moved, (p - start).abs().max().item())
+    assert moved > 1e-2  # the runs trained: equal parameters are not the untouched start
+
+
+def test_the_engine_takes_the_losses_from_losses_public_api():
+    # one source for the losses: mosaic_training imports no private name of course_lib.losses
+    tree = ast.parse(inspect.getsource(mosaic_training))
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "losses" for alias in node.names]
+    assert "selected_loss" in imported
+    assert not [name for name in imported if name.startswith("_")]

@@ -9,9 +9,10 @@ average* (Vashisht and Ramaswamy 2023; the formulas are those of the authors' of
 * LVML averages the **likelihoods**:       -log sum_j alpha_j p_j(y), computed in log space.
 
 Each public loss takes ``(alpha (B, m), segments (B, m, *features), labels (B,), classifier)``
-and returns the mean over the batch.  It validates its arguments; the training engine
-(``course_lib.mosaic_training``) calls the unchecked kernels ``_soft``, ``_hard`` and ``_lvml``
-because data-dependent checks cannot run inside ``torch.func.vmap``.
+and returns the mean over the batch.  It validates its arguments.  The training engine
+(``course_lib.mosaic_training``) runs inside ``torch.func.vmap``, where data-dependent checks
+cannot run, so it validates once with :func:`check_loss_inputs` and then calls
+:func:`selected_loss`, the same kernels without the checks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from ._validate import check_int
 LOSS_NAMES = ("soft", "hard", "lvml")
 
 
-def _check(alpha, segments, labels, classifier) -> None:
+def check_loss_inputs(alpha, segments, labels, classifier) -> None:
+    """Raise a clear error unless ``(alpha, segments, labels, classifier)`` are what every loss
+    of this module takes (shapes above; rows of alpha non-negative, summing to 1)."""
     if not isinstance(alpha, torch.Tensor) or not alpha.is_floating_point():
         raise TypeError(f"alpha must be a floating-point torch.Tensor, got {type(alpha).__name__}")
     if alpha.dim() != 2:
@@ -83,9 +86,17 @@ def _soft(alpha, segments, labels, classifier):
     return F.cross_entropy(classifier(blend(alpha, segments)), labels)
 
 
-def _hard(alpha, segments, labels, classifier):
-    log_q = _true_class_log_prob(per_segment_logits(segments, classifier), labels)  # (B, m)
+def _log_q(segments, labels, classifier):
+    """log p_j(y) of every segment classified on its own: (B, m)."""
+    return _true_class_log_prob(per_segment_logits(segments, classifier), labels)
+
+
+def _hard_of(alpha, log_q):
     return -(alpha * log_q).sum(1).mean()
+
+
+def _hard(alpha, segments, labels, classifier):
+    return _hard_of(alpha, _log_q(segments, labels, classifier))
 
 
 def _log_mixture(alpha: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
@@ -104,12 +115,56 @@ def _log_mixture(alpha: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return torch.log((alpha * scaled).sum(1)) + shift.squeeze(1)
 
 
-def _lvml(alpha, segments, labels, classifier):
-    log_q = _true_class_log_prob(per_segment_logits(segments, classifier), labels)  # (B, m)
+def _lvml_of(alpha, log_q):
     return -_log_mixture(alpha, log_q).mean()
 
 
+def _lvml(alpha, segments, labels, classifier):
+    return _lvml_of(alpha, _log_q(segments, labels, classifier))
+
+
 KERNELS = {"soft": _soft, "hard": _hard, "lvml": _lvml}
+
+
+def selected_loss(weights, alpha, segments, labels, classifier, names=LOSS_NAMES):
+    """sum_k weights[k] L_k, the losses ``LOSS_NAMES`` weighted by ``weights`` (3,), computing
+    only those in ``names`` (the others count as 0): the loss of one run of the batched engine,
+    whose one-hot ``weights`` pick the run's loss (chapters 4 and 6).
+
+    No argument checks (it runs inside ``torch.func.vmap``; check once with
+    :func:`check_loss_inputs`).  Hard and LVML share the per-segment classification.
+
+    Parameters
+    ----------
+    weights : (3,) the weight of each loss of ``LOSS_NAMES`` (soft, hard, lvml).
+    alpha, segments, labels, classifier : as in :func:`soft_attention_loss`.
+    names : the losses to compute, among ``LOSS_NAMES``.
+
+    Returns
+    -------
+    A scalar tensor (the integer 0 when ``names`` is empty).
+
+    >>> import torch
+    >>> clf = lambda x: x
+    >>> seg, alpha = torch.tensor([[[4.0, 0.0], [0.0, 0.0]]]), torch.tensor([[0.5, 0.5]])
+    >>> y, pick_hard = torch.tensor([0]), torch.tensor([0.0, 1.0, 0.0])
+    >>> value = selected_loss(pick_hard, alpha, seg, y, clf)
+    >>> bool(value == hard_attention_loss(alpha, seg, y, clf))
+    True
+    """
+    unknown = set(names) - set(LOSS_NAMES)
+    if unknown:
+        raise ValueError(f"names must be among {LOSS_NAMES}, got {sorted(unknown)}")
+    parts = []
+    if "soft" in names:
+        parts.append(weights[0] * _soft(alpha, segments, labels, classifier))
+    if "hard" in names or "lvml" in names:
+        log_q = _log_q(segments, labels, classifier)  # (B, m)
+        if "hard" in names:
+            parts.append(weights[1] * _hard_of(alpha, log_q))
+        if "lvml" in names:
+            parts.append(weights[2] * _lvml_of(alpha, log_q))
+    return sum(parts)
 
 
 def soft_attention_loss(alpha, segments, labels, classifier) -> torch.Tensor:
@@ -127,7 +182,7 @@ def soft_attention_loss(alpha, segments, labels, classifier) -> torch.Tensor:
     >>> round(soft_attention_loss(alpha, seg, torch.tensor([0]), clf).item(), 4)
     0.0181
     """
-    _check(alpha, segments, labels, classifier)
+    check_loss_inputs(alpha, segments, labels, classifier)
     return _soft(alpha, segments, labels, classifier)
 
 
@@ -137,7 +192,7 @@ def hard_attention_loss(alpha, segments, labels, classifier) -> torch.Tensor:
     L_HA = mean_b sum_j alpha_bj CE(g(x_bj), y_b), the exact expectation (no sampling).
     Shapes as in :func:`soft_attention_loss`.
     """
-    _check(alpha, segments, labels, classifier)
+    check_loss_inputs(alpha, segments, labels, classifier)
     return _hard(alpha, segments, labels, classifier)
 
 
@@ -149,7 +204,7 @@ def lvml_loss(alpha, segments, labels, classifier) -> torch.Tensor:
     and the naive formula returns inf (or, with the official code's +1e-30, a clipped 69.08).
     Shapes as in :func:`soft_attention_loss`.
     """
-    _check(alpha, segments, labels, classifier)
+    check_loss_inputs(alpha, segments, labels, classifier)
     return _lvml(alpha, segments, labels, classifier)
 
 
@@ -176,15 +231,16 @@ def alpha_gradient(loss, alpha, segments, labels, classifier) -> torch.Tensor:
     name = aliases.get(name, name)
     if name not in LOSS_NAMES:
         raise ValueError(f"loss must be one of {LOSS_NAMES} (or one of the loss functions)")
-    _check(alpha, segments, labels, classifier)
+    check_loss_inputs(alpha, segments, labels, classifier)
     if name == "soft":
         mixed = blend(alpha, segments).detach().requires_grad_()
         with torch.enable_grad():
             per_example = F.cross_entropy(classifier(mixed), labels, reduction="sum")
-            (grad_mixed,) = torch.autograd.grad(per_example, mixed)  # (B, *f): p(xbar) - e_y, pulled back
+            # (B, *f): p(xbar) - e_y, pulled back through the classifier
+            (grad_mixed,) = torch.autograd.grad(per_example, mixed)
         return (grad_mixed.unsqueeze(1) * segments).flatten(2).sum(-1).detach()
     with torch.no_grad():
-        log_q = _true_class_log_prob(per_segment_logits(segments, classifier), labels)
+        log_q = _log_q(segments, labels, classifier)
         if name == "hard":
             return -log_q
         return -torch.exp(log_q - _log_mixture(alpha, log_q).unsqueeze(1))
@@ -198,12 +254,14 @@ def reinforce_hard_attention_loss(
     The usual way to train hard attention draws segments J_1..J_K ~ alpha_b for each example and
     never classifies the others.  This returns the surrogate
 
-        S = mean_b (1/K) sum_k [ CE_b(J_k) + (CE_b(J_k) - c_bk) * (log alpha_bJ_k - stop(log alpha_bJ_k)) ]
+        S = mean_b (1/K) sum_k [ CE_b(J_k)
+                                 + (CE_b(J_k) - c_bk) * (log alpha_bJ_k - stop(log alpha_bJ_k)) ]
 
     (stop = detached).  Its value is the sampled loss, an unbiased estimate of
     :func:`hard_attention_loss`; its gradient is the score-function estimate of the exact
     gradient: for the classifier, the gradient of CE at the sampled segments; for the attention,
-    CE(J) * grad log alpha_J, unbiased because E_J[CE(J) grad log alpha_J] = sum_j CE_j grad alpha_j.
+    CE(J) * grad log alpha_J, unbiased because
+    E_J[CE(J) grad log alpha_J] = sum_j CE_j grad alpha_j.
     The classifier sees K segments per example instead of m.  The course trains with the exact
     expectation instead (:func:`hard_attention_loss`); the estimate's variance falls like 1/K.
 
@@ -222,7 +280,7 @@ def reinforce_hard_attention_loss(
     -------
     A scalar tensor: the sampled loss, whose gradient is the REINFORCE estimate.
     """
-    _check(alpha, segments, labels, classifier)
+    check_loss_inputs(alpha, segments, labels, classifier)
     k = check_int(n_samples, "n_samples", minimum=1)
     if not isinstance(baseline, bool):
         raise TypeError(f"baseline must be a bool, got {type(baseline).__name__}")
@@ -234,7 +292,7 @@ def reinforce_hard_attention_loss(
         index = torch.multinomial(alpha.detach(), k, replacement=True, generator=generator)
     rows = torch.arange(alpha.shape[0], device=alpha.device).unsqueeze(1)  # (B, 1)
     picked = segments[rows, index]  # (B, K, *features): only these are classified
-    ce = -_true_class_log_prob(per_segment_logits(picked, classifier), labels)  # (B, K)
+    ce = -_log_q(picked, labels, classifier)  # (B, K)
     reward = ce.detach()
     if baseline:
         reward = reward - (reward.sum(1, keepdim=True) - reward) / (k - 1)

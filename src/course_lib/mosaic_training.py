@@ -1,19 +1,24 @@
-"""Training focus models and classifiers on mosaics (defined in chapter 4).
+"""Training focus models and classifiers on mosaics (chapters 4 to 6).
 
 Minibatch SGD with momentum 0.9, batches in a fixed order, one optimizer for the focus and one
 for the classifier at the same learning rate: the official code's optimizer (Vashisht and
-Ramaswamy 2023).  Two engines with the same arithmetic:
+Ramaswamy 2023).  Two ways to run it, with the same arithmetic (the tests check it):
 
 * ``train_mosaic``: one run, the plain PyTorch loop (the mechanism, shown first in chapter 4);
-* ``train_mosaic_runs``: many runs (seeds x losses) as ONE computation.  The parameters of all
-  runs are stacked (``torch.func.stack_module_state``); one step of every run is one call of
-  ``vmap(loss)`` over the run axis and one backward pass of the summed losses (the runs are
-  independent, so that gives each run its own gradient); each run's loss is chosen by a one-hot
-  selector, so soft, hard and LVML runs share the step.  These models are tiny, so the per-step overhead dominates and batching
-  pays (``benchmarks/bench_mosaic.py``).
+* the engine, ``_Engine``: R runs as ONE computation.  The parameters of all runs are stacked
+  (``torch.func.stack_module_state``); one step of every run is one call of ``vmap(loss)`` over
+  the run axis and one backward pass of the summed losses (the runs are independent, so that
+  gives each run its own gradient).  Each run's loss at each step comes from a ``_Schedule``
+  (a one-hot selector over soft, hard and LVML), so runs of different losses share a step and a
+  hybrid is a schedule whose loss changes once, at a given step or when a ``Plateau`` fires,
+  with its optimizer state zeroed ("fresh") or kept.  These models are tiny, so the per-step
+  overhead dominates and batching pays (``benchmarks/bench_mosaic.py``).
 
-``train_fixed_focus`` freezes the attention at alpha on the foreground and trains only the
-classifier (the fixed-focus experiment), recording L(alpha) and L(alpha + delta) each epoch.
+The public batched trainers build runs for the engine: ``train_mosaic_runs`` (one loss per run),
+``train_fixed_focus`` (no focus model: the attention is frozen at alpha on the foreground, and
+the records are L(alpha) and L(alpha + delta)) and ``train_hybrid_runs`` (soft, hard, LVML and
+hybrid runs).  ``train_hybrid`` is the hybrid as two plain loops (exercise 6.1).  The losses are
+those of :mod:`course_lib.losses`.
 """
 
 from __future__ import annotations
@@ -28,16 +33,13 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ._validate import check_fraction, check_int, check_positive
-from .losses import (
-    KERNELS,
-    LOSS_NAMES,
-    _check,
-    _log_mixture,
-    _true_class_log_prob,
-    blend,
-    per_segment_logits,
-)
+from .losses import KERNELS, LOSS_NAMES, check_loss_inputs, selected_loss
 from .mosaic import Mosaics
+
+TRAINING_METHODS = LOSS_NAMES + ("hybrid",)
+OPTIMIZER_AT_SWITCH = ("fresh", "keep")
+FIXED_FOCUS_EVALUATIONS = ("full_set", "running_mean")
+FIXED_FOCUS_AT_ONE = ("extrapolate", "zero")
 
 
 class MosaicHistory(NamedTuple):
@@ -60,6 +62,35 @@ class FixedFocusHistory(NamedTuple):
     epochs: torch.Tensor
 
 
+class HybridHistory(NamedTuple):
+    """Per-epoch records of :func:`train_hybrid_runs`, each (R, T): the mean training loss, the
+    mean attention on the foreground a_z and the training focus accuracy (fraction of
+    mosaics whose most-attended segment is the foreground), over the epoch's batches;
+    ``switch_step`` (R,): the optimizer step at which each run switched from soft to hard
+    (0 for pure hard and LVML runs, -1 for runs that never switched)."""
+
+    loss: torch.Tensor
+    mean_a_z: torch.Tensor
+    focus_accuracy: torch.Tensor
+    switch_step: torch.Tensor
+
+
+class Plateau(NamedTuple):
+    """A switch criterion for the hybrid (chapter 6): switch at the end of the first epoch at
+    which ``metric`` ("focus": the training focus accuracy, "loss": the training loss) has
+    improved by less than ``min_delta`` over the last ``patience`` epochs (focus accuracy as
+    a fraction in [0, 1]; an improvement is a rise of the focus, a fall of the loss), and not
+    before ``min_epochs`` epochs (a flat start of training is not the plateau meant)."""
+
+    metric: str = "focus"
+    patience: int = 3
+    min_delta: float = 0.005
+    min_epochs: int = 0
+
+
+# ------------------------------------------------------------------------ arguments and data
+
+
 def _check_data(data) -> Mosaics:
     if not isinstance(data, Mosaics):
         raise TypeError(f"data must be course_lib.mosaic.Mosaics, got {type(data).__name__}")
@@ -70,6 +101,26 @@ def _check_loss_name(name) -> str:
     if name not in LOSS_NAMES:
         raise ValueError(f"loss must be one of {LOSS_NAMES}, got {name!r}")
     return name
+
+
+def _check_sgd(epochs, batch_size, momentum) -> tuple[int, int, float]:
+    return (check_int(epochs, "epochs", minimum=1),
+            check_int(batch_size, "batch_size", minimum=1),
+            check_fraction(momentum, "momentum", allow_zero=True))
+
+
+def _per_run_list(value, runs: int, name: str) -> list:
+    """One value for every run, or a list of one per run."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != runs:
+            raise ValueError(f"{name} must be one value or one per run ({runs})")
+        return list(value)
+    return [value] * runs
+
+
+def _per_run(value, runs: int, name: str, device) -> torch.Tensor:
+    values = [check_positive(v, name) for v in _per_run_list(value, runs, name)]
+    return torch.tensor(values, device=device)
 
 
 def _run_data(data, runs: int, device):
@@ -88,6 +139,9 @@ def _run_data(data, runs: int, device):
 def _batches(n: int, batch_size: int):
     """The official code's fixed batch order (no shuffling), last batch kept."""
     return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+# ----------------------------------------------------- the teaching loop (one run, torch.optim)
 
 
 def train_mosaic(
@@ -124,7 +178,7 @@ def train_mosaic(
     device = next(classifier.parameters()).device
     segments, labels, foreground = (t.to(device) for t in data)
     with torch.no_grad():  # validate the shapes once, on the first batch
-        _check(focus.attention(segments[:2]), segments[:2], labels[:2], classifier)
+        check_loss_inputs(focus.attention(segments[:2]), segments[:2], labels[:2], classifier)
     focus_opt = torch.optim.SGD(focus.parameters(), lr=lr, momentum=momentum)
     classifier_opt = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum)
     losses, a_z = torch.zeros(epochs), torch.zeros(epochs)
@@ -145,20 +199,9 @@ def train_mosaic(
     return focus, classifier, MosaicHistory(losses, a_z)
 
 
-def _selected_loss(kinds: tuple, selector, alpha, x, y, classify: Callable):
-    """The loss of one run: selector (3,) one-hot over (soft, hard, lvml) picks its kind.
+# ------------------------------------------------------------------------------------ the engine
 
-    Only the kinds present among the runs are computed (``kinds`` is fixed per call)."""
-    parts = []
-    if "soft" in kinds:
-        parts.append(selector[0] * F.cross_entropy(classify(blend(alpha, x)), y))
-    if "hard" in kinds or "lvml" in kinds:
-        log_q = _true_class_log_prob(per_segment_logits(x, classify), y)  # (b, m)
-        if "hard" in kinds:
-            parts.append(selector[1] * -(alpha * log_q).sum(1).mean())
-        if "lvml" in kinds:
-            parts.append(selector[2] * -_log_mixture(alpha, log_q).mean())
-    return sum(parts)
+NEVER = 2**62  # a switch step no training reaches
 
 
 def _stack(modules: Sequence[nn.Module], name: str):
@@ -169,34 +212,35 @@ def _stack(modules: Sequence[nn.Module], name: str):
     shapes = [[p.shape for p in mod.parameters()] for mod in modules]
     if any(s != shapes[0] for s in shapes):
         raise ValueError(f"{name} must all have the same parameter shapes")
-    params, buffers = stack_module_state(list(modules))
+    params, _ = stack_module_state(list(modules))
     base = copy.deepcopy(modules[0]).to("meta")
-    return base, {k: v.detach().clone() for k, v in params.items()}, buffers
+    return base, {k: v.detach().clone() for k, v in params.items()}
 
 
-def _write_back(modules, stacked: dict) -> None:
-    with torch.no_grad():
-        for r, mod in enumerate(modules):
-            for key, param in mod.named_parameters():
-                param.copy_(stacked[key][r])
+class _Stack:
+    """The modules of R runs, stacked: ``groups`` maps a name to R modules of one architecture;
+    ``params`` holds every group's parameters (R, ...) under "group.parameter" names."""
 
+    def __init__(self, groups: dict[str, Sequence[nn.Module]]):
+        self.modules, self.bases, self.keys, self.params = {}, {}, {}, {}
+        for group, modules in groups.items():
+            self.bases[group], params = _stack(modules, group)
+            self.modules[group], self.keys[group] = list(modules), list(params)
+            self.params.update({f"{group}.{k}": v for k, v in params.items()})
+        self.device = next(iter(self.params.values())).device
 
-def _selectors(losses: Sequence[str], runs: int, device) -> tuple[torch.Tensor, tuple]:
-    if len(losses) != runs:
-        raise ValueError(f"losses must name one loss per run ({runs}), got {len(losses)}")
-    names = [_check_loss_name(name) for name in losses]
-    index = torch.tensor([LOSS_NAMES.index(name) for name in names], device=device)
-    return F.one_hot(index, 3).float(), tuple(sorted(set(names)))
+    def call(self, group: str, params: dict, inputs: torch.Tensor) -> torch.Tensor:
+        """Module ``group`` of one run (``params``: that run's slice) applied to ``inputs``."""
+        own = {k: params[f"{group}.{k}"] for k in self.keys[group]}
+        return functional_call(self.bases[group], own, (inputs,))
 
-
-def _per_run(value, runs: int, name: str, device) -> torch.Tensor:
-    if isinstance(value, (list, tuple)):
-        if len(value) != runs:
-            raise ValueError(f"{name} must be one number or one per run ({runs})")
-        values = [check_positive(v, name) for v in value]
-    else:
-        values = [check_positive(value, name)] * runs
-    return torch.tensor(values, device=device)
+    def write_back(self) -> None:
+        """Copy the trained parameters into the modules given (training is in place)."""
+        with torch.no_grad():
+            for group, modules in self.modules.items():
+                for r, mod in enumerate(modules):
+                    for key, param in mod.named_parameters():
+                        param.copy_(self.params[f"{group}.{key}"][r])
 
 
 def _momentum_step(params: dict, grads: dict, buffers: dict, lr: torch.Tensor, momentum: float):
@@ -206,6 +250,136 @@ def _momentum_step(params: dict, grads: dict, buffers: dict, lr: torch.Tensor, m
         for key, g in grads.items():
             buffers[key].mul_(momentum).add_(g)
             params[key].sub_(lr.view(-1, *[1] * (g.dim() - 1)) * buffers[key])
+
+
+class _Schedule:
+    """Each run's loss at each optimizer step: ``first`` before its switch step, ``then`` from
+    it on.  A switch step is a step number (0: ``then`` throughout; ``NEVER``: ``first``
+    throughout) or None: decided by ``plateau`` at the end of an epoch, the next step being the
+    switch.  At a switch the run's momentum is zeroed (a fresh optimizer) unless ``keep``.
+    ``switched_at`` (R,) records the step at which each run switched (-1: never)."""
+
+    def __init__(self, first, then, switch, keep, plateau: Plateau | None = None):
+        self.first = torch.tensor([LOSS_NAMES.index(name) for name in first])
+        self.then = torch.tensor([LOSS_NAMES.index(name) for name in then])
+        self.undecided = torch.tensor([s is None for s in switch])
+        self.switch = torch.tensor([NEVER if s is None else s for s in switch])
+        self.keep, self.plateau = torch.tensor(keep), plateau
+        self.switched_at = torch.full((len(first),), -1)
+
+    def losses(self, step: int) -> torch.Tensor:
+        """(R,) the index in ``LOSS_NAMES`` of each run's loss at ``step``."""
+        return torch.where(~self.undecided & (self.switch <= step), self.then, self.first)
+
+    def kept(self, step: int) -> torch.Tensor | None:
+        """Before ``step``: (R,) 0 for the runs whose optimizer starts afresh now, else 1."""
+        now = ~self.undecided & (self.switch == step)
+        self.switched_at[now] = step
+        fresh = now & ~self.keep & (step > 0)
+        return (~fresh).float() if bool(fresh.any()) else None
+
+    def end_epoch(self, epoch: int, step: int, history: torch.Tensor) -> None:
+        """Fire the plateau on the epoch's records ``history`` (3, R, T): loss, a_z, focus."""
+        p = self.plateau
+        if p is None or not bool(self.undecided.any()):
+            return
+        if epoch < max(p.patience, p.min_epochs - 1):
+            return
+        row, sign = (2, 1.0) if p.metric == "focus" else (0, -1.0)
+        gain = sign * (history[row, :, epoch] - history[row, :, epoch - p.patience])
+        fires = self.undecided & (gain.cpu() < p.min_delta)
+        self.switch = torch.where(fires, step, self.switch)
+        self.undecided = self.undecided & ~fires
+
+
+def _learned_attention(stack: _Stack, params, consts, x, z) -> torch.Tensor:
+    return torch.softmax(stack.call("focus_models", params, x), dim=1)  # (b, m)
+
+
+def _frozen_attention(stack: _Stack, params, alpha_z, x, z) -> torch.Tensor:
+    return _fixed_attention(alpha_z, z, x.shape[1])  # (b, m)
+
+
+class _Engine:
+    """R stacked runs trained by minibatch SGD with momentum under a ``_Schedule``.
+
+    ``attend(stack, params, consts, x, z)`` gives one run's attention (b, m) from its parameters
+    and its constants (``consts``, one per run, or None); the classifier is the stack's
+    "classifiers" group; ``data`` the (segments, labels, foreground) tensors, shared
+    (``data_dim`` None) or one per run (``data_dim`` 0)."""
+
+    def __init__(self, stack: _Stack, attend: Callable, data, data_dim, consts=None):
+        self.stack, self.attend, self.consts = stack, attend, consts
+        self.data, self.data_dim = data, data_dim
+        self._vmapped, self._weights = {}, {}
+
+    def _one_run(self, names, params, weights, consts, x, y, z):
+        alpha = self.attend(self.stack, params, consts, x, z)
+
+        def classify(inputs):
+            return self.stack.call("classifiers", params, inputs)
+
+        value = selected_loss(weights, alpha, x, y, classify, names)
+        alpha = alpha.detach()
+        hit = (alpha.argmax(1) == z).float().mean()
+        return value, (value.detach(), alpha.gather(1, z[:, None]).mean(), hit)
+
+    def losses(self, index: torch.Tensor, x, y, z, consts=None):
+        """Every run's loss on a batch, run r's being ``LOSS_NAMES[index[r]]``: values (R,) and
+        records (loss, a_z, focus accuracy), each (R,).  Only the losses in use are computed."""
+        key = tuple(index.tolist())
+        if key not in self._weights:
+            self._weights[key] = F.one_hot(index, 3).float().to(self.stack.device)
+        names = tuple(LOSS_NAMES[i] for i in sorted(set(key)))
+        if names not in self._vmapped:
+            dims = (0, 0, None if self.consts is None else 0) + (self.data_dim,) * 3
+            self._vmapped[names] = vmap(lambda *a, n=names: self._one_run(n, *a), in_dims=dims)
+        consts = self.consts if consts is None else consts
+        return self._vmapped[names](self.stack.params, self._weights[key], consts, x, y, z)
+
+    def batch(self, start: int, stop: int):
+        if self.data_dim is None:
+            return tuple(t[start:stop] for t in self.data)
+        return tuple(t[:, start:stop] for t in self.data)
+
+    def gradients(self, index: torch.Tensor, x, y, z):
+        """Every run's gradient: the runs are independent, so the gradient of the SUM of their
+        losses with respect to the stacked parameters is each run's own gradient."""
+        params = self.stack.params
+        leaves = [v.requires_grad_() for v in params.values()]
+        values, records = self.losses(index, x, y, z)
+        return dict(zip(params, torch.autograd.grad(values.sum(), leaves))), records
+
+    def train(self, schedule: _Schedule, *, epochs, lrs, batch_size, momentum,
+              on_step: Callable | None = None, on_epoch: Callable | None = None):
+        """Train in place; returns the per-epoch records (3, R, epochs): loss, a_z and focus
+        accuracy, each the batch-size-weighted mean over the epoch's steps.  ``on_step(epoch,
+        x, y, z)`` runs after each step, ``on_epoch(epoch)`` after each epoch."""
+        params, n = self.stack.params, self.data[1].shape[-1]
+        buffers = {k: torch.zeros_like(v) for k, v in params.items()}
+        history = torch.zeros(3, len(lrs), epochs, device=self.stack.device)
+        step = 0
+        for epoch in range(epochs):
+            for start, stop in _batches(n, batch_size):
+                x, y, z = self.batch(start, stop)
+                kept = schedule.kept(step)
+                if kept is not None:
+                    kept = kept.to(self.stack.device)
+                    for buf in buffers.values():
+                        buf.mul_(kept.view(-1, *[1] * (buf.dim() - 1)))
+                grads, (value, a_z, hit) = self.gradients(schedule.losses(step), x, y, z)
+                _momentum_step(params, grads, buffers, lrs, momentum)
+                history[:, :, epoch] += (stop - start) / n * torch.stack([value, a_z, hit])
+                if on_step is not None:
+                    on_step(epoch, x, y, z)
+                step += 1
+            schedule.end_epoch(epoch, step, history)
+            if on_epoch is not None:
+                on_epoch(epoch)
+        return history
+
+
+# --------------------------------------------------- the batched trainers: runs for the engine
 
 
 def train_mosaic_runs(
@@ -222,7 +396,8 @@ def train_mosaic_runs(
     """Train R (focus, classifier, loss) runs as one batched computation (chapter 4), in place.
 
     Same arithmetic as R calls of :func:`train_mosaic` (the tests check it), but every step of
-    all runs is one ``vmap`` call over parameters stacked along a run axis and one backward.
+    all runs is one ``vmap`` call over parameters stacked along a run axis and one backward:
+    the engine with a schedule that never changes a run's loss.
 
     Parameters
     ----------
@@ -237,78 +412,36 @@ def train_mosaic_runs(
     -------
     ``(focus_models, classifiers, history)`` with ``history.loss`` of shape (R, T).
     """
+    if len(losses) != len(focus_models):
+        raise ValueError(f"losses must name one loss per run ({len(focus_models)}), "
+                         f"got {len(losses)}")
+    names = [_check_loss_name(name) for name in losses]
+    schedule = _Schedule(names, names, [NEVER] * len(names), [False] * len(names))
+    history = _train_pairs(focus_models, classifiers, data, schedule, epochs=epochs, lr=lr,
+                           batch_size=batch_size, momentum=momentum)
+    return focus_models, classifiers, MosaicHistory(history[0], history[1])
+
+
+def _train_pairs(focus_models, classifiers, data, schedule: _Schedule, *, epochs, lr,
+                 batch_size, momentum) -> torch.Tensor:
+    """Train R (focus, classifier) pairs by the engine under ``schedule``, in place; returns
+    the per-epoch records (3, R, T) on the CPU (see ``_Engine.train``)."""
     runs = len(focus_models)
     if len(classifiers) != runs:
-        raise ValueError(f"classifiers must be one per focus model ({runs}), got {len(classifiers)}")
-    epochs = check_int(epochs, "epochs", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    momentum = check_fraction(momentum, "momentum", allow_zero=True)
-    focus_base, focus_params, _ = _stack(focus_models, "focus_models")
-    clf_base, clf_params, _ = _stack(classifiers, "classifiers")
-    device = next(iter(clf_params.values())).device
-    selectors, kinds = _selectors(losses, runs, device)
-    lrs = _per_run(lr, runs, "lr", device)
-    data_dim, (segments, labels, foreground) = _run_data(data, runs, device)
-    with torch.no_grad():
-        x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in (segments, labels))
-        _check(focus_models[0].attention(x), x, y, classifiers[0])
-
-    def run_loss(f_params, c_params, selector, x, y, z):
-        alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
-        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
-        value = _selected_loss(kinds, selector, alpha, x, y, classify)
-        return value, (value.detach(), alpha.detach().gather(1, z[:, None]).mean())
-
-    batched_loss = vmap(run_loss, in_dims=(0, 0, 0) + (data_dim,) * 3)
-
-    def step(f_params, c_params, selectors, x, y, z):
-        # The runs are independent, so the gradient of the SUM of their losses with respect to
-        # the stacked parameters is each run's own gradient: one backward pass for all runs.
-        leaves = {**{"f" + k: v.requires_grad_() for k, v in f_params.items()},
-                  **{"c" + k: v.requires_grad_() for k, v in c_params.items()}}
-        values, (_, a_z) = batched_loss(f_params, c_params, selectors, x, y, z)  # (R,), (R,)
-        grads = torch.autograd.grad(values.sum(), list(leaves.values()))
-        named = dict(zip(leaves, grads))
-        g_focus = {k: named["f" + k] for k in f_params}
-        g_clf = {k: named["c" + k] for k in c_params}
-        return (g_focus, g_clf), (values.detach(), a_z)
-    focus_buf = {k: torch.zeros_like(v) for k, v in focus_params.items()}
-    clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
-    history_loss = torch.zeros(runs, epochs, device=device)
-    history_a_z = torch.zeros(runs, epochs, device=device)
-    for epoch in range(epochs):
-        for start, stop in _batches(labels.shape[-1], batch_size):
-            x, y, z = (t[start:stop] if data_dim is None else t[:, start:stop]
-                       for t in (segments, labels, foreground))
-            (g_focus, g_clf), (value, a_z) = step(focus_params, clf_params, selectors, x, y, z)
-            _momentum_step(focus_params, g_focus, focus_buf, lrs, momentum)
-            _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
-            weight = (stop - start) / labels.shape[-1]
-            history_loss[:, epoch] += weight * value
-            history_a_z[:, epoch] += weight * a_z
-    _write_back(focus_models, focus_params)
-    _write_back(classifiers, clf_params)
-    return focus_models, classifiers, MosaicHistory(history_loss.cpu(), history_a_z.cpu())
-
-
-def fixed_attention(alpha_z, foreground: torch.Tensor, m: int) -> torch.Tensor:
-    """Attention (B, m) with weight alpha_z on the foreground and (1 - alpha_z)/(m - 1) on each
-    other segment (chapter 4's fixed-focus experiment; the official code's fixed weights).
-
-    >>> fixed_attention(0.4, torch.tensor([2, 0]), 3)
-    tensor([[0.3000, 0.3000, 0.4000],
-            [0.4000, 0.3000, 0.3000]])
-    """
-    m = check_int(m, "m", minimum=2)
-    if not isinstance(foreground, torch.Tensor) or foreground.dim() != 1:
-        raise ValueError("foreground must be a 1-D tensor of segment indices")
-    alpha_z = torch.as_tensor(alpha_z, dtype=torch.float32, device=foreground.device)
-    rest = (1 - alpha_z) / (m - 1)
-    return rest + (alpha_z - rest) * F.one_hot(foreground, m).to(alpha_z.dtype)
-
-
-FIXED_FOCUS_EVALUATIONS = ("full_set", "running_mean")
-FIXED_FOCUS_AT_ONE = ("extrapolate", "zero")
+        raise ValueError(f"classifiers must be one per focus model ({runs}), "
+                         f"got {len(classifiers)}")
+    epochs, batch_size, momentum = _check_sgd(epochs, batch_size, momentum)
+    stack = _Stack({"focus_models": focus_models, "classifiers": classifiers})
+    lrs = _per_run(lr, runs, "lr", stack.device)
+    data_dim, tensors = _run_data(data, runs, stack.device)
+    with torch.no_grad():  # validate the shapes once, on the first run's first batch
+        x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in tensors[:2])
+        check_loss_inputs(focus_models[0].attention(x), x, y, classifiers[0])
+    engine = _Engine(stack, _learned_attention, tensors, data_dim)
+    history = engine.train(schedule, epochs=epochs, lrs=lrs, batch_size=batch_size,
+                           momentum=momentum)
+    stack.write_back()
+    return history.cpu()
 
 
 def train_fixed_focus(
@@ -360,82 +493,107 @@ def train_fixed_focus(
     """
     data = _check_data(data)
     runs = len(classifiers)
-    delta = check_positive(delta, "delta")
+    if len(losses) != runs:
+        raise ValueError(f"losses must name one loss per run ({runs}), got {len(losses)}")
+    names = [_check_loss_name(name) for name in losses]
+    recorded = _check_fixed_focus(runs, alphas, delta, evaluation, at_one, epochs, record_epochs)
+    epochs, batch_size, momentum = _check_sgd(epochs, batch_size, momentum)
+    stack = _Stack({"classifiers": classifiers})
+    lrs = _per_run(lr, runs, "lr", stack.device)
+    tensors = tuple(t.to(stack.device) for t in data)
+    alpha = torch.tensor([float(a) for a in alphas], device=stack.device)  # (R,)
+    alpha_plus = alpha + delta
+    if at_one == "zero":
+        alpha_plus = torch.where(alpha == 1, alpha, alpha_plus)
+    engine = _Engine(stack, _frozen_attention, tensors, None, consts=alpha)
+    schedule = _Schedule(names, names, [NEVER] * runs, [False] * runs)
+    recorder = _FixedFocusRecorder(engine, schedule.losses(0), (alpha, alpha_plus), recorded,
+                                   evaluation, _batches(len(tensors[1]), batch_size))
+    engine.train(schedule, epochs=epochs, lrs=lrs, batch_size=batch_size, momentum=momentum,
+                 on_step=recorder.on_step, on_epoch=recorder.on_epoch)
+    stack.write_back()
+    loss, loss_plus = torch.stack(recorder.records, 2).cpu()
+    return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
+
+
+def _check_fixed_focus(runs, alphas, delta, evaluation, at_one, epochs, record_epochs) -> list:
+    """Validate the fixed-focus options; returns the recorded epochs, sorted."""
+    check_positive(delta, "delta")
     if len(alphas) != runs:
         raise ValueError(f"alphas must be one per classifier ({runs}), got {len(alphas)}")
     for value in alphas:
         if not 0 < float(value) <= 1:
             raise ValueError(f"alphas must lie in (0, 1], got {value}")
     if evaluation not in FIXED_FOCUS_EVALUATIONS:
-        raise ValueError(f"evaluation must be one of {FIXED_FOCUS_EVALUATIONS}, got {evaluation!r}")
+        raise ValueError(f"evaluation must be one of {FIXED_FOCUS_EVALUATIONS}, "
+                         f"got {evaluation!r}")
     if at_one not in FIXED_FOCUS_AT_ONE:
         raise ValueError(f"at_one must be one of {FIXED_FOCUS_AT_ONE}, got {at_one!r}")
     epochs = check_int(epochs, "epochs", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    momentum = check_fraction(momentum, "momentum", allow_zero=True)
     if record_epochs is None:
-        recorded = list(range(1, epochs + 1))
-    else:
-        recorded = sorted({check_int(e, "record_epochs entries", 0, epochs) for e in record_epochs})
-        if not recorded:
-            raise ValueError("record_epochs must name at least one epoch")
-    clf_base, clf_params, _ = _stack(classifiers, "classifiers")
-    device = next(iter(clf_params.values())).device
-    selectors, kinds = _selectors(losses, runs, device)
-    lrs = _per_run(lr, runs, "lr", device)
-    segments, labels, foreground = (t.to(device) for t in data)
-    m = segments.shape[1]
-    alpha_runs = torch.tensor([float(a) for a in alphas], device=device)  # (R,)
-    alpha_plus = alpha_runs + delta
-    if at_one == "zero":
-        alpha_plus = torch.where(alpha_runs == 1, alpha_runs, alpha_plus)
+        return list(range(1, epochs + 1))
+    recorded = sorted({check_int(e, "record_epochs entries", 0, epochs) for e in record_epochs})
+    if not recorded:
+        raise ValueError("record_epochs must name at least one epoch")
+    return recorded
 
-    def run_loss(c_params, selector, alpha_z, x, y, z):
-        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
-        alpha = (1 - alpha_z) / (m - 1) + (alpha_z - (1 - alpha_z) / (m - 1)) * F.one_hot(z, m)
-        return _selected_loss(kinds, selector, alpha, x, y, classify)
 
-    evaluate = vmap(run_loss, in_dims=(0, 0, 0, None, None, None))
+class _FixedFocusRecorder:
+    """The fixed-focus records, (2, R) per recorded epoch: L(alpha) and L(alpha + delta) with
+    the same classifier, on the full set after the epoch or as the mean over the epoch's
+    batches, each taken just after its step ("running_mean"; before training: the batches'
+    mean).  The engine's epoch e is the experiment's epoch e + 1 (0: before training)."""
 
-    def step(c_params, selectors, alpha_z, x, y, z):  # one backward pass for all runs
-        values = evaluate({k: v.requires_grad_() for k, v in c_params.items()}, selectors,
-                          alpha_z, x, y, z)  # (R,)
-        return dict(zip(c_params, torch.autograd.grad(values.sum(), list(c_params.values()))))
+    def __init__(self, engine: _Engine, index, alphas, recorded, evaluation, batches):
+        self.engine, self.index, self.alphas = engine, index, alphas
+        self.recorded, self.evaluation, self.batches = recorded, evaluation, batches
+        self.records, self.running = [], 0.0
+        if 0 in recorded:
+            self.records.append(self._full() if evaluation == "full_set" else
+                                sum(self._both(*engine.batch(a, b)) for a, b in batches)
+                                / len(batches))
 
-    def both(x, y, z):  # (2, R): L(alpha), L(alpha + delta) with the current classifier
+    def _both(self, x, y, z) -> torch.Tensor:  # (2, R) with the current classifier
         with torch.no_grad():
-            return torch.stack([evaluate(clf_params, selectors, a, x, y, z)
-                                for a in (alpha_runs, alpha_plus)])
+            return torch.stack([self.engine.losses(self.index, x, y, z, consts=a)[0]
+                                for a in self.alphas])
 
-    batches = _batches(len(labels), batch_size)
-    clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
-    records = []
-    for epoch in range(epochs + 1):
-        running = torch.zeros(2, runs, device=device)
-        for start, stop in batches if epoch else ():
-            x, y, z = segments[start:stop], labels[start:stop], foreground[start:stop]
-            g_clf = step(clf_params, selectors, alpha_runs, x, y, z)
-            _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
-            if evaluation == "running_mean" and epoch in recorded:
-                running += both(x, y, z) / len(batches)
-        if epoch not in recorded:
-            continue
-        if evaluation == "full_set":
-            records.append(both(segments, labels, foreground))
-        elif epoch:
-            records.append(running)
-        else:
-            records.append(sum(both(segments[a:b], labels[a:b], foreground[a:b])
-                               for a, b in batches) / len(batches))
-    _write_back(classifiers, clf_params)
-    loss, loss_plus = torch.stack(records, 2).cpu()
-    return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
+    def _full(self) -> torch.Tensor:
+        return self._both(*self.engine.data)
+
+    def on_step(self, epoch: int, x, y, z) -> None:
+        if self.evaluation == "running_mean" and epoch + 1 in self.recorded:
+            self.running = self.running + self._both(x, y, z) / len(self.batches)
+
+    def on_epoch(self, epoch: int) -> None:
+        if epoch + 1 in self.recorded:
+            full = self.evaluation == "full_set"
+            self.records.append(self._full() if full else self.running)
+        self.running = 0.0
 
 
-# ---------------------------------------------------------------- the hybrid schedule (chapter 6)
+def fixed_attention(alpha_z, foreground: torch.Tensor, m: int) -> torch.Tensor:
+    """Attention (B, m) with weight alpha_z on the foreground and (1 - alpha_z)/(m - 1) on each
+    other segment (chapter 4's fixed-focus experiment; the official code's fixed weights).
 
-TRAINING_METHODS = LOSS_NAMES + ("hybrid",)
-OPTIMIZER_AT_SWITCH = ("fresh", "keep")
+    >>> fixed_attention(0.4, torch.tensor([2, 0]), 3)
+    tensor([[0.3000, 0.3000, 0.4000],
+            [0.4000, 0.3000, 0.3000]])
+    """
+    m = check_int(m, "m", minimum=2)
+    if not isinstance(foreground, torch.Tensor) or foreground.dim() != 1:
+        raise ValueError("foreground must be a 1-D tensor of segment indices")
+    alpha_z = torch.as_tensor(alpha_z, dtype=torch.float32, device=foreground.device)
+    return _fixed_attention(alpha_z, foreground, m)
+
+
+def _fixed_attention(alpha_z: torch.Tensor, foreground: torch.Tensor, m: int) -> torch.Tensor:
+    """:func:`fixed_attention` without the checks (it runs inside ``vmap``)."""
+    rest = (1 - alpha_z) / (m - 1)
+    return rest + (alpha_z - rest) * F.one_hot(foreground, m).to(alpha_z.dtype)
+
+
+# ---------------------------------------------------------------- the hybrid (chapter 6)
 
 
 def train_hybrid(
@@ -480,77 +638,6 @@ def train_hybrid(
     return focus, classifier, MosaicHistory(*(torch.cat(column) for column in zip(*parts)))
 
 
-class Plateau(NamedTuple):
-    """A switch criterion for the hybrid (chapter 6): switch at the end of the first epoch at
-    which ``metric`` ("focus": the training focus accuracy, "loss": the training loss) has
-    improved by less than ``min_delta`` over the last ``patience`` epochs (focus accuracy as
-    a fraction in [0, 1]; an improvement is a rise of the focus, a fall of the loss), and not
-    before ``min_epochs`` epochs (a flat start of training is not the plateau meant)."""
-
-    metric: str = "focus"
-    patience: int = 3
-    min_delta: float = 0.005
-    min_epochs: int = 0
-
-
-class HybridHistory(NamedTuple):
-    """Per-epoch records of :func:`train_hybrid_runs`, each (R, T): the mean training loss, the
-    mean attention on the foreground a_z and the training focus accuracy (fraction of
-    mosaics whose most-attended segment is the foreground), over the epoch's batches;
-    ``switch_step`` (R,): the optimizer step at which each run switched from soft to hard
-    (0 for pure hard and LVML runs, -1 for runs that never switched)."""
-
-    loss: torch.Tensor
-    mean_a_z: torch.Tensor
-    focus_accuracy: torch.Tensor
-    switch_step: torch.Tensor
-
-
-def _check_plateau(plateau) -> Plateau:
-    if not isinstance(plateau, Plateau):
-        raise TypeError(f"plateau must be a mosaic_training.Plateau, got {type(plateau).__name__}")
-    if plateau.metric not in ("focus", "loss"):
-        raise ValueError(f"plateau.metric must be 'focus' or 'loss', got {plateau.metric!r}")
-    check_int(plateau.patience, "plateau.patience", minimum=1)
-    check_positive(plateau.min_delta, "plateau.min_delta", allow_zero=True)
-    check_int(plateau.min_epochs, "plateau.min_epochs", minimum=0)
-    return plateau
-
-
-def _switch_steps(methods, switch_steps, runs: int):
-    """Per run: the soft-phase length in steps (None = decided by the plateau, -1 = never)."""
-    if isinstance(switch_steps, (list, tuple)):
-        if len(switch_steps) != runs:
-            raise ValueError(f"switch_steps must be one value or one per run ({runs})")
-        given = list(switch_steps)
-    else:
-        given = [switch_steps] * runs
-    out = []
-    for method, value in zip(methods, given):
-        if method == "hybrid":
-            out.append(None if value is None else check_int(value, "switch_steps", minimum=0))
-        elif method == "soft":
-            out.append(-1)
-        else:
-            out.append(0)
-    return out
-
-
-def _keeps_momentum(optimizer_at_switch, runs: int) -> list:
-    """Per run: True where the momentum buffers are kept across the switch."""
-    if isinstance(optimizer_at_switch, (list, tuple)):
-        if len(optimizer_at_switch) != runs:
-            raise ValueError(f"optimizer_at_switch must be one value or one per run ({runs})")
-        given = list(optimizer_at_switch)
-    else:
-        given = [optimizer_at_switch] * runs
-    for value in given:
-        if value not in OPTIMIZER_AT_SWITCH:
-            raise ValueError(f"optimizer_at_switch must be one of {OPTIMIZER_AT_SWITCH}, "
-                             f"got {value!r}")
-    return [value == "keep" for value in given]
-
-
 def train_hybrid_runs(
     focus_models: Sequence[nn.Module],
     classifiers: Sequence[nn.Module],
@@ -568,8 +655,8 @@ def train_hybrid_runs(
     """Train R runs of soft, hard, LVML and hybrid schedules as ONE computation (chapter 6).
 
     The engine of :func:`train_mosaic_runs` (stacked parameters, one ``vmap`` and one backward
-    per step for all runs) with a loss that can change during training: a "hybrid" run uses
-    the soft loss until its switch point and the hard loss after it.  What happens to its
+    per step for all runs) under a schedule whose loss can change during training: a "hybrid"
+    run uses the soft loss until its switch point and the hard loss after it.  What happens to its
     optimizer state at the switch is ``optimizer_at_switch``: "fresh" (the official code's,
     the default) zeroes its momentum buffers, which is exactly a new ``torch.optim.SGD``
     (whose first step sets the buffer to the gradient); "keep" carries the soft phase's
@@ -594,99 +681,49 @@ def train_hybrid_runs(
     -------
     ``(focus_models, classifiers, history)``, a :class:`HybridHistory` of (R, T) records.
     """
-    runs = len(focus_models)
-    if len(classifiers) != runs:
-        raise ValueError(f"classifiers must be one per focus model ({runs}), got {len(classifiers)}")
+    schedule = _hybrid_schedule(methods, len(focus_models), switch_steps, plateau,
+                                optimizer_at_switch)
+    history = _train_pairs(focus_models, classifiers, data, schedule, epochs=epochs, lr=lr,
+                           batch_size=batch_size, momentum=momentum)
+    return focus_models, classifiers, HybridHistory(history[0], history[1], history[2],
+                                                    schedule.switched_at)
+
+
+def _check_plateau(plateau) -> Plateau:
+    if not isinstance(plateau, Plateau):
+        raise TypeError(f"plateau must be a mosaic_training.Plateau, got {type(plateau).__name__}")
+    if plateau.metric not in ("focus", "loss"):
+        raise ValueError(f"plateau.metric must be 'focus' or 'loss', got {plateau.metric!r}")
+    check_int(plateau.patience, "plateau.patience", minimum=1)
+    check_positive(plateau.min_delta, "plateau.min_delta", allow_zero=True)
+    check_int(plateau.min_epochs, "plateau.min_epochs", minimum=0)
+    return plateau
+
+
+def _hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_switch):
+    """The schedule of ``train_hybrid_runs``: a hybrid is soft, then hard from its switch step
+    (None: when the plateau fires); a pure run keeps its loss ("hard" and "lvml" from step 0
+    for the records; "soft" never switches)."""
     if len(methods) != runs:
         raise ValueError(f"methods must name one method per run ({runs}), got {len(methods)}")
     for name in methods:
         if name not in TRAINING_METHODS:
             raise ValueError(f"methods must be among {TRAINING_METHODS}, got {name!r}")
-    epochs = check_int(epochs, "epochs", minimum=1)
-    batch_size = check_int(batch_size, "batch_size", minimum=1)
-    momentum = check_fraction(momentum, "momentum", allow_zero=True)
-    switch = _switch_steps(methods, switch_steps, runs)
-    keeps = _keeps_momentum(optimizer_at_switch, runs)
+    switch = []
+    for method, value in zip(methods, _per_run_list(switch_steps, runs, "switch_steps")):
+        if method == "hybrid":
+            switch.append(None if value is None else check_int(value, "switch_steps", minimum=0))
+        else:
+            switch.append(NEVER if method == "soft" else 0)
+    keep = _per_run_list(optimizer_at_switch, runs, "optimizer_at_switch")
+    for value in keep:
+        if value not in OPTIMIZER_AT_SWITCH:
+            raise ValueError(f"optimizer_at_switch must be one of {OPTIMIZER_AT_SWITCH}, "
+                             f"got {value!r}")
     if any(s is None for s in switch):
         if plateau is None:
             raise ValueError("a hybrid run without a switch step needs a plateau criterion")
         plateau = _check_plateau(plateau)
-    focus_base, focus_params, _ = _stack(focus_models, "focus_models")
-    clf_base, clf_params, _ = _stack(classifiers, "classifiers")
-    device = next(iter(clf_params.values())).device
-    lrs = _per_run(lr, runs, "lr", device)
-    data_dim, (segments, labels, foreground) = _run_data(data, runs, device)
-    with torch.no_grad():
-        x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in (segments, labels))
-        _check(focus_models[0].attention(x), x, y, classifiers[0])
-    fixed_index = torch.tensor([LOSS_NAMES.index(n) if n != "hybrid" else 0 for n in methods],
-                               device=device)
-    is_hybrid = torch.tensor([n == "hybrid" for n in methods], device=device)
-    keeps = torch.tensor(keeps, device=device)
-
-    def run_loss(kinds_now, f_params, c_params, selector, x, y, z):
-        alpha = torch.softmax(functional_call(focus_base, f_params, (x,)), dim=1)  # (b, m)
-        classify = lambda inputs: functional_call(clf_base, c_params, (inputs,))
-        value = _selected_loss(kinds_now, selector, alpha, x, y, classify)
-        alpha = alpha.detach()
-        a_z = alpha.gather(1, z[:, None]).mean()
-        hit = (alpha.argmax(1) == z).float().mean()
-        return value, (value.detach(), a_z, hit)
-
-    # one vmapped function per set of losses in use at a step: a step where every run is in
-    # its soft phase computes no per-segment (hard) loss
-    batched = {}
-    names = list(focus_params), list(clf_params)
-
-    def gradients(index, x, y, z):
-        kinds_now = tuple(LOSS_NAMES[i] for i in sorted(set(index.tolist())))
-        if kinds_now not in batched:
-            batched[kinds_now] = vmap(lambda *a, k=kinds_now: run_loss(k, *a),
-                                      in_dims=(0, 0, 0) + (data_dim,) * 3)
-        selectors = F.one_hot(index, 3).float()
-        leaves = [v.requires_grad_() for v in (*focus_params.values(), *clf_params.values())]
-        values, records = batched[kinds_now](focus_params, clf_params, selectors, x, y, z)
-        grads = torch.autograd.grad(values.sum(), leaves)  # the runs are independent
-        n_focus = len(names[0])
-        return (dict(zip(names[0], grads[:n_focus])), dict(zip(names[1], grads[n_focus:])),
-                records)
-
-    focus_buf = {k: torch.zeros_like(v) for k, v in focus_params.items()}
-    clf_buf = {k: torch.zeros_like(v) for k, v in clf_params.items()}
-    soft_left = torch.tensor([-1 if s is None else s for s in switch], device=device)
-    undecided = torch.tensor([s is None for s in switch], device=device)
-    switched_at = torch.tensor([0 if n in ("hard", "lvml") else -1 for n in methods])
-    history = torch.zeros(3, runs, epochs, device=device)
-    step = 0
-    for epoch in range(epochs):
-        for start, stop in _batches(labels.shape[-1], batch_size):
-            x, y, z = (t[start:stop] if data_dim is None else t[:, start:stop]
-                       for t in (segments, labels, foreground))
-            # a hybrid run is soft while it has soft steps left (or is waiting for its plateau)
-            soft_now = is_hybrid & (undecided | (soft_left > step))
-            starts_hard = is_hybrid & ~undecided & (soft_left == step) & (step > 0)
-            if bool(starts_hard.any()):  # a fresh optimizer for the runs that switch now
-                keep = (~starts_hard | keeps).float()  # unless they keep their momentum
-                for buf in (*focus_buf.values(), *clf_buf.values()):
-                    buf.mul_(keep.view(-1, *[1] * (buf.dim() - 1)))
-                switched_at[starts_hard.cpu()] = step
-            switched_at[(is_hybrid & ~undecided & (soft_left == 0)).cpu()] = 0
-            index = torch.where(is_hybrid, torch.where(soft_now, 0, 1), fixed_index)
-            g_focus, g_clf, (value, a_z, hit) = gradients(index, x, y, z)
-            _momentum_step(focus_params, g_focus, focus_buf, lrs, momentum)
-            _momentum_step(clf_params, g_clf, clf_buf, lrs, momentum)
-            weight = (stop - start) / labels.shape[-1]
-            history[:, :, epoch] += weight * torch.stack([value, a_z, hit])
-            step += 1
-        if bool(undecided.any()) and epoch >= max(plateau.patience, plateau.min_epochs - 1):
-            row = 2 if plateau.metric == "focus" else 0
-            sign = 1.0 if plateau.metric == "focus" else -1.0
-            gain = sign * (history[row, :, epoch] - history[row, :, epoch - plateau.patience])
-            fires = undecided & (gain < plateau.min_delta)
-            soft_left = torch.where(fires, step, soft_left)
-            undecided = undecided & ~fires
-    _write_back(focus_models, focus_params)
-    _write_back(classifiers, clf_params)
-    history = history.cpu()
-    return focus_models, classifiers, HybridHistory(history[0], history[1], history[2],
-                                                    switched_at)
+    first = ["soft" if name == "hybrid" else name for name in methods]
+    then = ["hard" if name == "hybrid" else name for name in methods]
+    return _Schedule(first, then, switch, [value == "keep" for value in keep], plateau)
