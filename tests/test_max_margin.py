@@ -135,6 +135,8 @@ def test_one_hot_joint_direction_and_law():
     )
     assert np.allclose(p_mm, [0.75, -0.25, -0.25, -0.25], atol=1e-8)
     assert mm.direction_error(run.p[2:], p_mm).max() < 1e-12
+    frozen = mm.train_one_hot_joint(3, steps=5, lr=0.2, train_background=False)
+    assert np.all(frozen.p[:, 1:] == 0) and frozen.p[-1, 0] > 0
     with pytest.raises(ValueError, match="n_background"):
         mm.train_one_hot_joint(0, steps=2, lr=0.1)
 

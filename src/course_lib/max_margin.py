@@ -654,7 +654,9 @@ class OneHotRun(NamedTuple):
     theta: np.ndarray
 
 
-def train_one_hot_joint(n_background: int, *, steps: int, lr: float, record=None) -> OneHotRun:
+def train_one_hot_joint(
+    n_background: int, *, steps: int, lr: float, record=None, train_background: bool = True
+) -> OneHotRun:
     """Chapter 8: Lu, Mao and Nayak's geometry as prompt attention (the course's construction).
 
     One sequence of one-hot tokens (token 0 selected, ``n_background`` background tokens), label
@@ -662,6 +664,7 @@ def train_one_hot_joint(n_background: int, *, steps: int, lr: float, record=None
     step ``lr`` on the logistic loss trains every coordinate of ``p`` (the background's too) and
     the selected token's value ``v_0``; the background's values stay 0.  Starts at ``p = 0``,
     ``v_0 = 0``.  ``record`` lists the steps kept (default every step).
+    ``train_background=False`` freezes the background's logits at 0, as chapter 2 does.
     """
     n = check_int(n_background, "n_background", 1)
     steps = check_int(steps, "steps", 1)
@@ -684,6 +687,8 @@ def train_one_hot_joint(n_background: int, *, steps: int, lr: float, record=None
         a = torch.softmax(p, dim=0)
         loss = torch.nn.functional.softplus(-a[0] * value[0])
         gp, gv = torch.autograd.grad(loss, (p, value))
+        if not train_background:
+            gp[1:] = 0.0
         with torch.no_grad():
             p -= lr * gp
             value -= lr * gv
