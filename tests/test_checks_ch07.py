@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from course_lib import checks, conservation
+from course_lib import checks, conservation, law
 
 
 def stub(*args):
@@ -15,7 +15,7 @@ def stub(*args):
 
 
 def test_miss_reciprocal_check(run_check):
-    ok, out = run_check(checks.check_miss_reciprocal, conservation.miss_reciprocal)
+    ok, out = run_check(checks.check_miss_reciprocal, law.miss_reciprocal)
     assert ok and "[passed]" in out
     ok, out = run_check(checks.check_miss_reciprocal, stub)
     assert not ok and "[to do]" in out and "not implemented" in out
@@ -38,7 +38,7 @@ def test_miss_reciprocal_check(run_check):
 
 
 def test_lemma_coupling_check(run_check):
-    ok, out = run_check(checks.check_lemma_coupling, conservation.lemma_coupling)
+    ok, out = run_check(checks.check_lemma_coupling, law.lemma_coupling)
     assert ok and "[passed]" in out
     ok, out = run_check(checks.check_lemma_coupling, stub)
     assert not ok and "[to do]" in out

@@ -1,5 +1,6 @@
-"""The lemma of chapter 7 and its two corollaries (course_lib.conservation), checked against simulation and against
-both papers' special cases: Lu et al.'s identity (chapter 2) and the chapter-5 orbits."""
+"""The two corollaries of chapter 7's lemma (course_lib.conservation), checked against simulation
+and against both papers' special cases: Lu et al.'s identity (chapter 2) and the chapter-5 orbits.
+The lemma itself is tested in tests/test_law.py."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import torch.nn.functional as F
 from scipy.integrate import solve_ivp
 
 from course_lib import conservation as cons
-from course_lib import identity
-from course_lib.flow import attention_potential, flow_rhs, orbit_potential, solve_flow
+from course_lib import identity, law, topic
+from course_lib.flow import flow_rhs, orbit_potential, solve_flow
+from course_lib.law import attention_potential
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import train_full_batch
 
@@ -21,70 +23,6 @@ from course_lib.training import train_full_batch
 def test_docstring_examples_run():
     failures, tried = doctest.testmod(cons, optionflags=doctest.ELLIPSIS)
     assert tried >= 8 and failures == 0
-
-
-# --------------------------------------------------------------------------- the lemma
-
-
-def test_miss_reciprocal_is_one_over_the_missed_softmax_weight():
-    theta = torch.linspace(-4, 6, 41, dtype=torch.float64)
-    for n in (1, 4, 19, 2.5):  # the weight of theta against n logits at zero
-        a = torch.exp(theta) / (torch.exp(theta) + n)
-        assert torch.allclose(cons.miss_reciprocal(theta, n), 1 / (1 - a), rtol=1e-12)
-    # against a real softmax over theta and four zeros
-    a = torch.softmax(torch.stack([theta] + [torch.zeros_like(theta)] * 4, -1), -1)[:, 0]
-    assert torch.allclose(cons.miss_reciprocal(theta, 4), 1 / (1 - a), rtol=1e-12)
-
-
-def test_attention_potential_has_the_miss_reciprocal_as_derivative():
-    theta = np.linspace(-3, 5, 17)
-    h = 1e-6
-    numeric = (attention_potential(theta + h, 7) - attention_potential(theta - h, 7)) / (2 * h)
-    assert np.allclose(numeric, cons.miss_reciprocal(theta, 7), rtol=1e-8)
-
-
-def _lemma_flow(c_true, n, g):
-    """theta' = c (1 - a(theta)) S', S' = g(t) (g changes sign): the lemma's hypothesis."""
-
-    def rhs(t, y):
-        theta = y[0]
-        s_rate = g(t)
-        return [c_true * (n / (np.exp(theta) + n)) * s_rate, s_rate]
-
-    return rhs
-
-
-def test_lemma_holds_for_any_common_factor_and_fails_for_the_wrong_coupling():
-    g = lambda t: np.cos(0.7 * t) + 0.6 + 0.3 * np.sin(3.1 * t)  # noqa: E731, changes sign
-    times = np.linspace(0, 30, 301)
-    sol = solve_ivp(_lemma_flow(0.8, 5.0, g), (0, 30), [0.3, 1.0], t_eval=times, rtol=1e-11, atol=1e-12)
-    theta, S = sol.y
-    assert np.ptp(theta) > 2  # the logit really moves (both ways)
-    assert cons.lemma_drift(theta, S, 0.8, 5.0) < 1e-8
-    # the invariant is of order 1 here; a wrong c, or a wrong n, drifts by far more
-    assert cons.lemma_drift(theta, S, 0.7, 5.0) > 0.1
-    assert cons.lemma_drift(theta, S, 0.8, 6.0) > 0.05
-    # the measured coupling is the constant c
-    rates = np.array([_lemma_flow(0.8, 5.0, g)(t, y) for t, y in zip(times, sol.y.T)])
-    c = cons.lemma_coupling(rates[:, 0], rates[:, 1], theta, 5.0)
-    assert np.allclose(c[np.abs(rates[:, 1]) > 1e-3], 0.8, rtol=1e-10)
-
-
-def test_lemma_coupling_where_the_strength_does_not_move():
-    assert cons.lemma_coupling(1.0, 0.0, 0.0, 4) == float("inf")
-    assert np.isnan(cons.lemma_coupling(0.0, 0.0, 0.0, 4))
-    out = cons.lemma_coupling(torch.tensor([1.0, 0.4]), torch.tensor([0.0, 1.0]), 0.0, 4)
-    assert torch.isinf(out[0]) and out[1].item() == pytest.approx(0.5)
-
-
-def test_lemma_drift_shapes_and_types():
-    theta = torch.zeros(5, 3)
-    assert cons.lemma_drift(theta, theta, 0.5, 4).shape == (3,)
-    assert isinstance(cons.lemma_drift(np.zeros(5), np.zeros(5), 0.5, 4), float)
-    with pytest.raises(ValueError, match="same shape"):
-        cons.lemma_drift(torch.zeros(5, 3), torch.zeros(5, 2), 0.5, 4)
-    with pytest.raises(ValueError, match="time axis"):
-        cons.lemma_drift(1.0, 1.0, 0.5, 4)
 
 
 # --------------------------------------------------------------------------- Part I
@@ -121,35 +59,22 @@ def test_part_one_law_on_training_drifts_like_lr():
     for lr in (0.2, 0.1):
         s, w2, q2 = _frozen_background_run(corpus, lr, 100.0)
         assert float(s.max()) > 2.0  # the scores really grew
-        drifts.append(cons.lemma_drift(s, w2, q2 / 2, corpus.m).max().item())
+        drifts.append(law.lemma_drift(s, w2, q2 / 2, corpus.m).max().item())
     assert 1.8 < drifts[0] / drifts[1] < 2.2  # O(lr): the flow conserves it exactly
     assert drifts[1] < 5e-3
 
 
 def test_repeated_topic_word_obeys_the_law_with_m_over_k():
-    corpus = cons.make_repeated_topic_corpus(3, n_background=100, n_sentences=120, seed=0)
+    corpus = topic.make_repeated_topic_corpus(3, n_background=100, n_sentences=120, seed=0)
     drift = {}
     for lr in (0.2, 0.1):
         s, w2, q2 = _frozen_background_run(corpus, lr, 60.0)
-        drift[lr] = float(torch.as_tensor(cons.lemma_drift(s, w2, q2 / 2, corpus.m / 3)).max())
-        wrong = float(torch.as_tensor(cons.lemma_drift(s, w2, q2 / 2, corpus.m)).max())
+        drift[lr] = float(torch.as_tensor(law.lemma_drift(s, w2, q2 / 2, corpus.m / 3)).max())
+        wrong = float(torch.as_tensor(law.lemma_drift(s, w2, q2 / 2, corpus.m)).max())
         assert wrong > 30 * drift[lr]  # n = m (one copy) is not the law here
         as_topic = cons.topic_invariant(s, w2, q2, corpus.m, copies=3)
         assert float((as_topic - as_topic[:1]).abs().max()) == pytest.approx(drift[lr], rel=1e-9)
     assert 1.8 < drift[0.2] / drift[0.1] < 2.2
-
-
-def test_repeated_topic_corpus_layout():
-    corpus = cons.make_repeated_topic_corpus(4, n_background=50, n_sentences=30, seed=2)
-    base = make_topic_corpus(n_background=50, n_sentences=30, seed=2)
-    assert corpus.tokens.shape == (30, base.m + 4)
-    assert torch.equal(corpus.labels, base.labels)
-    counts = corpus.topic_mask(corpus.tokens).sum(1)
-    assert torch.all(counts == 4)
-    topic = corpus.topic_of_word[corpus.tokens]
-    assert torch.all((topic == corpus.labels[:, None]) | (topic < 0))  # the copies are of its own topic
-    with pytest.raises(ValueError, match="copies"):
-        cons.make_repeated_topic_corpus(0)
 
 
 # --------------------------------------------------------------------------- Part II
@@ -309,14 +234,6 @@ def test_class_margin_and_symmetric_norm():
 
 
 def test_bad_input_names_the_argument():
-    with pytest.raises(ValueError, match="n_others"):
-        cons.miss_reciprocal(0.0, 0)
-    with pytest.raises(TypeError, match="n_others"):
-        cons.lemma_invariant(0.0, 0.0, 0.5, "20")
-    with pytest.raises(TypeError, match="theta"):
-        cons.miss_reciprocal("1", 3)
-    with pytest.raises(ValueError, match="coupling"):
-        cons.lemma_invariant(0.0, 1.0, 0.0, 3)
     with pytest.raises(ValueError, match="embed_norm_sq"):
         cons.topic_invariant(0.0, -1.0, 1.0, 20)
     with pytest.raises(ValueError, match="copies"):
@@ -333,11 +250,13 @@ def test_bad_input_names_the_argument():
         cons.strength_from_rates(lambda mu, th: (0 * mu, mu), np.linspace(0, 1, 5), 4)
 
 
-def test_tensors_keep_dtype_and_device():
+def test_the_kind_rule_of_the_law():
     theta = torch.linspace(0, 1, 5, dtype=torch.float32)
-    out = cons.lemma_invariant(theta, theta, 0.5, 4)
+    out = cons.topic_invariant(theta, theta, 1.0, 4)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
     assert isinstance(cons.topic_invariant(np.zeros(3), np.zeros(3), 1.0, 20), np.ndarray)
+    assert type(cons.topic_invariant(0.5, 1.0, 1.0, 20)) is float
+    assert type(cons.segment_invariant(np.float32(0.5), 1.0, 5)) is float
 
 
 def _two_layer_soft_run(lr, t_end, scale, background_std, m=4, C=3, hidden=6, record_every=10):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import identity, topic
+from course_lib import topic
 from course_lib.topic import (
     TopicAttention,
     attention_forward,
@@ -268,4 +268,17 @@ def test_the_corpora_share_one_sentence_sampler():
         n_background=30, m_range=(6, 6), n_sentences=40, seed=3
     )
     assert torch.equal(var.labels, two.labels)
-    assert identity.make_two_topic_corpus is topic.make_two_topic_corpus  # chapter 2's old address
+
+
+def test_repeated_topic_corpus_layout():
+    corpus = topic.make_repeated_topic_corpus(4, n_background=50, n_sentences=30, seed=2)
+    base = make_topic_corpus(n_background=50, n_sentences=30, seed=2)
+    assert corpus.tokens.shape == (30, base.m + 4)
+    assert torch.equal(corpus.labels, base.labels)
+    counts = corpus.topic_mask(corpus.tokens).sum(1)
+    assert torch.all(counts == 4)
+    word_topic = corpus.topic_of_word[corpus.tokens]
+    # the copies are of the sentence's own topic
+    assert torch.all((word_topic == corpus.labels[:, None]) | (word_topic < 0))
+    with pytest.raises(ValueError, match="copies"):
+        topic.make_repeated_topic_corpus(0)

@@ -15,7 +15,11 @@ changes in training.  If the two velocities share their unknown factor,
 then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.2)),
 
     Psi_n(theta(t)) - Psi_n(theta(0)) = c (S(t) - S(0)),
-    Psi_n(theta) = theta + (e^theta - 1)/n = course_lib.flow.attention_potential(theta, n)  (7.3).
+    Psi_n(theta) = theta + (e^theta - 1)/n = course_lib.law.attention_potential(theta, n)  (7.3).
+
+The weight, the potential and the lemma itself (``lemma_invariant``, ``lemma_drift``,
+``lemma_coupling``, ``miss_reciprocal``) live in ``course_lib.law``; this module holds the two
+papers' corollaries and the lemma's reach.
 
 * Part I (Lu et al. 2021, chapter 2): ``theta`` = a topic word's score, ``n = m``, ``S`` = its
   squared embedding norm, ``c = ||q||^2 / 2`` (``topic_invariant``).
@@ -24,34 +28,34 @@ then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.2)),
   ``c = 1/2`` (``segment_invariant``); on the symmetric manifold of chapter 5 this is the
   soft orbit ``Phi(nu) = (C - 1) mu^2 / (2C)`` (``soft_orbit_strength``).
 * Reach: a topic word repeated ``k`` times in each of its sentences obeys the law with
-  ``n = m / k`` (``topic_invariant(..., copies=k)``, ``make_repeated_topic_corpus``); the hard and
+  ``n = m / k`` (``topic_invariant(..., copies=k)``; the corpus is
+  ``topic.make_repeated_topic_corpus``); the hard and
   LVML orbits are the law with another strength, which ``strength_from_rates`` computes from any
   right-hand side and whose hypothesis it tests; when it holds, ``Psi_n(theta) - G(mu)`` is a
   first integral, conserved from every start and not only along the orbit from (0, 0).
 
-Functions of numbers work elementwise on floats, NumPy arrays and torch tensors and return the
-same kind (tensors keep their dtype and device).
+Functions of numbers work elementwise and follow the kind rule of ``course_lib.law`` (float,
+array or tensor in, the same kind out).
 """
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ._validate import check_int, check_positive
-from .flow import attention_potential
-from .identity import _check_values
-from .topic import TopicCorpus, make_topic_corpus
+from ._validate import check_int
+from .law import (
+    _check_others,
+    attention_potential,
+    miss_reciprocal,
+    real_values,
+    same_kind,
+)
 
 __all__ = [
-    "miss_reciprocal",
-    "lemma_coupling",
-    "lemma_invariant",
-    "lemma_drift",
     "topic_invariant",
     "segment_invariant",
     "symmetric_logit_norm_sq",
@@ -59,124 +63,15 @@ __all__ = [
     "class_margin",
     "LemmaStrength",
     "strength_from_rates",
-    "make_repeated_topic_corpus",
 ]
 
 
-# --------------------------------------------------------------------------- argument helpers
-
-
-def _check_n(n_others, name: str = "n_others") -> float:
-    if isinstance(n_others, bool) or not isinstance(n_others, numbers.Real):
-        raise TypeError(f"{name} must be a positive number (the logits competing at zero), got {type(n_others).__name__}")
-    return check_positive(n_others, name)
-
-
-def _check_coupling(coupling):
-    coupling = _check_values(coupling, "coupling")
-    if isinstance(coupling, (torch.Tensor, np.ndarray)):
-        return coupling
-    if coupling == 0.0:
-        raise ValueError("coupling must be non-zero: with c = 0 the logit does not move and the law says nothing")
-    return coupling
-
-
-def _exp(x):
-    if isinstance(x, torch.Tensor):
-        return torch.exp(x)
-    return np.exp(x) if isinstance(x, np.ndarray) else float(np.exp(x))
-
-
 def _check_nonnegative(value, name: str):
-    value = _check_values(value, name)
+    value = real_values(value, name)
     bad = (value < 0).any() if isinstance(value, (torch.Tensor, np.ndarray)) else value < 0
     if bad:
         raise ValueError(f"{name} is a squared norm and must be >= 0")
     return value
-
-
-# --------------------------------------------------------------------------- the lemma
-
-
-def miss_reciprocal(theta, n_others):
-    """``1 / (1 - a(theta)) = 1 + e^theta / n_others``: the reciprocal of the weight a logit
-    misses (chapter 7, eq. (7.2), the key step of the lemma's proof).
-
-    ``a(theta) = e^theta / (e^theta + n_others)`` is the softmax weight of ``theta`` against
-    ``n_others`` logits at zero, so ``1 - a = n_others / (e^theta + n_others)``.  Integrating this
-    from 0 to ``theta`` gives ``flow.attention_potential``.  Elementwise.
-
-    >>> miss_reciprocal(0.0, 4)  # a(0) = 1/5 misses 4/5
-    1.25
-    """
-    theta = _check_values(theta, "theta")
-    n_others = _check_n(n_others)
-    return 1.0 + _exp(theta) / n_others
-
-
-def lemma_coupling(theta_rate, strength_rate, theta, n_others):
-    """The lemma's hypothesis, measured (chapter 7, eq. (7.1)): ``c = theta' / ((1 - a(theta)) S')``.
-
-    ``theta_rate`` and ``strength_rate`` are the velocities ``d theta/dt`` and ``dS/dt`` (or two
-    increments over one small step) at the logit values ``theta``; all three broadcast.  The
-    lemma applies exactly when the result is the same constant at every time and every state.
-    Where ``strength_rate`` is 0 the ratio is ``inf`` or ``nan``: measure where S moves.
-
-    >>> lemma_coupling(0.4, 1.0, 0.0, 4)  # theta' = c (1 - a) S' with 1 - a(0) = 4/5
-    0.5
-    """
-    theta_rate = _check_values(theta_rate, "theta_rate")
-    strength_rate = _check_values(strength_rate, "strength_rate")
-    reciprocal = miss_reciprocal(theta, n_others)
-    if not isinstance(strength_rate, (torch.Tensor, np.ndarray)):
-        strength_rate = np.float64(strength_rate)  # divides by 0 as an array does, to inf or nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = theta_rate * reciprocal / strength_rate
-    return float(out) if isinstance(out, np.floating) else out
-
-
-def lemma_invariant(theta, strength, coupling, n_others):
-    """The conserved quantity of the lemma (chapter 7, eq. (7.3)): ``Psi_n(theta) - c S``.
-
-    ``Psi_n(theta) = theta + (e^theta - 1)/n`` is ``flow.attention_potential(theta, n_others)``.
-    When ``theta' = c (1 - a(theta)) S'`` (eq. (7.1)) this does not change in time, whatever else
-    the dynamics do.  Elementwise over broadcastable ``theta`` (the logit), ``strength`` (S) and
-    ``coupling`` (c).
-
-    >>> float(lemma_invariant(0.0, 0.0, 0.5, 20))
-    0.0
-    >>> round(float(lemma_invariant(1.0, 2.0, 0.5, 1)), 6)  # 1 + (e - 1) - 0.5 * 2
-    1.718282
-    """
-    theta = _check_values(theta, "theta")
-    strength = _check_values(strength, "strength")
-    coupling = _check_coupling(coupling)
-    n_others = _check_n(n_others)
-    return attention_potential(theta, n_others) - coupling * strength
-
-
-def lemma_drift(theta, strength, coupling, n_others):
-    """Largest change of the lemma's invariant (eq. (7.3)) along a run (chapter 7):
-    ``max_t |I(t) - I(0)|`` with ``I = Psi_n(theta) - c S``.
-
-    ``theta`` and ``strength`` have the time axis first, ``(T, ...)``; ``coupling`` broadcasts
-    against them.  Returns shape ``(...)`` (a float for 1-D inputs): one drift per logit.  Under
-    gradient descent with step ``lr`` the drift of a law that holds for the flow is ``O(lr)``;
-    a drift that does not shrink with ``lr`` means the law's hypothesis fails.
-    """
-    theta = _check_values(theta, "theta")
-    strength = _check_values(strength, "strength")
-    for name, value in (("theta", theta), ("strength", strength)):
-        if not isinstance(value, (torch.Tensor, np.ndarray)) or value.ndim < 1 or value.shape[0] < 1:
-            raise ValueError(f"{name} must be an array or tensor with a time axis first, (T, ...)")
-    if tuple(theta.shape) != tuple(strength.shape):
-        raise ValueError(f"theta and strength must have the same shape, got {tuple(theta.shape)} and {tuple(strength.shape)}")
-    invariant = lemma_invariant(theta, strength, coupling, n_others)
-    if isinstance(invariant, torch.Tensor):
-        out = (invariant - invariant[:1]).abs().amax(dim=0)
-        return float(out) if out.dim() == 0 else out
-    out = np.abs(invariant - invariant[:1]).max(axis=0)
-    return float(out) if np.ndim(out) == 0 else out
 
 
 # --------------------------------------------------------------------------- the two corollaries
@@ -196,12 +91,13 @@ def topic_invariant(score, embed_norm_sq, query_norm_sq, m, copies=1):
     >>> float(topic_invariant(0.0, 0.0, 1.0, 20))
     0.0
     """
-    score = _check_values(score, "score")
+    score = real_values(score, "score")
     embed_norm_sq = _check_nonnegative(embed_norm_sq, "embed_norm_sq")
     query_norm_sq = _check_nonnegative(query_norm_sq, "query_norm_sq")
-    m = _check_n(m, "m")
+    m = _check_others(m, "m")
     copies = check_int(copies, "copies", minimum=1)
-    return attention_potential(score, m / copies) - 0.5 * query_norm_sq * embed_norm_sq
+    out = attention_potential(score, m / copies) - 0.5 * query_norm_sq * embed_norm_sq
+    return same_kind(out, score, embed_norm_sq, query_norm_sq, m)
 
 
 def segment_invariant(nu, logit_norm_sq, m):
@@ -220,10 +116,10 @@ def segment_invariant(nu, logit_norm_sq, m):
     >>> float(segment_invariant(0.0, 0.0, 5))
     0.0
     """
-    nu = _check_values(nu, "nu")
+    nu = real_values(nu, "nu")
     logit_norm_sq = _check_nonnegative(logit_norm_sq, "logit_norm_sq")
     m = check_int(m, "m", minimum=2)
-    return attention_potential(nu, m - 1) - 0.5 * logit_norm_sq
+    return same_kind(attention_potential(nu, m - 1) - 0.5 * logit_norm_sq, nu, logit_norm_sq)
 
 
 def symmetric_logit_norm_sq(mu, C):
@@ -236,9 +132,9 @@ def symmetric_logit_norm_sq(mu, C):
     >>> round(float(symmetric_logit_norm_sq(3.0, 3)), 6)  # a = 2, b = -1: 4 + 1 + 1
     6.0
     """
-    mu = _check_values(mu, "mu")
+    mu = real_values(mu, "mu")
     C = check_int(C, "C", minimum=2)
-    return (C - 1) * mu * mu / C
+    return same_kind((C - 1) * mu * mu / C, mu)
 
 
 def soft_orbit_strength(mu, C):
@@ -314,7 +210,7 @@ def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 
     mu = np.asarray(mu, dtype=float)
     if mu.ndim != 1 or mu.size < 2 or not np.all(np.isfinite(mu)) or np.any(np.diff(mu) <= 0):
         raise ValueError("mu must be a strictly increasing 1-D grid of at least 2 finite values")
-    n_others = _check_n(n_others)
+    n_others = _check_others(n_others)
     probes = np.asarray(theta_probes, dtype=float).reshape(-1)
     if probes.size < 1 or not np.all(np.isfinite(probes)):
         raise ValueError("theta_probes must be one or more finite logits")
@@ -334,57 +230,3 @@ def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 
     steps = 0.5 * (coupling[1:] + coupling[:-1]) * np.diff(mu)
     strength = np.concatenate([[0.0], np.cumsum(steps)])
     return LemmaStrength(mu=mu, strength=strength, coupling=coupling, spread=spread)
-
-
-# --------------------------------------------------------------------------- reach: a repeated topic word
-
-
-def make_repeated_topic_corpus(
-    copies: int,
-    n_topics: int = 4,
-    words_per_topic: int = 2,
-    n_background: int = 200,
-    m: int = 20,
-    n_sentences: int = 250,
-    seed: int = 0,
-) -> TopicCorpus:
-    """The chapter-1 corpus with each sentence's topic word occurring ``copies`` times (chapter 7).
-
-    Each sentence holds its topic word ``k = copies`` times and ``m`` background words (length
-    ``m + k``, shuffled); everything else is ``make_topic_corpus(n_topics, words_per_topic,
-    n_background, m, n_sentences, seed=seed)``, with the same labels and splits.  Every topic
-    word then has the same count in each of its sentences, the setting where chapter 7 predicts
-    the law with ``n = m / k``.  ``corpus.m`` is the number of background words.
-
-    Parameters
-    ----------
-    copies
-        How often each sentence holds its topic word (k >= 1).
-    n_topics, words_per_topic, n_background, m, n_sentences, seed
-        As in ``topic.make_topic_corpus``.
-
-    Returns
-    -------
-    TopicCorpus
-        Sentences of length ``m + copies``, with ``make_topic_corpus``'s labels and splits.
-    """
-    copies = check_int(copies, "copies", minimum=1)
-    base = make_topic_corpus(n_topics, words_per_topic, n_background, m, n_sentences, seed=seed)
-    is_topic = base.topic_mask(base.tokens)  # (n, m + 1), one True per row
-    topic_word = torch.where(is_topic, base.tokens, torch.zeros_like(base.tokens)).sum(1)  # (n,)
-    extra = topic_word[:, None].expand(-1, copies - 1)  # (n, copies - 1)
-    tokens = torch.cat([base.tokens, extra], dim=1)  # (n, m + copies)
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.argsort(torch.rand(tokens.shape, generator=gen), dim=1)
-    tokens = tokens.gather(1, order)  # order plays no role in the model; shuffle anyway
-    return TopicCorpus(
-        tokens=tokens,
-        labels=base.labels,
-        topic_of_word=base.topic_of_word,
-        words=base.words,
-        n_topics=base.n_topics,
-        words_per_topic=base.words_per_topic,
-        m=base.m,
-        n_train=base.n_train,
-        n_valid=base.n_valid,
-    )

@@ -383,6 +383,57 @@ def make_variable_length_corpus(
     return corpus, tokens != pad
 
 
+def make_repeated_topic_corpus(
+    copies: int,
+    n_topics: int = 4,
+    words_per_topic: int = 2,
+    n_background: int = 200,
+    m: int = 20,
+    n_sentences: int = 250,
+    seed: int = 0,
+) -> TopicCorpus:
+    """The chapter-1 corpus with each sentence's topic word occurring ``copies`` times (chapter 7).
+
+    Each sentence holds its topic word ``k = copies`` times and ``m`` background words (length
+    ``m + k``, shuffled); everything else is ``make_topic_corpus(n_topics, words_per_topic,
+    n_background, m, n_sentences, seed=seed)``, with the same labels and splits.  Every topic
+    word then has the same count in each of its sentences, the setting where chapter 7 predicts
+    the law with ``n = m / k``.  ``corpus.m`` is the number of background words.
+
+    Parameters
+    ----------
+    copies
+        How often each sentence holds its topic word (k >= 1).
+    n_topics, words_per_topic, n_background, m, n_sentences, seed
+        As in ``topic.make_topic_corpus``.
+
+    Returns
+    -------
+    TopicCorpus
+        Sentences of length ``m + copies``, with ``make_topic_corpus``'s labels and splits.
+    """
+    copies = check_int(copies, "copies", minimum=1)
+    base = make_topic_corpus(n_topics, words_per_topic, n_background, m, n_sentences, seed=seed)
+    is_topic = base.topic_mask(base.tokens)  # (n, m + 1), one True per row
+    topic_word = torch.where(is_topic, base.tokens, torch.zeros_like(base.tokens)).sum(1)  # (n,)
+    extra = topic_word[:, None].expand(-1, copies - 1)  # (n, copies - 1)
+    tokens = torch.cat([base.tokens, extra], dim=1)  # (n, m + copies)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.argsort(torch.rand(tokens.shape, generator=gen), dim=1)
+    tokens = tokens.gather(1, order)  # order plays no role in the model; shuffle anyway
+    return TopicCorpus(
+        tokens=tokens,
+        labels=base.labels,
+        topic_of_word=base.topic_of_word,
+        words=base.words,
+        n_topics=base.n_topics,
+        words_per_topic=base.words_per_topic,
+        m=base.m,
+        n_train=base.n_train,
+        n_valid=base.n_valid,
+    )
+
+
 # --------------------------------------------------------------------------- the model
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from ..conservation import lemma_coupling, miss_reciprocal, topic_invariant
+from ..conservation import topic_invariant
+from ..law import lemma_coupling, miss_reciprocal
 from ._core import CheckFailed, close, expect_tensor, run_check
 
 
