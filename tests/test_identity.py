@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import identity, sst
+from course_lib import identity, law
 from course_lib.topic import TopicAttention, attention_forward, make_topic_corpus
 from course_lib.training import train_full_batch
 
@@ -47,7 +47,7 @@ def test_sen_invariant_rejects_bad_arguments():
     with pytest.raises(TypeError, match="score"):
         identity.sen_invariant("1", 1.0, 1.0, 20)
     with pytest.raises(TypeError, match="embed_norm_sq"):
-        identity.sen_invariant(1.0, [1.0], 1.0, 20)
+        identity.sen_invariant(1.0, {1.0}, 1.0, 20)  # a set is no array
     with pytest.raises(ValueError, match="embed_norm_sq"):
         identity.sen_invariant(1.0, -1.0, 1.0, 20)
     with pytest.raises(ValueError, match="query_norm_sq"):
@@ -101,21 +101,21 @@ def test_relative_gap():
 
 def test_regimes():
     m = 20
-    assert identity.attention_from_score(0.0, m) == pytest.approx(1 / (m + 1))
+    assert law.attention_weight(0.0, m) == pytest.approx(1 / (m + 1))
     s = np.array([1e-3, 1e-2])
     x2 = identity.sen_norm_curve(s, m) ** 2
     assert np.allclose(x2 / identity.small_score_norm_sq(s, m), 1, atol=1e-2)
     s = np.array([14.0, 20.0])
     x2 = identity.sen_norm_curve(s, m) ** 2
     assert np.allclose(
-        (1 - identity.attention_from_score(s, m)) / identity.large_score_miss(x2), 1, atol=3e-3
+        (1 - law.attention_weight(s, m)) / identity.large_score_miss(x2), 1, atol=3e-3
     )
     with pytest.raises(ValueError, match="scaled_norm_sq"):
         identity.large_score_miss(0.0)
     # the missed attention at a given scaled norm hardly depends on m once scores are large
     x = 300.0
     misses = [
-        1 - identity.attention_from_score(identity.sen_score_from_norm(x, mm), mm)
+        1 - law.attention_weight(identity.sen_score_from_norm(x, mm), mm)
         for mm in (5, 20, 80)
     ]
     assert max(misses) / min(misses) < 1.1
@@ -264,49 +264,3 @@ def test_history_helpers_validate(tiny):
             model, tiny.train.tokens, tiny.train.labels, 2, 0.1, topic_word_ids=tiny.topic_word_ids
         )
         identity.history_sen_gap(h2, tiny.m, min_scaled_norm=-1.0)
-
-
-def test_sen_curve_run_shapes():
-    scores, scaled = identity.sen_curve_run(
-        5, 0.5, n_sentences=40, n_background=30, steps=20, record_every=5
-    )
-    assert scores.shape == scaled.shape == (5, 8)
-    with pytest.raises(ValueError, match="query_std"):
-        identity.sen_curve_run(5, 0.0)
-    with pytest.raises(ValueError, match="m"):
-        identity.sen_curve_run(0, 0.3)
-
-
-def test_real_word_sen_is_zero_on_the_curve():
-    data = (
-        sst.parse_sst(
-            "1 a powerful sequel and one of the best films of the year .\n"
-            "0 the worst film , and stupid too .\n"
-            "1 the best film of the year !\n0 a mess , a stupid mess\n",
-            2,
-        )
-        * 3
-    )
-    vocab = sst.build_vocabulary(data)
-    model = TopicAttention(len(vocab), 2, embed_dim=4, key_dim=3, seed=0)
-    lengths = sst.mean_length_containing(data)
-    q = model.query
-    with torch.no_grad():
-        model.keys.weight.zero_()
-        model.embedding.weight.zero_()
-        for w, s in (("stupid", 0.5), ("mess", 0.3), ("powerful", 0.1)):
-            m = lengths[w] - 1
-            model.keys.weight[vocab[w]] = s * q / q.norm() ** 2
-            target = math.sqrt(2 * (s + math.expm1(s) / m)) / float(q.norm())
-            model.embedding.weight[vocab[w], 0] = target
-    sen = identity.real_word_sen(model, data, vocab, top=3)
-    assert sen.words == ["stupid", "mess", "powerful"]
-    assert torch.allclose(sen.score, torch.tensor([0.5, 0.3, 0.1], dtype=torch.float64), atol=1e-6)
-    assert float(sen.gap.max()) < 1e-5
-    assert sen.m[0] == pytest.approx(lengths["stupid"] - 1)
-    with pytest.raises(ValueError, match="top"):
-        identity.real_word_sen(model, data, vocab, top=0)
-    # off the curve by 10 %: the gap says so
-    with torch.no_grad():
-        model.embedding.weight[vocab["mess"]] *= 1.1
-    assert identity.real_word_sen(model, data, vocab, top=3).gap[1] == pytest.approx(0.1, rel=1e-4)

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_lib import identity, plotting, widgets  # noqa: E402
+from course_lib import identity, law, plotting, widgets  # noqa: E402
 
 T, N = 30, 4
 S = torch.linspace(0, 3, T)[:, None].repeat(1, N)
@@ -45,10 +45,10 @@ def test_drift_vs_lr():
 
 
 def test_regimes_convergence_ablation_collapse():
-    fig = plotting.sen_regimes(20, measured=(S, X**2, 1 - identity.attention_from_score(S, 20)))
+    fig = plotting.sen_regimes(20, measured=(S, X**2, 1 - law.attention_weight(S, 20)))
     assert len(fig.axes) == 2
     t = torch.linspace(1, 100, T)
-    fig = plotting.convergence_curves(t, 1 - identity.attention_from_score(S, 20), X, [2.0] * N)
+    fig = plotting.convergence_curves(t, 1 - law.attention_weight(S, 20), X, [2.0] * N)
     assert len(fig.axes) == 2
     runs = {
         kind: {

@@ -1,13 +1,15 @@
-"""Tests of course_lib.sst (chapter 3): vocabulary, padding and the word statistics (training on
-SST is tested in tests/test_training.py, the identity on real words in tests/test_identity.py).
+"""Tests of course_lib.sst (chapter 3): vocabulary, padding, the word statistics and the identity
+on real words (training on SST is tested in tests/test_training.py).
 The files, checksums and downloads (course_lib.data.sst) are tested in tests/test_data.py."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from course_lib import identity, sst, training
+from course_lib import sst
 from course_lib.topic import TopicAttention
 
 FIXTURE_BINARY = (
@@ -124,12 +126,36 @@ def test_most_attended_word_and_stats():
         sst.attended_word_stats(scores, data, "zebra", vocab, purity, freq)
 
 
-def test_the_moved_names_keep_working():
-    """Training on SST lives in course_lib.training, the identity on real words in identity."""
-    assert (
-        sst.train_sst is training.train_with_early_stopping
-        and sst.SSTRun is training.EarlyStoppingRun
+def test_real_word_sen_is_zero_on_the_curve():
+    data = (
+        sst.parse_sst(
+            "1 a powerful sequel and one of the best films of the year .\n"
+            "0 the worst film , and stupid too .\n"
+            "1 the best film of the year !\n0 a mess , a stupid mess\n",
+            2,
+        )
+        * 3
     )
-    assert sst.real_word_sen is identity.real_word_sen and sst.RealWordSEN is identity.RealWordSEN
-    with pytest.raises(AttributeError, match="no_such_name"):
-        sst.no_such_name
+    vocab = sst.build_vocabulary(data)
+    model = TopicAttention(len(vocab), 2, embed_dim=4, key_dim=3, seed=0)
+    lengths = sst.mean_length_containing(data)
+    q = model.query
+    with torch.no_grad():
+        model.keys.weight.zero_()
+        model.embedding.weight.zero_()
+        for w, s in (("stupid", 0.5), ("mess", 0.3), ("powerful", 0.1)):
+            m = lengths[w] - 1
+            model.keys.weight[vocab[w]] = s * q / q.norm() ** 2
+            target = math.sqrt(2 * (s + math.expm1(s) / m)) / float(q.norm())
+            model.embedding.weight[vocab[w], 0] = target
+    sen = sst.real_word_sen(model, data, vocab, top=3)
+    assert sen.words == ["stupid", "mess", "powerful"]
+    assert torch.allclose(sen.score, torch.tensor([0.5, 0.3, 0.1], dtype=torch.float64), atol=1e-6)
+    assert float(sen.gap.max()) < 1e-5
+    assert sen.m[0] == pytest.approx(lengths["stupid"] - 1)
+    with pytest.raises(ValueError, match="top"):
+        sst.real_word_sen(model, data, vocab, top=0)
+    # off the curve by 10 %: the gap says so
+    with torch.no_grad():
+        model.embedding.weight[vocab["mess"]] *= 1.1
+    assert sst.real_word_sen(model, data, vocab, top=3).gap[1] == pytest.approx(0.1, rel=1e-4)

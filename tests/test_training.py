@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from course_lib import sst
+from course_lib import sst, training
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import (
     RECORDED_FIELDS,
@@ -393,3 +393,14 @@ def test_early_stopping_takes_each_snapshot_from_one_run():
             )
         if step < 9:
             gradient_step(plain, batch.tokens, batch.labels, 0.5, mask=batch.mask)
+
+
+def test_sen_curve_run_shapes():
+    scores, scaled = training.sen_curve_run(
+        5, 0.5, n_sentences=40, n_background=30, steps=20, record_every=5
+    )
+    assert scores.shape == scaled.shape == (5, 8)
+    with pytest.raises(ValueError, match="query_std"):
+        training.sen_curve_run(5, 0.0)
+    with pytest.raises(ValueError, match="m"):
+        training.sen_curve_run(0, 0.3)

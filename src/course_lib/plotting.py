@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from .identity import (
-    attention_from_score,
     large_score_miss,
     score_per_norm_sq,
     sen_norm_curve,
     small_score_norm_sq,
 )
+from .law import attention_weight
 
 # The course's look: white backgrounds (readable in the website's light and dark themes), no top
 # or right spines.  Applied by use_course_style(), never on import.
@@ -262,7 +262,7 @@ def sen_real_words(
     Parameters
     ----------
     score, scaled_norm, m
-        ``(n_words,)`` each: ``s_u``, ``||q|| ||w_u||`` and ``m_u`` (``identity.real_word_sen``).
+        ``(n_words,)`` each: ``s_u``, ``||q|| ||w_u||`` and ``m_u`` (``sst.real_word_sen``).
     words, label
         The words, in the same order; the first ``label`` of them are written next to their dots.
     title
@@ -478,7 +478,7 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     axes[0].set_ylim(x[1] / 2, x[-1] * 2)
     axes[0].set_xlabel(r"score $s_\tau$")
     axes[0].set_ylabel(r"$\|q\|^2 \|w_\tau\|^2$")
-    miss = 1 - attention_from_score(s, m)
+    miss = 1 - attention_weight(s, m)
     axes[1].loglog(x[1:], miss[1:], color="k", label=r"identity: $1 - a(s)$")
     big = x > 1.0
     axes[1].loglog(

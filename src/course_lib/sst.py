@@ -7,9 +7,9 @@ re-exported here, so ``course_lib.sst.load_sst`` and ``SSTDataError`` keep worki
 This module turns sentences into what the model eats (chapter 3, "From text to
 tensors"): the paper's tokenisation, a vocabulary with a padding token, padded ``(n, length)``
 tensors with a mask, and the two word statistics of the chapter, *frequency* (how many training
-sentences contain a word) and *purity* (how one-sided its label distribution is).
-Training on SST is ``training.train_with_early_stopping`` and the identity on real words
-``identity.real_word_sen`` (their old names here, ``train_sst`` and ``real_word_sen``, still work).
+sentences contain a word) and *purity* (how one-sided its label distribution is), and the
+measurement of chapter 2's identity on real words (``real_word_sen``).  Training on SST is
+``training.train_with_early_stopping``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .data.sst import (  # noqa: F401  (the data half, re-exported: chapters imp
     tokenize,
     verify_file,
 )
-from .training import EarlyStoppingRun, train_with_early_stopping
+from .identity import sen_norm_curve
 
 PAD = "$PAD$"
 
@@ -260,23 +260,6 @@ def attended_word_stats(
     )
 
 
-# --------------------------------------------------------------------------- old names
-
-# Training on SST moved to course_lib.training and the identity on real words to
-# course_lib.identity (one home per idea); the chapter-3 names keep working.
-SSTRun = EarlyStoppingRun
-train_sst = train_with_early_stopping
-
-
-def __getattr__(name: str):
-    # identity imports this module (the word statistics), so its names are looked up on use
-    if name in ("RealWordSEN", "real_word_sen"):
-        from . import identity
-
-        return getattr(identity, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def early_score_law(data) -> dict[str, float]:
     """Chapter 3, exercise 3.4: the early-time law behind "frequency first", for Attn-FC.
 
@@ -297,3 +280,48 @@ def early_score_law(data) -> dict[str, float]:
         for w in dict.fromkeys(tokens):
             net[w] = net.get(w, 0) + (1 if label == 1 else -1)
     return {w: float(n * n) for w, n in net.items()}
+
+
+# ------------------------------------------------------------------ the identity on real words
+
+
+class RealWordSEN(NamedTuple):
+    """The identity on real words (chapter 3): for each of the chosen words, its ``score``
+    ``s_u``, the measured ``scaled_norm`` ``||q|| ||w_u||``, ``m`` (``m_u``, the mean length of
+    the training sentences containing it, minus one), the ``theory`` value
+    ``sqrt(2 (s_u + (e^{s_u} - 1) / m_u))`` and the relative ``gap``
+    ``|measured - theory| / theory``."""
+
+    words: list
+    score: torch.Tensor
+    scaled_norm: torch.Tensor
+    m: torch.Tensor
+    theory: torch.Tensor
+    gap: torch.Tensor
+
+
+def real_word_sen(model, data, vocab: Vocabulary, top: int = 100) -> RealWordSEN:
+    """Chapter 3: test the identity of chapter 2 on the ``top`` words with the largest final score.
+
+    The identity ``||q||^2 ||w||^2 = 2 s + (2/m)(e^s - 1)`` (zero keys and embeddings at the start)
+    was derived for one topic word among ``m`` words that never move; on real text ``m_u`` is
+    taken, as in the paper's code, as the mean length of the training sentences (``data``)
+    containing ``u`` minus one.  Words that occur only in one-word sentences (``m_u = 0``) are
+    skipped.
+    """
+    check_int(top, "top", minimum=1)
+    lengths = mean_length_containing(data)  # checks data
+    scores = model.scores().detach().cpu().double()
+    candidates = [
+        (float(scores[vocab[w]]), w)
+        for w, n in lengths.items()
+        if n > 1 and w in vocab and w != PAD
+    ]
+    chosen = [w for _, w in sorted(candidates, key=lambda t: (-t[0], t[1]))[:top]]
+    ids = torch.tensor(vocab.ids(chosen), dtype=torch.long)
+    s = scores[ids]
+    m = torch.tensor([lengths[w] - 1 for w in chosen], dtype=torch.float64)
+    measured = model.scaled_norms().cpu().double()[ids]
+    theory = sen_norm_curve(s, m)
+    gap = (measured - theory).abs() / theory.clamp(min=1e-12)
+    return RealWordSEN(chosen, s, measured, m, theory, gap)

@@ -42,7 +42,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import _sparse_attention
 from ._validate import check_int, check_positive, check_tokens
-from .topic import TopicAttention
+from .topic import TopicAttention, make_topic_corpus
 
 PARAMETER_GROUPS = ("embedding", "keys", "classifier", "query")
 ENGINES = ("auto", "sparse", "autograd")
@@ -617,7 +617,7 @@ def train_with_early_stopping(
     track: Sequence[int] = (),
 ) -> EarlyStoppingRun:
     """Full-batch gradient descent with snapshots, early stopping on a dev set and a restore of
-    the best snapshot (chapter 3; ``sst.train_sst`` is its old name).
+    the best snapshot (chapter 3).
 
     One :func:`train_full_batch` run, whose ``on_record`` hook takes the snapshots and decides
     when to stop.
@@ -692,3 +692,57 @@ def accuracy(
     device = model.embedding.weight.device
     logits = model(tokens.to(device), None if mask is None else mask.to(device))
     return float((logits.argmax(-1).cpu() == labels.cpu()).float().mean())
+
+
+# --------------------------------------------------------------- a small run for chapter 2's figure
+
+
+def sen_curve_run(
+    m: int,
+    query_std: float,
+    *,
+    n_sentences: int = 200,
+    n_background: int = 200,
+    steps: int = 500,
+    lr: float = 0.3,
+    classifier: str = "fixed",
+    seed: int = 0,
+    record_every: int = 5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train one small model on a fresh topic corpus and return the SEN curves of all its topic
+    words (chapter 2, "the curve depends on m only"; used by the static figure and by
+    ``widgets.sen_explorer``).  Nothing is frozen: this is the unrestricted model; compare the
+    curves with ``identity.sen_norm_curve``.
+
+    Parameters
+    ----------
+    m, query_std
+        Background words per sentence, and the standard deviation of the query's coordinates.
+    n_sentences, n_background, seed
+        The corpus (``topic.make_topic_corpus``); ``seed`` also seeds the model.
+    steps, lr, record_every, classifier
+        The run (:func:`train_full_batch`) and the model's classifier.
+
+    Returns
+    -------
+    (scores, scaled_norms)
+        Each ``(T, n_topic_words)``: ``s_tau`` and ``||q|| ||w_tau||`` at the recorded steps.
+    """
+    check_int(m, "m", minimum=1)
+    check_positive(query_std, "query_std")
+    check_int(steps, "steps", minimum=1)
+    corpus = make_topic_corpus(n_background=n_background, m=m, n_sentences=n_sentences, seed=seed)
+    model = TopicAttention(
+        corpus.vocab_size, corpus.n_topics, classifier=classifier, query_std=query_std, seed=seed
+    )
+    train = corpus.train
+    _, history = train_full_batch(
+        model,
+        train.tokens,
+        train.labels,
+        steps,
+        lr,
+        topic_word_ids=corpus.topic_word_ids,
+        record_every=record_every,
+    )
+    return history.topic_scores, history.scaled_norms

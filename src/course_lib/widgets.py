@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from . import flow, plotting
-from .identity import sen_curve_run
 from .topic import sentence_attention_at  # noqa: F401  (chapter 1 calls it from here too)
-from .training import TrainingHistory
+from .training import TrainingHistory, sen_curve_run
 
 
 def attention_explorer(
@@ -75,7 +74,7 @@ def sen_explorer(
     steps: int = 600, lr: float = 0.15, n_sentences: int = 200, n_background: int = 1000
 ):
     """Chapter 2: choose ``m`` (background words per sentence) and the query's std, train a small
-    model (``identity.sen_curve_run``, a second or two on a CPU) and see the SEN curves of all its
+    model (``training.sen_curve_run``, a second or two on a CPU) and see the SEN curves of all its
     topic words fall on the universal curve ``sqrt(2(s + (e^s - 1)/m))`` (eq. (2.3)), which depends
     on ``m`` only.  Returns the ipywidgets ``interactive`` object (display it as a cell's last
     value).
