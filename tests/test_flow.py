@@ -30,32 +30,6 @@ def naive_rhs(method, m, C):
     return f
 
 
-# ---------------------------------------------------------------- attention_potential
-
-
-def test_attention_potential_is_the_integral_of_one_over_one_minus_a():
-    for n_others in (1, 4, 99, 2.5):
-        for theta in (-3.0, 0.7, 6.0):
-            integral, _ = quad(lambda s, n=n_others: (np.exp(s) + n) / n, 0.0, theta)
-            assert flow.attention_potential(theta, n_others) == pytest.approx(integral, rel=1e-12)
-
-
-def test_attention_potential_keeps_the_input_type():
-    assert isinstance(flow.attention_potential(1.0, 3), float)
-    out_np = flow.attention_potential(np.array([0.0, 1.0]), 3)
-    assert isinstance(out_np, np.ndarray) and out_np.shape == (2,)
-    out_t = flow.attention_potential(torch.tensor([0.0, 1.0], dtype=torch.float64), 3)
-    assert isinstance(out_t, torch.Tensor)
-    np.testing.assert_allclose(out_t.numpy(), out_np, rtol=1e-15)
-
-
-def test_attention_potential_rejects_bad_input():
-    with pytest.raises(ValueError, match="n_others"):
-        flow.attention_potential(1.0, 0)
-    with pytest.raises(TypeError, match="theta"):
-        flow.attention_potential("1.0", 3)
-
-
 # ---------------------------------------------------------------- flow_rhs
 
 

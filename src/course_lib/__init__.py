@@ -1,6 +1,20 @@
 """Helper library for the course *How Attention Learns*.
 
-Each module names the chapter that introduces it; see DESIGN.md for the layout.
+Each module names the chapter that introduces it.  The theory is layered; a module imports only
+from the layers below it:
+
+* ``law`` (chapter 7): one logit against ``n`` logits at zero: ``a(theta)``, ``1 / (1 - a)``,
+  ``Psi_n`` and its inverse, the lemma, and the rule for what kind of value (float, array,
+  tensor) comes back.  It imports nothing of the course but ``_validate``.
+* ``conservation`` (chapter 7): the two papers' corollaries of the lemma.
+* ``identity`` (chapter 2) and ``flow`` (chapters 5 and 6): each chapter's theory, on top of
+  ``law`` and ``conservation``; they read no files.  ``flow`` still holds chapter 5's plain
+  gradient-descent runs of the real model (``gradient_descent_path``,
+  ``fixed_focus_gradient_descent``), which import ``focus`` and ``losses``.
+
+Data and models (``topic``, ``sst``, ``data``, ``mosaic``, ``focus``, ``losses``), training
+(``training``, ``mosaic_training``), measurements (``metrics``), figures (``plotting``,
+``widgets``) and the exercises' checks (``checks``) sit above the theory.
 """
 
 __version__ = "0.1.0"

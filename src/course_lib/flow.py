@@ -12,23 +12,35 @@ logit ``nu``, with
 This module gives the right-hand sides of the three ODEs (soft, hard, LVML), an adaptive stiff
 solver for them (and the soft-then-hard hybrid of chapter 6), and the course's closed forms:
 the fixed-focus margins, the orbits (first integrals) and the late-time focus errors.
-``attention_potential`` is the integral that links the focus logit to the orbits; chapter 7
-builds its conservation law on it.
+``alpha`` and ``beta`` are the weight ``a`` of ``law.attention_weight`` (one logit against
+``m - 1`` or ``C - 1`` at zero); ``flow_rhs`` writes them as logistic functions in log space
+without argument checks, since the solver calls it thousands of times.  The potential that links
+the focus logit to the orbits is ``law.attention_potential``, inverted by
+``law.inverse_attention_potential``; the soft orbit is chapter 7's
+``conservation.soft_orbit_strength``.  Functions of numbers follow the kind rule of
+``course_lib.law`` (float, array or tensor in, the same kind out).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
-from scipy.special import spence, wrightomega
+from scipy.special import spence
 
 from . import focus as focus_models
 from . import losses
 from ._validate import check_int, check_positive
+from .conservation import soft_orbit_strength
+from .law import (
+    attention_potential,
+    inverse_attention_potential,
+    real_values,
+    same_kind,
+    solve_exp_plus_linear,
+)
 
 METHODS = ("soft", "hard", "lvml")
 SOLVE_METHODS = METHODS + ("hybrid",)
@@ -66,33 +78,6 @@ def _check_times(t, name: str = "t") -> np.ndarray:
     if np.any(np.diff(times) <= 0):
         raise ValueError(f"{name} must be strictly increasing")
     return times
-
-
-def attention_potential(theta, n_others):
-    """theta + (e^theta - 1)/n_others: the integral of d theta' / (1 - a(theta')) from 0 to theta.
-
-    Here ``a(theta) = e^theta / (e^theta + n_others)`` is the softmax weight of one logit theta
-    against ``n_others`` logits at zero.  With ``n_others = m - 1`` this is the potential
-    ``Phi(nu) = (e^nu - 1 + (m - 1) nu)/(m - 1)`` of the chapter-5 orbits (see ``orbit``);
-    chapter 7 builds its conservation law on it.  Accepts a float, a NumPy array or
-    a torch tensor and returns the same type.
-
-    >>> attention_potential(0.0, 4)
-    0.0
-    >>> round(attention_potential(1.0, 1), 6)  # 1 + (e - 1)
-    2.718282
-    """
-    n_others = check_positive(n_others, "n_others")
-    if isinstance(theta, torch.Tensor):
-        return theta + torch.expm1(theta) / n_others
-    if isinstance(theta, bool) or not isinstance(theta, (numbers.Real, np.ndarray, list, tuple)):
-        raise TypeError(
-            f"theta must be a float, a NumPy array or a torch tensor, got {type(theta).__name__}"
-        )
-    if isinstance(theta, numbers.Real):
-        return float(theta + np.expm1(theta) / n_others)
-    theta = np.asarray(theta, dtype=float)
-    return theta + np.expm1(theta) / n_others
 
 
 def _log_sigmoid(x):
@@ -249,30 +234,29 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
 # ---------------------------------------------------------------- the reduced losses (section 1)
 
 
-def _check_alpha(alpha, name: str = "alpha"):
-    values = np.asarray(alpha, dtype=float)
-    if not np.all(np.isfinite(values)) or np.any(values <= 0) or np.any(values > 1):
-        raise ValueError(f"{name} must lie in (0, 1], got {alpha!r}")
-    return values
-
-
-def _as_float_array(value, name: str):
+def _as_float_array(value, name: str) -> np.ndarray:
+    """Read ``value`` by the kind rule (``law.real_values``) and return it as a float64 NumPy
+    array for the computation; the caller gives the result its kind with ``_same_kind``."""
+    value = real_values(value, name)
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    try:
-        values = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a number or an array, got {type(value).__name__}") from error
+        value = value.detach().cpu().double().numpy()
+    values = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} must be finite")
     return values
 
 
-def _same_kind(result, *inputs):
-    """A float when every input was a scalar, else an array."""
-    if all(np.ndim(x) == 0 for x in inputs):
-        return float(result)
-    return result
+def _check_alpha(alpha, name: str = "alpha") -> np.ndarray:
+    values = _as_float_array(alpha, name)
+    if np.any(values <= 0) or np.any(values > 1):
+        raise ValueError(f"{name} must lie in (0, 1], got {alpha!r}")
+    return values
+
+
+def _same_kind(result, *arguments):
+    """``result`` (computed in NumPy) in the kind the rule of ``course_lib.law`` gives the
+    original ``arguments``."""
+    return same_kind(result, *(real_values(x, "argument") for x in arguments))
 
 
 def reduced_soft_loss(alpha, mu, C):
@@ -284,10 +268,11 @@ def reduced_soft_loss(alpha, mu, C):
     >>> round(reduced_soft_loss(1.0, 0.0, 3), 6)  # log C at the start
     1.098612
     """
+    raw = (alpha, mu)
     C = check_int(C, "C", minimum=2)
     alpha = _check_alpha(alpha)
     mu = _as_float_array(mu, "mu")
-    return _same_kind(np.logaddexp(0.0, np.log(C - 1) - alpha * mu), alpha, mu)
+    return _same_kind(np.logaddexp(0.0, np.log(C - 1) - alpha * mu), *raw)
 
 
 def reduced_loss(method, alpha, mu, C):
@@ -296,6 +281,7 @@ def reduced_loss(method, alpha, mu, C):
     soft: log(1 + (C-1) e^{-alpha mu});  hard: -alpha log beta + (1 - alpha) log C;
     lvml: -log(alpha beta + (1 - alpha)/C), with beta = e^mu/(e^mu + C - 1).
     """
+    raw = (alpha, mu)
     method = _check_method(method)
     if method == "soft":
         return reduced_soft_loss(alpha, mu, C)
@@ -308,7 +294,7 @@ def reduced_loss(method, alpha, mu, C):
     else:
         with np.errstate(divide="ignore"):  # alpha = 1: the background term is log 0
             loss = -np.logaddexp(np.log(alpha) + log_beta, np.log1p(-alpha) - np.log(C))
-    return _same_kind(loss, alpha, mu)
+    return _same_kind(loss, *raw)
 
 
 def focus_incentive(method, alpha, mu, C):
@@ -321,6 +307,7 @@ def focus_incentive(method, alpha, mu, C):
     >>> round(focus_incentive("hard", 0.5, 50.0, 3), 6)  # -> log C once the classifier is sure
     1.098612
     """
+    raw = (alpha, mu)
     method = _check_method(method)
     C = check_int(C, "C", minimum=2)
     alpha = _check_alpha(alpha)
@@ -333,27 +320,10 @@ def focus_incentive(method, alpha, mu, C):
     else:
         beta = _sigmoid(mu - log_bg)
         value = (beta - 1.0 / C) / (alpha * beta + (1 - alpha) / C)
-    return _same_kind(value, alpha, mu)
+    return _same_kind(value, *raw)
 
 
 # ---------------------------------------------------------------- focus held fixed (section 3)
-
-
-def _lambert_w0_of_exp(z):
-    """W_0(e^z) for real z, without forming e^z (it is the Wright omega function of z)."""
-    return np.real(wrightomega(np.asarray(z, dtype=float)))
-
-
-def _solve_exp_plus_linear(rhs_value, slope):
-    """The y >= 0 with e^y + slope * y = rhs_value (rhs_value >= 1), by Lambert W.
-
-    Write x = rhs_value / slope and w = x - y: then e^{x - w} = slope w, so w e^w = e^x / slope
-    and w = W_0(e^x / slope) = W_0(e^{x - log slope}).
-    """
-    x = rhs_value / slope
-    y = x - _lambert_w0_of_exp(x - np.log(slope))
-    # one Newton step on e^y + slope y = rhs removes the cancellation in x - W when x is huge
-    return y - (np.exp(y) + slope * y - rhs_value) / (np.exp(y) + slope)
 
 
 def fixed_focus_hard_margin(alpha, C, t):
@@ -362,17 +332,18 @@ def fixed_focus_hard_margin(alpha, C, t):
     The margin obeys dmu/dt = alpha / (e^mu + C - 1) from mu = 0, so e^mu + (C - 1) mu =
     alpha t + 1 and, with x = (alpha t + 1)/(C - 1),
 
-        mu(t) = x - W_0(e^x / (C - 1)).
+        mu(t) = x - W_0(e^x / (C - 1))    (``law.solve_exp_plus_linear``).
 
     >>> round(fixed_focus_hard_margin(1.0, 3, 0.0), 12)
     0.0
     """
+    raw = (alpha, t)
     C = check_int(C, "C", minimum=2)
     alpha = _check_alpha(alpha)
     t = _as_float_array(t, "t")
     if np.any(t < 0):
         raise ValueError("t must be >= 0")
-    return _same_kind(_solve_exp_plus_linear(alpha * t + 1.0, C - 1.0), alpha, t)
+    return _same_kind(solve_exp_plus_linear(alpha * t + 1.0, C - 1.0), *raw)
 
 
 def _lvml_fixed_focus_time(mu, alpha, C):
@@ -398,6 +369,7 @@ def fixed_focus_margin(method, alpha, C, t):
     ...     fixed_focus_margin("hard", 1.0, 3, 25.0), 9)
     True
     """
+    raw = (alpha, t)
     method = _check_method(method)
     C = check_int(C, "C", minimum=2)
     alpha = _check_alpha(alpha)
@@ -405,10 +377,10 @@ def fixed_focus_margin(method, alpha, C, t):
     if np.any(t < 0):
         raise ValueError("t must be >= 0")
     if method == "hard":
-        return fixed_focus_hard_margin(alpha if alpha.ndim else float(alpha), C, t if t.ndim else float(t))
+        return _same_kind(solve_exp_plus_linear(alpha * t + 1.0, C - 1.0), *raw)
     if method == "soft":
-        effective = _solve_exp_plus_linear(alpha**2 * t + 1.0, C - 1.0)
-        return _same_kind(effective / alpha, alpha, t)
+        effective = solve_exp_plus_linear(alpha**2 * t + 1.0, C - 1.0)
+        return _same_kind(effective / alpha, *raw)
     alpha, t = np.broadcast_arrays(alpha, t)
     target = alpha * t
     low = np.zeros_like(target)
@@ -425,7 +397,7 @@ def fixed_focus_margin(method, alpha, C, t):
             np.exp(mu) + 2 * A + A**2 * np.exp(-mu)
         )
         mu = mu - (_lvml_fixed_focus_time(mu, alpha, C) - target) / slope
-    return _same_kind(np.maximum(mu, 0.0), alpha, t)
+    return _same_kind(np.maximum(mu, 0.0), *raw)
 
 
 # ---------------------------------------------------------------- orbits (section 4)
@@ -454,43 +426,45 @@ def orbit_potential(method, mu, C):
            F(s) = (s + log C)(e^s + A s) - e^s - A s^2/2 - (e^s + A) log(e^s + A) + (e^s + A)
                   - A s log A + A Li_2(-e^s / A),  A = C - 1.
     """
+    raw = (mu,)
     method = _check_method(method)
     C = check_int(C, "C", minimum=2)
     mu = _as_float_array(mu, "mu")
     if np.any(mu < 0):
         raise ValueError("mu must be >= 0 (the margin never goes negative from mu = 0)")
     if method == "soft":
-        value = (C - 1) * mu**2 / (2 * C)
+        value = soft_orbit_strength(mu, C)  # chapter 7's corollary 2
     elif method == "lvml":
         value = (C - 1) / C**2 * (np.expm1(mu) + (C - 1) * np.expm1(-mu) + (C - 2) * mu)
     else:
         value = (_hard_antiderivative(mu, C) - _hard_antiderivative(0.0, C)) / C
-    return _same_kind(value, mu)
+    return _same_kind(value, *raw)
 
 
 def orbit(method, mu, m, C):
     """The focus logit nu on the trajectory where the margin is ``mu`` (chapter 5, section 4).
 
     Along the flow ``Phi(nu) = G(mu)`` with Phi(nu) = (e^nu - 1 + (m - 1) nu)/(m - 1), the
-    ``attention_potential(nu, m - 1)``, and G from ``orbit_potential``.  Phi is inverted with
-    Lambert W: e^nu + (m - 1) nu = (m - 1) G + 1.
+    ``law.attention_potential(nu, m - 1)``, and G from ``orbit_potential``.  Phi is inverted with
+    Lambert W (``law.inverse_attention_potential``): e^nu + (m - 1) nu = (m - 1) G + 1.
 
     >>> round(orbit("soft", 0.0, 5, 3), 12)
     0.0
     """
+    raw = (mu,)
     method = _check_method(method)
     m, C = _check_sizes(m, C)
-    G = np.asarray(orbit_potential(method, mu, C))
-    nu = _solve_exp_plus_linear((m - 1) * G + 1.0, m - 1.0)
-    return _same_kind(nu, np.asarray(mu))
+    G = _as_float_array(orbit_potential(method, mu, C), "mu")
+    return _same_kind(inverse_attention_potential(G, m - 1), *raw)
 
 
 def orbit_invariant(method, mu, nu, m, C):
     """Phi(nu) - G(mu): zero all along the ``method`` flow from mu = nu = 0 (chapter 5, §4)."""
+    raw = (mu, nu)
     m, C = _check_sizes(m, C)
     nu = _as_float_array(nu, "nu")
-    value = attention_potential(nu, m - 1) - np.asarray(orbit_potential(method, mu, C))
-    return _same_kind(value, np.asarray(mu), nu)
+    G = _as_float_array(orbit_potential(method, mu, C), "mu")
+    return _same_kind(attention_potential(nu, m - 1) - G, *raw)
 
 
 # ---------------------------------------------------------------- late times (section 5)
@@ -510,13 +484,14 @@ def soft_fixed_focus_incentive_asymptote(alpha, C, t):
     >>> round(soft_fixed_focus_incentive_asymptote(1.0, 2, float(np.e)), 6)  # 1 * 1 / e
     0.367879
     """
+    raw = (alpha, t)
     C = check_int(C, "C", minimum=2)
     alpha = _check_alpha(alpha)
     t = _as_float_array(t, "t")
     if np.any(alpha**2 * t <= 1):
         raise ValueError("t must be > 1/alpha^2 for the late-time asymptote (log(alpha^2 t) > 0)")
     value = (C - 1) * np.log(alpha**2 * t) / (alpha**3 * t)
-    return _same_kind(value, alpha, t)
+    return _same_kind(value, *raw)
 
 
 def late_time_focus_error(method, t, m, C):
@@ -529,6 +504,7 @@ def late_time_focus_error(method, t, m, C):
     None of the leading terms depends on m: m only sets how long the flow takes to get there.
     ``t`` must be > 1 (soft's term has log t in it).
     """
+    raw = (t,)
     method = _check_method(method)
     m, C = _check_sizes(m, C)
     t = _as_float_array(t, "t")
@@ -540,7 +516,7 @@ def late_time_focus_error(method, t, m, C):
         value = C / (t * np.log(C))
     else:
         value = C**2 / ((C - 1) * t)
-    return _same_kind(value, t)
+    return _same_kind(value, *raw)
 
 
 # ---------------------------------------------------------------- the official code's integrator

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import flow
+from .. import flow, law
 from ._core import CheckFailed, run_check
 
 
@@ -100,7 +100,7 @@ def check_orbit_invariant(student_fn) -> None:
             on_path = _number(student_fn(method, mu, nu, m, C), "the invariant")
             if on_path.shape != mu.shape:
                 raise CheckFailed(f"return one value per (mu, nu) point, shape {mu.shape}, got {on_path.shape}.")
-            scale = 1 + flow.attention_potential(nu, m - 1)
+            scale = 1 + law.attention_potential(nu, m - 1)
             off = nu + 0.5
             value_off = _number(student_fn(method, mu, off, m, C), "the invariant")
             ref_off = flow.orbit_invariant(method, mu, off, m, C)
