@@ -141,6 +141,20 @@ def _numpy(value) -> np.ndarray | float:
     return value
 
 
+def _align(*values):
+    """With a tensor among ``values``, the NumPy arrays among them become tensors of its dtype and
+    device, so that mixed arguments compute in torch (by the kind rule the result is a tensor)."""
+    tensor = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    if tensor is None:
+        return values
+    return tuple(
+        torch.as_tensor(v, dtype=tensor.dtype, device=tensor.device)
+        if isinstance(v, np.ndarray)
+        else v
+        for v in values
+    )
+
+
 def _is_array(value) -> bool:
     return isinstance(value, (np.ndarray, torch.Tensor))
 
@@ -185,8 +199,7 @@ def attention_weight(theta, n_others):
     >>> attention_weight(0.0, 4), attention_weight(-1000.0, 4), attention_weight(1000.0, 4)
     (0.2, 0.0, 1.0)
     """
-    theta = real_values(theta, "theta")
-    n_others = _check_others(n_others)
+    theta, n_others = _align(real_values(theta, "theta"), _check_others(n_others))
     shifted = theta - (_log(n_others) if _is_array(n_others) else math.log(n_others))
     if isinstance(shifted, torch.Tensor):
         out = torch.sigmoid(shifted)
@@ -208,8 +221,7 @@ def miss_reciprocal(theta, n_others):
     >>> miss_reciprocal(0.0, 4)  # a(0) = 1/5 misses 4/5
     1.25
     """
-    theta = real_values(theta, "theta")
-    n_others = _check_others(n_others)
+    theta, n_others = _align(real_values(theta, "theta"), _check_others(n_others))
     return same_kind(1.0 + _exp(theta) / n_others, theta, n_others)
 
 
@@ -230,8 +242,7 @@ def attention_potential(theta, n_others):
     >>> round(attention_potential(1.0, 1), 6)  # 1 + (e - 1)
     2.718282
     """
-    theta = real_values(theta, "theta")
-    n_others = _check_others(n_others)
+    theta, n_others = _align(real_values(theta, "theta"), _check_others(n_others))
     expm1 = torch.expm1(theta) if isinstance(theta, torch.Tensor) else np.expm1(theta)
     return same_kind(theta + expm1 / n_others, theta, n_others)
 
@@ -298,7 +309,9 @@ def lemma_coupling(theta_rate, strength_rate, theta, n_others):
     """
     theta_rate = real_values(theta_rate, "theta_rate")
     strength_rate = real_values(strength_rate, "strength_rate")
-    reciprocal = miss_reciprocal(theta, n_others)
+    theta_rate, strength_rate, reciprocal = _align(
+        theta_rate, strength_rate, miss_reciprocal(theta, n_others)
+    )
     if not isinstance(strength_rate, (torch.Tensor, np.ndarray)):
         strength_rate = np.float64(strength_rate)  # divides by 0 as an array does, to inf or nan
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -326,6 +339,7 @@ def lemma_invariant(theta, strength, coupling, n_others):
         raise ValueError(
             "coupling must be non-zero: with c = 0 the logit does not move and the law says nothing"
         )
+    theta, strength, coupling = _align(theta, strength, coupling)
     out = attention_potential(theta, n_others) - coupling * strength
     return same_kind(out, theta, strength, coupling)
 
