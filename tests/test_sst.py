@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from course_lib import sst
+from course_lib.data import sst as sst_data
 from course_lib.topic import TopicAttention
 
 FIXTURE_BINARY = (
@@ -24,7 +25,7 @@ FIXTURE_BINARY = (
 
 
 def test_tokenize_matches_the_paper():
-    assert sst.tokenize("it 's not a bad film , is it ?") == [
+    assert sst_data.tokenize("it 's not a bad film , is it ?") == [
         "it",
         "s",
         "not",
@@ -34,14 +35,14 @@ def test_tokenize_matches_the_paper():
         "is",
         "it",
     ]
-    assert sst.tokenize("wo n't re-imagining") == ["wo", "nt", "reimagining"]
-    assert sst.tokenize(" , . ") == []
+    assert sst_data.tokenize("wo n't re-imagining") == ["wo", "nt", "reimagining"]
+    assert sst_data.tokenize(" , . ") == []
     with pytest.raises(TypeError, match="sentence"):
-        sst.tokenize(["a"])
+        sst_data.tokenize(["a"])
 
 
 def small_corpus():
-    return sst.parse_sst(FIXTURE_BINARY, 2)
+    return sst_data.parse_sst(FIXTURE_BINARY, 2)
 
 
 def test_vocabulary_pad_first_then_by_frequency():
@@ -128,7 +129,7 @@ def test_most_attended_word_and_stats():
 
 def test_real_word_sen_is_zero_on_the_curve():
     data = (
-        sst.parse_sst(
+        sst_data.parse_sst(
             "1 a powerful sequel and one of the best films of the year .\n"
             "0 the worst film , and stupid too .\n"
             "1 the best film of the year !\n0 a mess , a stupid mess\n",

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_lib import sst, training
+from course_lib.data import sst as sst_data
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import (
     RECORDED_FIELDS,
@@ -285,7 +286,7 @@ SST_LINES = (
 
 
 def small_corpus():
-    return sst.parse_sst(SST_LINES, 2)
+    return sst_data.parse_sst(SST_LINES, 2)
 
 
 def tiny_setup(seed=0):

@@ -1,11 +1,11 @@
 """The Stanford Sentiment Treebank, as the model reads it (chapter 3).
 
 The files (what they hold, where they are read from, the copies bundled with the package, their
-checksums and the download of last resort) live in :mod:`course_lib.data.sst`; their names are
-re-exported here, so ``course_lib.sst.load_sst`` and ``SSTDataError`` keep working.
+checksums and the download of last resort) and the tokenisation live in
+:mod:`course_lib.data.sst` (``load_sst``, ``load_sst_splits``, ``tokenize``, ``SPLITS``).
 
 This module turns sentences into what the model eats (chapter 3, "From text to
-tensors"): the paper's tokenisation, a vocabulary with a padding token, padded ``(n, length)``
+tensors"): a vocabulary with a padding token, padded ``(n, length)``
 tensors with a mask, and the two word statistics of the chapter, *frequency* (how many training
 sentences contain a word) and *purity* (how one-sided its label distribution is), and the
 measurement of chapter 2's identity on real words (``real_word_sen``).  Training on SST is
@@ -21,25 +21,6 @@ from typing import Iterable, NamedTuple, Sequence
 import torch
 
 from ._validate import check_int
-from .data.sst import (  # noqa: F401  (the data half, re-exported: chapters import it from here)
-    SPLITS,
-    SST_COUNTS,
-    SST_SHA256,
-    SST_SIZES,
-    SST_URL,
-    SSTDataError,
-    bundled_file,
-    default_data_dir,
-    file_name,
-    load_sst,
-    load_sst_splits,
-    parse_sst,
-    read_verified,
-    resolve_data_dir,
-    sst_file,
-    tokenize,
-    verify_file,
-)
 from .identity import sen_norm_curve
 
 PAD = "$PAD$"
