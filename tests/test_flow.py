@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from scipy.integrate import quad, solve_ivp
 
 from course_lib import flow
@@ -344,49 +343,6 @@ def test_euler_flow_rejects_a_fractional_number_of_steps():
         flow.euler_flow("soft", 5, 3, 1.0, 0.3)
 
 
-def test_population_mosaics_hold_every_class_at_every_position():
-    segments, labels = flow.population_mosaics(4, 3)
-    assert segments.shape == (12, 4, 3) and labels.shape == (12,)
-    assert torch.equal(segments.sum(dim=(1, 2)), torch.ones(12, dtype=segments.dtype))
-    assert torch.equal(segments.sum(dim=1).argmax(1), labels)
-    positions = segments.sum(2).argmax(1)
-    pairs = {(int(y), int(z)) for y, z in zip(labels, positions)}
-    assert len(pairs) == 12
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_gradient_descent_on_the_linear_model_is_euler_on_the_ode(method):
-    # the symmetry reduction is exact: GD on the real model IS Euler with step lr on (mu, nu),
-    # so it matches euler_flow to rounding, and the ODE to O(lr)
-    lr, n_steps = 0.01, 2000
-    times, mu, nu, asym = flow.gradient_descent_path(method, 5, 3, lr, n_steps, record_every=200)
-    assert asym.max() < 1e-12
-    mu_e, nu_e = flow.euler_flow(method, 5, 3, n_steps * lr, lr)
-    assert abs(mu[-1] - mu_e) < 1e-11 and abs(nu[-1] - nu_e) < 1e-11
-    mu_o, nu_o = flow.solve_flow(method, 5, 3, times)
-    assert np.max(np.abs(mu - mu_o)) < 5e-4 and np.max(np.abs(nu - nu_o)) < 5e-4
-    assert np.max(np.abs(nu - nu_o)) > 1e-6  # it is O(lr), not zero: the check is not vacuous
-
-
-def test_hybrid_gradient_descent_follows_the_hybrid_flow():
-    lr, switch_step, n_steps = 0.02, 1000, 2000
-    times, _mu, nu, _ = flow.gradient_descent_path("hybrid", 5, 3, lr, n_steps, record_every=100,
-                                                  switch_step=switch_step)
-    _mu_o, nu_o = flow.solve_flow("hybrid", 5, 3, times, switch_time=switch_step * lr)
-    assert np.max(np.abs(nu - nu_o)) < 2e-3
-    soft_nu = flow.solve_flow("soft", 5, 3, times)[1]
-    assert np.max(np.abs(nu - soft_nu)) > 0.1
-
-
-def test_gradient_descent_path_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="lr"):
-        flow.gradient_descent_path("soft", 5, 3, 0.0, 10)
-    with pytest.raises(TypeError, match="switch_step"):
-        flow.gradient_descent_path("hybrid", 5, 3, 0.1, 10)
-    with pytest.raises(ValueError, match="switch_step is only used"):
-        flow.gradient_descent_path("hard", 5, 3, 0.1, 10, switch_step=3)
-
-
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -402,25 +358,6 @@ def test_gradient_descent_path_rejects_bad_arguments():
 def test_closed_forms_reject_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
-
-
-def test_gradient_descent_leaves_torch_threads_as_they_were():
-    before = torch.get_num_threads()
-    flow.gradient_descent_path("soft", 3, 2, 0.1, 3)
-    flow.fixed_focus_gradient_descent("hard", 0.5, 2, 3, 0.1, 3)
-    assert torch.get_num_threads() == before
-
-
-def test_fixed_focus_gradient_descent_matches_the_closed_form_and_ignores_m():
-    times, mu, loss, incentive = flow.fixed_focus_gradient_descent("soft", 0.4, 2, 3, 0.05, 400,
-                                                                   record_every=100)
-    exact = flow.fixed_focus_margin("soft", 0.4, 3, times)
-    assert np.max(np.abs(mu - exact)) < 2e-3
-    np.testing.assert_allclose(incentive, flow.focus_incentive("soft", 0.4, mu, 3), rtol=1e-9)
-    np.testing.assert_allclose(loss, flow.reduced_loss("soft", 0.4, mu, 3), rtol=1e-9)
-    _, mu_m6, _, _ = flow.fixed_focus_gradient_descent("soft", 0.4, 6, 3, 0.05, 400,
-                                                       record_every=100)
-    np.testing.assert_allclose(mu_m6, mu, atol=1e-12)  # zero backgrounds: m does not matter
 
 
 # ---------------------------------------------------------------- soft's fixed-focus incentive

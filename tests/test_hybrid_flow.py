@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from course_lib import flow
+from course_lib import flow, flow_descent
 
 
 def alpha(nu, m):
@@ -54,8 +54,9 @@ def test_best_switch_time():
 
 def test_gradient_descent_across_the_switch_follows_the_hybrid_ode():
     lr, steps, switch = 0.01, 4000, 2500
-    times, _, nu, asym = flow.gradient_descent_path("hybrid", 5, 3, lr, steps,
-                                                    record_every=200, switch_step=switch)
+    times, _, nu, asym = flow_descent.gradient_descent_path(
+        "hybrid", 5, 3, lr, steps, record_every=200, switch_step=switch
+    )
     nu_ode = flow.solve_flow("hybrid", 5, 3, times, switch_time=switch * lr)[1]
     gap = np.max(np.abs(nu - nu_ode))
     assert gap < 2e-3 and asym.max() < 1e-12

@@ -224,8 +224,11 @@ def test_the_kind_rule():
         out = law.attention_potential(array, 3)
         assert isinstance(out, np.ndarray) and out.dtype == np.float64
     # tensors keep their floating dtype; integer tensors become float64
-    for dtype, expected in ((torch.float32, torch.float32), (torch.float64, torch.float64),
-                            (torch.int64, torch.float64)):
+    for dtype, expected in (
+        (torch.float32, torch.float32),
+        (torch.float64, torch.float64),
+        (torch.int64, torch.float64),
+    ):
         out = law.attention_potential(torch.tensor([0, 1], dtype=dtype), 3)
         assert isinstance(out, torch.Tensor) and out.dtype == expected
     out = law.attention_potential(torch.tensor(1.0), 3)  # a 0-d tensor stays a tensor

@@ -8,13 +8,12 @@ from the layers below it:
   tensor) comes back.  It imports nothing of the course but ``_validate``.
 * ``conservation`` (chapter 7): the two papers' corollaries of the lemma.
 * ``identity`` (chapter 2) and ``flow`` (chapters 5 and 6): each chapter's theory, on top of
-  ``law`` and ``conservation``; they read no files.  ``flow`` still holds chapter 5's plain
-  gradient-descent runs of the real model (``gradient_descent_path``,
-  ``fixed_focus_gradient_descent``), which import ``focus`` and ``losses``.
+  ``law`` and ``conservation``; they train nothing and read no files.
 
 Data and models (``topic``, ``sst``, ``data``, ``mosaic``, ``focus``, ``losses``), training
-(``training``, ``mosaic_training``), measurements (``metrics``), figures (``plotting``,
-``widgets``) and the exercises' checks (``checks``) sit above the theory.
+(``training``, ``mosaic_training``, ``flow_descent`` for chapter 5's runs of the real model),
+measurements (``metrics``), figures (``plotting``, ``widgets``) and the exercises' checks
+(``checks``) sit above the theory.
 """
 
 __version__ = "0.1.0"
