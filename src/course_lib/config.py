@@ -7,8 +7,8 @@ course runs in full mode if a CUDA device is present and in quick mode otherwise
 `THREADS` is torch's CPU thread count, set once when this module is imported (every notebook
 imports it first, so notebooks, nbval and the book build all run with it): ``COURSE_THREADS``
 when set, else ``OMP_NUM_THREADS`` when set, else 1.  The course's per-step work is small: on a
-2-core machine one thread was as fast as PyTorch's default when idle and 15-25 times faster when
-the other core was busy (README, "Quick and full mode").
+2-core machine one thread was about as fast as PyTorch's default when idle and 2 to 25 times
+faster when the other core was busy (README, "Quick and full mode").
 """
 
 from __future__ import annotations
