@@ -47,11 +47,6 @@ def test_by_mode():
         config.by_mode(quick=1, full=2, mode="medium")
 
 
-def test_steps_is_a_deprecated_alias_of_by_mode():
-    with pytest.warns(PendingDeprecationWarning, match="by_mode"):
-        assert config.steps(quick=1, full=2, mode="full") == 2
-
-
 def test_seed_everything_is_reproducible():
     config.seed_everything(3)
     a = (torch.rand(3), np.random.rand(3))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import warnings
 
 import numpy as np
 import torch
@@ -95,20 +94,6 @@ def by_mode(*, quick, full, mode: str | None = None):
     if mode not in ALLOWED_MODES:
         raise ValueError(f"mode must be one of {ALLOWED_MODES}, got {mode!r}")
     return quick if mode == "quick" else full
-
-
-def steps(*, quick, full, mode: str | None = None):
-    """Deprecated alias of :func:`by_mode` (its old name), removed once no caller uses it.
-
-    It warns with ``PendingDeprecationWarning``, which the test runner reports and a notebook
-    does not print (a printed warning would fail the website's build while chapters move).
-    """
-    warnings.warn(
-        "config.steps is deprecated: use config.by_mode(quick=..., full=...)",
-        PendingDeprecationWarning,
-        stacklevel=2,
-    )
-    return by_mode(quick=quick, full=full, mode=mode)
 
 
 def describe() -> str:
