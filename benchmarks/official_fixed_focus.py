@@ -1,4 +1,4 @@
-"""Run the official fixed-focus scripts and write their curves to a CSV (chapter 4, issue 17).
+"""Run the official fixed-focus scripts and write their curves to a CSV (chapter 4).
 
 The official code of Vashisht & Ramaswamy (ECAI 2023),
 github.com/vashishtrahul/On-the-Learning-Dynamics-of-Attention-Networks, trains the classifier

@@ -23,7 +23,7 @@ from course_lib.topic import TopicAttention, make_topic_corpus  # noqa: E402
 REGISTRY = harness.load_all()
 
 
-def test_the_issue_benchmarks_are_registered():
+def test_the_core_benchmarks_are_registered():
     assert {"notebooks", "batched_seeds", "training_step", "paper_experiment"} <= set(REGISTRY)
     for bench in REGISTRY.values():
         assert bench.description.strip() and callable(bench.fn)

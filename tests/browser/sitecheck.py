@@ -1,4 +1,4 @@
-"""Checks of the built website as a reader's browser sees it (issue 5).
+"""Checks of the built website as a reader's browser sees it.
 
 Each ``check_*`` function takes a loaded page (a :class:`Visit`, or a Playwright page for the
 ones that interact with it) and the :class:`PageSpec` saying what the page's source promises,

@@ -1,4 +1,4 @@
-"""Each browser check fails when the website is deliberately broken (issue 5).
+"""Each browser check fails when the website is deliberately broken.
 
 A copy of the built site is served on its own port; each test writes a mutated copy of one real
 page next to the original (so its relative links and assets still resolve) and runs the check

@@ -1,4 +1,4 @@
-"""The website as readers see it: every page of _toc.yml in headless Chromium, offline (issue 5).
+"""The website as readers see it: every page of _toc.yml in headless Chromium, offline.
 
 Every request outside 127.0.0.1 is blocked, so math that is typeset here was typeset by the
 site's own MathJax.  Screenshots of each page go to _build/screenshots/.

@@ -1,4 +1,4 @@
-"""A simulated Colab runtime (issue 9): Colab's Python and package versions, the notebooks'
+"""A simulated Colab runtime: Colab's Python and package versions, the notebooks'
 own install cell, each notebook alone in an empty folder with a fresh HOME.
 
     python tests/colab/colab_sim.py venv        # build (or reuse) the runtime, print its path

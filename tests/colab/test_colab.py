@@ -1,4 +1,4 @@
-"""Does what Colab does (issue 9), for every chapter and exercise notebook.
+"""Does what Colab does, for every chapter and exercise notebook.
 
 A simulated Colab runtime (colab_sim.py: Python 3.13 and Colab's package versions); each
 notebook copied alone into an empty folder and executed there by that runtime's kernel, with a
