@@ -17,7 +17,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: lab book build-book test unit lint notebooks browser colab preflight bench clean venv
+.PHONY: lab book build-book test unit quick lint notebooks browser colab preflight bench clean venv
 
 # What `make test` needs from the system, checked before anything else runs: Chromium (the
 # browser tests), npm (the website's MathJax), git, python3's venv module, and Python 3.13 (the
@@ -101,15 +101,22 @@ lab: venv
 book: build-book
 	@($(BIN)/python -m webbrowser -t "file://$(CURDIR)/_build/html/index.html" >/dev/null 2>&1 &) || true
 
+# Test markers (pyproject.toml): `browser` and `colab` run only when selected with -m, so a plain
+# `pytest tests` is the unit suite; `slow` marks the unit tests that take seconds each (three book
+# builds, a wheel build, the benchmarks). `make quick` is the edit-test loop, `make unit` all unit
+# tests, `make test` everything.
 unit: venv
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser --ignore=tests/colab
+	$(BIN)/python -m pytest tests -q
+
+quick: venv
+	$(BIN)/python -m pytest tests -q -m "not slow and not browser and not colab"
 
 notebooks: venv
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 
 # The built website in headless Chromium, offline (tests/browser; screenshots in _build/screenshots).
 browser: venv
-	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
+	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -m browser -q -p no:cacheprovider
 
 # ruff (configured in pyproject.toml): the library, the tests and the benchmarks at 100 columns,
 # the notebooks' code cells at 88.
@@ -121,11 +128,11 @@ lint: venv
 # (5.2 GB, ~/.cache/how-attention-learns/colab-runtime, reused while colab-constraints.txt holds), every notebook alone with its own install cell, pip freeze unchanged, and its math
 # rendered outside the website. Results in _build/colab/.
 colab: venv $(SITE_ASSETS)
-	COURSE_COLAB_REQUIRED=1 $(BIN)/python -m pytest tests/colab -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests/colab -m colab -q -p no:cacheprovider
 
 test: preflight venv lint
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser --ignore=tests/colab
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
+	$(MAKE) unit
+	$(MAKE) notebooks
 	$(MAKE) build-book
 	$(MAKE) browser
 	$(MAKE) colab

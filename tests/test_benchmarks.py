@@ -29,6 +29,7 @@ def test_the_core_benchmarks_are_registered():
         assert bench.description.strip() and callable(bench.fn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_each_benchmark_runs_at_the_tiny_size(name):
     entry = harness.run_one(REGISTRY[name], "tiny")

@@ -76,7 +76,10 @@ def test_the_website_stops_at_a_failed_page():
     assert config["execute"]["allow_errors"] is False
 
 
-@pytest.mark.skipif(not JUPYTER_BOOK.exists(), reason="jupyter-book is not installed beside this Python")
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not JUPYTER_BOOK.exists(), reason="jupyter-book is not installed beside this Python"
+)
 def test_a_failed_page_stops_the_build_is_reexecuted_and_never_reported_as_success(tmp_path):
     book = tmp_path / "book"
     book.mkdir()

@@ -364,6 +364,7 @@ def test_real_files_in_course_data_dir_match_the_bundle():
 # --------------------------------------------------------------------------- the built package
 
 
+@pytest.mark.slow
 def test_built_wheel_ships_and_loads_the_data(tmp_path):
     """Build a wheel (not an editable install), install it alone into an empty folder and load
     SST from it in a fresh process with no COURSE_DATA_DIR and an empty HOME."""

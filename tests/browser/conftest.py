@@ -1,8 +1,9 @@
 """Fixtures of the browser suite: the built site served on 127.0.0.1, Debian's headless Chromium.
 
-`make test` runs this suite after the book build (``make browser``: ``pytest tests/browser`` with
-COURSE_BROWSER_REQUIRED=1, so a missing site or browser fails there instead of skipping); a plain
-``pytest tests`` skips it.
+Every test here carries the ``browser`` marker, which a plain ``pytest tests`` leaves out
+(pyproject.toml), so the unit tests never check a stale website.  `make test` runs this suite
+after the book build (``make browser``: ``pytest -m browser tests/browser`` with
+COURSE_BROWSER_REQUIRED=1, so a missing site or browser fails there instead of skipping).
 COURSE_SITE_DIR points the suite at another built site (default ``_build/html``); screenshots
 go to ``_build/screenshots/`` (COURSE_SCREENSHOT_DIR).
 """
@@ -22,21 +23,6 @@ os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")  # never download
 SITE = Path(os.environ.get("COURSE_SITE_DIR", sitecheck.ROOT / "_build" / "html")).resolve()
 SHOTS = Path(os.environ.get("COURSE_SCREENSHOT_DIR", SITE.parent / "screenshots"))
 REQUIRED = os.environ.get("COURSE_BROWSER_REQUIRED") == "1"
-
-
-def pytest_collection_modifyitems(config, items):
-    """Run only when asked for (`make browser`, `pytest tests/browser`): a plain `pytest tests`
-    (the unit tests, before any build) skips this suite instead of testing a stale website."""
-    here = Path(__file__).parent.resolve()
-    asked = REQUIRED or any(
-        Path(str(arg).split("::")[0]).resolve().is_relative_to(here) for arg in config.args
-    )
-    if asked:
-        return
-    skip = pytest.mark.skip(reason="browser tests of the built website: `make browser` or `pytest tests/browser`")
-    for item in items:
-        if Path(str(item.path)).resolve().is_relative_to(here):
-            item.add_marker(skip)
 
 
 def _unavailable(reason: str):
@@ -66,7 +52,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=sitecheck.CHROMIUM, args=sitecheck.CHROMIUM_ARGS, headless=True)
+    b = pw.chromium.launch(
+        executable_path=sitecheck.CHROMIUM, args=sitecheck.CHROMIUM_ARGS, headless=True
+    )
     yield b
     b.close()
     pw.stop()
@@ -94,7 +82,9 @@ def dark(browser):
 
 @pytest.fixture(scope="session")
 def phone(browser):
-    ctx = _context(browser, viewport=sitecheck.PHONE, color_scheme="light", device_scale_factor=1)
+    ctx = _context(
+        browser, viewport=sitecheck.PHONE, color_scheme="light", device_scale_factor=1
+    )
     yield ctx
     ctx.close()
 
@@ -106,13 +96,15 @@ def shot_name(docname: str, suffix: str = "") -> Path:
 
 @pytest.fixture(scope="session")
 def screenshot_path():
-    """``screenshot_path(docname, suffix)``: where a page's screenshot goes (_build/screenshots/)."""
+    """``screenshot_path(docname, suffix)``: where a page's screenshot goes
+    (_build/screenshots/)."""
     return shot_name
 
 
 @pytest.fixture(scope="session")
 def visits(server, desktop):
-    """Each page loaded once at desktop width (and its screenshot saved), shared by the read-only checks."""
+    """Each page loaded once at desktop width (and its screenshot saved), shared by the
+    read-only checks."""
     cache: dict[str, sitecheck.Visit] = {}
 
     def get(spec: sitecheck.PageSpec) -> sitecheck.Visit:

@@ -16,6 +16,9 @@ import pytest
 
 import sitecheck
 
+# Runs only when selected: `make browser` (`-m browser`; pyproject.toml).
+pytestmark = pytest.mark.browser
+
 SPECS = [s for s in sitecheck.page_specs() if s.is_notebook]
 FIGURE = r'(?s)(<div class="cell_output[^"]*">\s*<img [^>]*src=")[^"]+'  # a figure's image in a cell output
 FIGURE_ELEMENT = r'(<div class="cell_output[^"]*">\s*)<img [^>]*/?>'

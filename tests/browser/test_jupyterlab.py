@@ -28,6 +28,9 @@ import pytest
 
 import sitecheck
 
+# Runs only when selected: `make browser` (`-m browser`; pyproject.toml).
+pytestmark = pytest.mark.browser
+
 ROOT = sitecheck.ROOT
 JUPYTER = Path(sys.executable).parent / "jupyter"
 CHAPTER = ROOT / "chapters" / "02_the_identity.ipynb"

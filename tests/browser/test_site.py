@@ -10,6 +10,9 @@ import pytest
 
 import sitecheck
 
+# Runs only when selected: `make browser` (`-m browser`; pyproject.toml).
+pytestmark = pytest.mark.browser
+
 SPECS = sitecheck.page_specs()
 NOTEBOOKS = [s for s in SPECS if s.is_notebook]
 

@@ -31,6 +31,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import colab_sim  # noqa: E402
 
+# Runs only when selected: `make colab` (`-m colab`; pyproject.toml).
+pytestmark = pytest.mark.colab
+
 ROOT = colab_sim.ROOT
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
 if os.environ.get("COURSE_COLAB_ONLY"):  # e.g. "chapters/01_the_task.ipynb,exercises/01_the_task.ipynb"
