@@ -4,6 +4,7 @@ plausible wrong answers with a hint that points at the mistake; none of them rai
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from course_lib import checks, flow, metrics, mosaic_training
@@ -66,6 +67,7 @@ def test_train_hybrid_check(run_check):
     assert not ok and "one value per epoch" in out
 
 
+@pytest.mark.slow  # trains every candidate switch: seconds each
 def test_best_switch_time_check(run_check):
     ok, out = run_check(checks.check_best_switch_time, flow.best_switch_time)
     assert ok and "[passed]" in out
@@ -104,6 +106,7 @@ def test_best_switch_time_check_tests_the_exercise_horizon():
     assert alpha("hybrid", [800.0], late)[0] - alpha("hard", [800.0])[0] < 2e-4
 
 
+@pytest.mark.slow  # trains every candidate switch: seconds each
 def test_best_switch_time_check_accepts_every_scalar_form(run_check):
     for convert in (float, np.float64, np.float32, lambda v: np.array(v),
                     lambda v: torch.tensor(v, dtype=torch.float64)):
@@ -112,6 +115,7 @@ def test_best_switch_time_check_accepts_every_scalar_form(run_check):
         assert ok and "[passed]" in out, (convert, out)
 
 
+@pytest.mark.slow  # trains every candidate switch: seconds each
 def test_best_switch_time_check_rejects_wrong_switches_with_hints(run_check):
     def only_on_the_exercise(answer):  # right everywhere but on the exercise's horizon
         def student(m, C, h, c):
@@ -136,6 +140,7 @@ def test_best_switch_time_check_rejects_wrong_switches_with_hints(run_check):
     assert not ok and "a float" in out
 
 
+@pytest.mark.slow  # trains every candidate switch: seconds each
 def test_best_switch_time_check_names_ties_and_the_margin(run_check):
     def finals(m, C, horizon, candidates, row):
         return np.array([flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[row][0]
