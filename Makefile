@@ -118,10 +118,10 @@ notebooks: venv
 browser: venv
 	COURSE_BROWSER_REQUIRED=1 $(BIN)/python -m pytest tests/browser -m browser -q -p no:cacheprovider
 
-# ruff (configured in pyproject.toml): the library, the tests and the benchmarks at 100 columns,
-# the notebooks' code cells at 88.
+# ruff (configured in pyproject.toml): the library, the tests, the benchmarks, the scripts and the
+# website's extension at 100 columns, the notebooks' code cells at 88.
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts _ext
 	$(BIN)/ruff check --line-length 88 chapters exercises
 
 # Colab, simulated (tests/colab): Colab's Python and versions in a virtual environment built once

@@ -23,7 +23,10 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     seen, unique = set(), []
     for js in scripts:
         attributes = getattr(js, "attributes", {})
-        key = (getattr(js, "filename", js) or "", tuple(sorted((k, str(v)) for k, v in attributes.items())))
+        key = (
+            getattr(js, "filename", js) or "",
+            tuple(sorted((k, str(v)) for k, v in attributes.items())),
+        )
         if key not in seen:
             seen.add(key)
             unique.append(js)
@@ -41,7 +44,9 @@ def _reread_failed_executions(app, env, added, changed, removed):
         from sphinx.util import logging
 
         logging.getLogger(__name__).info(
-            "re-executing %d page(s) whose last execution failed: %s", len(failed), ", ".join(sorted(failed))
+            "re-executing %d page(s) whose last execution failed: %s",
+            len(failed),
+            ", ".join(sorted(failed)),
         )
     return failed
 

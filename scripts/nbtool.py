@@ -29,7 +29,9 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_MARKER = "# Colab setup"
-MACRO_MARKER = "<!-- The book's math macros (generated from _config.yml by scripts/nbtool.py sync) -->"
+MACRO_MARKER = (
+    "<!-- The book's math macros (generated from _config.yml by scripts/nbtool.py sync) -->"
+)
 
 
 def repository() -> tuple[str, str]:
@@ -70,7 +72,10 @@ def macros() -> dict[str, tuple[str, int]]:
         elif isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
             out[name] = (value[0], value[1])
         else:
-            raise ValueError(f"_config.yml: macro {name!r} must be a string or [definition, n_args], got {value!r}")
+            raise ValueError(
+                f"_config.yml: macro {name!r} must be a string or [definition, n_args], "
+                f"got {value!r}"
+            )
     return out
 
 
@@ -160,7 +165,10 @@ def parse_py(text: str) -> list:
         if m:
             tags = json.loads(m.group(1))
         if "[markdown]" in header:
-            md = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in body.split("\n"))
+            md = "\n".join(
+                line[2:] if line.startswith("# ") else line.lstrip("#")
+                for line in body.split("\n")
+            )
             cell = nbformat.v4.new_markdown_cell(md)
         else:
             cell = nbformat.v4.new_code_cell(body)
@@ -207,7 +215,7 @@ def nb2py(src: Path, dest: Path) -> None:
         tag = f" tags={json.dumps(tags)}" if tags else ""
         if cell.cell_type == "markdown":
             out.append(f"# %% [markdown]{tag}")
-            out.extend(("# " + l) if l else "#" for l in cell.source.split("\n"))
+            out.extend(("# " + line) if line else "#" for line in cell.source.split("\n"))
         else:
             out.append(f"# %%{tag}")
             out.append(cell.source)
