@@ -384,3 +384,41 @@ def test_chapter_7_figures():
     fig = plotting.repeated_word_curves({2: (s, identity.sen_norm_curve(s, 10.0))}, 20)
     assert len(fig.axes[0].lines) == 3  # the run, its predicted curve, the paper's curve
     matplotlib.pyplot.close("all")
+
+
+# --------------------------------------------------------------------------- a third corollary
+
+
+def test_gate_invariant_is_conserved_by_the_flow_and_not_with_a_wrong_coupling():
+    sol = solve_ivp(
+        lambda t, y: list(cons.gate_rates(y[0], y[1])),
+        (0, 12),
+        [0.5, -2.0],
+        rtol=1e-11,
+        atol=1e-12,
+        t_eval=np.linspace(0, 12, 121),
+    )
+    theta, gap = sol.y
+    inv = cons.gate_invariant(theta, gap)
+    assert np.abs(inv - inv[0]).max() < 1e-8
+    assert theta.min() < 0.5 - 0.1 and theta[-1] > 0.5 + 0.1  # falls, then rises
+    wrong = law.lemma_invariant(theta, gap**2, 0.5, 1.0)  # c = 1/2 instead of 1/4
+    assert np.abs(wrong - wrong[0]).max() > 0.1
+
+
+def test_gate_descent_drift_is_first_order_in_the_step():
+    drifts = []
+    for lr, steps in ((0.1, 100), (0.05, 200)):
+        theta, gap = cons.gate_descent(0.0, -2.0, lr, steps)
+        inv = cons.gate_invariant(theta, gap)
+        drifts.append(np.abs(inv - inv[0]).max())
+    assert 1.8 < drifts[0] / drifts[1] < 2.2
+
+
+def test_gate_rates_and_descent_check_arguments():
+    with pytest.raises(ValueError, match="lr"):
+        cons.gate_descent(0.0, 1.0, -0.1, 3)
+    with pytest.raises(TypeError, match="steps"):
+        cons.gate_descent(0.0, 1.0, 0.1, 2.5)
+    d_theta, d_gap = cons.gate_rates(np.array([0.0, 1.0]), np.array([1.0, 0.0]))
+    assert np.allclose(d_theta, [0.25, 0.0]) and np.allclose(d_gap[0], 1.0)

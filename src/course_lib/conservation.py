@@ -33,6 +33,10 @@ papers' corollaries and the lemma's reach.
   LVML orbits are the law with another strength, which ``strength_from_rates`` computes from any
   right-hand side and whose hypothesis it tests; when it holds, ``Psi_n(theta) - G(mu)`` is a
   first integral, conserved from every start and not only along the orbit from (0, 0).
+* A third corollary (the course's derivation, on the warm-up toy of Snell et al. 2021 as the
+  course writes it): a softmax gate ``p = a(theta)`` with ``n = 1`` and a score gap ``gap`` with
+  ``theta' = gap p (1 - p)``, ``gap' = 2 p`` obey the law with ``S = gap^2``, ``c = 1/4``
+  (``gate_rates``, ``gate_invariant``, ``gate_descent``).
 
 Functions of numbers work elementwise and follow the kind rule of ``course_lib.law`` (float,
 array or tensor in, the same kind out).
@@ -46,10 +50,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ._validate import check_int
+from ._validate import check_int, check_positive
 from .law import (
+    _align,
     _check_others,
     attention_potential,
+    attention_weight,
+    lemma_invariant,
     miss_reciprocal,
     real_values,
     same_kind,
@@ -63,6 +70,9 @@ __all__ = [
     "class_margin",
     "LemmaStrength",
     "strength_from_rates",
+    "gate_rates",
+    "gate_invariant",
+    "gate_descent",
 ]
 
 
@@ -230,3 +240,60 @@ def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 
     steps = 0.5 * (coupling[1:] + coupling[:-1]) * np.diff(mu)
     strength = np.concatenate([[0.0], np.cumsum(steps)])
     return LemmaStrength(mu=mu, strength=strength, coupling=coupling, spread=spread)
+
+
+# --------------------------------------------------------------------------- a third corollary
+
+
+def gate_rates(theta, gap):
+    """The warm-up toy's gradient flow (chapter 7, "a third corollary"; the course's model).
+
+    Two sequences share one attention logit ``theta`` on their key word against one filler at
+    logit 0 (``n = 1``), so the key word's weight is ``p = a(theta)``; the outputs are
+    ``p beta_A`` and ``p beta_B`` under the linear loss ``L = -p (beta_A - beta_B)``, and the
+    score gap is ``gap = beta_A - beta_B``.  Gradient flow gives
+    ``theta' = gap p (1 - p)`` and ``gap' = 2 p``; returns that pair (elementwise, same kind).
+
+    >>> [round(float(v), 4) for v in gate_rates(0.0, -1.0)]  # p = 1/2
+    [-0.25, 1.0]
+    """
+    theta = real_values(theta, "theta")
+    gap = real_values(gap, "gap")
+    theta, gap = _align(theta, gap)
+    p = attention_weight(theta, 1.0)
+    return same_kind(gap * p * (1 - p), theta, gap), same_kind(2 * p, theta, gap)
+
+
+def gate_invariant(theta, gap):
+    """``Psi_1(theta) - gap^2 / 4``, conserved by ``gate_rates`` (chapter 7): the lemma with
+    ``n = 1``, ``S = gap^2`` and ``c = 1/4``, because ``theta' = gap p (1 - p)`` equals
+    ``(1/4) (1 - p) d(gap^2)/dt = (1/4) (1 - p) 4 gap p`` (the course's derivation).
+
+    >>> gate_invariant(0.0, 0.0)
+    0.0
+    """
+    gap = real_values(gap, "gap")
+    return lemma_invariant(theta, gap * gap, 0.25, 1.0)
+
+
+def gate_descent(theta0: float, gap0: float, lr: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain gradient descent on the toy of ``gate_rates`` (chapter 7): ``steps`` steps of size
+    ``lr`` from ``(theta0, gap0)``, each ``x <- x + lr * rates(x)``.  Returns ``theta`` and
+    ``gap`` as ``(steps + 1,)`` arrays; the invariant ``gate_invariant`` drifts by ``O(lr)``
+    over a fixed time ``lr * steps``.
+
+    >>> theta, gap = gate_descent(0.0, -1.0, 0.1, 2)
+    >>> theta.shape, round(float(gap[1]), 4)
+    ((3,), -0.9)
+    """
+    theta0 = float(real_values(theta0, "theta0"))
+    gap0 = float(real_values(gap0, "gap0"))
+    lr = check_positive(lr, "lr")
+    steps = check_int(steps, "steps", minimum=0)
+    theta, gap = np.empty(steps + 1), np.empty(steps + 1)
+    theta[0], gap[0] = theta0, gap0
+    for t in range(steps):
+        d_theta, d_gap = gate_rates(theta[t], gap[t])
+        theta[t + 1] = theta[t] + lr * d_theta
+        gap[t + 1] = gap[t] + lr * d_gap
+    return theta, gap

@@ -1038,3 +1038,44 @@ def fixed_focus_flow_time(
     axes[0, 0].legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def gate_toy(times, theta, gap):
+    """Chapter 7, "a third corollary": the warm-up toy's logit and score gap against time (left)
+    and ``Psi_1(theta)`` against ``gap^2 / 4`` (right; the law says a line of slope 1)."""
+    from .law import attention_potential
+
+    times, theta, gap = _np(times), _np(theta), _np(gap)
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    axes[0].plot(times, theta, label=r"logit $\theta$")
+    axes[0].plot(times, gap, label=r"score gap $\Delta$")
+    axes[0].axhline(0, color="0.7", lw=0.8)
+    axes[0].set_xlabel("time")
+    axes[0].legend(frameon=False, fontsize=8)
+    axes[0].set_title("falls while the gap is negative, then rises", fontsize=9)
+    psi = _np(attention_potential(theta, 1.0))
+    axes[1].plot(gap**2 / 4, psi - psi[0], lw=4, alpha=0.4, label="flow")
+    axes[1].plot(gap**2 / 4, gap**2 / 4 - gap[0] ** 2 / 4, "k--", label="law, slope 1")
+    axes[1].set_xlabel(r"$\Delta^2 / 4$")
+    axes[1].set_ylabel(r"$\Psi_1(\theta) - \Psi_1(\theta_0)$")
+    axes[1].legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def joma_fit(steps, correlations, slopes, top_weight):
+    """Chapter 7, "JoMA": against the SGD step, the normalised correlation of the logits with the
+    official script's prediction, the least-squares slope of logits on prediction, and the mean
+    largest attention weight (how sharp attention is)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    steps = _np(steps)
+    ax.plot(steps, _np(correlations), label="normalised correlation")
+    ax.plot(steps, _np(slopes), label="least-squares slope")
+    ax.plot(steps, _np(top_weight), ls="--", label="largest attention weight")
+    ax.axhline(1, color="0.7", lw=0.8)
+    ax.set_xlabel("SGD step")
+    ax.set_ylim(0, 1.05)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("JoMA's prediction keeps its direction, not its scale", fontsize=9)
+    fig.tight_layout()
+    return fig
