@@ -76,3 +76,20 @@ def test_special_case_obeys_the_psi_law_and_not_the_linear_one():
         assert abs(lm.least_squares_slope(z, s / (2 * T)) - 1) < 0.01
     with pytest.raises(ValueError, match="masses"):
         lm.joma_special_case(torch.tensor([0.5, 1.5]), steps=1)
+
+
+def test_the_two_figures_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from course_lib import plotting
+
+    t = np.linspace(0, 1, 5)
+    fig = plotting.gate_toy(t, t - 0.5, 2 * t - 1)
+    assert len(fig.axes) == 2
+    fig2 = plotting.joma_fit(t, t, 1 - t, t / 2)
+    assert len(fig2.axes) == 1 and len(fig2.axes[0].lines) == 4  # three curves and y = 1
+    plt.close("all")
