@@ -44,6 +44,7 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 OVERFLOW_TOLERANCE_PX = 2
+CODE_LINE_LIMIT = 88  # CONTRIBUTING.md, tests/test_conventions.py, `make lint`
 WIDGET_NOTE = "Open this notebook in Jupyter or Colab to move the sliders"
 MATH_TIMEOUT_MS = 15_000
 
@@ -616,6 +617,86 @@ def check_narrow_screen(page, spec: PageSpec) -> list[str]:
         f"page is {info['doc']} px wide at a {info['width']} px screen (scrolls sideways); "
         f"widest: {', '.join(info['culprits']) or 'unknown'}"
     ]
+
+
+_WIDE_JS = """
+async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const art = document.querySelector('article.bd-article');
+  if (!art) return {equations: [], code: [], tables: [], codeChars: null};
+  const tol = 2, col = art.getBoundingClientRect();
+  const scroller = el => {  // the nearest box (el itself or above it, inside the article) that scrolls sideways
+    for (let p = el; p && p !== art; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll') return p;
+      if (o === 'hidden' || o === 'clip') return null;  // cut, not scrollable
+    }
+    return null;
+  };
+  const text = el => el.textContent.replace(/\\s+/g, ' ').trim().slice(0, 50);
+  const equations = [];
+  for (const m of art.querySelectorAll('mjx-container[display="true"]')) {
+    const math = m.querySelector(':scope > mjx-math') || m;
+    const r = math.getBoundingClientRect();
+    const wide = m.scrollWidth > m.clientWidth + tol || r.left < col.left - tol || r.right > col.right + tol;
+    if (!wide) continue;
+    const box = scroller(m);
+    const b = box && box.getBoundingClientRect();
+    if (!box) equations.push(`equation wider than the column without a scroll box: "${text(m)}"`);
+    else if (b.left < col.left - tol || b.right > col.right + tol)
+      equations.push(`equation's scroll box is wider than the column (${Math.round(b.width)} px): "${text(m)}"`);
+    else if (box.scrollLeft === 0 && r.left < b.left - tol)
+      equations.push(`equation's left end cannot be scrolled to: "${text(m)}"`);
+    else if (!(m.getAttribute('data-course-more') || '').includes('right') && box.scrollLeft === 0)
+      equations.push(`equation scrolls with no cue (data-course-more, _static/course.js): "${text(m)}"`);
+  }
+  const code = [];
+  let codeChars = null;
+  for (const pre of art.querySelectorAll('div.cell div.cell_input pre')) {
+    if (codeChars === null) {
+      const s = document.createElement('span'); s.textContent = 'x'.repeat(100); pre.appendChild(s);
+      const cs = getComputedStyle(pre);
+      codeChars = (pre.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight))
+                  / (s.getBoundingClientRect().width / 100);
+      s.remove();
+    }
+    if (pre.scrollWidth > pre.clientWidth + tol)
+      code.push(`code cut at the right edge (${pre.scrollWidth - pre.clientWidth} px more): "${text(pre)}"`);
+  }
+  const tables = [];
+  for (const t of art.querySelectorAll('table, div.cell_output pre')) {
+    const r = t.getBoundingClientRect();
+    if (t.scrollWidth <= t.clientWidth + tol && r.right <= col.right + tol) continue;
+    const box = t.tagName === 'PRE' && t.scrollWidth > t.clientWidth + tol ? scroller(t) : scroller(t.parentElement);
+    if (!box) tables.push(`${t.tagName.toLowerCase()} output wider than the column without a scroll box: "${text(t)}"`);
+  }
+  return {equations, code, tables, codeChars};
+}
+"""
+
+
+def wide_content(page) -> dict:
+    """What of the page is wider than the text column: display equations, code cells' lines, tables
+    and printed outputs (lists of problems), and how many code characters a line shows."""
+    return page.evaluate(_WIDE_JS)
+
+
+def check_wide_content(page, spec: PageSpec, code_must_fit: bool) -> list[str]:
+    """Nothing is cut at the right (or left) edge: a display equation, table or printed output
+    wider than the text column scrolls in its own box that fits the column (an equation with a
+    cue that it goes on), and with ``code_must_fit`` (desktop width) no code line is cut at all:
+    the column shows the 88 characters CONTRIBUTING.md allows."""
+    info = wide_content(page)
+    problems = info["equations"] + info["tables"]
+    if code_must_fit:
+        problems += info["code"]
+        if info["codeChars"] is not None and info["codeChars"] < CODE_LINE_LIMIT:
+            problems.append(
+                f"the code column shows {info['codeChars']:.0f} characters, "
+                f"fewer than the {CODE_LINE_LIMIT} a code line may have"
+            )
+    return problems
 
 
 def _around(text: str, m: re.Match, width: int = 40) -> str:

@@ -342,3 +342,42 @@ def test_colab_link_in_text_to_a_missing_notebook(breaker, desktop):
           r'\g<1>_missing.ipynb"')
     v = b.open(desktop, "colab_text")
     _caught(sitecheck.check_colab(v, b.broken_spec), "Colab link in the text")
+
+
+# --- wide content: equations, code, tables (issue 20) ----------------------------------------
+
+def test_wide_equation_readable_only_with_course_css(breaker, phone):
+    """A display equation wider than a phone: with course.css and course.js it scrolls with a cue;
+    without them (the theme alone) the check catches it cut off."""
+    eq = r'<div class="math notranslate nohighlight">\[' + " + ".join(f"x_{{{i}}}^2" for i in range(40)) + r"\]</div>"
+    b = breaker(r"_static/course\.css").insert_in_article(eq)
+    v = b.open(phone, "wide_equation_with_css")
+    assert not sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False)
+
+    b = breaker(r"_static/course\.css").insert_in_article(eq)
+    b.sub(r'<link [^>]*course\.css[^>]*>', "").sub(r'<script [^>]*course\.js[^>]*></script>', "")
+    v = b.open(phone, "wide_equation_without_css")
+    _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "equation")
+
+
+def test_equation_without_cue(breaker, phone):
+    eq = r'<div class="math notranslate nohighlight">\[' + " + ".join(f"y_{{{i}}}" for i in range(60)) + r"\]</div>"
+    b = breaker(r"_static/course\.js").insert_in_article(eq).sub(r'<script [^>]*course\.js[^>]*></script>', "")
+    v = b.open(phone, "equation_no_cue")
+    _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "no cue")
+
+
+def test_code_line_cut_on_desktop(breaker, desktop):
+    b = breaker(r"cell_input").sub(
+        r"</head>", "<style>.bd-article div.cell div.highlight pre { font-size: 18px !important; }</style></head>"
+    )
+    v = b.open(desktop, "code_cut")
+    _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=True), "code column shows")
+
+
+def test_wide_table_without_scroll_box(breaker, phone):
+    row = "".join(f"<td>column {i}</td>" for i in range(30))
+    table = f'<div style="overflow: hidden"><table><tr>{row}</tr></table></div>'
+    b = breaker(r"bd-article").insert_in_article(table)
+    v = b.open(phone, "wide_table")
+    _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "table output wider")

@@ -109,3 +109,19 @@ def test_phone_width_no_sideways_scroll(spec, server, phone, screenshot_path):
         _ok(sitecheck.check_narrow_screen(visit.page, spec))
     finally:
         visit.page.close()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_ids)
+def test_desktop_nothing_cut(spec, visits):
+    """1280 px: every code line shows whole; wide equations, tables and outputs scroll in a box."""
+    _ok(sitecheck.check_wide_content(visits(spec).page, spec, code_must_fit=True))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_ids)
+def test_phone_nothing_cut(spec, server, phone):
+    """390 px: equations, code, tables and outputs wider than the screen scroll in their own box."""
+    visit = sitecheck.open_page(phone, server.base + spec.url_path)
+    try:
+        _ok(sitecheck.check_wide_content(visit.page, spec, code_must_fit=False))
+    finally:
+        visit.page.close()
