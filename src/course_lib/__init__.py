@@ -13,7 +13,8 @@ from the layers below it:
 Data and models (``topic``, ``sst``, ``data``, ``mosaic``, ``focus``, ``losses``), training
 (``training``, ``mosaic_training``, ``flow_descent`` for chapter 5's runs of the real model),
 measurements (``metrics``), figures (``plotting``, ``widgets``) and the exercises' checks
-(``checks``) sit above the theory.
+(``checks``) sit above the theory.  ARCHITECTURE.md, at the root of the repository, lists the
+layers, what each module holds and imports, and where a new chapter's code goes.
 """
 
 __version__ = "0.1.0"
