@@ -7,15 +7,14 @@
     python scripts/nbtool.py sync chapters/*.ipynb exercises/*.ipynb
 
 Cells start with ``# %%`` (code) or ``# %% [markdown]``; ``# %% tags=["a", "b"]`` adds tags.
-Markdown lines are written with a leading ``# `` in the script.  ``py2nb`` puts the macro cell
-first, the standard Colab setup cell right after the title (the repository URL and branch come
-from _config.yml), requests a GPU on Colab, and writes no outputs.
-
-The macro cell is a markdown cell tagged ``remove-cell`` (the website drops it: Sphinx has the
-macros from ``_config.yml``) that defines every MathJax macro of ``_config.yml``'s
-``mathjax3_config`` (with ``\\def``), so the formulas render in Jupyter and Colab too.
-``sync`` inserts or refreshes both cells in existing notebooks, leaving every other cell as it
-is; running it twice changes nothing.
+Markdown lines are written with a leading ``# `` in the script.  ``py2nb`` puts the standard
+Colab setup cell right after the title (the repository URL and branch come from _config.yml),
+requests a GPU on Colab, writes no outputs, and writes the math of the markdown cells so that it
+renders everywhere (scripts/plainmath.py): the book's macros of ``_config.yml`` expanded into
+plain LaTeX, display math as ``equation*``.  A draft may therefore use the macros.
+``sync`` inserts or refreshes the setup cell in existing notebooks, applies the same math
+conversion (dropping the old macro cell), and leaves every other cell as it is; running it twice
+changes nothing.
 """
 
 from __future__ import annotations
@@ -27,11 +26,12 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plainmath  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_MARKER = "# Colab setup"
-MACRO_MARKER = (
-    "<!-- The book's math macros (generated from _config.yml by scripts/nbtool.py sync) -->"
-)
+MACRO_MARKER = plainmath.OLD_MACRO_CELL  # the \\def cell notebooks had before plainmath
 
 
 def repository() -> tuple[str, str]:
@@ -61,46 +61,12 @@ def setup_cell_source() -> str:
 
 def macros() -> dict[str, tuple[str, int]]:
     """``{name: (definition, number of arguments)}`` from _config.yml's mathjax3_config."""
-    import yaml
-
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    table = config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
-    out = {}
-    for name, value in table.items():
-        if isinstance(value, str):
-            out[name] = (value, 0)
-        elif isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
-            out[name] = (value[0], value[1])
-        else:
-            raise ValueError(
-                f"_config.yml: macro {name!r} must be a string or [definition, n_args], "
-                f"got {value!r}"
-            )
-    return out
-
-
-def macro_cell_source() -> str:
-    """One ``$\\def\\name#1{...}$`` per line, in _config.yml's order, under the marker comment.
-
-    ``\\def`` rather than ``\\newcommand``: MathJax (Jupyter, Colab) keeps either for the whole
-    page, and KaTeX (jupyterlab-myst, VS Code) accepts ``\\def`` of a name it predefines
-    (``\\R``) where ``\\newcommand`` is an error."""
-    lines = [MACRO_MARKER]
-    for name, (definition, n_args) in macros().items():
-        arguments = "".join(f"#{k}" for k in range(1, n_args + 1))
-        lines.append(f"$\\def\\{name}{arguments}{{{definition}}}$")
-    return "\n".join(lines)
+    return plainmath.macros()
 
 
 def setup_cell():
     cell = nbformat.v4.new_code_cell(setup_cell_source())
     cell.metadata["tags"] = ["hide-cell"]
-    return cell
-
-
-def macro_cell():
-    cell = nbformat.v4.new_markdown_cell(macro_cell_source())
-    cell.metadata["tags"] = ["remove-cell"]
     return cell
 
 
@@ -113,37 +79,34 @@ def is_macro_cell(cell) -> bool:
 
 
 def insert_standard_cells(nb, stem: str) -> None:
-    """Put the setup cell and the macro cell after the title (replacing old copies; their ids are
-    kept so a refresh is a small diff)."""
-    old_ids = {}
+    """Put the setup cell after the title (replacing old copies, whose id is kept so a refresh
+    is a small diff) and drop the old macro cell."""
+    old_id = None
     kept = []
     for cell in nb.cells:
         if is_setup_cell(cell):
-            old_ids.setdefault("setup", cell.get("id"))
-        elif is_macro_cell(cell):
-            old_ids.setdefault("macros", cell.get("id"))
-        else:
+            old_id = old_id or cell.get("id")
+        elif not is_macro_cell(cell):
             kept.append(cell)
     taken = {c.get("id") for c in kept}
-    setup, macro = setup_cell(), macro_cell()
-    for key, cell in (("setup", setup), ("macros", macro)):
-        wanted = old_ids.get(key) or f"{stem[:20]}-{key}".replace("_", "-")
-        while wanted in taken:
-            wanted += "-x"
-        cell["id"] = wanted
-        taken.add(wanted)
-    # the macro cell comes first, before the title (a title may use the macros: MathJax defines
-    # them in page order); the setup cell follows the title
+    setup = setup_cell()
+    wanted = old_id or f"{stem[:20]}-setup".replace("_", "-")
+    while wanted in taken:
+        wanted += "-x"
+    setup["id"] = wanted
     at = 1 if kept and kept[0].cell_type == "markdown" else 0
-    nb.cells = [macro] + kept[:at] + [setup] + kept[at:]
+    nb.cells = kept[:at] + [setup] + kept[at:]
 
 
 def sync(paths) -> None:
-    """Insert or refresh the Colab setup cell and the macro cell in existing notebooks."""
+    """Insert or refresh the Colab setup cell and convert the math (scripts/plainmath.py) in
+    existing notebooks."""
+    table = plainmath.macros()
     for path in paths:
         path = Path(path)
         nb = nbformat.read(path, as_version=4)
         insert_standard_cells(nb, path.stem)
+        plainmath.convert_notebook(nb, plainmath.chapter_of(path), table)
         nb.metadata.setdefault("accelerator", "GPU")
         nbformat.validate(nb)
         text = nbformat.writes(nb) + "\n"
@@ -188,11 +151,11 @@ def parse_py(text: str) -> list:
 
 def py2nb(src: Path, dest: Path) -> None:
     cells = [c for c in parse_py(src.read_text()) if not (is_setup_cell(c) or is_macro_cell(c))]
-    # the macro cell first (a title may use the macros), the setup cell right after the title
+    # the setup cell right after the title
     at = 1 if cells and cells[0].cell_type == "markdown" else 0
     cells[at:at] = [setup_cell()]
-    cells.insert(0, macro_cell())
     nb = nbformat.v4.new_notebook(cells=cells)
+    plainmath.convert_notebook(nb, plainmath.chapter_of(dest))
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},

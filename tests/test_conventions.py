@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import nbtool  # noqa: E402
+import plainmath  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -113,33 +114,86 @@ def test_notebook_ids_unique():
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
-def test_macro_cell_comes_first_and_is_up_to_date(path):
-    """Every macro of _config.yml is defined in the notebook itself, so the math renders in
-    Jupyter and Colab; the website removes the cell (it has the macros from _config.yml)."""
+def test_math_is_written_to_render_everywhere(path):
+    """The website, JupyterLab with jupyterlab-myst (KaTeX), Colab and GitHub show the same math:
+    no custom macro (KaTeX would not know it), display math as equation* with the book's \tag as
+    its only number (scripts/plainmath.py; tests/browser/test_jupyterlab.py renders them)."""
     nb = load(path)
-    setups = [i for i, c in enumerate(nb.cells) if nbtool.is_setup_cell(c)]
-    macro_cells = [i for i, c in enumerate(nb.cells) if nbtool.is_macro_cell(c)]
-    fix = f"run: python scripts/nbtool.py sync {path.relative_to(ROOT)}"
-    # first, so that every formula (a title's too) comes after the definitions
-    assert len(setups) == 1 and macro_cells == [0], fix
-    cell = nb.cells[macro_cells[0]]
-    assert cell.source == nbtool.macro_cell_source(), f"the macro cell is out of date with _config.yml; {fix}"
-    assert cell.metadata.get("tags") == ["remove-cell"], fix
+    fix = f"run: python scripts/plainmath.py {path.relative_to(ROOT)}"
+    assert not any(nbtool.is_macro_cell(c) for c in nb.cells), f"the old macro cell is still there; {fix}"
+    before = [c.source for c in nb.cells]
+    plainmath.convert_notebook(nb, plainmath.chapter_of(path))
+    changed = [i for i, c in enumerate(nb.cells) if c.source != before[i]]
+    assert not changed, f"cells {changed} use a macro of _config.yml, $$ display math or an {{eq}} label; {fix}"
 
 
-def test_macro_cell_defines_every_config_macro():
-    config = (ROOT / "_config.yml").read_text()
-    names = re.findall(r'^\s+"(\w+)":\s', config.split("macros:", 1)[1].split("\nparse:", 1)[0], re.M)
-    source = nbtool.macro_cell_source()
-    assert names and all(f"$\\def\\{name}" in source for name in names)
-    assert "$\\def\\norm#1{\\lVert #1 \\rVert}$" in source
-    assert "$\\def\\query{\\mathbf{q}}$" in source
+def test_references_to_other_notebooks_have_words():
+    """jupyterlab-myst resolves a {prf:ref} only inside its own notebook; elsewhere it shows the
+    link text, so a reference to another chapter's result carries words ({prf:ref}`words <label>`)."""
+    defined, bare = {}, []
+    for path in ALL:
+        for cell in load(path).cells:
+            if cell.cell_type == "markdown":
+                for label in re.findall(r"^:label:\s*(\S+)", cell.source, re.M):
+                    defined[label] = path
+    for path in ALL:
+        for cell in load(path).cells:
+            if cell.cell_type == "markdown":
+                for label in re.findall(r"\{prf:ref\}`([^`<>]+)`", cell.source):
+                    if defined.get(label) != path:
+                        bare.append(f"{path.relative_to(ROOT)}: {{prf:ref}}`{label}`")
+    assert not bare, "references to another notebook without words:\n" + "\n".join(bare)
+
+
+MACROS = {"emb": (r"\mathbf{w}_{#1}", 1), "norm": (r"\lVert #1 \rVert", 1), "query": (r"\mathbf{q}", 0),
+          "R": (r"\mathbb{R}", 0), "twice": (r"2\norm{#1}", 1)}
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"$\norm{\emb{\tau}}^2$", r"$\lVert \mathbf{w}_{\tau} \rVert^2$"),  # nested
+    (r"$\dot\query$ and $x_\query$", r"$\dot{\mathbf{q}}$ and $x_{\mathbf{q}}$"),  # an argument: one group
+    (r"$\emb u \in \R^{d}$, $\Rightarrow$", r"$\mathbf{w}_{u} \in \mathbb{R}^{d}$, $\Rightarrow$"),
+    (r"$\twice{\query}$", r"$2\lVert \mathbf{q} \rVert$"),  # a definition using another macro
+    ("no math, \\\\ no macro", "no math, \\\\ no macro"),
+])
+def test_plainmath_expands_macros(text, expected):
+    assert plainmath.expand_macros(text, MACROS) == expected
+
+
+def test_plainmath_writes_display_math_unnumbered_and_tags_labels():
+    source = "\n".join([
+        "Its weight is", "", "$$", r"a = \query", r"\tag{3.1}", "$$", "",
+        "1. item", "", "   $$x = y$$", "",
+        "$$", "b = c", "$$ (eq-b)", "", "```python", "$$ code $$", "```",
+    ])
+    text, labels = plainmath.display_math_to_equation(source, "3")
+    assert text == "\n".join([
+        "Its weight is", "", r"$$\begin{equation*}", r"a = \query", r"\tag{3.1}", r"\end{equation*}$$", "",
+        "1. item", "", r"   $$\begin{equation*}", "   x = y", r"   \end{equation*}$$", "",
+        r"$$\begin{equation*}", "b = c", r"\tag{3.2}", r"\end{equation*}$$", "", "```python", "$$ code $$", "```",
+    ])
+    assert plainmath.display_math_to_equation(text, "3") == (text, {})  # written already
+    assert labels == {"eq-b": "(3.2)"}
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(nbtool.MACRO_MARKER + "\n$\\def\\R{x}$"),
+                                         nbformat.v4.new_markdown_cell(source),
+                                         nbformat.v4.new_markdown_cell("see {eq}`eq-b`."),
+                                         nbformat.v4.new_code_cell("x = '$$'")])
+    assert plainmath.convert_notebook(nb, "3", MACROS) == 3
+    assert [c.source for c in nb.cells][1:] == ["see (3.2).", "x = '$$'"]
+    assert r"a = \mathbf{q}" in nb.cells[0].source
+    assert plainmath.convert_notebook(nb, "3", MACROS) == 0  # idempotent
+    with pytest.raises(ValueError, match="without"):
+        plainmath.display_math_to_equation("$$\\begin{equation*}\na = b", "3")
+    with pytest.raises(ValueError, match="unclosed"):
+        plainmath.display_math_to_equation("$$\na = b", "3")
 
 
 def test_sync_is_idempotent_and_keeps_other_cells(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(nbtool.MACRO_MARKER + "\n$\\def\\query{\\mathbf{q}}$"),
         nbformat.v4.new_markdown_cell("# Title"),
         nbformat.v4.new_code_cell("# Colab setup: an old version"),
+        nbformat.v4.new_markdown_cell("The query $\\query$."),
         nbformat.v4.new_code_cell("x = 1"),
     ])
     path = tmp_path / "demo.ipynb"
@@ -149,8 +203,7 @@ def test_sync_is_idempotent_and_keeps_other_cells(tmp_path):
     nbtool.sync([path])
     assert path.read_text() == first
     cells = nbformat.read(path, as_version=4).cells
-    assert nbtool.is_macro_cell(cells[0])
-    assert [c.source for c in cells[1:]] == ["# Title", nbtool.setup_cell_source(), "x = 1"]
+    assert [c.source for c in cells] == ["# Title", nbtool.setup_cell_source(), "The query $\\mathbf{q}$.", "x = 1"]
 
 
 MAX_CODE_LINE = 88  # the website's text column shows about 85 characters of code
