@@ -66,7 +66,11 @@ def check(book: Path) -> subprocess.CompletedProcess:
 def notebook(*sources: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page")])
     nb.cells += [nbformat.v4.new_code_cell(source) for source in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     return nb
 
 
@@ -104,7 +108,8 @@ def test_a_failed_page_stops_the_build_is_reexecuted_and_never_reported_as_succe
     verdict = check(book)
     assert verdict.returncode == 1, verdict.stdout
     failed = [line for line in verdict.stdout.splitlines() if "FAILED page" in line]
-    assert failed == [failed[0]] and "FAILED page page: its execution failed (CellExecutionError)" in failed[0]
+    assert failed == [failed[0]]
+    assert "FAILED page page: its execution failed (CellExecutionError)" in failed[0]
 
     second = build(book, page_ok=False)  # nothing changed: the page must run again and fail again
     assert second.returncode != 0, second.stdout[-2000:]
@@ -124,4 +129,5 @@ def test_a_failed_page_stops_the_build_is_reexecuted_and_never_reported_as_succe
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_text("an old traceback")
     verdict = check(book)
-    assert verdict.returncode == 1 and "FAILED page page: the website holds its execution report" in verdict.stdout
+    assert verdict.returncode == 1
+    assert "FAILED page page: the website holds its execution report" in verdict.stdout

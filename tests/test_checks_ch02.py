@@ -37,7 +37,8 @@ def test_score_gradient_check(run_check):
     assert not ok and "sign" in out
 
     def idealised(attention, word_embeddings, context, grad_context):
-        return attention * (1 - attention) * torch.einsum("bld,bd->bl", word_embeddings, grad_context)
+        projected = torch.einsum("bld,bd->bl", word_embeddings, grad_context)
+        return attention * (1 - attention) * projected
 
     ok, out = run_check(checks.check_score_gradient, idealised)
     assert not ok and "special case" in out
@@ -105,7 +106,9 @@ def test_sen_drift_check(run_check):
     ok, out = run_check(checks.check_sen_drift, unsquared_query)
     assert not ok and "square it" in out
 
-    ok, out = run_check(checks.check_sen_drift, lambda s, w, q, m: identity.sen_drift(s, w, q, m).max())
+    ok, out = run_check(
+        checks.check_sen_drift, lambda s, w, q, m: identity.sen_drift(s, w, q, m).max()
+    )
     assert not ok and "shape" in out
 
 
@@ -145,7 +148,9 @@ def test_score_per_norm_sq_check(run_check):
         assert not ok and "[wrong]" in out and hint in out, (hint, out)
 
     # an answer with no recognised mistake gets the measured values to compare with
-    ok, out = run_check(checks.check_score_per_norm_sq, lambda s, q2, m: q2 / 3 * (1 - attention(s, m)))
+    ok, out = run_check(
+        checks.check_score_per_norm_sq, lambda s, q2, m: q2 / 3 * (1 - attention(s, m))
+    )
     assert not ok and "[wrong]" in out and "the measured ds/d||w||^2" in out
     ok, out = run_check(checks.check_score_per_norm_sq, lambda s, q2, m: s.sum())
     assert not ok and "shape" in out
@@ -159,7 +164,8 @@ def test_measured_common_factor_is_a_measurement():
     for score, q_norm, m in ((0.0, 1.0, 20), (3.0, 0.5, 5), (-1.0, 2.0, 50)):
         measured = _measured_score_per_norm_sq(score, q_norm, m, seed=4)
         assert abs(measured - identity.score_per_norm_sq(score, q_norm**2, m)) < 1e-10
-    assert _measured_score_per_norm_sq(4.0, 1.0, 20, 0) < _measured_score_per_norm_sq(0.0, 1.0, 20, 0)
+    large, small = (_measured_score_per_norm_sq(s, 1.0, 20, 0) for s in (4.0, 0.0))
+    assert large < small
 
 
 def test_score_per_norm_sq_reference_kinds_and_bad_input():

@@ -142,7 +142,10 @@ def test_early_score_law_check(run_check):
     ok, out = run_check(checks.check_early_score_law, sst.early_score_law)
     assert ok and "[passed]" in out
 
-    ok, out = run_check(checks.check_early_score_law, lambda data: {w: 3.5 * v for w, v in sst.early_score_law(data).items()})
+    ok, out = run_check(
+        checks.check_early_score_law,
+        lambda data: {w: 3.5 * v for w, v in sst.early_score_law(data).items()},
+    )
     assert ok, "the law fixes the scores only up to a positive constant"
 
     def stub(data):
@@ -264,7 +267,9 @@ def test_early_score_law_numpy_torch_and_int_values_pass(run_check):
         "python int": lambda data: {w: n * n for w, n in _net_counts(data).items()},
         "numpy float": lambda data: {w: np.float32(n * n) for w, n in _net_counts(data).items()},
         "tensor": lambda data: {w: torch.tensor(n) ** 2 for w, n in _net_counts(data).items()},
-        "one-element array": lambda data: {w: np.array([n * n / 7]) for w, n in _net_counts(data).items()},
+        "one-element array": lambda data: {
+            w: np.array([n * n / 7]) for w, n in _net_counts(data).items()
+        },
     }
     for name, right in forms.items():
         ok, out = run_check(checks.check_early_score_law, right)

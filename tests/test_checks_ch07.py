@@ -81,7 +81,11 @@ def test_topic_invariant_check(run_check):
 
 
 def test_checks_reject_non_callables(capsys):
-    for check in (checks.check_miss_reciprocal, checks.check_lemma_coupling, checks.check_topic_invariant):
+    for check in (
+        checks.check_miss_reciprocal,
+        checks.check_lemma_coupling,
+        checks.check_topic_invariant,
+    ):
         assert check(3.0) is False
     assert "[not run]" in capsys.readouterr().out
 
@@ -129,7 +133,9 @@ def test_topic_invariant_multiples_pass(run_check):
     forms = {
         "negative": lambda s, w2, q2, m, k: q2 * w2 / 2 - psi(s, m / k),
         # chapter 2's form, ||q||^2 ||w||^2 - 2 s - (2/n) e^s, shifted to vanish at the origin
-        "chapter 2's scaling": lambda s, w2, q2, m, k: q2 * w2 - 2 * s - 2 * k * (torch.exp(s) - 1) / m,
+        "chapter 2's scaling": lambda s, w2, q2, m, k: (
+            q2 * w2 - 2 * s - 2 * k * (torch.exp(s) - 1) / m
+        ),
         "over the coupling": lambda s, w2, q2, m, k: 2 * psi(s, m / k) / q2 - w2,
         "times n": lambda s, w2, q2, m, k: (m / k) * s + torch.exp(s) - 1 - (m / k) * q2 * w2 / 2,
     }

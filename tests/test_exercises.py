@@ -63,7 +63,9 @@ def test_stub_has_reference_and_check(path, nb, index, capsys):
     for node in functions:
         name = node.name
         refs = reference(name)
-        assert len(refs) == 1, f"{name}: expected one reference solution in course_lib, found {len(refs)}"
+        assert len(refs) == 1, (
+            f"{name}: expected one reference solution in course_lib, found {len(refs)}"
+        )
         ref = refs[0]
         stub = namespace[name]
         stub_params = list(inspect.signature(stub).parameters.values())
@@ -71,7 +73,9 @@ def test_stub_has_reference_and_check(path, nb, index, capsys):
         assert [(p.name, p.kind) for p in stub_params] == [(p.name, p.kind) for p in ref_params], (
             f"{name}: the stub's parameters differ from the reference's {inspect.signature(ref)}"
         )
-        positional = [p for p in stub_params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [
+            p for p in stub_params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         with pytest.raises(NotImplementedError):  # keyword-only parameters keep their defaults
             stub(*[None] * len(positional))
         check_name = f"check_{name}"

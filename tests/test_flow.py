@@ -224,7 +224,11 @@ def test_fixed_focus_values_reproduce_the_digest_table():
              ("lvml", 0.2, 1e4): (8.996, 1.429, 3.956)}
     for (method, alpha, t), expected in cases.items():
         mu = flow.fixed_focus_margin(method, alpha, 20, t)
-        got = (mu, flow.reduced_loss(method, alpha, mu, 20), flow.focus_incentive(method, alpha, mu, 20))
+        got = (
+            mu,
+            flow.reduced_loss(method, alpha, mu, 20),
+            flow.focus_incentive(method, alpha, mu, 20),
+        )
         np.testing.assert_allclose(got, expected, atol=1.5e-3)
 
 

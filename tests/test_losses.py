@@ -49,7 +49,9 @@ def test_the_three_losses_differ_for_diffuse_attention():
 
 
 def test_losses_match_their_formulas_on_a_hand_case():
-    clf = lambda x: x
+    def clf(x):
+        return x
+
     segments = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
     alpha = torch.tensor([[0.25, 0.75]], dtype=torch.float64)
     labels = torch.tensor([0])
@@ -102,7 +104,9 @@ def test_lvml_is_exact_where_every_likelihood_underflows():
     segments[:, :, 1] = 1000.0 + offsets  # logit of class 1; the label is class 0
     labels = torch.zeros(batch, dtype=torch.long)
     alpha = torch.softmax(torch.randn(batch, m, dtype=torch.float64), 1)
-    clf = lambda x: x
+    def clf(x):
+        return x
+
     log_q = -torch.logaddexp(torch.zeros(()), 1000.0 + offsets)  # exact log p_j(0)
     exact = -torch.logsumexp(torch.log(alpha) + log_q, dim=1).mean()
     value = lvml_loss(alpha, segments, labels, clf)
@@ -135,7 +139,9 @@ def test_losses_run_in_float32_and_on_image_shaped_segments():
     torch.manual_seed(0)
     alpha = torch.softmax(torch.randn(2, 3), 1)
     segments = torch.randn(2, 3, 1, 4, 4)
-    clf = lambda x: x.flatten(1)[:, :5]
+    def clf(x):
+        return x.flatten(1)[:, :5]
+
     for loss in LOSSES:
         value = loss(alpha, segments, torch.tensor([1, 4]), clf)
         assert value.dtype == torch.float32 and value.shape == ()

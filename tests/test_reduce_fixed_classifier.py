@@ -23,7 +23,8 @@ def test_reduction_trains_exactly_like_the_full_model(embed_dim):
     _, small_history = train_full_batch(small, train.tokens, train.labels, steps=200, lr=0.1)
     big_scores, small_scores = big.scores().detach(), small.scores().detach()
     assert big_scores.abs().max() > 0.01  # the scores did move
-    assert torch.allclose(small_scores, big_scores, atol=1e-6 * float(big_scores.abs().max()) + 1e-9, rtol=0)
+    atol = 1e-6 * float(big_scores.abs().max()) + 1e-9
+    assert torch.allclose(small_scores, big_scores, atol=atol, rtol=0)
     assert torch.allclose(small_history.loss, big_history.loss, atol=1e-6, rtol=0)
     with torch.no_grad():
         assert torch.allclose(small(train.tokens), big(train.tokens), atol=1e-5, rtol=0)
@@ -38,7 +39,9 @@ def test_a_different_classifier_is_not_equivalent():
     corpus = make_topic_corpus(n_background=200, n_sentences=300, seed=0)
     train = corpus.train
     big = TopicAttention(corpus.vocab_size, 4, embed_dim=10, key_dim=10, seed=3)
-    other = reduce_fixed_classifier(TopicAttention(corpus.vocab_size, 4, embed_dim=10, key_dim=10, seed=4))
+    other = reduce_fixed_classifier(
+        TopicAttention(corpus.vocab_size, 4, embed_dim=10, key_dim=10, seed=4)
+    )
     train_full_batch(big, train.tokens, train.labels, steps=200, lr=0.1)
     train_full_batch(other, train.tokens, train.labels, steps=200, lr=0.1)
     gap = (other.scores() - big.scores()).abs().max().item()

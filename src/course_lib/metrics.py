@@ -150,7 +150,9 @@ def evaluate_mosaics(focus, classifier, data) -> MosaicEvaluation:
         for rule in RULES:
             probs = class_probabilities(alpha, data.segments, classifier, rule)
             s_y[rule] = probs.gather(1, data.labels.unsqueeze(1)).squeeze(1)
-            table[rule] = focus_prediction_table(alpha, data.foreground, probs.argmax(1), data.labels)
+            table[rule] = focus_prediction_table(
+                alpha, data.foreground, probs.argmax(1), data.labels
+            )
             accuracy[rule] = table[rule]["FTPT"] + table[rule]["FFPT"]
         focus_accuracy = 100.0 * (alpha.argmax(1) == data.foreground).double().mean().item()
     return MosaicEvaluation(alpha, a_z, s_y, table, accuracy, focus_accuracy, a_z.mean().item())
@@ -171,7 +173,9 @@ def per_class_focus_accuracy(alpha, foreground, labels, n_classes: int) -> torch
     _check_alpha_index(alpha, labels, "labels")
     n_classes = check_int(n_classes, "n_classes", minimum=1)
     if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes}), got values up to {int(labels.max())}")
+        raise ValueError(
+            f"labels must lie in [0, {n_classes}), got values up to {int(labels.max())}"
+        )
     hit = (alpha.argmax(1) == foreground).double()
     totals = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, torch.ones_like(hit))
     found = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, hit)

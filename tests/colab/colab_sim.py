@@ -36,13 +36,14 @@ PYTHON_CANDIDATES = ("/root/.pyenv/versions/3.13.0/bin/python", "python3.13")
 # one at Colab's version (the constraints file).
 PREINSTALLED = (
     "pip", "setuptools", "wheel", "torch", "numpy", "scipy", "matplotlib", "scikit-learn",
-    "ipywidgets", "widgetsnbextension", "jupyterlab_widgets", "ipykernel", "ipython", "jupyter_client",
-    "pandas", "pillow", "packaging",
+    "ipywidgets", "widgetsnbextension", "jupyterlab_widgets", "ipykernel", "ipython",
+    "jupyter_client", "pandas", "pillow", "packaging",
 )
 
 
 def colab_python() -> str:
-    candidates = [os.environ["COURSE_COLAB_PYTHON"]] if os.environ.get("COURSE_COLAB_PYTHON") else PYTHON_CANDIDATES
+    override = os.environ.get("COURSE_COLAB_PYTHON")
+    candidates = [override] if override else PYTHON_CANDIDATES
     for candidate in candidates:
         found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
         if found:
@@ -68,10 +69,14 @@ def ensure_venv(log=print) -> Path:
     marker = VENV / ".colab-stamp"
     if marker.exists() and marker.read_text() == stamp(python) and venv_python().exists():
         return venv_python()
-    log(f"building the simulated Colab runtime in {VENV} (Python 3.13, Colab's versions; a few minutes)")
+    log(
+        f"building the simulated Colab runtime in {VENV} "
+        "(Python 3.13, Colab's versions; a few minutes)"
+    )
     shutil.rmtree(VENV, ignore_errors=True)
     subprocess.run([python, "-m", "venv", str(VENV)], check=True)
-    pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-c", str(CONSTRAINTS)]
+    pip = [str(venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pip += ["-c", str(CONSTRAINTS)]
     subprocess.run(pip + ["pip"], check=True)  # Colab's pip first, then everything with it
     subprocess.run(pip + list(PREINSTALLED), check=True)
     marker.write_text(stamp(python))
@@ -80,7 +85,8 @@ def ensure_venv(log=print) -> Path:
 
 def freeze(python: Path) -> dict[str, str]:
     """``{name: version}`` of every package in the runtime (``pip freeze --all``)."""
-    out = subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"], check=True, capture_output=True, text=True).stdout
+    command = [str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     packages = {}
     for line in out.splitlines():
         if "==" in line:

@@ -20,7 +20,10 @@ from nbclient.exceptions import CellExecutionError
 def main(source: str, target: str) -> int:
     nb = nbformat.read(source, as_version=4)
     client = NotebookClient(
-        nb, kernel_name="colab-sim", timeout=600, resources={"metadata": {"path": str(Path(source).parent)}}
+        nb,
+        kernel_name="colab-sim",
+        timeout=600,
+        resources={"metadata": {"path": str(Path(source).parent)}},
     )
     start = time.perf_counter()
     try:

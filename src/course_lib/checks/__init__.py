@@ -8,24 +8,19 @@ chapter; everything is re-exported here so notebooks call ``checks.check_...``.
 
 from ._core import CheckFailed, run_check
 from .ch01 import check_attention_forward, check_gradient_step, check_label_sentences
-
-__all__ = ["CheckFailed", "run_check", "check_attention_forward", "check_label_sentences"]
-__all__ += ["check_gradient_step"]
-
-from .ch03 import check_most_attended_word, check_word_frequency, check_word_purity  # noqa: E402
-
-__all__ += ["check_word_frequency", "check_word_purity", "check_most_attended_word"]
-
-from .ch02 import (  # noqa: E402
+from .ch02 import (
     check_score_gradient,
     check_score_per_norm_sq,
     check_sen_drift,
     check_sen_invariant,
 )
-
-__all__ += ["check_score_gradient", "check_score_per_norm_sq", "check_sen_invariant", "check_sen_drift"]
-
-from .ch04 import (  # noqa: E402
+from .ch03 import (
+    check_early_score_law,
+    check_most_attended_word,
+    check_word_frequency,
+    check_word_purity,
+)
+from .ch04 import (
     check_alpha_gradient,
     check_focus_prediction_table,
     check_hard_attention_loss,
@@ -33,43 +28,57 @@ from .ch04 import (  # noqa: E402
     check_soft_attention_loss,
     compare_prediction,
 )
-
-__all__ += [
-    "check_soft_attention_loss",
-    "check_hard_attention_loss",
-    "check_lvml_loss",
-    "check_alpha_gradient",
-    "check_focus_prediction_table",
-    "compare_prediction",
-]
-
-from .ch05 import (  # noqa: E402
+from .ch05 import (
     check_euler_flow,
     check_euler_step_needed,
     check_fixed_focus_hard_margin,
     check_orbit_invariant,
     check_reduced_soft_loss,
 )
+from .ch06 import check_best_switch_time, check_per_class_focus_accuracy, check_train_hybrid
+from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant
+from .ch08 import check_log_space_gradient, check_svm_two_constraints
 
-__all__ += ["check_reduced_soft_loss", "check_fixed_focus_hard_margin", "check_orbit_invariant",
-            "check_euler_flow", "check_euler_step_needed"]
-
-from .ch03 import check_early_score_law  # noqa: E402
-
-__all__ += ["check_early_score_law"]
-
-from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant  # noqa: E402
-
-__all__ += ["check_miss_reciprocal", "check_lemma_coupling", "check_topic_invariant"]
-
-from .ch06 import (  # noqa: E402
-    check_best_switch_time,
-    check_per_class_focus_accuracy,
-    check_train_hybrid,
-)
-
-__all__ += ["check_train_hybrid", "check_best_switch_time", "check_per_class_focus_accuracy"]
-
-from .ch08 import check_log_space_gradient, check_svm_two_constraints  # noqa: E402
-
-__all__ += ["check_log_space_gradient", "check_svm_two_constraints"]
+__all__ = [
+    # the checks machinery
+    "CheckFailed",
+    "run_check",
+    # chapter 1
+    "check_attention_forward",
+    "check_label_sentences",
+    "check_gradient_step",
+    # chapter 2
+    "check_score_gradient",
+    "check_score_per_norm_sq",
+    "check_sen_invariant",
+    "check_sen_drift",
+    # chapter 3
+    "check_word_frequency",
+    "check_word_purity",
+    "check_most_attended_word",
+    "check_early_score_law",
+    # chapter 4
+    "check_soft_attention_loss",
+    "check_hard_attention_loss",
+    "check_lvml_loss",
+    "check_alpha_gradient",
+    "check_focus_prediction_table",
+    "compare_prediction",
+    # chapter 5
+    "check_reduced_soft_loss",
+    "check_fixed_focus_hard_margin",
+    "check_orbit_invariant",
+    "check_euler_flow",
+    "check_euler_step_needed",
+    # chapter 6
+    "check_train_hybrid",
+    "check_best_switch_time",
+    "check_per_class_focus_accuracy",
+    # chapter 7
+    "check_miss_reciprocal",
+    "check_lemma_coupling",
+    "check_topic_invariant",
+    # chapter 8
+    "check_log_space_gradient",
+    "check_svm_two_constraints",
+]

@@ -21,19 +21,29 @@ def run_check(title: str) -> Callable:
         def check(student_fn: Callable) -> bool:
             name = getattr(student_fn, "__name__", "your function")
             if not callable(student_fn):
-                print(f"[not run] {title}: pass the function itself, e.g. check(my_function), not {type(student_fn).__name__}.")
+                print(
+                    f"[not run] {title}: pass the function itself, e.g. check(my_function), "
+                    f"not {type(student_fn).__name__}."
+                )
                 return False
             try:
                 body(student_fn)
             except NotImplementedError:
-                print(f"[to do] {title}: `{name}` is not implemented yet. Replace the `raise NotImplementedError` line with your code and run the cell again.")
+                print(
+                    f"[to do] {title}: `{name}` is not implemented yet. Replace the "
+                    "`raise NotImplementedError` line with your code and run the cell again."
+                )
                 return False
             except CheckFailed as failure:
                 print(f"[wrong] {title}: {failure}")
                 return False
-            except Exception as error:  # a crash in student code is a hint too, not a notebook error
+            # a crash in student code is a hint too, not a notebook error
+            except Exception as error:
                 where = traceback.extract_tb(error.__traceback__)[-1]
-                print(f"[error] {title}: `{name}` raised {type(error).__name__}: {error} (line {where.lineno}: {where.line})")
+                print(
+                    f"[error] {title}: `{name}` raised {type(error).__name__}: {error} "
+                    f"(line {where.lineno}: {where.line})"
+                )
                 return False
             print(f"[passed] {title}: all checks passed.")
             return True

@@ -67,14 +67,16 @@ def check_soft_attention_loss(student_fn) -> None:
             blend_mean = (alpha[..., None] * segments).mean(1)
             candidates = {
                 "you averaged the per-segment losses (that is hard attention); soft attention "
-                "classifies ONE input, the blend sum_j alpha_j x_j.": -(alpha * log_q).sum(1).mean(),
+                "classifies ONE input, the blend sum_j alpha_j x_j.":
+                    -(alpha * log_q).sum(1).mean(),
                 "you averaged the segments' logits; soft attention averages the INPUTS and then "
                 "classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these differ).":
                     F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
                 "the blend must weight each segment by its attention: sum_j alpha_j x_j, not "
                 "the plain mean over segments.": F.cross_entropy(clf(blend_uniform), labels),
                 "the blend is the SUM over segments (dim 1) of alpha_j x_j; alpha already sums "
-                "to 1, so taking the mean divides it by m.": F.cross_entropy(clf(blend_mean), labels),
+                "to 1, so taking the mean divides it by m.":
+                    F.cross_entropy(clf(blend_mean), labels),
                 "return the MEAN over the batch, not the sum.": ref * len(labels),
             }
             hint = _first_match(out, candidates)
