@@ -9,6 +9,7 @@ deliberately broken copy of a real page.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import html.parser
 import io
@@ -122,11 +123,23 @@ class PageSpec:
         ]
 
     @property
+    def executed(self) -> bool:
+        """Whether the book build executes this notebook (the exercise notebooks have pages but are
+        not executed: _config.yml's ``execute.exclude_patterns``)."""
+        return self.is_notebook and not any(
+            fnmatch.fnmatch(self.source.relative_to(ROOT).as_posix(), pattern)
+            for pattern in execute_exclusions()
+        )
+
+    @property
     def figure_cells(self) -> dict[int, str]:
         """{position among the shown code cells: source} of the cells that draw a figure.
 
-        CONTRIBUTING.md: a figure cell ends with ``plt.show()``; its output must show an image.
+        CONTRIBUTING.md: a figure cell ends with ``plt.show()``; its output must show an image
+        (on an executed page).
         """
+        if not self.executed:
+            return {}
         return {
             i: _src(c)
             for i, c in enumerate(self.shown_code_cells)
@@ -137,6 +150,13 @@ class PageSpec:
 def _src(cell) -> str:
     s = cell["source"]
     return "".join(s) if isinstance(s, list) else s
+
+
+@functools.lru_cache(maxsize=None)
+def execute_exclusions(root: Path = ROOT) -> tuple[str, ...]:
+    """_config.yml's ``execute.exclude_patterns``: notebooks the build shows without running."""
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    return tuple((config.get("execute") or {}).get("exclude_patterns") or ())
 
 
 def toc_docnames(root: Path = ROOT) -> list[str]:
