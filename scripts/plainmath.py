@@ -132,7 +132,7 @@ def display_math_to_equation(text: str, chapter: str | None = None) -> tuple[str
     ``\tag{chapter.k}`` (k after the largest tag of that chapter in ``text``); returns the text and
     ``{label: "(chapter.k)"}`` for the ``{eq}`` references."""
     lines = text.split("\n")
-    out, labels, fence = [], {}, None
+    out, labels, fence, directives = [], {}, None, []
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -145,8 +145,14 @@ def display_math_to_equation(text: str, chapter: str | None = None) -> tuple[str
             out.append(line)
             i += 1
             continue
-        if opening and not opening.group(2).strip().startswith("{"):
-            fence = opening.group(1)  # a code block: left alone (a directive's body is markdown)
+        if opening:
+            marker, info = opening.group(1), opening.group(2).strip()
+            if info.startswith("{"):
+                directives.append(marker)  # a directive: its body is markdown
+            elif not info and directives and marker.startswith(directives[-1]):
+                directives.pop()  # the directive's closing fence
+            else:
+                fence = marker  # a code block: left alone
             out.append(line)
             i += 1
             continue

@@ -165,12 +165,14 @@ def test_plainmath_writes_display_math_unnumbered_and_tags_labels():
         "Its weight is", "", "$$", r"a = \query", r"\tag{3.1}", "$$", "",
         "1. item", "", "   $$x = y$$", "",
         "$$", "b = c", "$$ (eq-b)", "", "```python", "$$ code $$", "```",
+        "```{solution-end}", "```", "", "$$", "d", "$$",
     ])
     text, labels = plainmath.display_math_to_equation(source, "3")
     assert text == "\n".join([
         "Its weight is", "", r"$$\begin{equation*}", r"a = \query", r"\tag{3.1}", r"\end{equation*}$$", "",
         "1. item", "", r"   $$\begin{equation*}", "   x = y", r"   \end{equation*}$$", "",
         r"$$\begin{equation*}", "b = c", r"\tag{3.2}", r"\end{equation*}$$", "", "```python", "$$ code $$", "```",
+        "```{solution-end}", "```", "", r"$$\begin{equation*}", "d", r"\end{equation*}$$",
     ])
     assert plainmath.display_math_to_equation(text, "3") == (text, {})  # written already
     assert labels == {"eq-b": "(3.2)"}
