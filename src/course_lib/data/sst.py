@@ -91,7 +91,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     ``data_dir`` is given the bundled copy is read before the user cache (module docstring)."""
     if data_dir is not None:
         if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"data_dir must be a path (str or os.PathLike), got {type(data_dir).__name__}")
+            raise TypeError(
+                f"data_dir must be a path (str or os.PathLike), got {type(data_dir).__name__}"
+            )
         return Path(data_dir)
     env = os.environ.get("COURSE_DATA_DIR", "").strip()
     return Path(env) if env else default_data_dir()
@@ -117,7 +119,8 @@ def _advice(name: str, path: Path) -> str:
     if path.suffix == ".gz" and path.parent == BUNDLED_DIR:
         return (
             "This is the copy bundled with course_lib: reinstall it (pip install --force-reinstall "
-            "--no-deps course_lib from the course repository), or " + _where_to_put(name, path.parent)
+            "--no-deps course_lib from the course repository), or "
+            + _where_to_put(name, path.parent)
         )
     return "Delete it and try again. " + _where_to_put(name, path.parent)
 
@@ -136,14 +139,18 @@ def read_verified(path: str | os.PathLike, name: str) -> bytes:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:
-            raise SSTDataError(f"{path} is not a valid gzip file ({error}). It was not used. " + _advice(name, path)) from error
+            raise SSTDataError(
+                f"{path} is not a valid gzip file ({error}). It was not used. "
+                + _advice(name, path)
+            ) from error
     if _verified.get(key) == SST_SHA256[name]:
         return raw
     expected = SST_SIZES[name]
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "too long"
         raise SSTDataError(
-            f"{path} is {what}: {len(raw)} bytes, expected {expected}. It was not used. " + _advice(name, path)
+            f"{path} is {what}: {len(raw)} bytes, expected {expected}. It was not used. "
+            + _advice(name, path)
         )
     actual = hashlib.sha256(raw).hexdigest()
     if actual != SST_SHA256[name]:
@@ -162,13 +169,20 @@ def verify_file(path: str | os.PathLike, name: str) -> Path:
     return Path(path)
 
 
-def sst_file(split: str, fine: bool = False, data_dir: str | os.PathLike | None = None, allow_download: bool | None = None) -> Path:
+def sst_file(
+    split: str,
+    fine: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    allow_download: bool | None = None,
+) -> Path:
     """The verified path of one SST file, plain or bundled gzip, found in the order of the
     module docstring; a file missing everywhere is downloaded into the cache when allowed
     (``allow_download=None`` allows it in full mode only) (chapter 3)."""
     name = file_name(split, fine)
     if allow_download is not None and not isinstance(allow_download, bool):
-        raise TypeError(f"allow_download must be a bool or None, got {type(allow_download).__name__}")
+        raise TypeError(
+            f"allow_download must be a bool or None, got {type(allow_download).__name__}"
+        )
     if data_dir is not None:
         folder = resolve_data_dir(data_dir) / "sst"
         candidates = [folder / name]
@@ -185,10 +199,17 @@ def sst_file(split: str, fine: bool = False, data_dir: str | os.PathLike | None 
     if not allowed:
         raise SSTDataError(
             f"{folder / name} is missing (looked in: {looked}) and downloading is not allowed here "
-            f"(course mode {config.MODE!r}, allow_download={allow_download}). " + _where_to_put(name, folder)
+            f"(course mode {config.MODE!r}, allow_download={allow_download}). "
+            + _where_to_put(name, folder)
         )
     try:
-        fetch_verified(SST_URL.format(name=name), folder / name, SST_SHA256[name], size_bytes=SST_SIZES[name], what=f"the SST file {name}")
+        fetch_verified(
+            SST_URL.format(name=name),
+            folder / name,
+            SST_SHA256[name],
+            size_bytes=SST_SIZES[name],
+            what=f"the SST file {name}",
+        )
     except SSTDataError:
         raise
     except DataError as error:
@@ -224,12 +245,20 @@ def parse_sst(text: str, n_classes: int, source: str = "<text>") -> list[tuple[l
             continue
         head, _, sentence = line.strip().partition(" ")
         if not head.isdigit() or not (0 <= int(head) < n_classes):
-            raise ValueError(f"{source}, line {number}: expected '<label 0..{n_classes - 1}> <sentence>', got {line[:60]!r}")
+            raise ValueError(
+                f"{source}, line {number}: expected '<label 0..{n_classes - 1}> <sentence>', "
+                f"got {line[:60]!r}"
+            )
         data.append((tokenize(sentence), int(head)))
     return data
 
 
-def load_sst(split: str, fine: bool = False, data_dir: str | os.PathLike | None = None, allow_download: bool | None = None) -> list[tuple[list[str], int]]:
+def load_sst(
+    split: str,
+    fine: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    allow_download: bool | None = None,
+) -> list[tuple[list[str], int]]:
     """Load one split of SST-2 (``fine=False``) or SST-5 (``fine=True``) as a list of
     ``(tokens, label)``, tokens from :func:`tokenize` (chapter 3).
 
@@ -245,6 +274,8 @@ def load_sst(split: str, fine: bool = False, data_dir: str | os.PathLike | None 
     return parse_sst(text, 5 if fine else 2, source=str(path))
 
 
-def load_sst_splits(fine: bool = False, data_dir=None, allow_download=None) -> dict[str, list[tuple[list[str], int]]]:
+def load_sst_splits(
+    fine: bool = False, data_dir=None, allow_download=None
+) -> dict[str, list[tuple[list[str], int]]]:
     """``{"train": ..., "dev": ..., "test": ...}`` from :func:`load_sst` (chapter 3)."""
     return {split: load_sst(split, fine, data_dir, allow_download) for split in SPLITS}
