@@ -94,12 +94,16 @@ def test_fetch_verified_downloads_checks_and_moves(tmp_path, monkeypatch, capsys
     net = FakeNetwork({"https://example.org/f.bin": payload})
     monkeypatch.setattr(download, "_urlopen", net)
     target = tmp_path / "sub" / "f.bin"
-    got = download.fetch_verified("https://example.org/f.bin", target, hashlib.sha256(payload).hexdigest(), size_bytes=len(payload), what="the test file")
+    digest = hashlib.sha256(payload).hexdigest()
+    got = download.fetch_verified(
+        "https://example.org/f.bin", target, digest, size_bytes=len(payload), what="the test file"
+    )
     assert got == target and target.read_bytes() == payload
     line = capsys.readouterr().out.strip()
-    assert line.startswith("Downloading the test file (0.0 MB) from https://example.org/f.bin") and "\n" not in line
+    assert line.startswith("Downloading the test file (0.0 MB) from https://example.org/f.bin")
+    assert "\n" not in line
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.bin"]  # no temp file left
-    download.fetch_verified("https://example.org/f.bin", target, hashlib.sha256(payload).hexdigest())
+    download.fetch_verified("https://example.org/f.bin", target, digest)
     assert len(net.urls) == 1  # present and genuine: no second download
 
 
@@ -118,7 +122,8 @@ def test_fetch_verified_size_and_network_errors(tmp_path, monkeypatch):
     payload = b"0123456789"
     monkeypatch.setattr(download, "_urlopen", FakeNetwork({"u://a": payload[:4]}))
     with pytest.raises(download.DataError, match=r"truncated: 4 bytes, expected 10"):
-        download.fetch_verified("u://a", tmp_path / "a", hashlib.sha256(payload).hexdigest(), size_bytes=10)
+        digest = hashlib.sha256(payload).hexdigest()
+        download.fetch_verified("u://a", tmp_path / "a", digest, size_bytes=10)
     monkeypatch.setattr(download, "_urlopen", FakeNetwork(error=OSError("no route to host")))
     with pytest.raises(download.DataError, match="could not download.*no route to host.*put it at"):
         download.fetch_verified("u://a", tmp_path / "a", hashlib.sha256(payload).hexdigest())
@@ -134,7 +139,8 @@ def test_fetch_verified_reads_a_file_url(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "_urlopen", REAL_URLOPEN)  # file:// never touches the network
     source = tmp_path / "source.bin"
     source.write_bytes(b"local bytes")
-    target = download.fetch_verified(source.as_uri(), tmp_path / "copy.bin", download.sha256_of(source))
+    digest = download.sha256_of(source)
+    target = download.fetch_verified(source.as_uri(), tmp_path / "copy.bin", digest)
     assert target.read_bytes() == b"local bytes"
 
 
@@ -166,7 +172,8 @@ def test_no_env_no_cache_reads_the_bundled_copy():
     assert {k: len(v) for k, v in fine.items()} == {"train": 8544, "dev": 1101, "test": 2210}
     assert {label for _, label in fine["test"]} == set(range(5))
     assert sst.sst_file("dev", allow_download=False) == sst.bundled_file("stsa.binary.dev")
-    vocab = course_sst.build_vocabulary(*(sst.load_sst(s, allow_download=False) for s in sst.SPLITS))
+    splits = (sst.load_sst(s, allow_download=False) for s in sst.SPLITS)
+    vocab = course_sst.build_vocabulary(*splits)
     assert len(vocab) == 17440  # 17,439 words + $PAD$, as in the paper's code
 
 
@@ -205,7 +212,8 @@ def test_corrupt_bundled_copy_says_reinstall(tmp_path, monkeypatch):
 
 
 def test_sst_data_error_is_a_data_error():
-    assert issubclass(sst.SSTDataError, download.DataError) and issubclass(sst.SSTDataError, RuntimeError)
+    assert issubclass(sst.SSTDataError, download.DataError)
+    assert issubclass(sst.SSTDataError, RuntimeError)
 
 
 def test_load_fixture_parses_tokens_and_labels(tmp_path, fake_sums):
@@ -369,27 +377,39 @@ def test_built_wheel_ships_and_loads_the_data(tmp_path):
     """Build a wheel (not an editable install), install it alone into an empty folder and load
     SST from it in a fresh process with no COURSE_DATA_DIR and an empty HOME."""
     source = tmp_path / "source"  # a copy, so the build leaves nothing in the repository
-    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "src", source / "src", ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), str(source)],
-        check=True, capture_output=True, cwd=tmp_path,
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
+        + ["--wheel-dir", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     (wheel,) = wheels.glob("course_lib-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"course_lib/data/files/{name}.gz" for name in sst.SST_SHA256}
-    assert expected <= names, f"the wheel lacks {sorted(expected - names)}: package-data in pyproject.toml"
+    assert expected <= names, (
+        f"the wheel lacks {sorted(expected - names)}: package-data in pyproject.toml"
+    )
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)], check=True, capture_output=True)
+    install = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+    subprocess.run(install + ["--target", str(target), str(wheel)], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
-    env.update(PYTHONPATH=str(target), HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "home" / ".cache"))
+    home = tmp_path / "home"
+    env.update(PYTHONPATH=str(target), HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
     code = (
-        "import course_lib.data.sst as s; d = s.load_sst('train', fine=True, allow_download=False); "
+        "import course_lib.data.sst as s; "
+        "d = s.load_sst('train', fine=True, allow_download=False); "
         "print(s.__file__, len(d))"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        check=True,
+    ).stdout
     where, count = out.split()
     assert Path(where).is_relative_to(target) and count == "8544"
     assert not (tmp_path / "home" / ".cache").exists()  # nothing was downloaded or cached
