@@ -16,7 +16,9 @@ def _number(value, what: str) -> np.ndarray:
     try:
         out = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise CheckFailed(f"{what} should be a number or a NumPy array, got {type(value).__name__}.")
+        raise CheckFailed(
+            f"{what} should be a number or a NumPy array, got {type(value).__name__}."
+        )
     return out
 
 
@@ -33,8 +35,10 @@ def check_reduced_soft_loss(student_fn) -> None:
     for C in (3, 20):
         out = _number(student_fn(alpha, mu, C), "the loss")
         if out.shape != alpha.shape:
-            raise CheckFailed(f"the loss should have one value per (alpha, mu), shape {alpha.shape}, "
-                              f"got {out.shape}.")
+            raise CheckFailed(
+                f"the loss should have one value per (alpha, mu), shape {alpha.shape}, "
+                f"got {out.shape}."
+            )
         ref = flow.reduced_soft_loss(alpha, mu, C)
         if _close(out, ref, 1e-9):
             continue
@@ -53,9 +57,12 @@ def check_reduced_soft_loss(student_fn) -> None:
                 raise CheckFailed(hint)
         raise CheckFailed("the values differ from the reference; at mu = 0 the loss must be log C, "
                           "and the true-class logit of the blend is alpha a, the others alpha b.")
-    if not np.isfinite(_number(student_fn(np.array([1.0]), np.array([-800.0]), 3), "the loss")).all():
-        raise CheckFailed("at mu = -800 the loss overflowed: write log(1 + x) with x = (C-1) e^(-alpha "
-                          "mu) as np.logaddexp(0, log(C - 1) - alpha * mu).")
+    far = _number(student_fn(np.array([1.0]), np.array([-800.0]), 3), "the loss")
+    if not np.isfinite(far).all():
+        raise CheckFailed(
+            "at mu = -800 the loss overflowed: write log(1 + x) with x = (C-1) e^(-alpha "
+            "mu) as np.logaddexp(0, log(C - 1) - alpha * mu)."
+        )
 
 
 @run_check("the fixed-focus hard-attention margin by Lambert W")
@@ -81,13 +88,17 @@ def check_fixed_focus_hard_margin(student_fn) -> None:
             continue
         A = C - 1.0
         if _close(out, flow.fixed_focus_hard_margin(1.0, C, t), 1e-8):
-            raise CheckFailed("the focus alpha is missing: the margin grows at alpha / (e^mu + C - 1).")
+            raise CheckFailed(
+                "the focus alpha is missing: the margin grows at alpha / (e^mu + C - 1)."
+            )
         residual = np.exp(out) + A * out - (alpha * t + 1)
         if np.all(np.isfinite(residual)) and np.allclose(np.exp(out) + C * out, alpha * t + 1):
             raise CheckFailed("use C - 1 (the number of wrong classes), not C.")
-        raise CheckFailed("mu should solve e^mu + (C - 1) mu = alpha t + 1; with x = (alpha t + 1)/(C - 1) "
-                          f"it is x - W_0(e^x / (C - 1)). Your largest residual is "
-                          f"{np.nanmax(np.abs(residual)):.3g}.")
+        raise CheckFailed(
+            "mu should solve e^mu + (C - 1) mu = alpha t + 1; with x = (alpha t + 1)/(C - 1) "
+            f"it is x - W_0(e^x / (C - 1)). Your largest residual is "
+            f"{np.nanmax(np.abs(residual)):.3g}."
+        )
 
 
 @run_check("the orbit invariant Phi(nu) - G(mu)")
@@ -99,7 +110,10 @@ def check_orbit_invariant(student_fn) -> None:
             mu, nu = flow.solve_flow(method, m, C, t)
             on_path = _number(student_fn(method, mu, nu, m, C), "the invariant")
             if on_path.shape != mu.shape:
-                raise CheckFailed(f"return one value per (mu, nu) point, shape {mu.shape}, got {on_path.shape}.")
+                raise CheckFailed(
+                    f"return one value per (mu, nu) point, shape {mu.shape}, "
+                    f"got {on_path.shape}."
+                )
             scale = 1 + law.attention_potential(nu, m - 1)
             off = nu + 0.5
             value_off = _number(student_fn(method, mu, off, m, C), "the invariant")
@@ -112,11 +126,15 @@ def check_orbit_invariant(student_fn) -> None:
             if _close(value_off, wrong_phi, 1e-6):
                 raise CheckFailed("Phi divides by m - 1, the number of background segments, not m.")
             if np.max(np.abs(on_path) / scale) < 1e-6:
-                raise CheckFailed(f"for {method!r} your function is zero on the path but not Phi(nu) - "
-                                  "G(mu) off it (at nu + 0.5): return the difference itself.")
-            raise CheckFailed(f"for method {method!r}, m = {m}, C = {C} your invariant is not zero along "
-                              f"solve_flow's path (largest |value| {np.max(np.abs(on_path)):.3g}): check "
-                              f"G for {method!r} against the chapter's orbit proposition.")
+                raise CheckFailed(
+                    f"for {method!r} your function is zero on the path but not Phi(nu) - "
+                    "G(mu) off it (at nu + 0.5): return the difference itself."
+                )
+            raise CheckFailed(
+                f"for method {method!r}, m = {m}, C = {C} your invariant is not zero along "
+                f"solve_flow's path (largest |value| {np.max(np.abs(on_path)):.3g}): check "
+                f"G for {method!r} against the chapter's orbit proposition."
+            )
 
 
 def _euler_pair(out) -> np.ndarray:
