@@ -56,6 +56,7 @@ RAW_TEX = re.compile(
 RAW_MYST = re.compile(r":::\s*\{|\{(prf:\w+|exercise|solution|cite(:\w+)?|ref|numref|eq)\}")
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(Error|Exception)\b|\bError\b")
 SOURCE_MATH = re.compile(r"\$[^$]+\$|\\begin\{")
+DOUBLE_NUMBER = re.compile(r"^\d+(\.\d+)*\.\s+\d+(\.\d+)*\.\s")
 DIRECTIVE = re.compile(r"^\s*(?::{3,}|`{3,})\s*\{([\w:-]+)\}", re.M)
 
 
@@ -716,6 +717,24 @@ def check_wide_content(page, spec: PageSpec, code_must_fit: bool) -> list[str]:
                 f"the code column shows {info['codeChars']:.0f} characters, "
                 f"fewer than the {CODE_LINE_LIMIT} a code line may have"
             )
+    return problems
+
+
+def check_numbering(visit: Visit, spec: PageSpec) -> list[str]:
+    """No heading carries two numbers ("5.1. 1. The setting": the book's section number in front
+    of the notebook's own), and no bibliography entry shows a [n] label (the book cites
+    author-year)."""
+    info = visit.page.evaluate(
+        """() => ({
+            headings: [...document.querySelectorAll('article.bd-article :is(h1,h2,h3,h4)')]
+                .map(h => h.innerText.trim()),
+            labels: [...document.querySelectorAll('article.bd-article div.citation > span.label')]
+                .filter(e => e.offsetWidth > 0 && e.offsetHeight > 0).map(e => e.innerText.trim()),
+        })"""
+    )
+    problems = [f"heading numbered twice: {h[:60]!r}" for h in info["headings"] if DOUBLE_NUMBER.match(h)]
+    if info["labels"]:
+        problems.append(f"bibliography entries numbered under author-year citations: {info['labels'][:3]}")
     return problems
 
 

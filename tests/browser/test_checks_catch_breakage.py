@@ -381,3 +381,10 @@ def test_wide_table_without_scroll_box(breaker, phone):
     b = breaker(r"bd-article").insert_in_article(table)
     v = b.open(phone, "wide_table")
     _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "table output wider")
+
+
+def test_doubled_section_number(breaker, desktop):
+    heading = r'<h2>(?=[^<]*<a class="headerlink")'  # a section heading of the article
+    b = breaker(heading).sub(heading, "<h2>5.1. 1. ")
+    v = b.open(desktop, "doubled_number")
+    _caught(sitecheck.check_numbering(v, b.broken_spec), "heading numbered twice")

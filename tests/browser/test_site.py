@@ -65,6 +65,11 @@ def test_theorems_proofs_exercises_render(spec, visits):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
+def test_numbering_not_doubled(spec, visits):
+    _ok(sitecheck.check_numbering(visits(spec), spec))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_ids)
 def test_internal_links_resolve(spec, visits):
     _ok(sitecheck.check_internal_links(visits(spec), spec))
 
