@@ -172,7 +172,10 @@ def class_margin(logits, labels):
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
         raise TypeError("labels must be a torch.long tensor of class ids")
     if tuple(labels.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(f"labels must have shape {tuple(logits.shape[:-1])} to match logits, got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape {tuple(logits.shape[:-1])} to match logits, "
+            f"got {tuple(labels.shape)}"
+        )
     C = logits.shape[-1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= C):
         raise ValueError(f"labels must be class ids in [0, {C - 1}]")
@@ -195,7 +198,9 @@ class LemmaStrength(NamedTuple):
     spread: float
 
 
-def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 2.0, 5.0)) -> LemmaStrength:
+def strength_from_rates(
+    rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 2.0, 5.0)
+) -> LemmaStrength:
     """The strength ``G`` for which ``Psi_n(theta) = G(mu)`` is an orbit of a two-scalar flow, and
     a test of the lemma's hypothesis on it (chapter 7, "the hard and LVML orbits").
 
@@ -216,7 +221,10 @@ def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 
     (1.0, True)
     """
     if not callable(rates):
-        raise TypeError(f"rates must be a function (mu, theta) -> (dmu/dt, dtheta/dt), got {type(rates).__name__}")
+        raise TypeError(
+            "rates must be a function (mu, theta) -> (dmu/dt, dtheta/dt), "
+            f"got {type(rates).__name__}"
+        )
     mu = np.asarray(mu, dtype=float)
     if mu.ndim != 1 or mu.size < 2 or not np.all(np.isfinite(mu)) or np.any(np.diff(mu) <= 0):
         raise ValueError("mu must be a strictly increasing 1-D grid of at least 2 finite values")
@@ -231,7 +239,9 @@ def strength_from_rates(rates: Callable, mu, n_others, theta_probes=(-2.0, 0.0, 
         if dmu.shape != mu.shape or dtheta.shape != mu.shape:
             raise ValueError(f"rates must return two arrays of the grid's shape {mu.shape}")
         if np.any(dmu == 0):
-            raise ValueError("rates gives dmu/dt = 0 on the grid: the strength is defined only where mu moves")
+            raise ValueError(
+                "rates gives dmu/dt = 0 on the grid: the strength is defined only where mu moves"
+            )
         couplings.append(dtheta * miss_reciprocal(theta, n_others) / dmu)
     couplings = np.stack(couplings)  # (n_probes, K)
     coupling = couplings.mean(axis=0)
@@ -276,7 +286,9 @@ def gate_invariant(theta, gap):
     return lemma_invariant(theta, gap * gap, 0.25, 1.0)
 
 
-def gate_descent(theta0: float, gap0: float, lr: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def gate_descent(
+    theta0: float, gap0: float, lr: float, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Plain gradient descent on the toy of ``gate_rates`` (chapter 7): ``steps`` steps of size
     ``lr`` from ``(theta0, gap0)``, each ``x <- x + lr * rates(x)``.  Returns ``theta`` and
     ``gap`` as ``(steps + 1,)`` arrays; the invariant ``gate_invariant`` drifts by ``O(lr)``
