@@ -37,7 +37,8 @@ def test_topic_invariant_is_lu_et_al_identity_rescaled():
         theirs = identity.sen_invariant(s, w2, 1.7, m)
         assert torch.allclose(theirs, -2 * ours - 2 / m, rtol=1e-12, atol=1e-12)
     # copies k: the same as copies 1 with m / k background words
-    assert torch.allclose(cons.topic_invariant(s, w2, 1.7, 20, copies=4), cons.topic_invariant(s, w2, 1.7, 5), rtol=1e-12)
+    copied = cons.topic_invariant(s, w2, 1.7, 20, copies=4)
+    assert torch.allclose(copied, cons.topic_invariant(s, w2, 1.7, 5), rtol=1e-12)
 
 
 def _frozen_background_run(corpus, lr, t_end, classifier="fixed", mask=None):
@@ -50,7 +51,11 @@ def _frozen_background_run(corpus, lr, t_end, classifier="fixed", mask=None):
         topic_word_ids=corpus.topic_word_ids, frozen_word_ids=background, record_every=5,
         mask=None if mask is None else mask[: corpus.n_train],
     )
-    return history.topic_scores[0].double(), history.topic_norms[0].double().square(), float(history.query_norm[0, 0]) ** 2
+    return (
+        history.topic_scores[0].double(),
+        history.topic_norms[0].double().square(),
+        float(history.query_norm[0, 0]) ** 2,
+    )
 
 
 def test_part_one_law_on_training_drifts_like_lr():
@@ -107,13 +112,18 @@ def _linear_run(method, lr, t_end, labels, m, C, W0=None, record_every=10):
         if step % record_every == 0:
             with torch.no_grad():
                 cols = W.detach().T  # row y = logits of e_y
-                out.append((u.detach().clone(), cols.square().sum(1), cons.class_margin(cols, torch.arange(C))))
+                margin = cons.class_margin(cols, torch.arange(C))
+                out.append((u.detach().clone(), cols.square().sum(1), margin))
         a = torch.softmax(X @ u, 1)  # (N, m)
         if method == "soft":
             loss = F.cross_entropy(torch.einsum("nm,nmc->nc", a, X) @ W.T, labels)
         else:
-            logq = torch.log_softmax(X @ W.T, -1).gather(-1, labels[:, None, None].expand(N, m, 1)).squeeze(-1)
-            loss = -(a * logq).sum(1).mean() if method == "hard" else -torch.logsumexp(torch.log(a) + logq, 1).mean()
+            index = labels[:, None, None].expand(N, m, 1)
+            logq = torch.log_softmax(X @ W.T, -1).gather(-1, index).squeeze(-1)
+            if method == "hard":
+                loss = -(a * logq).sum(1).mean()
+            else:
+                loss = -torch.logsumexp(torch.log(a) + logq, 1).mean()
         gu, gW = torch.autograd.grad(loss, [u, W])
         with torch.no_grad():
             u -= lr * gu
@@ -213,14 +223,16 @@ def test_hard_and_lvml_orbits_hold_per_class_in_gradient_descent():
         for lr in (0.5, 0.25):
             nu, _, mu = _linear_run(method, lr, 200.0, labels, m, C)
             assert float(nu[-1].min()) > 2.0
-            gaps.append(float(np.abs(attention_potential(nu.numpy(), m - 1) - orbit_potential(method, mu.numpy(), C)).max()))
+            gap = attention_potential(nu.numpy(), m - 1) - orbit_potential(method, mu.numpy(), C)
+            gaps.append(float(np.abs(gap).max()))
         assert 1.7 < gaps[0] / gaps[1] < 2.3, method
         assert gaps[1] < 0.02 * float(attention_potential(nu.numpy(), m - 1).max()), method
 
 
 def test_class_margin_and_symmetric_norm():
     logits = torch.tensor([[2.0, -1.0, -1.0], [0.5, 1.5, -2.0]])
-    assert torch.allclose(cons.class_margin(logits, torch.tensor([0, 1])), torch.tensor([3.0, 1.5 - (-1.5) / 2]))
+    expected = torch.tensor([3.0, 1.5 - (-1.5) / 2])
+    assert torch.allclose(cons.class_margin(logits, torch.tensor([0, 1])), expected)
     mu = 3.0
     a, b = 2 * mu / 3, -mu / 3
     assert cons.symmetric_logit_norm_sq(mu, 3) == pytest.approx(a * a + 2 * b * b)
@@ -357,7 +369,9 @@ def test_background_noise_breaks_the_segment_law_at_second_order_from_a_zero_sta
     ratios = {}
     for column in (0.0, 1.0):
         exact = _noisy_linear_invariant(0.0, column)
-        small, large = (float((_noisy_linear_invariant(s, column) - exact).abs().max()) for s in (0.05, 0.1))
+        small, large = (
+            float((_noisy_linear_invariant(s, column) - exact).abs().max()) for s in (0.05, 0.1)
+        )
         assert small > 0
         ratios[column] = large / small
     assert 3.4 < ratios[0.0] < 4.6  # halving sigma quarters it
@@ -372,9 +386,11 @@ def test_chapter_7_figures():
 
     t = torch.linspace(0, 10, 11)
     gain = torch.linspace(0, 2, 11)[:, None].repeat(1, 3)
-    fig = plotting.one_law({"Part I: a": (t, gain, gain), "Part II: b": (t, gain, gain)},
-                           {"Part I, lr 0.2": (t, gain[:, 0] * 1e-3), "Part I, lr 0.1": (t, gain[:, 0] * 5e-4)},
-                           colours={"Part I, lr 0.2": "r", "Part I, lr 0.1": "r"})
+    fig = plotting.one_law(
+        {"Part I: a": (t, gain, gain), "Part II: b": (t, gain, gain)},
+        {"Part I, lr 0.2": (t, gain[:, 0] * 1e-3), "Part I, lr 0.1": (t, gain[:, 0] * 5e-4)},
+        colours={"Part I, lr 0.2": "r", "Part I, lr 0.1": "r"},
+    )
     left, right = fig.axes
     assert len(left.lines) == 1 + 2 * 3  # the diagonal, then one marker line per logit
     styles = [line.get_linestyle() for line in right.lines]
