@@ -168,4 +168,6 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
         assert found["math"] > 0, "jupyterlab-myst typeset no math"
     if ":::{prf:" in source or ":::{exercise" in source:
         assert found["boxes"] > 0, "no rendered theorem, exercise or solution box"
-    print(f"{rel(notebook)}: {found['cells']} markdown cells, {found['boxes']} boxes, {found['math']} formulas, 0 errors")
+    # known limit, recorded: a citation shows its key (jupyterlab-myst does not read references.bib)
+    print(f"{rel(notebook)}: {found['cells']} markdown cells, {found['boxes']} boxes, {found['math']} formulas, 0 errors; "
+          f"unresolved citations or references: {sorted(set(found['unresolved']))}")
