@@ -8,8 +8,9 @@ runtime; no COURSE_DATA_DIR); its own install cell run, as on Colab (``google.co
 Then ``pip freeze`` must show that the install added course_lib and changed nothing else.
 
 Each executed notebook is rendered to HTML with nbconvert, as Jupyter shows it (no MyST), and
-opened in headless Chromium with the website's own MathJax and no macro of _config.yml: its own
-macro cell must define every macro it uses (no ``merror``), and no TeX may stay raw in the text.
+opened in headless Chromium with the website's own MathJax and no macro of _config.yml: the
+notebooks write plain LaTeX (scripts/plainmath.py), so no formula may use an undefined macro (no
+``merror``), and no TeX may stay raw in the text.
 Results (executed notebooks, HTML, screenshots) land in _build/colab/.
 """
 
