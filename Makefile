@@ -103,8 +103,8 @@ book: build-book
 
 # Test markers (pyproject.toml): `browser` and `colab` run only when selected with -m, so a plain
 # `pytest tests` is the unit suite; `slow` marks the unit tests that take seconds each (three book
-# builds, a wheel build, the benchmarks). `make quick` is the edit-test loop, `make unit` all unit
-# tests, `make test` everything.
+# builds, a wheel build, the benchmarks, exercise 6.2's check). `make quick` is the edit-test loop,
+# `make unit` all unit tests, `make test` everything.
 unit: venv
 	$(BIN)/python -m pytest tests -q
 
