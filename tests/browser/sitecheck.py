@@ -738,5 +738,24 @@ def check_numbering(visit: Visit, spec: PageSpec) -> list[str]:
     return problems
 
 
+def check_exercise_links(visit: Visit, spec: PageSpec) -> list[str]:
+    """A chapter whose exercise notebook exists links it the same way as every other chapter: its
+    page on this website, on GitHub and in Colab."""
+    name = spec.docname.removeprefix("chapters/")
+    if not spec.docname.startswith("chapters/") or not (ROOT / "exercises" / f"{name}.ipynb").is_file():
+        return []
+    hrefs = visit.page.evaluate(
+        "() => [...document.querySelectorAll('article.bd-article a[href]')].map(a => a.href)"
+    )
+    colab = colab_url(f"exercises/{name}")
+    github = colab.replace("https://colab.research.google.com/github/", "https://github.com/")
+    wanted = {
+        "its page on this website": lambda h: urllib.parse.urlparse(h).path.endswith(f"/exercises/{name}.html"),
+        "GitHub": lambda h: h == github,
+        "Colab": lambda h: h == colab,
+    }
+    return [f"no link to exercises/{name}.ipynb ({what})" for what, ok in wanted.items() if not any(map(ok, hrefs))]
+
+
 def _around(text: str, m: re.Match, width: int = 40) -> str:
     return " ".join(text[max(0, m.start() - width) : m.end() + width].split())

@@ -388,3 +388,10 @@ def test_doubled_section_number(breaker, desktop):
     b = breaker(heading).sub(heading, "<h2>5.1. 1. ")
     v = b.open(desktop, "doubled_number")
     _caught(sitecheck.check_numbering(v, b.broken_spec), "heading numbered twice")
+
+
+def test_exercise_page_not_linked(breaker, desktop):
+    link = r'href="\.\./exercises/[^"]+\.html"'
+    b = breaker(link).sub(link, 'href="#"', count=0)
+    v = b.open(desktop, "no_exercise_link")
+    _caught(sitecheck.check_exercise_links(v, b.broken_spec), "its page on this website")

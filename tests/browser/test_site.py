@@ -69,6 +69,11 @@ def test_numbering_not_doubled(spec, visits):
     _ok(sitecheck.check_numbering(visits(spec), spec))
 
 
+@pytest.mark.parametrize("spec", NOTEBOOKS, ids=_ids)
+def test_chapter_links_its_exercises(spec, visits):
+    _ok(sitecheck.check_exercise_links(visits(spec), spec))
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=_ids)
 def test_internal_links_resolve(spec, visits):
     _ok(sitecheck.check_internal_links(visits(spec), spec))
