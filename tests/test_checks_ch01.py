@@ -319,9 +319,8 @@ def test_step_returns_nothing(run_check):
 
 
 def test_chapter_links_its_exercise_notebook_on_the_configured_repository():
-    """The website does not build exercises/, so the chapter links its notebook on GitHub, at
-    the repository and branch that _config.yml names (a Colab link other than the page's own
-    button would fail the browser suite's Colab check)."""
+    """Besides the exercise page on the website and Colab, the chapter links its exercise
+    notebook on GitHub, at the repository and branch that _config.yml names."""
     import re
     from pathlib import Path
 
