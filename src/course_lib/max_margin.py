@@ -294,19 +294,26 @@ def svm_direction(X, W, opt) -> np.ndarray:
     shape ``(d,)``.  Raises ``ValueError`` when the problem is infeasible (no ``p`` separates).
     """
     A, _ = svm_constraints(X, W, opt)
+    return _min_norm_point(A, "X, W, opt: the SVM (8.2) is infeasible: no p separates the tokens")
+
+
+def _min_norm_point(A: np.ndarray, infeasible: str, scale_start: bool = True) -> np.ndarray:
+    """``argmin ||x||^2`` s.t. ``A x >= 1`` by SLSQP from the constraints' least-squares point,
+    scaled up to the feasible side when ``scale_start`` (the matrix SVM converges only from the
+    unscaled point: tests/test_max_margin.py)."""
     start = np.linalg.lstsq(A, np.ones(len(A)), rcond=None)[0]
-    if np.min(A @ start) < 1:
+    if scale_start and np.min(A @ start) < 1:
         start = start / max(np.min(A @ start), 1e-3)
     result = minimize(
-        lambda p: p @ p,
+        lambda x: x @ x,
         start,
-        jac=lambda p: 2 * p,
+        jac=lambda x: 2 * x,
         method="SLSQP",
-        constraints=[{"type": "ineq", "fun": lambda p: A @ p - 1, "jac": lambda p: A}],
+        constraints=[{"type": "ineq", "fun": lambda x: A @ x - 1, "jac": lambda x: A}],
         options={"ftol": 1e-14, "maxiter": 500},
     )
     if not result.success or np.min(A @ result.x) < 1 - 1e-6:
-        raise ValueError("X, W, opt: the SVM (8.2) is infeasible: no p separates the tokens")
+        raise ValueError(infeasible)
     return result.x
 
 
@@ -494,18 +501,8 @@ def matrix_svm(
                 rows.append(np.outer(X[i, o].numpy() - X[i, t].numpy(), Z[i]).ravel())
     A = np.array(rows)  # constraint k: <A_k, vec(W)> >= 1
     if norm == "fro":
-        start = np.linalg.lstsq(A, np.ones(len(A)), rcond=None)[0]
-        res = minimize(
-            lambda w: w @ w,
-            start,
-            jac=lambda w: 2 * w,
-            method="SLSQP",
-            constraints=[{"type": "ineq", "fun": lambda w: A @ w - 1, "jac": lambda w: A}],
-            options={"ftol": 1e-14, "maxiter": 500},
-        )
-        if not res.success or np.min(A @ res.x) < 1 - 1e-6:
-            raise ValueError("X, queries, opt: the SVM is infeasible")
-        return res.x.reshape(d, d)
+        infeasible = "X, queries, opt: the SVM is infeasible"
+        return _min_norm_point(A, infeasible, scale_start=False).reshape(d, d)
     rng = np.random.default_rng(seed)
 
     def w_of(kq):
