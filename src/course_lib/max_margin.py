@@ -371,6 +371,13 @@ class PromptRun(NamedTuple):
 GRADIENTS = ("log_space", "textbook", "autograd")
 
 
+def _recorded_steps(record, steps: int) -> set[int]:
+    """The steps a run keeps: ``record`` (each checked in 0..steps), or every step if None."""
+    if record is None:
+        return set(range(steps + 1))
+    return {check_int(int(k), "record", 0, steps) for k in record}
+
+
 def _autograd_gradient(p, X, v, y, W):
     p = p.detach().clone().requires_grad_(True)
     prompt_loss(p, X, v, y, W).backward()
@@ -415,11 +422,7 @@ def train_prompt(
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     d = X.shape[2]
     p = torch.zeros(d, dtype=torch.float64) if p0 is None else _vector(p0, d, "p0").clone()
-    keep = (
-        set(range(steps + 1))
-        if record is None
-        else {check_int(int(k), "record", 0, steps) for k in record}
-    )
+    keep = _recorded_steps(record, steps)
     rec_steps, rec_p = [], []
     for k in range(steps + 1):
         if k in keep:
@@ -561,11 +564,7 @@ def train_attention_matrix(
     Z = _queries(queries, n, d)
     steps = check_int(steps, "steps", 1)
     lr = check_positive(lr, "lr")
-    keep = (
-        set(range(steps + 1))
-        if record is None
-        else {check_int(int(k), "record", 0, steps) for k in record}
-    )
+    keep = _recorded_steps(record, steps)
     gen = torch.Generator().manual_seed(check_int(seed, "seed", 0))
     K = 0.1 * torch.randn(d, d, generator=gen, dtype=torch.float64)
     Q = torch.zeros(d, d, dtype=torch.float64)
@@ -666,11 +665,7 @@ def train_one_hot_joint(
     n = check_int(n_background, "n_background", 1)
     steps = check_int(steps, "steps", 1)
     lr = check_positive(lr, "lr")
-    keep = (
-        set(range(steps + 1))
-        if record is None
-        else {check_int(int(k), "record", 0, steps) for k in record}
-    )
+    keep = _recorded_steps(record, steps)
     p = torch.zeros(n + 1, dtype=torch.float64, requires_grad=True)
     value = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     out = {"steps": [], "p": [], "value": []}
