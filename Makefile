@@ -17,7 +17,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 # The cache is therefore dropped whenever the mode or the library's source changes.
 CACHE_STAMP = $(COURSE_MODE)-$(shell cat src/course_lib/*.py src/course_lib/*/*.py 2>/dev/null | sha1sum | cut -c1-16)
 
-.PHONY: lab book build-book test unit quick lint notebooks browser colab preflight bench clean venv
+.PHONY: lab book build-book test unit quick lint notebooks browser colab preflight bench full clean venv
 
 # What `make test` needs from the system, checked before anything else runs: Chromium (the
 # browser tests), npm (the website's MathJax), git, python3's venv module, and Python 3.13 (the
@@ -139,6 +139,16 @@ test: preflight venv lint
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
+
+# Full mode, the papers' sizes (benchmarks/full_mode.py): every notebook, or those matching
+# NOTEBOOKS='chapters/03_*', executed with COURSE_MODE=full into _build/full/ (the website's
+# quick-mode build is untouched); times, memory and measured values go to
+# benchmarks/results/full_mode.{md,json}. FULL_FLAGS=--no-downloads uses the offline datasets
+# instead of CIFAR-10 and HateXplain. Not part of `make test`: hours on a 2-core CPU.
+NOTEBOOKS ?=
+FULL_FLAGS ?=
+full: venv
+	$(BIN)/python benchmarks/full_mode.py $(FULL_FLAGS) $(NOTEBOOKS)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -85,11 +85,25 @@ def _cell_label(index: int, cell) -> str:
     return f"#{index}: {source.splitlines()[0][:50] if source else ''}"
 
 
-def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) -> dict:
+def run_notebook(
+    path: Path,
+    mode: str = "quick",
+    timeout: int | None = None,
+    save_to: Path | None = None,
+    env: dict | None = None,
+    on_cell=None,
+) -> dict:
     """Execute one notebook in a fresh kernel; return wall time, peak kernel RSS, the slowest
-    cell and whether it ran without error.  The notebook file is not modified."""
+    cell and whether it ran without error.  The notebook file is not modified: ``save_to``, when
+    given, receives the executed copy (also after an error); ``env`` adds environment variables
+    for the kernel; ``on_cell(index, cell)`` is called as each cell starts (progress)."""
     nb = nbformat.read(path, as_version=4)
     kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+    hooks = (
+        {}
+        if on_cell is None
+        else {"on_cell_start": lambda cell, cell_index: on_cell(cell_index, cell)}
+    )
     client = NotebookClient(
         nb,
         timeout=book_timeout() if timeout is None else timeout,
@@ -97,9 +111,10 @@ def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) ->
         allow_errors=False,
         record_timing=True,
         resources={"metadata": {"path": str(path.parent)}},
+        **hooks,
     )
     data_dir = ROOT.parent / "shared" / "data"
-    env = {"COURSE_MODE": mode, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    env = {"COURSE_MODE": mode, "PYDEVD_DISABLE_FILE_VALIDATION": "1", **(env or {})}
     if "COURSE_DATA_DIR" not in os.environ and data_dir.is_dir():
         env["COURSE_DATA_DIR"] = str(data_dir)  # as .ci/run does
     error = None
@@ -111,6 +126,9 @@ def run_notebook(path: Path, mode: str = "quick", timeout: int | None = None) ->
             text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()  # no terminal colours
             error = f"{type(exc).__name__}: {text.splitlines()[-1][:200] if text else ''}"
         wall = time.perf_counter() - start
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, save_to)
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     timed = [(s, i, c) for i, c in code if (s := _cell_seconds(c)) is not None]
     slowest = max(timed, key=lambda t: t[0], default=None)

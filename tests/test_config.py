@@ -114,3 +114,24 @@ def test_importing_config_sets_torch_threads(env, expected):
     result = subprocess.run([sys.executable, "-c", code], env={"COURSE_MODE": "quick", **env},
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == [str(expected)] * 2
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(None, True), ("", True), ("on", True), (" OFF ", False), ("off", False)]
+)
+def test_read_downloads(value, expected):
+    assert config._read_downloads(value) is expected
+
+
+def test_bad_downloads_names_the_variable():
+    with pytest.raises(ValueError, match="COURSE_DOWNLOADS"):
+        config._read_downloads("no")
+
+
+def test_full_mode_data_follows_downloads(monkeypatch):
+    monkeypatch.setattr(config, "DOWNLOADS", True)
+    assert config.full_mode_data(download="cifar10", offline="digits") == "cifar10"
+    monkeypatch.setattr(config, "DOWNLOADS", False)
+    assert config.full_mode_data(download="cifar10", offline="digits") == "digits"
+    with pytest.raises(ValueError, match="offline"):
+        config.full_mode_data(download="cifar10", offline="")

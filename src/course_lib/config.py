@@ -54,6 +54,34 @@ THREADS: int = _read_threads(os.environ.get("COURSE_THREADS"), os.environ.get("O
 torch.set_num_threads(THREADS)
 
 
+def _read_downloads(value: str | None) -> bool:
+    """``COURSE_DOWNLOADS`` (``value``): "on" (the default) or "off"; anything else is an error
+    naming the variable."""
+    if value is None or value.strip() == "":
+        return True
+    flag = value.strip().lower()
+    if flag not in ("on", "off"):
+        raise ValueError(f"COURSE_DOWNLOADS must be 'on' or 'off' (or unset), got {value!r}")
+    return flag == "on"
+
+
+DOWNLOADS: bool = _read_downloads(os.environ.get("COURSE_DOWNLOADS"))
+
+
+def full_mode_data(*, download: str, offline: str) -> str:
+    """The dataset a full-mode run uses (chapters 4 and 6): ``download`` (fetched once into the
+    cache and checksummed) unless ``COURSE_DOWNLOADS=off``, then ``offline`` (shipped or in a
+    package), so that full mode also runs where nothing can be downloaded.
+
+    >>> full_mode_data(download="cifar10", offline="digits") in ("cifar10", "digits")
+    True
+    """
+    for name, value in (("download", download), ("offline", offline)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a dataset name, got {value!r}")
+    return download if DOWNLOADS else offline
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """The device experiments run on: CUDA when present, else the CPU.
 

@@ -1,0 +1,211 @@
+"""Full mode, run and recorded: every chapter and exercise notebook executed with COURSE_MODE=full.
+
+    make full                                   # every notebook (hours on a 2-core CPU)
+    make full NOTEBOOKS='chapters/03_*'         # one chapter (glob patterns, space-separated)
+    .venv/bin/python benchmarks/full_mode.py --report   # rewrite the report from the JSON only
+
+Each notebook runs in a fresh kernel (``bench_notebooks.run_notebook``: nbclient, as the book
+executes it) with no cell timeout, every assertion live.  The executed copy goes to
+``_build/full/<folder>/<name>.ipynb`` (the website's quick-mode build is not touched); the row
+(wall time, peak memory of the kernel, slowest cell, status, machine, commit) replaces the
+notebook's earlier row in ``results/full_mode.json``, and ``results/full_mode.md`` is rewritten
+from it.  The report also copies the printed output of every cell tagged ``measured``: the values
+that the chapter's full-mode thresholds were set from.
+
+``--no-downloads`` runs full mode without the datasets that need a download (CIFAR-10,
+HateXplain): the chapters then use their offline data (scikit-learn's digits, the bundled SST-2)
+at full-mode sizes, and the row says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from bench_notebooks import ROOT, discover, run_notebook
+from harness import machine_info, machine_line, now_utc
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EXECUTED = ROOT / "_build" / "full"
+MEASURED_TAG = "measured"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src", "chapters", "exercises"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def measured_outputs(source, executed) -> list[dict]:
+    """The printed output in ``executed`` of each code cell that ``source`` (the notebook as it
+    is in the repository) tags ``measured``, matched by cell id: tags added after a run are
+    picked up by ``--report`` without running again."""
+    outputs = {cell.get("id"): cell for cell in executed.cells}
+    found = []
+    for index, cell in enumerate(source.cells):
+        if cell.cell_type != "code" or MEASURED_TAG not in cell.metadata.get("tags", []):
+            continue
+        ran = outputs.get(cell.get("id"), {})
+        text = "".join(
+            out.get("text", "")
+            for out in ran.get("outputs", [])
+            if out.get("output_type") == "stream" and out.get("name") == "stdout"
+        )
+        first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+        found.append({"cell": index, "source": first[:80], "output": text.rstrip()})
+    return found
+
+
+def refresh_measured(doc: dict) -> dict:
+    """Re-read the measured outputs of every recorded notebook from its executed copy."""
+    for name, row in doc["notebooks"].items():
+        copy = EXECUTED / name
+        if copy.exists() and (ROOT / name).exists():
+            row["measured"] = measured_outputs(
+                nbformat.read(ROOT / name, as_version=4), nbformat.read(copy, as_version=4)
+            )
+    return doc
+
+
+def _progress(path: Path, total: int):
+    started = time.perf_counter()
+
+    def on_cell(index: int, cell) -> None:
+        if cell.cell_type == "code":
+            elapsed = time.perf_counter() - started
+            print(f"    {path.name}: cell {index + 1}/{total}, {elapsed:.0f} s", flush=True)
+
+    return on_cell
+
+
+def run(patterns: list[str] | None, downloads: bool) -> dict:
+    """Run the selected notebooks in full mode; merge their rows into the JSON document."""
+    doc = read()
+    machine = machine_info()
+    for path in discover(select=patterns):
+        name = str(path.relative_to(ROOT))
+        out = EXECUTED / name
+        print(f"full mode: {name} -> {out.relative_to(ROOT)}", flush=True)
+        cells = len(nbformat.read(path, as_version=4).cells)
+        env = {} if downloads else {"COURSE_DOWNLOADS": "off"}
+        result = run_notebook(
+            path, "full", timeout=-1, save_to=out, env=env, on_cell=_progress(path, cells)
+        )
+        executed = nbformat.read(out, as_version=4)
+        source = nbformat.read(path, as_version=4)
+        doc["notebooks"][name] = {
+            "status": "passed" if result["error"] is None else f"FAILED {result['error']}",
+            "wall_s": round(result["wall_s"], 1),
+            "peak_rss_mib": round(result["peak_rss_mib"]),
+            "slowest_cell_s": result["slowest_cell_s"] and round(result["slowest_cell_s"], 1),
+            "slowest_cell": result["slowest_cell"],
+            "data": "downloads" if downloads else "offline data only (COURSE_DOWNLOADS=off)",
+            "date": now_utc(),
+            "commit": _commit(),
+            "machine": machine_line(machine),
+            "device": "cuda" if machine.get("gpu") else "cpu",
+            "measured": measured_outputs(source, executed),
+        }
+        print(f"  {doc['notebooks'][name]['status']} in {result['wall_s']:.0f} s", flush=True)
+        write(doc)
+    return doc
+
+
+def read() -> dict:
+    path = RESULTS / "full_mode.json"
+    return json.loads(path.read_text()) if path.exists() else {"notebooks": {}}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def render(doc: dict) -> str:
+    """The Markdown report: one table row per notebook, then each notebook's measured values."""
+    lines = [
+        "# Full mode: every notebook, run and measured",
+        "",
+        "Written by `benchmarks/full_mode.py` (`make full`; `make full NOTEBOOKS='chapters/03_*'`",
+        "for one chapter) from `full_mode.json`; do not edit by hand. Wall time includes the",
+        "kernel's start; memory is the kernel's peak resident set size. A row is replaced when",
+        "its notebook is run again, so rows can come from different runs: each names its own.",
+        "",
+        "| notebook | status | device | wall time | peak memory | slowest cell | data | run |",
+        "|---|---|---|---:|---:|---|---|---|",
+    ]
+    rows = doc["notebooks"]
+    for name in sorted(rows):
+        r = rows[name]
+        slowest = (
+            f"{r['slowest_cell_s']:.0f} s ({r['slowest_cell']})" if r["slowest_cell_s"] else ""
+        )
+        lines.append(
+            f"| `{name}` | {r['status']} | {r['device']} | {_minutes(r['wall_s'])} | "
+            f"{r['peak_rss_mib']} MiB | {slowest.replace('|', '/')} | {r['data']} | "
+            f"{r['date']}, {r['commit']} |"
+        )
+    machines = sorted({r["machine"] for r in rows.values()})
+    lines += ["", "Machines:", ""] + [f"- {m}" for m in machines]
+    lines += ["", "## The values behind the full-mode thresholds", ""]
+    lines.append(
+        "The printed output, in full mode, of each cell tagged `measured` (the cells whose"
+        " values the chapter's full-mode bounds were set from)."
+    )
+    for name in sorted(rows):
+        measured = rows[name]["measured"]
+        if not measured:
+            continue
+        lines += ["", f"### `{name}`", ""]
+        for entry in measured:
+            lines += [f"Cell {entry['cell']} (`{entry['source']}`):", "", "```text"]
+            lines += [entry["output"] or "(no printed output)", "```", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(doc: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "full_mode.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    (RESULTS / "full_mode.md").write_text(render(doc))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("patterns", nargs="*", help="glob patterns of notebooks (default: all)")
+    parser.add_argument(
+        "--no-downloads",
+        action="store_true",
+        help="use the offline datasets instead of CIFAR-10 and HateXplain",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only rewrite full_mode.md (measured outputs re-read from _build/full)",
+    )
+    args = parser.parse_args(argv)
+    if args.report:
+        write(refresh_measured(read()))
+        return 0
+    doc = run(args.patterns or None, downloads=not args.no_downloads)
+    failed = [n for n, r in doc["notebooks"].items() if r["status"] != "passed"]
+    print(f"report: {RESULTS / 'full_mode.md'}; failed: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
