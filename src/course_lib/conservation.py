@@ -12,10 +12,10 @@ changes in training.  If the two velocities share their unknown factor,
 
     d theta / dt = c (1 - a(theta)) dS/dt          with a constant c       (chapter 7, eq. (7.1)),
 
-then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.2)),
+then, because ``1 / (1 - a(theta)) = 1 + e^theta / n`` (eq. (7.3)),
 
     Psi_n(theta(t)) - Psi_n(theta(0)) = c (S(t) - S(0)),
-    Psi_n(theta) = theta + (e^theta - 1)/n = course_lib.law.attention_potential(theta, n)  (7.3).
+    Psi_n(theta) = theta + (e^theta - 1)/n = course_lib.law.attention_potential(theta, n)  (7.2).
 
 The weight, the potential and the lemma itself (``lemma_invariant``, ``lemma_drift``,
 ``lemma_coupling``, ``miss_reciprocal``) live in ``course_lib.law``; this module holds the two

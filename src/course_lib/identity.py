@@ -135,7 +135,7 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     puts the scaled norm ``||q|| ||w_tau||``.  The curve says
     ``Psi_m(s) = (scaled_norm^2 - scaled_norm0^2) / 2 + Psi_m(s0)`` with
     ``Psi_m(s) = s + (e^s - 1)/m``, so ``s = law.inverse_attention_potential(...)``
-    (Lambert W, chapter 7, eq. (7.3)).  Elementwise, by the kind rule of ``course_lib.law``.
+    (Lambert W, chapter 7, eq. (7.2)).  Elementwise, by the kind rule of ``course_lib.law``.
 
     >>> round(sen_score_from_norm(sen_norm_curve(3.0, 20), 20), 12)
     3.0
@@ -156,7 +156,7 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
 
 
 def small_score_norm_sq(score, m):
-    """Small-score regime of the identity (chapter 2, eq. (2.7)): for ``|s| << 1`` (zero start),
+    """Small-score regime of the identity (chapter 2, eq. (2.8)): for ``|s| << 1`` (zero start),
     ``||q||^2 ||w_tau||^2 ~ 2 (1 + 1/m) s``: the score grows like the *squared* norm."""
     score = real_values(score, "score")
     m = _check_m(m)
@@ -164,7 +164,7 @@ def small_score_norm_sq(score, m):
 
 
 def large_score_miss(scaled_norm_sq):
-    """Large-score regime of the identity (chapter 2, eq. (2.8)): the attention the topic word
+    """Large-score regime of the identity (chapter 2, eq. (2.9)): the attention the topic word
     misses,
     ``1 - a_tau ~ 2 / (||q||^2 ||w_tau||^2)``, given ``scaled_norm_sq = ||q||^2 ||w_tau||^2``.
     Independent of ``m``."""

@@ -6,11 +6,11 @@ words; chapter 5: the focus logit against ``m - 1`` background segments, and the
 margin against ``C - 1`` wrong classes).  Its weight and the weight it misses are
 
     a(theta) = e^theta / (e^theta + n),        1 / (1 - a(theta)) = 1 + e^theta / n
-                                                                  (chapter 7, eq. (7.2)),
+                                                                  (chapter 7, eq. (7.3)),
 
 and the integral of the second is the potential
 
-    Psi_n(theta) = theta + (e^theta - 1) / n                      (chapter 7, eq. (7.3)).
+    Psi_n(theta) = theta + (e^theta - 1) / n                      (chapter 7, eq. (7.2)).
 
 The lemma of chapter 7 (eq. (7.1)): if ``theta' = c (1 - a(theta)) S'`` for a constant ``c``,
 then ``Psi_n(theta) - c S`` does not change in time.  Inverting ``Psi_n`` (the chapter-5 orbits,
@@ -191,7 +191,7 @@ def _log(value):
 def attention_weight(theta, n_others):
     """``a(theta) = e^theta / (e^theta + n)``: the softmax weight of a logit ``theta`` against
     ``n = n_others`` logits at zero (chapter 2, step 1 of the proof, with ``n = m``; chapter 5's
-    ``alpha`` with ``n = m - 1`` and ``beta`` with ``n = C - 1``; chapter 7, eq. (7.2)).
+    ``alpha`` with ``n = m - 1`` and ``beta`` with ``n = C - 1``; chapter 7, eq. (7.3)).
 
     Computed as the logistic function of ``theta - log n``, so no exponential overflows at either
     end.  Elementwise, by the kind rule of this module.
@@ -210,7 +210,7 @@ def attention_weight(theta, n_others):
 
 def miss_reciprocal(theta, n_others):
     """``1 / (1 - a(theta)) = 1 + e^theta / n_others``: the reciprocal of the weight a logit
-    misses (chapter 7, eq. (7.2), the key step of the lemma's proof).
+    misses (chapter 7, eq. (7.3), the key step of the lemma's proof).
 
     ``a(theta) = e^theta / (e^theta + n_others)`` (``attention_weight``), so
     ``1 - a = n_others / (e^theta + n_others)``.  Written without the subtraction ``1 - a``,
@@ -230,7 +230,7 @@ def miss_reciprocal(theta, n_others):
 
 def attention_potential(theta, n_others):
     """``Psi_n(theta) = theta + (e^theta - 1)/n``: the integral of ``1 / (1 - a)`` from 0 to
-    ``theta`` (chapter 7, eq. (7.3); ``n = n_others``).
+    ``theta`` (chapter 7, eq. (7.2); ``n = n_others``).
 
     With ``n = m - 1`` this is the potential ``Phi(nu)`` of the chapter-5 orbits
     (``flow.orbit``); with ``n = m`` it is chapter 2's identity (``identity.sen_norm_curve`` is
@@ -277,7 +277,7 @@ def solve_exp_plus_linear(c, k):
 
 
 def inverse_attention_potential(value, n_others):
-    """The ``theta`` with ``Psi_n(theta) = value`` (chapter 7, eq. (7.3); ``n = n_others``):
+    """The ``theta`` with ``Psi_n(theta) = value`` (chapter 7, eq. (7.2); ``n = n_others``):
     ``Psi_n`` increases from ``-inf`` to ``inf``, so every real ``value`` has one.
 
     ``theta + (e^theta - 1)/n = value`` is ``e^theta + n theta = n value + 1``, solved by
@@ -320,7 +320,7 @@ def lemma_coupling(theta_rate, strength_rate, theta, n_others):
 
 
 def lemma_invariant(theta, strength, coupling, n_others):
-    """The conserved quantity of the lemma (chapter 7, eq. (7.3)): ``Psi_n(theta) - c S``.
+    """The conserved quantity of the lemma (chapter 7, eq. (7.2)): ``Psi_n(theta) - c S``.
 
     ``Psi_n`` is ``attention_potential(theta, n_others)``.  When
     ``theta' = c (1 - a(theta)) S'`` (eq. (7.1)) this does not change in time, whatever else the
@@ -345,7 +345,7 @@ def lemma_invariant(theta, strength, coupling, n_others):
 
 
 def lemma_drift(theta, strength, coupling, n_others):
-    """Largest change of the lemma's invariant (eq. (7.3)) along a run (chapter 7):
+    """Largest change of the lemma's invariant (eq. (7.2)) along a run (chapter 7):
     ``max_t |I(t) - I(0)|`` with ``I = Psi_n(theta) - c S``.
 
     ``theta`` and ``strength`` have the time axis first, ``(T, ...)``; ``coupling`` broadcasts

@@ -461,7 +461,7 @@ def identity_breaks(panels: Mapping[str, dict]):
 
 
 def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
-    """The identity's two regimes (chapter 2, eqs. (2.7)-(2.8)).  Left: ``||q||^2 ||w||^2`` against
+    """The identity's two regimes (chapter 2, eqs. (2.8)-(2.9)).  Left: ``||q||^2 ||w||^2`` against
     ``s`` with the small-score line ``2(1 + 1/m) s`` and the large-score curve ``(2/m) e^s``.
     Right: the attention missed, ``1 - a``, against ``||q||^2 ||w||^2`` with
     ``2/(||q||^2 ||w||^2)``.
