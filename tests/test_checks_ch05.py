@@ -4,6 +4,9 @@ plausible wrong answers with a hint that points at the mistake; none of them rai
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
+from scipy.integrate import solve_ivp
 
 from course_lib import checks, flow
 
@@ -75,26 +78,103 @@ def test_fixed_focus_hard_margin_check(run_check):
     assert not ok and "C - 1" in out
 
 
-def test_orbit_invariant_check(run_check):
-    ok, out = run_check(checks.check_orbit_invariant, flow.orbit_invariant)
+def _alpha_beta(mu, nu, m, C, n_focus=None, n_class=None):
+    n_focus = m - 1 if n_focus is None else n_focus
+    n_class = C - 1 if n_class is None else n_class
+    return np.exp(nu) / (np.exp(nu) + n_focus), np.exp(mu) / (np.exp(mu) + n_class)
+
+
+def likelihood_other_form(mu, nu, m, C):
+    """Another correct form: alpha beta / (e^mu + C - 1), with beta - 1/C written out."""
+    a, b = _alpha_beta(mu, nu, m, C)
+    return [a * b / (np.exp(mu) + C - 1),
+            a * (1 - a) * (C - 1) * np.expm1(mu) / (C * C * (np.exp(mu) + C - 1))]
+
+
+@pytest.mark.parametrize("make", [
+    lambda f: f,
+    lambda f: lambda *args: tuple(float(v) for v in f(*args)),
+    lambda f: lambda *args: torch.tensor(np.asarray(f(*args), dtype=float)),
+    lambda f: lambda *args: tuple(np.float32(v) for v in f(*args)),
+], ids=["list", "python-floats", "tensor", "float32"])
+def test_likelihood_flow_rhs_accepts_correct_forms(run_check, make):
+    ok, out = run_check(checks.check_likelihood_flow_rhs, make(likelihood_other_form))
     assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_orbit_invariant, stub)
+    ok, out = run_check(checks.check_likelihood_flow_rhs, flow.likelihood_flow_rhs)
+    assert ok and "[passed]" in out
+
+
+def _wrong_likelihood(kind):
+    def rhs(mu, nu, m, C):
+        a, b = _alpha_beta(mu, nu, m, C)
+        dmu, dnu = a * b * (1 - b) / (C - 1), a * (1 - a) * (b - 1 / C) / C
+        if kind == "sign":
+            return -dmu, -dnu
+        if kind == "swapped":
+            return dnu, dmu
+        if kind == "lvml":
+            return tuple(flow.flow_rhs("lvml", m, C)(0.0, [mu, nu]))
+        if kind == "no 1/(C-1)":
+            return a * b * (1 - b), dnu
+        if kind == "1/C":
+            return a * b * (1 - b) / C, dnu
+        if kind == "no chain rule":
+            return dmu, (b - 1 / C) / C
+        if kind == "no 1/C":
+            return dmu, a * (1 - a) * (b - 1 / C)
+        if kind == "background 0":
+            return dmu, a * (1 - a) * b / C
+        if kind == "m not m-1":
+            a, _ = _alpha_beta(mu, nu, m, C, n_focus=m)
+            return a * b * (1 - b) / (C - 1), a * (1 - a) * (b - 1 / C) / C
+        if kind == "C not C-1":
+            _, b = _alpha_beta(mu, nu, m, C, n_class=C)
+            return a * b * (1 - b) / (C - 1), a * (1 - a) * (b - 1 / C) / C
+        if kind == "dnu off":
+            return dmu, 2 * dnu
+        if kind == "both off":
+            return 2 * dmu, 2 * dnu
+        if kind == "one number":
+            return dmu
+        raise AssertionError(kind)
+    return rhs
+
+
+@pytest.mark.parametrize("kind, hint", [
+    ("sign", "go downhill"),
+    ("swapped", "(dnu/dt, dmu/dt)"),
+    ("lvml", "LVML's flow"),
+    ("no 1/(C-1)", "without the factor 1/(C - 1)"),
+    ("1/C", "divides by C"),
+    ("no chain rule", "alpha (1 - alpha)"),
+    ("no 1/C", "lacks the factor 1/C"),
+    ("background 0", "probability 1/C, not 0"),
+    ("m not m-1", "m - 1 background segments"),
+    ("C not C-1", "C - 1 wrong classes"),
+    ("dnu off", "dmu/dt is right but dnu/dt is not"),
+    ("both off", "both derivatives differ"),
+    ("one number", "return the pair"),
+])
+def test_likelihood_flow_rhs_rejects_wrong_derivations(run_check, kind, hint):
+    ok, out = run_check(checks.check_likelihood_flow_rhs, _wrong_likelihood(kind))
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+def test_likelihood_flow_rhs_check_stub(run_check):
+    ok, out = run_check(checks.check_likelihood_flow_rhs, stub)
     assert not ok and "[to do]" in out
-    ok, out = run_check(checks.check_orbit_invariant,
-                        lambda method, mu, nu, m, C: -flow.orbit_invariant(method, mu, nu, m, C))
-    assert not ok and "sign" in out
 
-    def phi_over_m(method, mu, nu, m, C):
-        return nu + np.expm1(nu) / m - flow.orbit_potential(method, mu, C)
 
-    ok, out = run_check(checks.check_orbit_invariant, phi_over_m)
-    assert not ok and "m - 1" in out
-
-    def soft_orbit_for_all(method, mu, nu, m, C):
-        return flow.orbit_invariant("soft", mu, nu, m, C)
-
-    ok, out = run_check(checks.check_orbit_invariant, soft_orbit_for_all)
-    assert not ok and "'hard'" in out
+def test_likelihood_flow_follows_the_lvml_orbit():
+    """The exercise's follow-up claims the expected-likelihood flow keeps LVML's orbit."""
+    t = np.linspace(0.0, 200.0, 50)
+    sol = solve_ivp(lambda _, y: flow.likelihood_flow_rhs(y[0], y[1], 5, 3), (0, 200),
+                    [0.0, 0.0], t_eval=t, rtol=1e-10, atol=1e-12)
+    mu, nu = sol.y
+    assert nu[-1] > 1.0  # the focus moved
+    lvml = np.abs(flow.orbit_invariant("lvml", mu, nu, 5, 3)).max()
+    soft = np.abs(flow.orbit_invariant("soft", mu, nu, 5, 3)).max()
+    assert lvml < 1e-6 < 1e-2 < soft
 
 
 def test_euler_flow_check(run_check):

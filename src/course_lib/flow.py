@@ -610,3 +610,36 @@ def best_switch_time(m, C, horizon, candidates):
     final_nu = [solve_flow("hybrid", m, C, [horizon], switch_time=float(T))[1][0]
                 for T in candidates]
     return float(candidates[int(np.argmax(final_nu))])
+
+
+# ---------------------------------------------------------------- a fourth loss (exercise 5.3)
+
+
+def likelihood_flow_rhs(mu, nu, m, C):
+    """``(dmu/dt, dnu/dt)`` of the chapter-5 flow for the expected-likelihood loss.
+
+    The loss ``1 - sum_j alpha_j p_y(x_j)`` (LVML without its logarithm) reduces, in chapter 5's
+    setting, to ``1 - alpha beta - (1 - alpha)/C``; (5.2) then gives
+
+        dmu/dt = alpha beta (1 - beta) / (C - 1) = alpha beta / (e^mu + C - 1),
+        dnu/dt = alpha (1 - alpha) (beta - 1/C) / C,
+
+    with alpha = e^nu/(e^nu + m - 1), beta = e^mu/(e^mu + C - 1) (exercise 5.3; its orbit is
+    LVML's, because LVML's factor 1/Z cancels in the ratio).  Elementwise over arrays ``mu`` and
+    ``nu`` of one shape; returns an array of shape ``(2, *mu.shape)``.
+
+    >>> [round(float(v), 6) for v in likelihood_flow_rhs(0.0, 0.0, 5, 3)]  # alpha/C^2, 0
+    [0.022222, 0.0]
+    """
+    m, C = _check_sizes(m, C)
+    mu = _as_float_array(mu, "mu")
+    nu = _as_float_array(nu, "nu")
+    if mu.shape != nu.shape:
+        raise ValueError(f"mu and nu must have one shape, got {mu.shape} and {nu.shape}")
+    alpha = _sigmoid(nu - np.log(m - 1))
+    one_minus_alpha = _sigmoid(np.log(m - 1) - nu)
+    beta = _sigmoid(mu - np.log(C - 1))
+    one_minus_beta = _sigmoid(np.log(C - 1) - mu)
+    dmu = alpha * beta * one_minus_beta / (C - 1)
+    dnu = alpha * one_minus_alpha * (beta - 1.0 / C) / C
+    return np.stack([dmu, dnu])

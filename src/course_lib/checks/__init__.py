@@ -7,7 +7,7 @@ chapter; everything is re-exported here so notebooks call ``checks.check_...``.
 """
 
 from ._core import CheckFailed, run_check
-from .ch01 import check_attention_forward, check_gradient_step, check_label_sentences
+from .ch01 import check_attention_forward, check_label_sentences, check_mlp_jacobian
 from .ch02 import (
     check_score_gradient,
     check_score_per_norm_sq,
@@ -32,7 +32,7 @@ from .ch05 import (
     check_euler_flow,
     check_euler_step_needed,
     check_fixed_focus_hard_margin,
-    check_orbit_invariant,
+    check_likelihood_flow_rhs,
     check_reduced_soft_loss,
 )
 from .ch06 import check_best_switch_time, check_per_class_focus_accuracy, check_train_hybrid
@@ -46,7 +46,7 @@ __all__ = [
     # chapter 1
     "check_attention_forward",
     "check_label_sentences",
-    "check_gradient_step",
+    "check_mlp_jacobian",
     # chapter 2
     "check_score_gradient",
     "check_score_per_norm_sq",
@@ -67,7 +67,7 @@ __all__ = [
     # chapter 5
     "check_reduced_soft_loss",
     "check_fixed_focus_hard_margin",
-    "check_orbit_invariant",
+    "check_likelihood_flow_rhs",
     "check_euler_flow",
     "check_euler_step_needed",
     # chapter 6

@@ -1,11 +1,11 @@
 """Checks for the exercises of chapter 5 (gradient flow in closed form): the reduced soft loss,
-the fixed-focus hard margin, an orbit invariant, and an explicit-Euler integrator."""
+the fixed-focus hard margin, the reduced flow of a fourth loss, and an explicit-Euler integrator."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import flow, law
+from .. import flow
 from ._core import CheckFailed, run_check
 
 
@@ -101,40 +101,82 @@ def check_fixed_focus_hard_margin(student_fn) -> None:
         )
 
 
-@run_check("the orbit invariant Phi(nu) - G(mu)")
-def check_orbit_invariant(student_fn) -> None:
-    """Check ``student_fn(method, mu, nu, m, C)``: zero on the flow, the reference elsewhere."""
-    t = np.geomspace(0.1, 500.0, 30)
-    for method in flow.METHODS:
-        for m, C in ((5, 3), (10, 7)):
-            mu, nu = flow.solve_flow(method, m, C, t)
-            on_path = _number(student_fn(method, mu, nu, m, C), "the invariant")
-            if on_path.shape != mu.shape:
-                raise CheckFailed(
-                    f"return one value per (mu, nu) point, shape {mu.shape}, "
-                    f"got {on_path.shape}."
-                )
-            scale = 1 + law.attention_potential(nu, m - 1)
-            off = nu + 0.5
-            value_off = _number(student_fn(method, mu, off, m, C), "the invariant")
-            ref_off = flow.orbit_invariant(method, mu, off, m, C)
-            if np.max(np.abs(on_path) / scale) < 1e-6 and _close(value_off, ref_off, 1e-6):
-                continue
-            if _close(value_off, -ref_off, 1e-6):
-                raise CheckFailed("the sign: return Phi(nu) - G(mu).")
-            wrong_phi = off + np.expm1(off) / m - np.asarray(flow.orbit_potential(method, mu, C))
-            if _close(value_off, wrong_phi, 1e-6):
-                raise CheckFailed("Phi divides by m - 1, the number of background segments, not m.")
-            if np.max(np.abs(on_path) / scale) < 1e-6:
-                raise CheckFailed(
-                    f"for {method!r} your function is zero on the path but not Phi(nu) - "
-                    "G(mu) off it (at nu + 0.5): return the difference itself."
-                )
-            raise CheckFailed(
-                f"for method {method!r}, m = {m}, C = {C} your invariant is not zero along "
-                f"solve_flow's path (largest |value| {np.max(np.abs(on_path)):.3g}): check "
-                f"G for {method!r} against the chapter's orbit proposition."
-            )
+def _pair(out, what: str) -> np.ndarray:
+    """The student's two numbers: a tuple, list, array or tensor of two numbers."""
+    if isinstance(out, (str, bytes, dict)) or not hasattr(out, "__len__") or len(out) != 2:
+        raise CheckFailed(f"return the pair {what}, two numbers.")
+    pair = []
+    for value, name in zip(out, what.strip("()").split(", ")):
+        if hasattr(value, "detach"):  # a torch tensor
+            value = value.detach().cpu().double().numpy()
+        value = _number(value, name)
+        if value.size != 1:
+            raise CheckFailed(f"{name} should be one number at a scalar (mu, nu), got "
+                              f"{value.size} values.")
+        pair.append(float(value.reshape(())))
+    return np.array(pair)
+
+
+def _likelihood_terms(mu, nu, m, C, *, n_focus=None, n_class=None):
+    """alpha, beta and the two derivatives of the reduced loss 1 - alpha beta - (1-alpha)/C."""
+    n_focus = m - 1 if n_focus is None else n_focus
+    n_class = C - 1 if n_class is None else n_class
+    alpha = np.exp(nu) / (np.exp(nu) + n_focus)
+    beta = np.exp(mu) / (np.exp(mu) + n_class)
+    return alpha, beta
+
+
+def _likelihood_wrong(mu, nu, m, C) -> dict:
+    """The usual wrong derivations of exercise 5.3, each with its hint."""
+    a, b = _likelihood_terms(mu, nu, m, C)
+    dmu, dnu = flow.likelihood_flow_rhs(mu, nu, m, C)
+    lvml = flow.flow_rhs("lvml", m, C)(0.0, [mu, nu])
+    a_m, b_m = _likelihood_terms(mu, nu, m, C, n_focus=m)
+    _, b_c = _likelihood_terms(mu, nu, m, C, n_class=C)
+    return {
+        "the signs: gradient flow must go downhill on the loss, d(theta)/dt = -grad L.":
+            (-dmu, -dnu),
+        "you returned (dnu/dt, dmu/dt): return (dmu/dt, dnu/dt).": (dnu, dmu),
+        "that is LVML's flow, with its 1/Z: this loss has no logarithm, so nothing divides "
+        "the derivatives by the likelihood Z.": tuple(lvml),
+        "dmu/dt is -dL/dmu without the factor 1/(C - 1): the gradient reaches the margin "
+        "through W_yy (weight 1/C) and the C - 1 entries W_ky (see the derivation of (5.2)).":
+            (a * b * (1 - b), dnu),
+        "dmu/dt divides by C; the margin moves at -(1/C)(1 + 1/(C - 1)) dL/dmu = "
+        "-dL/dmu / (C - 1).": (a * b * (1 - b) / C, dnu),
+        "dnu/dt lacks the chain-rule factor d(alpha)/d(nu) = alpha (1 - alpha).":
+            (dmu, (b - 1 / C) / C),
+        "dnu/dt lacks the factor 1/C: the focus weight u_y only sees class y's mosaics, "
+        "which have weight 1/C.": (dmu, a * (1 - a) * (b - 1 / C)),
+        "the background segments are zero vectors: the classifier gives them the uniform "
+        "probability 1/C, not 0, so -dL/dalpha = beta - 1/C.": (dmu, a * (1 - a) * b / C),
+        "alpha = e^nu / (e^nu + m - 1): there are m - 1 background segments, not m.":
+            (a_m * b * (1 - b) / (C - 1), a_m * (1 - a_m) * (b - 1 / C) / C),
+        "beta = e^mu / (e^mu + C - 1): there are C - 1 wrong classes, not C.":
+            (a * b_c * (1 - b_c) / (C - 1), a * (1 - a) * (b_c - 1 / C) / C),
+    }
+
+
+@run_check("the reduced flow of the expected-likelihood loss")
+def check_likelihood_flow_rhs(student_fn) -> None:
+    """Check ``student_fn(mu, nu, m, C) -> (dmu/dt, dnu/dt)`` at scalar points."""
+    for mu, nu, m, C in ((0.7, 0.3, 5, 3), (2.0, -0.5, 10, 7), (1.3, 1.1, 4, 20)):
+        out = _pair(student_fn(mu, nu, m, C), "(dmu/dt, dnu/dt)")
+        ref = np.array(flow.likelihood_flow_rhs(mu, nu, m, C), dtype=float)
+        if _close(out, ref, 1e-8):
+            continue
+        for hint, wrong in _likelihood_wrong(mu, nu, m, C).items():
+            if _close(out, np.array(wrong, dtype=float), 1e-8):
+                raise CheckFailed(hint)
+        right = [name for name, o, r in zip(("dmu/dt", "dnu/dt"), out, ref)
+                 if abs(o - r) <= 1e-8 * (1 + abs(r))]
+        where = f"at mu = {mu}, nu = {nu}, m = {m}, C = {C}"
+        if right:
+            wrong_one = "dnu/dt" if right == ["dmu/dt"] else "dmu/dt"
+            raise CheckFailed(f"{right[0]} is right but {wrong_one} is not ({where}): reduce "
+                              "the loss to alpha and beta first, then apply (5.2).")
+        raise CheckFailed(f"both derivatives differ from the reference {where}: reduce the loss "
+                          "to 1 - alpha beta - (1 - alpha)/C, then apply (5.2).")
 
 
 def _euler_pair(out) -> np.ndarray:
