@@ -3,6 +3,7 @@
     make full                                   # every notebook (hours on a 2-core CPU)
     make full NOTEBOOKS='chapters/03_*'         # one chapter (glob patterns, space-separated)
     .venv/bin/python benchmarks/full_mode.py --report   # rewrite the report from the JSON only
+    .venv/bin/python benchmarks/full_mode.py --costs    # rewrite each chapter's cost paragraph
 
 Each notebook runs in a fresh kernel (``bench_notebooks.run_notebook``: nbclient, as the book
 executes it) with no cell timeout, every assertion live.  The executed copy goes to
@@ -15,6 +16,10 @@ that the chapter's full-mode thresholds were set from.
 ``--no-downloads`` runs full mode without the datasets that need a download (CIFAR-10,
 HateXplain): the chapters then use their offline data (scikit-learn's digits, the bundled SST-2)
 at full-mode sizes, and the row says so.
+
+``--costs`` rewrites the paragraph each chapter opens with (its second cell, id ``run-cost``):
+the quick-mode time of ``make bench`` and the full-mode time recorded here, so that a reader
+chooses a mode before waiting; ``tests/test_full_mode.py`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -34,6 +39,15 @@ from harness import machine_info, machine_line, now_utc
 RESULTS = Path(__file__).resolve().parent / "results"
 EXECUTED = ROOT / "_build" / "full"
 MEASURED_TAG = "measured"
+COST_CELL_ID = "run-cost"  # the Markdown cell, second in each chapter, that states the cost
+# What a first full-mode run downloads (course_lib.data: sizes checked on download).
+DOWNLOADS = {
+    "chapters/04_three_ways_to_attend.ipynb": "CIFAR-10 (the python version, 170 MB)",
+    "chapters/06_the_hybrid.ipynb": (
+        "CIFAR-10 (the python version, 170 MB) and HateXplain's two JSON files"
+        " (the posts and their train/val/test division)"
+    ),
+}
 
 
 def _commit() -> str:
@@ -178,6 +192,74 @@ def render(doc: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _quick_times() -> dict:
+    """Quick-mode wall time per notebook from ``make bench`` (results/latest.json)."""
+    path = RESULTS / "latest.json"
+    if not path.exists():
+        return {}
+    for entry in json.loads(path.read_text()).get("benchmarks", []):
+        if entry.get("name") == "notebooks":
+            return {
+                r["notebook"]: r["wall_s"]
+                for r in entry.get("rows", [])
+                if r.get("mode") == "quick" and r.get("status") == "ok"
+            }
+    return {}
+
+
+def cost_text(name: str, doc: dict, quick: dict) -> str:
+    """The paragraph a chapter opens with: what each mode costs, measured, and how to switch."""
+    parts = ["**What running this page costs.**"]
+    if name in quick:
+        parts.append(
+            f"Quick mode (the default without a GPU) ran it in {_minutes(quick[name])}"
+            " on 2 CPU cores (`make bench`)."
+        )
+    row = doc["notebooks"].get(name)
+    if row is None:
+        parts.append("Full mode (the papers' sizes; the default with a GPU) has not been timed.")
+    else:
+        done = "ran it" if row["status"] == "passed" else "did not finish it"
+        offline = "" if row["data"] == "downloads" else " on its offline data"
+        parts.append(
+            f"Full mode (the papers' sizes; the default with a GPU) {done}{offline} in"
+            f" {_minutes(row['wall_s'])} on 2 CPU cores, peak memory {row['peak_rss_mib']} MiB"
+            f" (`make full`, {row['date'][:10]})."
+        )
+    if row is None or row["device"] != "cuda":
+        parts.append("Its time on a GPU has not been measured yet.")
+    if name in DOWNLOADS:
+        parts.append(f"A first full-mode run downloads {DOWNLOADS[name]} once, checksummed.")
+    parts.append(
+        "To switch modes, restart the kernel and run `%env COURSE_MODE=full` (or `quick`)"
+        " before the first import."
+    )
+    return " ".join(parts)
+
+
+def write_costs(doc: dict, root: Path | None = None) -> list[str]:
+    """Write each chapter's cost paragraph (cell ``run-cost``, inserted second if missing);
+    return the chapters whose cell changed."""
+    root = ROOT if root is None else root
+    quick, changed = _quick_times(), []
+    for path in sorted((root / "chapters").glob("*.ipynb")):
+        name = str(path.relative_to(root))
+        nb = nbformat.read(path, as_version=4)
+        text = cost_text(name, doc, quick)
+        cells = [c for c in nb.cells if c.get("id") == COST_CELL_ID]
+        if cells and cells[0].source == text:
+            continue
+        if cells:
+            cells[0].source = text
+        else:
+            cell = nbformat.v4.new_markdown_cell(text)
+            cell["id"] = COST_CELL_ID
+            nb.cells.insert(1, cell)
+        nbformat.write(nb, path)
+        changed.append(name)
+    return changed
+
+
 def write(doc: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "full_mode.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -193,6 +275,11 @@ def main(argv=None) -> int:
         help="use the offline datasets instead of CIFAR-10 and HateXplain",
     )
     parser.add_argument(
+        "--costs",
+        action="store_true",
+        help="only rewrite each chapter's cost paragraph from the recorded times",
+    )
+    parser.add_argument(
         "--report",
         action="store_true",
         help="only rewrite full_mode.md (measured outputs re-read from _build/full)",
@@ -200,6 +287,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.report:
         write(refresh_measured(read()))
+        return 0
+    if args.costs:
+        print("cost paragraphs rewritten:", write_costs(read()) or "none")
         return 0
     doc = run(args.patterns or None, downloads=not args.no_downloads)
     failed = [n for n, r in doc["notebooks"].items() if r["status"] != "passed"]
