@@ -52,8 +52,11 @@ def _per_step_seconds(fn, n_steps: int) -> float:
     return (time.perf_counter() - start) / n_steps
 
 
-@benchmark("flow_vs_euler", "Chapter 5: solve_flow vs the official explicit Euler (step 0.01), "
-                            "the m=100, C=1000, t=4e5 trajectory figure, at matched accuracy.")
+@benchmark(
+    "flow_vs_euler",
+    "Chapter 5: solve_flow vs the official explicit Euler (step 0.01), "
+    "the m=100, C=1000, t=4e5 trajectory figure, at matched accuracy.",
+)
 def flow_vs_euler(size: str) -> Result:
     size = check_size(size)
     if size == "tiny":
@@ -94,38 +97,52 @@ def flow_vs_euler(size: str) -> Result:
 
     # a slice of each Euler loop, extrapolated to 4e7 steps per method
     loops = {
-        "math floats (flow.euler_flow)": lambda k: lambda n: flow.euler_flow(
-            k, m, C, n * OFFICIAL_STEP, OFFICIAL_STEP),
-        "NumPy scalars (official style)": lambda k: lambda n: _euler_numpy_scalars(
-            k, m, C, n, OFFICIAL_STEP),
+        "math floats (flow.euler_flow)": lambda k: (
+            lambda n: flow.euler_flow(k, m, C, n * OFFICIAL_STEP, OFFICIAL_STEP)
+        ),
+        "NumPy scalars (official style)": lambda k: (
+            lambda n: _euler_numpy_scalars(k, m, C, n, OFFICIAL_STEP)
+        ),
     }
     rows = []
     for loop_name, make in loops.items():
         per_step = {k: _per_step_seconds(make(k), slice_steps) for k in METHODS}
         euler_s = sum(per_step[k] * n_official for k in METHODS)
-        rows.append({
-            "Euler loop": loop_name,
-            "us/step": 1e6 * float(np.mean(list(per_step.values()))),
-            "Euler s (extrapolated)": euler_s,
-            "solve_flow s (matched)": matched_s,
-            "ratio (matched)": euler_s / matched_s,
-            "solve_flow s (default)": default_s,
-            "ratio (default)": euler_s / default_s,
-        })
+        rows.append(
+            {
+                "Euler loop": loop_name,
+                "us/step": 1e6 * float(np.mean(list(per_step.values()))),
+                "Euler s (extrapolated)": euler_s,
+                "solve_flow s (matched)": matched_s,
+                "ratio (matched)": euler_s / matched_s,
+                "solve_flow s (default)": default_s,
+                "ratio (default)": euler_s / default_s,
+            }
+        )
     notes = [
-        (f"m = {m}, C = {C}, t to {t_end:g}; figure grid of {t_figure.size} times; "
-         f"{n_official:.0e} Euler steps per method at step {OFFICIAL_STEP}."),
-        (f"Euler timed on a slice of {slice_steps} steps per method and extrapolated linearly "
-         f"to {n_official} steps."),
-        (f"Euler's error at step {OFFICIAL_STEP}: {euler_error:.1e} (from steps 1 and 1/2, "
-         f"error ratio {order_ratio:.2f}, first order ~2)."),
-        (f"solve_flow at rtol {matched_rtol:g} (matched): error {matched_error:.1e}; at its "
-         f"default rtol {flow.RTOL:g}: error {default_error:.1e}."),
+        (
+            f"m = {m}, C = {C}, t to {t_end:g}; figure grid of {t_figure.size} times; "
+            f"{n_official:.0e} Euler steps per method at step {OFFICIAL_STEP}."
+        ),
+        (
+            f"Euler timed on a slice of {slice_steps} steps per method and extrapolated linearly "
+            f"to {n_official} steps."
+        ),
+        (
+            f"Euler's error at step {OFFICIAL_STEP}: {euler_error:.1e} (from steps 1 and 1/2, "
+            f"error ratio {order_ratio:.2f}, first order ~2)."
+        ),
+        (
+            f"solve_flow at rtol {matched_rtol:g} (matched): error {matched_error:.1e}; at its "
+            f"default rtol {flow.RTOL:g}: error {default_error:.1e}."
+        ),
     ]
     official = rows[1]
-    summary = (f"solve_flow {1e3 * matched_s:.0f} ms at matched accuracy ({1e3 * default_s:.0f} ms "
-               f"at default tolerance) vs {official['Euler s (extrapolated)']:.0f} s extrapolated "
-               f"for Euler in the official style: {official['ratio (matched)']:.0f}x "
-               f"({official['ratio (default)']:.0f}x at default); the math-float loop: "
-               f"{rows[0]['ratio (matched)']:.0f}x")
+    summary = (
+        f"solve_flow {1e3 * matched_s:.0f} ms at matched accuracy ({1e3 * default_s:.0f} ms "
+        f"at default tolerance) vs {official['Euler s (extrapolated)']:.0f} s extrapolated "
+        f"for Euler in the official style: {official['ratio (matched)']:.0f}x "
+        f"({official['ratio (default)']:.0f}x at default); the math-float loop: "
+        f"{rows[0]['ratio (matched)']:.0f}x"
+    )
     return Result(rows=rows, summary=summary, notes=notes)

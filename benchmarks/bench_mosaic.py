@@ -32,12 +32,18 @@ def _models(k: int, device: str):
     return focus, classifiers
 
 
-@benchmark("mosaic_batched_seeds", "K seeds of the chapter-4 digit-mosaic model trained as one "
-           "batched computation (train_mosaic_runs) against K sequential train_mosaic runs.")
+@benchmark(
+    "mosaic_batched_seeds",
+    "K seeds of the chapter-4 digit-mosaic model trained as one "
+    "batched computation (train_mosaic_runs) against K sequential train_mosaic runs.",
+)
 def mosaic_batched_seeds(size: str) -> Result:
     check_size(size)
-    n, epochs, ks = {"tiny": (64, 1, (2,)), "quick": (1024, 2, (1, 4, 16)),
-                     "full": (3000, 3, (1, 4, 16))}[size]
+    n, epochs, ks = {
+        "tiny": (64, 1, (2,)),
+        "quick": (1024, 2, (1, 4, 16)),
+        "full": (3000, 3, (1, 4, 16)),
+    }[size]
     repeats, warmup = (1, 1) if size == "tiny" else (2, 1)
     images, labels = load_digit_images("train")
     data = make_image_mosaics(images, labels, [0, 1, 2], m=5, n=n, seed=0)
@@ -56,19 +62,35 @@ def mosaic_batched_seeds(size: str) -> Result:
                     train_mosaic(copy.deepcopy(f), copy.deepcopy(c), data, loss, **kw)
 
             def batched(focus=focus, classifiers=classifiers, losses=losses, kw=kwargs):
-                train_mosaic_runs([copy.deepcopy(f) for f in focus],
-                                  [copy.deepcopy(c) for c in classifiers], data, losses, **kw)
+                train_mosaic_runs(
+                    [copy.deepcopy(f) for f in focus],
+                    [copy.deepcopy(c) for c in classifiers],
+                    data,
+                    losses,
+                    **kw,
+                )
 
             seq = time_call(sequential, repeats=repeats, warmup=warmup, device=device)
             bat = time_call(batched, repeats=repeats, warmup=warmup, device=device)
-            rows.append({"device": device, "losses": mix, "K": k, "batch": batch_size,
-                         "steps": epochs * -(-n // batch_size),
-                         "sequential_s": round(seq, 3), "batched_s": round(bat, 3),
-                         "speedup": round(seq / bat, 2)})
+            rows.append(
+                {
+                    "device": device,
+                    "losses": mix,
+                    "K": k,
+                    "batch": batch_size,
+                    "steps": epochs * -(-n // batch_size),
+                    "sequential_s": round(seq, 3),
+                    "batched_s": round(bat, 3),
+                    "speedup": round(seq / bat, 2),
+                }
+            )
     best = [r for r in rows if r["device"] == "cpu" and r["K"] == max(ks)]
-    summary = "; ".join(f"K={r['K']} {r['losses']} batch {r['batch']} on cpu: batched "
-                        f"{r['speedup']}x faster ({r['batched_s']} s vs {r['sequential_s']} s)"
-                        for r in best)
-    notes.append("Times are minima over repeats; on a loaded machine the ratio is the "
-                 "load-robust figure.")
+    summary = "; ".join(
+        f"K={r['K']} {r['losses']} batch {r['batch']} on cpu: batched "
+        f"{r['speedup']}x faster ({r['batched_s']} s vs {r['sequential_s']} s)"
+        for r in best
+    )
+    notes.append(
+        "Times are minima over repeats; on a loaded machine the ratio is the load-robust figure."
+    )
     return Result(rows=rows, summary=summary, notes=notes)

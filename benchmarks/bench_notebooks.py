@@ -92,11 +92,14 @@ def run_notebook(
     save_to: Path | None = None,
     env: dict | None = None,
     on_cell=None,
+    keep_going: bool = False,
 ) -> dict:
     """Execute one notebook in a fresh kernel; return wall time, peak kernel RSS, the slowest
     cell and whether it ran without error.  The notebook file is not modified: ``save_to``, when
     given, receives the executed copy (also after an error); ``env`` adds environment variables
-    for the kernel; ``on_cell(index, cell)`` is called as each cell starts (progress)."""
+    for the kernel; ``on_cell(index, cell)`` is called as each cell starts (progress);
+    ``keep_going`` runs every cell even after one fails, and ``error`` then lists each failed
+    cell (full mode: one run shows every assertion that fails, not only the first)."""
     nb = nbformat.read(path, as_version=4)
     kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
     hooks = (
@@ -108,7 +111,7 @@ def run_notebook(
         nb,
         timeout=book_timeout() if timeout is None else timeout,
         kernel_name=kernel,
-        allow_errors=False,
+        allow_errors=keep_going,
         record_timing=True,
         resources={"metadata": {"path": str(path.parent)}},
         **hooks,
@@ -130,6 +133,16 @@ def run_notebook(
         save_to.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, save_to)
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    failed = [
+        f"cell {i}: {out.get('ename')}: {str(out.get('evalue', '')).splitlines()[0][:160]}"
+        if str(out.get("evalue", "")).strip()
+        else f"cell {i}: {out.get('ename')}"
+        for i, c in code
+        for out in c.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
+    if failed and error is None:
+        error = "; ".join(failed)
     timed = [(s, i, c) for i, c in code if (s := _cell_seconds(c)) is not None]
     slowest = max(timed, key=lambda t: t[0], default=None)
     return {

@@ -6,7 +6,8 @@
     .venv/bin/python benchmarks/full_mode.py --costs    # rewrite each chapter's cost paragraph
 
 Each notebook runs in a fresh kernel (``bench_notebooks.run_notebook``: nbclient, as the book
-executes it) with no cell timeout, every assertion live.  The executed copy goes to
+executes it) with no cell timeout, every assertion live; a failed cell does not stop the run, so
+the status lists every cell that failed.  The executed copy goes to
 ``_build/full/<folder>/<name>.ipynb`` (the website's quick-mode build is not touched); the row
 (wall time, peak memory of the kernel, slowest cell, status, machine, commit) replaces the
 notebook's earlier row in ``results/full_mode.json``, and ``results/full_mode.md`` is rewritten
@@ -119,7 +120,13 @@ def run(patterns: list[str] | None, downloads: bool) -> dict:
         cells = len(nbformat.read(path, as_version=4).cells)
         env = {} if downloads else {"COURSE_DOWNLOADS": "off"}
         result = run_notebook(
-            path, "full", timeout=-1, save_to=out, env=env, on_cell=_progress(path, cells)
+            path,
+            "full",
+            timeout=-1,
+            save_to=out,
+            env=env,
+            on_cell=_progress(path, cells),
+            keep_going=True,
         )
         executed = nbformat.read(out, as_version=4)
         source = nbformat.read(path, as_version=4)

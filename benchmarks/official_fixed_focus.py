@@ -62,10 +62,16 @@ SCRIPTS = {
 OFFICIAL_ALPHAS = "alphas = [0.2,0.4,0.6,0.8,1]"
 COLUMNS = ("loss", "alpha", "epoch", "batches_per_epoch", "lr", "momentum", "t", "L", "diff")
 # Shipped with course_lib (chapter 4 reads it through course_lib.data.official, also on Colab).
-DEFAULT_OUT = (Path(__file__).resolve().parents[1] / "src" / "course_lib" / "data" / "files"
-               / "official_fixed_focus.csv.gz")
+DEFAULT_OUT = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "course_lib"
+    / "data"
+    / "files"
+    / "official_fixed_focus.csv.gz"
+)
 
-HEADER = '''# --- added by benchmarks/official_fixed_focus.py: run headless on a CPU ---
+HEADER = """# --- added by benchmarks/official_fixed_focus.py: run headless on a CPU ---
 import builtins as _b, importlib.machinery as _im, os as _os, sys as _sys, types as _t
 _os.environ["CUDA_VISIBLE_DEVICES"] = ""
 import matplotlib as _mpl
@@ -92,11 +98,18 @@ _stand_in("tqdm", tqdm=lambda iterable=None, *args, **kwargs: iterable)
 import numpy as _np
 _np.random.seed({seed})
 # --- end of the added header ---
-'''
+"""
 
 
-def patch_source(text: str, root: str, *, seed: int = 0, epochs: int | None = None,
-                 epoch_variable: str = "nos_epochs", alphas: list[float] | None = None) -> str:
+def patch_source(
+    text: str,
+    root: str,
+    *,
+    seed: int = 0,
+    epochs: int | None = None,
+    epoch_variable: str = "nos_epochs",
+    alphas: list[float] | None = None,
+) -> str:
     """The official script's text with the changes listed in the module docstring."""
     if not isinstance(text, str) or "classification" not in text:
         raise ValueError("text must be the source of an official fixed-focus script")
@@ -137,11 +150,19 @@ def run_script(checkout: Path, loss: str, workdir: Path, **patch) -> list[dict]:
         losses = namespace["loss_dict"][str(alpha)]
         diffs = namespace["loss_diff_dict"][str(alpha)]
         for epoch, (value, diff) in enumerate(zip(losses, diffs)):
-            rows.append({
-                "loss": loss, "alpha": alpha, "epoch": epoch, "batches_per_epoch": batches,
-                "lr": lr, "momentum": momentum,
-                "t": epoch * batches * lr / (1 - momentum), "L": float(value), "diff": float(diff),
-            })
+            rows.append(
+                {
+                    "loss": loss,
+                    "alpha": alpha,
+                    "epoch": epoch,
+                    "batches_per_epoch": batches,
+                    "lr": lr,
+                    "momentum": momentum,
+                    "t": epoch * batches * lr / (1 - momentum),
+                    "L": float(value),
+                    "diff": float(diff),
+                }
+            )
     return rows
 
 
@@ -164,15 +185,23 @@ def write_csv(rows: list[dict], out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkout", type=Path, help="a checkout of the official repository")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="the CSV to write (.gz: compressed; default: course_lib's copy)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="the CSV to write (.gz: compressed; default: course_lib's copy)",
+    )
     parser.add_argument("--losses", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS))
     parser.add_argument("--epochs", type=int, help="replace their 100 epochs (cost estimates)")
     parser.add_argument("--alphas", type=float, nargs="+", help="replace their alphas")
     parser.add_argument("--seed", type=int, default=0, help="NumPy seed for their base data")
     parser.add_argument("--workdir", type=Path, help="where their PDFs go (default: a temp dir)")
-    parser.add_argument("--write-patched", type=Path, metavar="DIR",
-                        help="write the patched scripts to DIR and exit")
+    parser.add_argument(
+        "--write-patched",
+        type=Path,
+        metavar="DIR",
+        help="write the patched scripts to DIR and exit",
+    )
     args = parser.parse_args(argv)
     checkout = args.checkout.resolve()
     if not (checkout / FOLDER).is_dir():
@@ -193,8 +222,11 @@ def main(argv: list[str] | None = None) -> None:
             start = time.perf_counter()
             rows += run_script(checkout, loss, workdir, **patch)
             write_csv(rows, args.out)  # partial results as soon as each loss is done
-            print(f"{loss}: {time.perf_counter() - start:.1f} s; wrote {args.out}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{loss}: {time.perf_counter() - start:.1f} s; wrote {args.out}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
