@@ -2,12 +2,12 @@
 
 import math
 
+import numpy as np
+import pytest
 import torch
-import torch.nn.functional as F
 
 from course_lib import checks
-from course_lib.topic import attention_forward, label_sentences
-from course_lib.training import gradient_step
+from course_lib.topic import TopicAttention, attention_forward, label_sentences, mlp_jacobian
 
 
 def test_forward_reference_passes(run_check):
@@ -158,164 +158,134 @@ def test_labels_other_correct_forms_pass(run_check):
         assert ok and "[passed]" in out, out
 
 
-# ------------------------------------------------------------------ the full-batch step
+# ------------------------------------------------------- the two-layer classifier's Jacobian
 
 
-def _trained(model):
-    return [p for p in model.parameters() if p.requires_grad]
+def _layers(classifier):
+    first, _, second = classifier
+    return first.weight, first.bias, second.weight
 
 
-def test_step_reference_passes(run_check):
-    ok, out = run_check(checks.check_gradient_step, gradient_step)
+def _through(classifier, mask):
+    w1, _, w2 = _layers(classifier)
+    return torch.einsum("kh,nh,hd->nkd", w2, mask.to(w1.dtype), w1).detach()
+
+
+def test_jacobian_reference_passes(run_check):
+    ok, out = run_check(checks.check_mlp_jacobian, mlp_jacobian)
     assert ok and "[passed]" in out
 
 
-def test_step_a_correct_backward_version_passes(run_check):
-    def mine(model, tokens, labels, lr, *, mask=None):
-        model.zero_grad()
-        loss = F.cross_entropy(model(tokens, mask), labels)
-        loss.backward()
-        with torch.no_grad():
-            for p in _trained(model):
-                p -= lr * p.grad
-        return loss.item()
+def test_jacobian_autograd_and_numpy_forms_pass(run_check):
+    def by_jacrev(classifier, context):
+        return torch.stack([torch.func.jacrev(classifier)(v) for v in context]).detach()
 
-    ok, out = run_check(checks.check_gradient_step, mine)
-    assert ok and "[passed]" in out
+    def in_numpy(classifier, context):
+        w1, b1, w2 = (t.detach().numpy() for t in _layers(classifier))
+        active = (context.numpy() @ w1.T + b1 > 0).astype(float)  # (N, h)
+        return np.einsum("kh,nh,hd->nkd", w2, active, w1)
+
+    def with_grad(classifier, context):  # a tensor that still requires grad is fine
+        w1, b1, w2 = _layers(classifier)
+        return torch.einsum("kh,nh,hd->nkd", w2, ((context @ w1.T + b1) > 0).float(), w1)
+
+    for fn in (by_jacrev, in_numpy, with_grad):
+        ok, out = run_check(checks.check_mlp_jacobian, fn)
+        assert ok and "[passed]" in out, (fn.__name__, out)
 
 
-def test_step_stub_is_to_do(run_check):
-    def gradient_step(model, tokens, labels, lr, *, mask=None):
+def test_jacobian_stub_is_to_do(run_check):
+    def mlp_jacobian(classifier, context):
         raise NotImplementedError
 
-    ok, out = run_check(checks.check_gradient_step, gradient_step)
+    ok, out = run_check(checks.check_mlp_jacobian, mlp_jacobian)
     assert not ok and "[to do]" in out
 
 
-def test_step_gradients_not_zeroed(run_check):
-    def leaky(model, tokens, labels, lr, *, mask=None):
-        loss = F.cross_entropy(model(tokens, mask), labels)
-        loss.backward()  # accumulates into .grad across calls
+def test_jacobian_without_the_relu(run_check):
+    def linear(classifier, context):
+        w1, _, w2 = _layers(classifier)
+        return (w2 @ w1).detach().expand(len(context), -1, -1)
+
+    ok, out = run_check(checks.check_mlp_jacobian, linear)
+    assert not ok and "ignores the ReLU" in out
+
+
+def test_jacobian_mask_without_the_bias(run_check):
+    def no_bias(classifier, context):
+        w1, _, _ = _layers(classifier)
+        return _through(classifier, context @ w1.T > 0)
+
+    ok, out = run_check(checks.check_mlp_jacobian, no_bias)
+    assert not ok and "bias included" in out
+
+
+def test_jacobian_mask_of_zero_context_everywhere(run_check):
+    def at_zero(classifier, context):
+        _, b1, _ = _layers(classifier)
+        return _through(classifier, (b1 > 0).expand(len(context), -1))
+
+    ok, out = run_check(checks.check_mlp_jacobian, at_zero)
+    assert not ok and "mask of v = 0" in out
+
+
+def test_jacobian_inverted_mask(run_check):
+    def inverted(classifier, context):
+        w1, b1, _ = _layers(classifier)
+        return _through(classifier, context @ w1.T + b1 <= 0)
+
+    ok, out = run_check(checks.check_mlp_jacobian, inverted)
+    assert not ok and "inverted" in out
+
+
+def test_jacobian_of_the_probabilities(run_check):
+    def of_probs(classifier, context):
+        return torch.stack([
+            torch.func.jacrev(lambda v: torch.softmax(classifier(v), -1))(v)
+            for v in context
+        ]).detach()
+
+    ok, out = run_check(checks.check_mlp_jacobian, of_probs)
+    assert not ok and "softmax probabilities" in out
+
+
+def test_jacobian_transposed_and_single(run_check):
+    ok, out = run_check(checks.check_mlp_jacobian,
+                        lambda c, v: mlp_jacobian(c, v).transpose(1, 2))
+    assert not ok and "transpose" in out
+    ok, out = run_check(checks.check_mlp_jacobian, lambda c, v: mlp_jacobian(c, v)[0])
+    assert not ok and "one Jacobian for all contexts" in out
+    ok, out = run_check(checks.check_mlp_jacobian, lambda c, v: mlp_jacobian(c, v).tolist())
+    assert not ok and "one tensor" in out
+
+
+def test_jacobian_that_modifies_the_classifier(run_check):
+    def clobbers(classifier, context):
+        result = mlp_jacobian(classifier, context)
         with torch.no_grad():
-            for p in _trained(model):
-                p -= lr * p.grad
-        return loss.item()
+            classifier[0].bias.zero_()
+        return result
 
-    ok, out = run_check(checks.check_gradient_step, leaky)
-    assert not ok and "zero_grad" in out
-
-
-def test_step_summed_loss(run_check):
-    def summed(model, tokens, labels, lr, *, mask=None):
-        loss = F.cross_entropy(model(tokens, mask), labels, reduction="sum")
-        grads = torch.autograd.grad(loss, _trained(model))
-        with torch.no_grad():
-            for p, g in zip(_trained(model), grads):
-                p -= lr * g
-        return loss.item() / len(labels)  # the returned loss is right, the step is not
-
-    ok, out = run_check(checks.check_gradient_step, summed)
-    assert not ok and "mean" in out and "times too large" in out
+    ok, out = run_check(checks.check_mlp_jacobian, clobbers)
+    assert not ok and "must not modify" in out
 
 
-def test_step_returns_summed_loss(run_check):
-    def summed_return(model, tokens, labels, lr, *, mask=None):
-        return gradient_step(model, tokens, labels, lr, mask=mask) * len(labels)
-
-    ok, out = run_check(checks.check_gradient_step, summed_return)
-    assert not ok and "sum over sentences" in out
+def test_jacobian_other_mistake_gets_the_general_hint(run_check):
+    ok, out = run_check(checks.check_mlp_jacobian, lambda c, v: 2 * mlp_jacobian(c, v))
+    assert not ok and "chain the two linear layers" in out
 
 
-def test_step_up_the_gradient(run_check):
-    def ascent(model, tokens, labels, lr, *, mask=None):
-        return _ascend(model, tokens, labels, lr, mask)
-
-    ok, out = run_check(checks.check_gradient_step, ascent)
-    assert not ok and "subtracts" in out
-
-
-def _ascend(model, tokens, labels, lr, mask):
-    loss = F.cross_entropy(model(tokens, mask), labels)
-    grads = torch.autograd.grad(loss, _trained(model))
-    with torch.no_grad():
-        for p, g in zip(_trained(model), grads):
-            p += lr * g
-    return loss.item()
-
-
-def test_step_updates_the_fixed_classifier(run_check):
-    def everything(model, tokens, labels, lr, *, mask=None):
-        for p in model.parameters():
-            p.requires_grad_(True)
-        loss = F.cross_entropy(model(tokens, mask), labels)
-        grads = torch.autograd.grad(loss, list(model.parameters()))
-        with torch.no_grad():
-            for p, g in zip(model.parameters(), grads):
-                p -= lr * g
-        return loss.item()
-
-    ok, out = run_check(checks.check_gradient_step, everything)
-    assert not ok and "fixed classifier U moved" in out
-
-
-def test_step_over_all_parameters_hits_none_grad(run_check):
-    def all_params(model, tokens, labels, lr, *, mask=None):
-        model.zero_grad()
-        loss = F.cross_entropy(model(tokens, mask), labels)
-        loss.backward()
-        with torch.no_grad():
-            for p in model.parameters():
-                p -= lr * p.grad
-        return loss.item()
-
-    ok, out = run_check(checks.check_gradient_step, all_params)
-    assert not ok and "requires_grad=True" in out
-
-
-def test_step_returns_loss_after(run_check):
-    def after(model, tokens, labels, lr, *, mask=None):
-        gradient_step(model, tokens, labels, lr, mask=mask)
-        with torch.no_grad():
-            return F.cross_entropy(model(tokens, mask), labels).item()
-
-    ok, out = run_check(checks.check_gradient_step, after)
-    assert not ok and "*after* the step" in out
-
-
-def test_step_not_in_place(run_check):
-    def rebinds(model, tokens, labels, lr, *, mask=None):
-        loss = F.cross_entropy(model(tokens, mask), labels)
-        grads = torch.autograd.grad(loss, _trained(model))
-        for p, g in zip(_trained(model), grads):
-            p = p - lr * g  # noqa: F841 (rebinds a local name; the model is unchanged)
-        return loss.item()
-
-    ok, out = run_check(checks.check_gradient_step, rebinds)
-    assert not ok and "no parameter moved" in out
-
-
-def test_step_hard_coded_lr(run_check):
-    def fixed_lr(model, tokens, labels, lr, *, mask=None):
-        return gradient_step(model, tokens, labels, 0.1, mask=mask)
-
-    ok, out = run_check(checks.check_gradient_step, fixed_lr)
-    assert not ok and "argument lr" in out
-
-
-def test_step_ignores_the_mask(run_check):
-    def no_mask(model, tokens, labels, lr, *, mask=None):
-        return gradient_step(model, tokens, labels, lr)
-
-    ok, out = run_check(checks.check_gradient_step, no_mask)
-    assert not ok and "pass the mask" in out
-
-
-def test_step_returns_nothing(run_check):
-    def silent(model, tokens, labels, lr, *, mask=None):
-        gradient_step(model, tokens, labels, lr, mask=mask)
-
-    ok, out = run_check(checks.check_gradient_step, silent)
-    assert not ok and "loss.item()" in out
+def test_mlp_jacobian_reference_matches_autograd_and_validates():
+    model = TopicAttention(5, 3, embed_dim=4, classifier="mlp", seed=2)
+    context = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack([torch.func.jacrev(model.classifier)(v) for v in context])
+    assert torch.allclose(mlp_jacobian(model.classifier, context), expected, atol=1e-6)
+    with pytest.raises(TypeError, match="classifier"):
+        mlp_jacobian(TopicAttention(5, 3, classifier="linear").classifier, context)
+    with pytest.raises(ValueError, match="context"):
+        mlp_jacobian(model.classifier, context[0])
+    with pytest.raises(ValueError, match="features"):
+        mlp_jacobian(model.classifier, torch.zeros(2, 7))
 
 
 def test_chapter_links_its_exercise_notebook_on_the_configured_repository():

@@ -646,3 +646,45 @@ def reduce_fixed_classifier(model: TopicAttention) -> TopicAttention:
         small.keys.weight.copy_(model.keys.weight.detach())
         small.query.copy_(model.query.detach())
     return small.to(model.embedding.weight.device)
+
+
+def mlp_jacobian(classifier: nn.Module, context: torch.Tensor) -> torch.Tensor:
+    """Chapter 1, exercise 1.3: the Jacobian ``d logits / d v`` of Attn-TL's classifier.
+
+    ``classifier`` is ``Linear(d_e, h) -> ReLU -> Linear(h, K)`` (``TopicAttention(classifier=
+    "mlp").classifier``), with weights ``W1`` ``(h, d_e)``, ``W2`` ``(K, h)`` and bias ``b1``.
+    At a context ``v`` the ReLU passes the hidden units whose pre-activation ``W1 v + b1`` is
+    positive, so ``J(v) = W2 diag(1[W1 v + b1 > 0]) W1``; at ``v = 0`` the mask is ``b1 > 0``.
+
+    Parameters
+    ----------
+    classifier
+        The two-layer classifier, an ``nn.Sequential`` of ``Linear``, ``ReLU``, ``Linear``.
+    context
+        ``(N, d_e)`` context vectors.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, K, d_e)``: the Jacobian at each context vector.
+    """
+    layers = list(classifier) if isinstance(classifier, nn.Sequential) else []
+    kinds = [type(layer) for layer in layers]
+    if kinds != [nn.Linear, nn.ReLU, nn.Linear]:
+        raise TypeError(
+            "classifier must be nn.Sequential(Linear, ReLU, Linear) (Attn-TL's classifier), "
+            f"got {type(classifier).__name__}"
+        )
+    first, _, second = layers
+    if not isinstance(context, torch.Tensor) or context.dim() != 2:
+        raise ValueError("context must be a (N, d_e) tensor")
+    if context.shape[1] != first.in_features:
+        raise ValueError(
+            f"context has {context.shape[1]} features, the classifier expects "
+            f"{first.in_features}"
+        )
+    with torch.no_grad():
+        w1, w2 = first.weight, second.weight  # (h, d_e), (K, h)
+        context = context.to(w1.dtype)
+        active = (context @ w1.T + first.bias) > 0  # (N, h)
+        return torch.einsum("kh,nh,hd->nkd", w2, active.to(w1.dtype), w1)

@@ -1,16 +1,14 @@
 """Checks for the exercises of chapter 1 (the task): the forward pass, the labelling and the
-full-batch gradient step."""
+Jacobian of the two-layer classifier."""
 
 from __future__ import annotations
 
-import copy
 import math
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..topic import TopicAttention, attention_forward, label_sentences
-from ..training import gradient_step
+from ..topic import TopicAttention, attention_forward, label_sentences, mlp_jacobian
 from ._core import CheckFailed, close, expect_tensor, run_check
 
 # ----------------------------------------------------------------------- the forward pass
@@ -163,137 +161,93 @@ def check_label_sentences(student_fn) -> None:
         raise CheckFailed(hint)
 
 
-# --------------------------------------------------------------------- the full-batch step
+# ------------------------------------------------------------- the two-layer classifier's Jacobian
 
 
-def _step_case(kind: str, seed: int, n: int = 12, length: int = 5, vocab: int = 9):
-    """A small model with random keys (so every gradient is non-trivial) and its data."""
-    gen = torch.Generator().manual_seed(100 + seed)
-    model = TopicAttention(vocab, 3, embed_dim=4, key_dim=3, classifier=kind,
-                           embedding_std=0.5, seed=seed)
+def _mlp_case(seed: int, n: int = 6, d: int = 5, hidden: int = 7, k: int = 3):
+    """Attn-TL's classifier with spread-out weights, and contexts (the first one zero) at which
+    the ReLU's pattern differs from the one at v = 0 and from the one without the bias."""
+    model = TopicAttention(4, k, embed_dim=d, key_dim=2, classifier="mlp", hidden=hidden,
+                           seed=seed)
+    gen = torch.Generator().manual_seed(200 + seed)
     with torch.no_grad():
-        model.keys.weight.normal_(0.0, 0.7, generator=gen)
-    tokens = torch.randint(vocab, (n, length), generator=gen)
-    labels = torch.randint(3, (n,), generator=gen)
-    return model, tokens, labels
+        for layer in (model.classifier[0], model.classifier[2]):
+            layer.weight.normal_(0.0, 1.0, generator=gen)
+            layer.bias.normal_(0.0, 1.0, generator=gen)
+    context = torch.randn(n, d, generator=gen) * 2.0
+    context[0] = 0.0
+    return model.classifier, context
 
 
-def _flat(model: torch.nn.Module) -> torch.Tensor:
-    """All of a model's parameters, trained or not, as one vector."""
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+def _as_jacobian(value, n: int, k: int, d: int) -> torch.Tensor:
+    """The returned Jacobians as a float64 tensor of shape (n, k, d), or a hint."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed("return the Jacobians as one tensor (or NumPy array) of shape "
+                          f"(N, K, d_e), not {type(value).__name__}.")
+    shape = tuple(value.shape)
+    if shape == (n, d, k):
+        raise CheckFailed(f"the result has shape {shape}: that is the transpose of each "
+                          "Jacobian. d logits / d v has one row per logit (K) and one column per "
+                          "coordinate of v (d_e): (N, K, d_e).")
+    if shape == (k, d):
+        raise CheckFailed(f"the result has shape {shape}: one Jacobian for all contexts. The "
+                          "ReLU's pattern depends on v, so return one (K, d_e) Jacobian per "
+                          "context vector, (N, K, d_e) in all.")
+    if shape != (n, k, d):
+        raise CheckFailed(f"the result should have shape (N, K, d_e) = {(n, k, d)}, got {shape}.")
+    return value.detach().double()
 
 
-def _as_loss(value) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach())
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise CheckFailed("return the loss before the step, a number (loss.item()), not "
-                      f"{type(value).__name__}.")
+def _diagnose_jacobian(jac, classifier, context) -> None:
+    first, _, second = classifier
+    w1, b1 = first.weight.detach().double(), first.bias.detach().double()
+    w2 = second.weight.detach().double()
+    v = context.double()
+
+    def through(mask):  # (N, h) -> (N, K, d_e)
+        return torch.einsum("kh,nh,hd->nkd", w2, mask.double(), w1)
+
+    pre = v @ w1.T + b1  # (N, h)
+    n = len(v)
+    if close(jac, (w2 @ w1).expand(n, -1, -1)):
+        raise CheckFailed("the Jacobian is W2 W1 at every context: that ignores the ReLU. A "
+                          "hidden unit passes a change of v only where it is active, where its "
+                          "pre-activation W1 v + b1 is positive.")
+    if close(jac, through(v @ w1.T > 0)):
+        raise CheckFailed("the ReLU's mask is taken from W1 v alone: the pre-activation of the "
+                          "hidden layer is W1 v + b1, bias included.")
+    if close(jac, through((b1 > 0).expand(n, -1))):
+        raise CheckFailed("every context gets the mask of v = 0 (b1 > 0): the hidden units that "
+                          "are active depend on v, through W1 v + b1.")
+    if close(jac, through(pre <= 0)):
+        raise CheckFailed("the mask is inverted: ReLU passes the units whose pre-activation is "
+                          "positive and blocks the others.")
+    hidden = torch.relu(pre)
+    logits = hidden @ w2.T + second.bias.detach().double()
+    probs = torch.softmax(logits, -1)  # (N, K)
+    jac_probs = (torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]) @ through(pre > 0)
+    if close(jac, jac_probs):
+        raise CheckFailed("this is the Jacobian of the softmax probabilities; the exercise asks "
+                          "for that of the logits, the classifier's output.")
+    raise CheckFailed("the Jacobians differ from d logits / d v: chain the two linear layers "
+                      "through the ReLU's derivative at the pre-activation W1 v + b1.")
 
 
-def _call_step(student_fn, model, tokens, labels, lr, mask=None):
-    try:
-        if mask is None:
-            return student_fn(model, tokens, labels, lr)
-        return student_fn(model, tokens, labels, lr, mask=mask)
-    except TypeError as error:
-        if "NoneType" in str(error):
-            raise CheckFailed("a parameter has no gradient (its .grad is None): the fixed "
-                              "classifier and the query are not trained, so update only the "
-                              "parameters with requires_grad=True.") from None
-        raise
-
-
-def _same_step(model, ref, start) -> bool:
-    """Whether ``model`` and ``ref`` moved from ``start`` alike (to 1e-4 of the step)."""
-    step = (_flat(ref) - _flat(start)).abs().max()
-    return close(_flat(model), _flat(ref), tol=1e-4 * float(step))
-
-
-def _diagnose_step(mine, ref, start, n: int, lr: float) -> None:
-    """Fail with a hint if the student's parameters after one step differ from the reference's."""
-    if mine.classifier_kind == "fixed" and not torch.equal(mine.classifier.weight,
-                                                           start.classifier.weight):
-        raise CheckFailed("the fixed classifier U moved: it is not trained (requires_grad is "
-                          "False); leave it alone.")
-    if not torch.equal(mine.query, start.query):
-        raise CheckFailed("the query moved: it is fixed in this model; update only the "
-                          "parameters with requires_grad=True.")
-    moved, ref_moved = _flat(mine) - _flat(start), _flat(ref) - _flat(start)
-    size = float(ref_moved.abs().max())
-
-    def like(factor: float) -> bool:
-        return close(moved, factor * ref_moved, tol=1e-4 * abs(factor) * size)
-
-    if like(1.0):
-        return
-    if float(moved.abs().max()) == 0.0:
-        raise CheckFailed("no parameter moved: update them in place, e.g. "
-                          "`with torch.no_grad(): p -= lr * p.grad`.")
-    if like(-1.0):
-        raise CheckFailed("the parameters moved up the gradient: gradient descent subtracts it, "
-                          "theta <- theta - lr * grad.")
-    if like(float(n)):
-        raise CheckFailed(f"the step is {n} times too large: the loss is the *mean* "
-                          "cross-entropy over the sentences, not the sum.")
-    if like(1.0 / n):
-        raise CheckFailed(f"the step is {n} times too small: the loss is the mean over the "
-                          "sentences; do not divide by n again.")
-    if like(1.0 / lr):
-        raise CheckFailed("the step is the gradient itself: multiply it by the step size lr.")
-    if like(0.1 / lr):
-        raise CheckFailed("the step uses lr = 0.1 whatever lr is passed: use the argument lr.")
-    raise CheckFailed("the parameters after the step differ from theta - lr * grad of the mean "
-                      "cross-entropy.")
-
-
-def _diagnose_loss(returned: float, ref_loss: float, start, ref, tokens, labels) -> None:
-    """Fail with a hint if the returned loss is not the mean loss before the step."""
-    if math.isclose(returned, ref_loss, rel_tol=1e-4, abs_tol=1e-6):
-        return
-    with torch.no_grad():
-        before = float(F.cross_entropy(start(tokens), labels))
-        after = float(F.cross_entropy(ref(tokens), labels))
-    if math.isclose(returned, after, rel_tol=1e-4):
-        raise CheckFailed("the returned loss is the one *after* the step; return the loss before "
-                          "updating.")
-    if math.isclose(returned, len(labels) * before, rel_tol=1e-4):
-        raise CheckFailed("the returned loss is the sum over sentences; the loss is the mean "
-                          "cross-entropy.")
-    raise CheckFailed(f"the returned loss {returned:.5f} should be the mean cross-entropy before "
-                      f"the step, {ref_loss:.5f}.")
-
-
-@run_check("one full-batch gradient-descent step")
-def check_gradient_step(student_fn) -> None:
-    """Check ``student_fn(model, tokens, labels, lr, *, mask=None) -> loss before the step``.
-
-    On each classifier (fixed, linear, two-layer) and several step sizes: the returned loss, the
-    parameters after one step, and after a second step on the same model (gradients left over
-    from the first must not leak into it); then with a padding mask.
-    """
-    for seed, (kind, lr) in enumerate((("fixed", 0.5), ("linear", 0.05), ("mlp", 0.3))):
-        start, tokens, labels = _step_case(kind, seed)
-        mine, ref = copy.deepcopy(start), copy.deepcopy(start)
-        returned = _as_loss(_call_step(student_fn, mine, tokens, labels, lr))
-        ref_loss = gradient_step(ref, tokens, labels, lr)
-        _diagnose_loss(returned, ref_loss, start, ref, tokens, labels)
-        _diagnose_step(mine, ref, start, len(labels), lr)
-        previous = copy.deepcopy(ref)
-        _call_step(student_fn, mine, tokens, labels, lr)
-        gradient_step(ref, tokens, labels, lr)
-        if not _same_step(mine, ref, previous):
-            raise CheckFailed("the first step is right but the second is not: the gradients of "
-                              "the first step were added to the second's. Zero them before "
-                              "backward (model.zero_grad()), or use torch.autograd.grad.")
-    # padding: with a mask the loss is that of model(tokens, mask)
-    start, tokens, labels = _step_case("linear", 3)
-    mask = torch.ones_like(tokens, dtype=torch.bool)
-    mask[:, -2:] = False
-    mine, ref = copy.deepcopy(start), copy.deepcopy(start)
-    returned = _as_loss(_call_step(student_fn, mine, tokens, labels, 0.5, mask=mask))
-    ref_loss = gradient_step(ref, tokens, labels, 0.5, mask=mask)
-    if not math.isclose(returned, ref_loss, rel_tol=1e-4) or not _same_step(mine, ref, start):
-        raise CheckFailed("with a mask, the loss is that of model(tokens, mask): pass the mask "
-                          "to the model.")
+@run_check("Attn-TL's classifier: the Jacobian d logits / d v")
+def check_mlp_jacobian(student_fn) -> None:
+    """Check ``student_fn(classifier, context) -> (N, K, d_e)`` Jacobians of Attn-TL's
+    classifier, against ``topic.mlp_jacobian`` on three classifiers, at contexts (one of them
+    zero) where the ReLU's pattern varies; then that the classifier was left as it was."""
+    for seed in range(3):
+        classifier, context = _mlp_case(seed)
+        before = [p.detach().clone() for p in classifier.parameters()]
+        expected = mlp_jacobian(classifier, context).double()
+        n, k, d = expected.shape
+        jac = _as_jacobian(student_fn(classifier, context.clone()), n, k, d)
+        if not all(torch.equal(a, b.detach()) for a, b in zip(before, classifier.parameters())):
+            raise CheckFailed("the classifier's weights changed: computing a Jacobian must not "
+                              "modify the model.")
+        if not close(jac, expected, tol=1e-5):
+            _diagnose_jacobian(jac, classifier, context)
