@@ -130,6 +130,7 @@ def run(patterns: list[str] | None, downloads: bool) -> dict:
         )
         executed = nbformat.read(out, as_version=4)
         source = nbformat.read(path, as_version=4)
+        doc = read()  # again: another `make full` may have recorded a notebook meanwhile
         doc["notebooks"][name] = {
             "status": "passed" if result["error"] is None else f"FAILED {result['error']}",
             "wall_s": round(result["wall_s"], 1),
