@@ -67,28 +67,80 @@ def test_train_hybrid_check(run_check):
     assert not ok and "one value per epoch" in out
 
 
-@pytest.mark.slow  # trains every candidate switch: seconds each
-def test_best_switch_time_check(run_check):
-    ok, out = run_check(checks.check_best_switch_time, flow.best_switch_time)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_best_switch_time, stub)
+def simulated_lag(beta, steps):
+    """Another correct form: measure it, with two torch optimizers on a steady gradient."""
+    kept = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    fresh = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt_kept = torch.optim.SGD([kept], lr=1.0, momentum=beta)
+    for _ in range(2000):  # the kept buffer at its steady value g/(1 - beta)
+        opt_kept.zero_grad()
+        kept.sum().backward()
+        opt_kept.step()
+    start = kept.detach().clone()
+    opt_fresh = torch.optim.SGD([fresh], lr=1.0, momentum=beta)
+    for _ in range(steps):
+        for opt, p in ((opt_kept, kept), (opt_fresh, fresh)):
+            opt.zero_grad()
+            p.sum().backward()
+            opt.step()
+    kept_step = 1.0 / (1.0 - beta)
+    return float((start - kept.detach()) - (-fresh.detach())) / kept_step
+
+
+@pytest.mark.parametrize("student", [
+    flow.fresh_momentum_lag,
+    lambda beta, k: sum(beta**n for n in range(1, k + 1)),
+    lambda beta, k: np.float32(beta * (1 - beta**k) / (1 - beta)),
+    lambda beta, k: torch.tensor(beta * (1 - beta**k) / (1 - beta), dtype=torch.float64),
+    lambda beta, k: np.array(beta / (1 - beta) - beta ** (k + 1) / (1 - beta)),
+], ids=["reference", "sum", "float32", "tensor", "0-d array, other form"])
+def test_fresh_momentum_lag_accepts_correct_forms(run_check, student):
+    ok, out = run_check(checks.check_fresh_momentum_lag, student)
+    assert ok and "[passed]" in out, out
+
+
+def test_fresh_momentum_lag_accepts_a_measurement(run_check):
+    assert abs(simulated_lag(0.9, 4) - flow.fresh_momentum_lag(0.9, 4)) < 1e-9
+    ok, out = run_check(checks.check_fresh_momentum_lag, simulated_lag)
+    assert ok and "[passed]" in out, out
+
+
+@pytest.mark.parametrize("student, hint", [
+    (lambda beta, k: beta / (1 - beta), "infinitely many steps"),
+    (lambda beta, k: 1 / (1 - beta) if beta < 1 else 0.0, "time constant"),
+    (lambda beta, k: (1 - beta**k) / (1 - beta), "beta^0 + ... + beta^(k-1)"),
+    (lambda beta, k: beta * (1 - beta ** max(k - 1, 0)) / (1 - beta), "stopped at k - 1"),
+    (lambda beta, k: beta * (1 - beta**k) / (1 - beta) ** 2, "plain SGD steps"),
+    (lambda beta, k: beta**k, "the k-th step alone"),
+    (lambda beta, k: beta**k / (1 - beta), "the k-th step's shortfall"),
+    (lambda beta, k: -beta * (1 - beta**k) / (1 - beta), "positive lag"),
+    (lambda beta, k: beta * (1 - beta**k) / (1 - beta) + (k == 0), "after 0 steps"),
+    (lambda beta, k: 1.1 * beta * (1 - beta**k) / (1 - beta) + (beta == 0), "beta = 0"),
+    (lambda beta, k: 1.1 * beta * (1 - beta**k) / (1 - beta), "at beta = 0.9, steps = 4"),
+    (lambda beta, k: [1.0, 2.0], "one number"),
+    (lambda beta, k: "nine", "a number"),
+])
+def test_fresh_momentum_lag_rejects_wrong_derivations(run_check, student, hint):
+    ok, out = run_check(checks.check_fresh_momentum_lag, student)
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+def test_fresh_momentum_lag_check_stub(run_check):
+    ok, out = run_check(checks.check_fresh_momentum_lag, stub)
     assert not ok and "[to do]" in out
 
-    def finals(m, C, horizon, candidates):
-        return [flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[1][0]
-                for T in candidates]
 
-    ok, out = run_check(checks.check_best_switch_time,
-                        lambda m, C, h, c: float(np.argmax(finals(m, C, h, c))))
-    assert not ok and "index" in out
-    ok, out = run_check(checks.check_best_switch_time,
-                        lambda m, C, h, c: float(c[int(np.argmin(finals(m, C, h, c)))]))
-    assert not ok and "WORST" in out
-    ok, out = run_check(checks.check_best_switch_time, lambda m, C, h, c: float(c[-1]))
-    assert not ok and "[wrong]" in out
+def test_fresh_momentum_lag_reference():
+    assert flow.fresh_momentum_lag(0.9, 0) == 0.0
+    assert abs(flow.fresh_momentum_lag(0.9, 10_000) - 9.0) < 1e-9  # chapter 6's beta/(1-beta)
+    assert abs(flow.fresh_momentum_lag(0.9, 4) - (0.9 + 0.81 + 0.729 + 0.6561)) < 1e-12
+    with pytest.raises(ValueError, match="beta"):
+        flow.fresh_momentum_lag(1.0, 3)
+    with pytest.raises(ValueError, match="steps"):
+        flow.fresh_momentum_lag(0.9, -1)
 
 
-def test_best_switch_time_check_tests_the_exercise_horizon():
+def test_the_follow_up_horizon_is_where_the_switch_matters():
     """The exercise's horizon is twice the peak of soft's lead, where the switch matters."""
     def alpha(method, t, switch_time=None):
         nu = flow.solve_flow(method, 10, 10, t, switch_time=switch_time)[1]
@@ -104,60 +156,6 @@ def test_best_switch_time_check_tests_the_exercise_horizon():
     assert gain > 3e-3  # visible; at t = 800 it is 1.8e-4
     late = flow.best_switch_time(10, 10, 800.0, np.arange(0, 101) * 8.0)
     assert alpha("hybrid", [800.0], late)[0] - alpha("hard", [800.0])[0] < 2e-4
-
-
-@pytest.mark.slow  # trains every candidate switch: seconds each
-def test_best_switch_time_check_accepts_every_scalar_form(run_check):
-    for convert in (float, np.float64, np.float32, lambda v: np.array(v),
-                    lambda v: torch.tensor(v, dtype=torch.float64)):
-        ok, out = run_check(checks.check_best_switch_time,
-                            lambda m, C, h, c, f=convert: f(flow.best_switch_time(m, C, h, c)))
-        assert ok and "[passed]" in out, (convert, out)
-
-
-@pytest.mark.slow  # trains every candidate switch: seconds each
-def test_best_switch_time_check_rejects_wrong_switches_with_hints(run_check):
-    def only_on_the_exercise(answer):  # right everywhere but on the exercise's horizon
-        def student(m, C, h, c):
-            if h == ch06.EXERCISE_HORIZON:
-                return answer(m, C, h, c)
-            return flow.best_switch_time(m, C, h, c)
-        return student
-
-    ok, out = run_check(checks.check_best_switch_time,
-                        only_on_the_exercise(lambda m, C, h, c: 0.0))
-    assert not ok and "pure hard" in out
-    ok, out = run_check(checks.check_best_switch_time,  # pure soft is the worst there
-                        only_on_the_exercise(lambda m, C, h, c: float(c[-1])))
-    assert not ok and "WORST" in out
-    ok, out = run_check(checks.check_best_switch_time,  # a grid step late
-                        only_on_the_exercise(lambda m, C, h, c: 176.0))
-    assert not ok and "the best switch is 168" in out and "..., 336]" in out
-    ok, out = run_check(checks.check_best_switch_time,  # a fixed fraction of the budget
-                        lambda m, C, h, c: float(c[np.argmin(np.abs(np.asarray(c) - 0.3 * h))]))
-    assert not ok and "[wrong]" in out
-    ok, out = run_check(checks.check_best_switch_time, lambda m, C, h, c: [168.0])
-    assert not ok and "a float" in out
-
-
-@pytest.mark.slow  # trains every candidate switch: seconds each
-def test_best_switch_time_check_names_ties_and_the_margin(run_check):
-    def finals(m, C, horizon, candidates, row):
-        return np.array([flow.solve_flow("hybrid", m, C, [horizon], switch_time=T)[row][0]
-                         for T in candidates])
-
-    def last_of_ties(m, C, h, c):  # the last maximum where the text asks for the first
-        nu = finals(m, C, h, c, 1)
-        return float(c[len(c) - 1 - int(np.argmax(nu[::-1]))])
-
-    ok, out = run_check(checks.check_best_switch_time, last_of_ties)
-    assert not ok and "tie" in out and "first" in out and "WORST" not in out
-    ok, out = run_check(checks.check_best_switch_time,  # the classifier's margin, not the focus
-                        lambda m, C, h, c: float(c[int(np.argmax(finals(m, C, h, c, 0)))]))
-    assert not ok and "margin" in out and "WORST" not in out
-    ok, out = run_check(checks.check_best_switch_time,  # the smallest focus is still "WORST"
-                        lambda m, C, h, c: float(c[int(np.argmin(finals(m, C, h, c, 1)))]))
-    assert not ok and "WORST" in out and "margin" not in out
 
 
 def test_per_class_focus_accuracy_check(run_check):

@@ -643,3 +643,23 @@ def likelihood_flow_rhs(mu, nu, m, C):
     dmu = alpha * beta * one_minus_beta / (C - 1)
     dnu = alpha * one_minus_alpha * (beta - 1.0 / C) / C
     return np.stack([dmu, dnu])
+
+
+def fresh_momentum_lag(beta, steps):
+    """How many steps a fresh momentum optimizer falls behind a kept one (exercise 6.2).
+
+    Heavy-ball SGD as PyTorch runs it: ``b <- beta b + g`` (a fresh optimizer's first step sets
+    ``b = g``), then ``theta <- theta - lr b``.  Under a steady gradient ``g`` a kept buffer
+    holds ``g/(1 - beta)``; a fresh one holds ``g(1 - beta^n)/(1 - beta)`` at its ``n``-th step,
+    short by ``beta^n`` kept steps.  After ``steps`` steps the fresh run is behind by
+    ``sum_{n=1}^{steps} beta^n = beta (1 - beta^steps)/(1 - beta)`` steps of the kept run,
+    which tends to chapter 6's ``beta/(1 - beta)``.
+
+    >>> round(fresh_momentum_lag(0.9, 4), 4)  # one epoch of 4 steps
+    3.0951
+    """
+    beta = float(beta)
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must lie in [0, 1), got {beta}")
+    steps = check_int(steps, "steps", minimum=0)
+    return beta * (1 - beta**steps) / (1 - beta)

@@ -35,7 +35,7 @@ from .ch05 import (
     check_likelihood_flow_rhs,
     check_reduced_soft_loss,
 )
-from .ch06 import check_best_switch_time, check_per_class_focus_accuracy, check_train_hybrid
+from .ch06 import check_fresh_momentum_lag, check_per_class_focus_accuracy, check_train_hybrid
 from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant
 from .ch08 import check_log_space_gradient, check_svm_two_constraints
 
@@ -72,7 +72,7 @@ __all__ = [
     "check_euler_step_needed",
     # chapter 6
     "check_train_hybrid",
-    "check_best_switch_time",
+    "check_fresh_momentum_lag",
     "check_per_class_focus_accuracy",
     # chapter 7
     "check_miss_reciprocal",
