@@ -111,8 +111,10 @@ unit: venv
 quick: venv
 	$(BIN)/python -m pytest tests -q -m "not slow and not browser and not colab"
 
+# COURSE_PROGRESS=off: no progress bars in nbval's runs (the website's build sets it in
+# _ext/course_site.py).
 notebooks: venv
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
+	COURSE_PROGRESS=off $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider chapters exercises
 
 # The built website in headless Chromium, offline (tests/browser; screenshots in _build/screenshots).
 browser: venv

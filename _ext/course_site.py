@@ -11,9 +11,18 @@ page with its traceback and report success.  ``_reread_failed_executions`` marks
 whose last execution failed as outdated, so it is read, and executed, again (jupyter-cache never
 caches a failed execution).  ``scripts/check_build.py`` then refuses a build that still holds a
 failed page.
+
+The website shows no progress bars: ``setup`` sets ``COURSE_PROGRESS=off`` in the build's
+environment, which the kernels that execute the pages inherit (``course_lib.progress``).  It is
+set here, not in the Makefile, so that ``jupyter-book build .`` run by hand gets it too.
 """
 
 from __future__ import annotations
+
+import os
+
+# what the build's kernels see: no progress bars on the website (course_lib.progress)
+PAGE_ENVIRONMENT = {"COURSE_PROGRESS": "off"}
 
 
 def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
@@ -52,6 +61,8 @@ def _reread_failed_executions(app, env, added, changed, removed):
 
 
 def setup(app):
+    # before any page is executed: the kernels are started later, with this environment
+    os.environ.update(PAGE_ENVIRONMENT)
     app.connect("env-get-outdated", _reread_failed_executions)
     # after every extension has added its page scripts (default priority 500)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)

@@ -25,7 +25,7 @@ END = "<!-- end of module table -->"
 
 # Bottom to top: a module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("support", ["_validate", "config"]),
+    ("support", ["_validate", "config", "progress"]),
     ("law", ["law"]),
     ("theory", ["conservation", "identity", "flow", "max_margin", "later_models"]),
     (

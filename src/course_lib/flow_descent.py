@@ -18,6 +18,7 @@ from . import focus as focus_models
 from . import losses
 from ._validate import check_int, check_positive
 from .flow import SOLVE_METHODS, _check_alpha, _check_method, _check_sizes
+from .progress import progress_bar, show_loss
 
 __all__ = ["population_mosaics", "gradient_descent_path", "fixed_focus_gradient_descent"]
 
@@ -105,7 +106,8 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
         return mu, nu, asym
 
     records = [(0.0, *reduced_state())]
-    with _one_torch_thread():
+    bar = progress_bar(n_steps, desc=f"gradient_descent_path ({method})")
+    with _one_torch_thread(), bar:
         for step in range(n_steps):
             name = method
             if method == "hybrid":
@@ -118,6 +120,8 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
                     parameter -= lr * grad
             if (step + 1) % record_every == 0:
                 records.append(((step + 1) * lr, *reduced_state()))
+            bar.update()
+            show_loss(bar, loss)
     times, mu, nu, asym = (np.array(column) for column in zip(*records))
     return times, mu, nu, asym
 
@@ -165,7 +169,8 @@ def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=
         return a * is_foreground + (1 - a) / (m - 1) * (1 - is_foreground)
 
     records = []
-    with _one_torch_thread():
+    bar = progress_bar(n_steps, desc=f"fixed_focus_gradient_descent ({method})")
+    with _one_torch_thread(), bar:
         for step in range(n_steps + 1):
             if step % record_every == 0:
                 a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
@@ -183,4 +188,6 @@ def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=
             with torch.no_grad():
                 for parameter, grad in zip(classifier.parameters(), grads):
                     parameter -= lr * grad
+            bar.update()
+            show_loss(bar, loss)
     return tuple(np.array(column) for column in zip(*records))

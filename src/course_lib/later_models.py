@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 
 from ._validate import check_int, check_positive
+from .progress import progress_bar, show_loss
 
 __all__ = [
     "normalised_correlation",
@@ -154,6 +155,7 @@ def joma_run(
         offset = z - predicted()
     opt = torch.optim.SGD([W, z], lr=lr)
     rec_steps, zs, z_hats, tops = [], [], [], []
+    bar = progress_bar(steps, desc="joma_run")
     for t in range(steps + 1):
         weights = torch.softmax(z / T + X.log().T, dim=1).T  # (M, K): b_l ~ x_l e^{z_l / T}
         if t % every == 0 or t == steps:
@@ -163,6 +165,7 @@ def joma_run(
                 z_hats.append(predicted() + offset)
                 tops.append(weights.max(0).values.mean())
         if t == steps:
+            bar.close()
             break
         features = torch.cat([weights, torch.zeros(width - M, K, dtype=torch.float64)])
         features = features + torch.nn.functional.one_hot(
@@ -172,6 +175,8 @@ def joma_run(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        bar.update()
+        show_loss(bar, loss)
     return JomaRun(
         torch.tensor(rec_steps), torch.stack(zs), torch.stack(z_hats), torch.stack(tops)
     )
@@ -235,6 +240,7 @@ def joma_special_case(
         offset = z - predicted()
     opt = torch.optim.SGD([W, z], lr=lr)
     rec = {"steps": [], "z": [], "strength": [], "z_hat": []}
+    bar = progress_bar(steps, desc="joma_special_case")
     for t in range(steps + 1):
         if t % every == 0 or t == steps:
             with torch.no_grad():
@@ -243,6 +249,7 @@ def joma_special_case(
                 rec["strength"].append((W[:K] ** 2).sum(1))
                 rec["z_hat"].append(predicted() + offset)
         if t == steps:
+            bar.close()
             break
         own = x * (z / T).exp()
         weights = own / (own + 1 - x)  # the common token: logit 0, feature 0
@@ -251,6 +258,8 @@ def joma_special_case(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        bar.update()
+        show_loss(bar, loss)
     out = {k: torch.stack(v) if k != "steps" else torch.tensor(v) for k, v in rec.items()}
     return JomaSpecialRun(n=(1 - x) / x, **out)
 

@@ -48,6 +48,7 @@ import torch
 from scipy.optimize import minimize
 
 from ._validate import check_int, check_positive
+from .progress import progress_bar, show_loss
 
 __all__ = [
     "prompt_attention",
@@ -424,12 +425,16 @@ def train_prompt(
     p = torch.zeros(d, dtype=torch.float64) if p0 is None else _vector(p0, d, "p0").clone()
     keep = _recorded_steps(record, steps)
     rec_steps, rec_p = [], []
+    bar = progress_bar(steps, desc="train_prompt")
     for k in range(steps + 1):
         if k in keep:
             rec_steps.append(k)
             rec_p.append(p.numpy().copy())
         if k == steps:
+            bar.close()
             break
+        bar.update()
+        show_loss(bar, lambda: prompt_loss(p, X, v, y, W))  # read at most once a second
         if gradient == "log_space" and normalised:
             grad, _ = log_space_gradient(p, X, v, y, W, return_log_scale=True)
         elif gradient == "log_space":
@@ -571,14 +576,19 @@ def train_attention_matrix(
     W = torch.zeros(d, d, dtype=torch.float64)
     g = y[:, None] * (X @ v)
     rec_steps, rec_W = [], []
+    bar = progress_bar(steps, desc="train_attention_matrix")
     for k in range(steps + 1):
         current = K @ Q.T if factorised else W
         if k in keep:
             rec_steps.append(k)
             rec_W.append(current.numpy().copy())
         if k == steps:
+            bar.close()
             break
         z = torch.einsum("itd,de,ie->it", X, current, Z)
+        bar.update()
+        # the loss of (8.1) with this W, computed only when the bar shows it (once a second)
+        show_loss(bar, lambda: torch.nn.functional.softplus(-(z.softmax(1) * g).sum(1)).mean())
         dloss_log = _log_dloss(_stable_f(z, g)) - math.log(n)
         log_mag, sign, diff = _pair_terms(z, g, X, dloss_log)
         outer = diff[:, :, :, None] * Z[:, None, None, :]
@@ -669,15 +679,19 @@ def train_one_hot_joint(
     p = torch.zeros(n + 1, dtype=torch.float64, requires_grad=True)
     value = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     out = {"steps": [], "p": [], "value": []}
+    bar = progress_bar(steps, desc="train_one_hot_joint")
     for k in range(steps + 1):
         if k in keep:
             out["steps"].append(k)
             out["p"].append(p.detach().numpy().copy())
             out["value"].append(float(value.detach()[0]))
         if k == steps:
+            bar.close()
             break
         a = torch.softmax(p, dim=0)
         loss = torch.nn.functional.softplus(-a[0] * value[0])
+        bar.update()
+        show_loss(bar, loss)
         gp, gv = torch.autograd.grad(loss, (p, value))
         if not train_background:
             gp[1:] = 0.0

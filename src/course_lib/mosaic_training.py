@@ -35,6 +35,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ._validate import check_fraction, check_int, check_positive
 from .losses import KERNELS, LOSS_NAMES, check_loss_inputs, selected_loss
 from .mosaic import Mosaics
+from .progress import progress_bar, show_loss
 
 TRAINING_METHODS = LOSS_NAMES + ("hybrid",)
 OPTIMIZER_AT_SWITCH = ("fresh", "keep")
@@ -182,20 +183,25 @@ def train_mosaic(
     focus_opt = torch.optim.SGD(focus.parameters(), lr=lr, momentum=momentum)
     classifier_opt = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum)
     losses, a_z = torch.zeros(epochs), torch.zeros(epochs)
-    for epoch in range(epochs):
-        for start, stop in _batches(len(labels), batch_size):
-            x, y = segments[start:stop], labels[start:stop]  # (b, m, *f), (b,)
-            alpha = torch.softmax(focus(x), dim=1)  # (b, m)
-            value = kernel(alpha, x, y, classifier)
-            focus_opt.zero_grad()
-            classifier_opt.zero_grad()
-            value.backward()
-            focus_opt.step()
-            classifier_opt.step()
-            weight = (stop - start) / len(labels)
-            losses[epoch] += weight * value.item()
-            a_z[epoch] += weight * alpha.detach()[torch.arange(stop - start),
-                                                   foreground[start:stop]].mean().item()
+    batches = _batches(len(labels), batch_size)
+    with progress_bar(epochs * len(batches), desc=f"train_mosaic ({loss})") as bar:
+        for epoch in range(epochs):
+            for start, stop in batches:
+                x, y = segments[start:stop], labels[start:stop]  # (b, m, *f), (b,)
+                alpha = torch.softmax(focus(x), dim=1)  # (b, m)
+                value = kernel(alpha, x, y, classifier)
+                focus_opt.zero_grad()
+                classifier_opt.zero_grad()
+                value.backward()
+                focus_opt.step()
+                classifier_opt.step()
+                weight = (stop - start) / len(labels)
+                batch_loss = value.item()
+                losses[epoch] += weight * batch_loss
+                a_z[epoch] += weight * alpha.detach()[torch.arange(stop - start, device=device),
+                                                       foreground[start:stop]].mean().item()
+                bar.update()
+                show_loss(bar, batch_loss)
     return focus, classifier, MosaicHistory(losses, a_z)
 
 
@@ -358,24 +364,28 @@ class _Engine:
         params, n = self.stack.params, self.data[1].shape[-1]
         buffers = {k: torch.zeros_like(v) for k, v in params.items()}
         history = torch.zeros(3, len(lrs), epochs, device=self.stack.device)
-        step = 0
-        for epoch in range(epochs):
-            for start, stop in _batches(n, batch_size):
-                x, y, z = self.batch(start, stop)
-                kept = schedule.kept(step)
-                if kept is not None:
-                    kept = kept.to(self.stack.device)
-                    for buf in buffers.values():
-                        buf.mul_(kept.view(-1, *[1] * (buf.dim() - 1)))
-                grads, (value, a_z, hit) = self.gradients(schedule.losses(step), x, y, z)
-                _momentum_step(params, grads, buffers, lrs, momentum)
-                history[:, :, epoch] += (stop - start) / n * torch.stack([value, a_z, hit])
-                if on_step is not None:
-                    on_step(epoch, x, y, z)
-                step += 1
-            schedule.end_epoch(epoch, step, history)
-            if on_epoch is not None:
-                on_epoch(epoch)
+        step, batches = 0, _batches(n, batch_size)
+        # one bar over the optimizer steps of all runs; the loss shown is the mean over runs
+        with progress_bar(epochs * len(batches), desc=f"{len(lrs)} mosaic runs") as bar:
+            for epoch in range(epochs):
+                for start, stop in batches:
+                    x, y, z = self.batch(start, stop)
+                    kept = schedule.kept(step)
+                    if kept is not None:
+                        kept = kept.to(self.stack.device)
+                        for buf in buffers.values():
+                            buf.mul_(kept.view(-1, *[1] * (buf.dim() - 1)))
+                    grads, (value, a_z, hit) = self.gradients(schedule.losses(step), x, y, z)
+                    _momentum_step(params, grads, buffers, lrs, momentum)
+                    history[:, :, epoch] += (stop - start) / n * torch.stack([value, a_z, hit])
+                    if on_step is not None:
+                        on_step(epoch, x, y, z)
+                    step += 1
+                    bar.update()
+                    show_loss(bar, value)
+                schedule.end_epoch(epoch, step, history)
+                if on_epoch is not None:
+                    on_epoch(epoch)
         return history
 
 

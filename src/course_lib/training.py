@@ -22,7 +22,8 @@ or configurations) as **one batched computation**, in four parts:
 
 * the loop (``_fit``) takes the steps and hands the recorded steps to a ``_Recorder``, whose
   buffers are named after the fields of :class:`TrainingHistory`; a hook, ``on_record``, sees each
-  record and may stop the run.
+  record and may stop the run; a progress bar (:mod:`course_lib.progress`) shows runs that last
+  more than a few seconds.
 
 :func:`train_with_early_stopping` (chapter 3) uses that hook to take snapshots, keep the best
 state on a dev set and stop early, inside one run.
@@ -42,6 +43,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import _sparse_attention
 from ._validate import check_int, check_positive, check_tokens
+from .progress import progress_bar, show_loss
 from .topic import TopicAttention, make_topic_corpus
 
 PARAMETER_GROUPS = ("embedding", "keys", "classifier", "query")
@@ -389,20 +391,25 @@ class _Recorder:
 
 def _fit(stack, loss_fn, recorder, steps, lr, record_every, on_record, single) -> None:
     """Take ``steps`` gradient steps, recording every ``record_every`` steps and after the last;
-    stop early when ``on_record`` returns True."""
-    for step in range(steps + 1):
-        last = step == steps
-        with torch.set_grad_enabled(not last):
-            losses, attention = loss_fn(stack.params, stack.buffers)  # (R,), (R, n, L)
-        if last or step % record_every == 0:
-            recorder.record(step, stack.params, stack.buffers, losses, attention)
-            if on_record is not None:
-                stack.copy_back()  # the callback may look at the models
-                if on_record(step, recorder.history(lr, single)):
-                    return
-        if last:
-            return
-        stack.descend(losses, lr)
+    stop early when ``on_record`` returns True.  A progress bar (``course_lib.progress``) counts
+    the steps; it reads the loss at most once a second."""
+    with progress_bar(steps, desc="train_full_batch") as bar:
+        for step in range(steps + 1):
+            last = step == steps
+            with torch.set_grad_enabled(not last):
+                losses, attention = loss_fn(stack.params, stack.buffers)  # (R,), (R, n, L)
+            if last or step % record_every == 0:
+                recorder.record(step, stack.params, stack.buffers, losses, attention)
+                if on_record is not None:
+                    stack.copy_back()  # the callback may look at the models
+                    if on_record(step, recorder.history(lr, single)):
+                        bar.total = bar.n  # stopped early: a finished run, not a failed one
+                        return
+            if last:
+                return
+            stack.descend(losses, lr)
+            bar.update()
+            show_loss(bar, losses)
 
 
 def train_full_batch(

@@ -37,7 +37,7 @@ PYTHON_CANDIDATES = ("/root/.pyenv/versions/3.13.0/bin/python", "python3.13")
 PREINSTALLED = (
     "pip", "setuptools", "wheel", "torch", "numpy", "scipy", "matplotlib", "scikit-learn",
     "ipywidgets", "widgetsnbextension", "jupyterlab_widgets", "ipykernel", "ipython",
-    "jupyter_client", "pandas", "pillow", "packaging",
+    "jupyter_client", "pandas", "pillow", "packaging", "tqdm",
 )
 
 
