@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from course_lib import checks, conservation, law
@@ -14,27 +16,86 @@ def stub(*args):
     raise NotImplementedError
 
 
-def test_miss_reciprocal_check(run_check):
-    ok, out = run_check(checks.check_miss_reciprocal, law.miss_reciprocal)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_miss_reciprocal, stub)
-    assert not ok and "[to do]" in out and "not implemented" in out
-    cases = {
-        "that is a(theta) itself": lambda th, n: torch.exp(th) / (torch.exp(th) + n),
-        "that is 1 - a(theta)": lambda th, n: n / (torch.exp(th) + n),
-        "1 / a(theta)": lambda th, n: (torch.exp(th) + n) / torch.exp(th),
-        "counts the *other* logits": lambda th, n: 1 + torch.exp(th) / (n - 1),
-        "not e^{-theta}": lambda th, n: 1 + torch.exp(-th) / n,
-        "divide e^theta by n": lambda th, n: 1 + torch.exp(th) * n,
-        "invert it": lambda th, n: 2 + torch.exp(th) / n,
-    }
-    for hint, wrong in cases.items():
-        ok, out = run_check(checks.check_miss_reciprocal, wrong)
-        assert not ok and "[wrong]" in out and hint in out, (hint, out)
-    ok, out = run_check(checks.check_miss_reciprocal, lambda th, n: th.sum())
-    assert not ok and "shape" in out
-    ok, out = run_check(checks.check_miss_reciprocal, lambda th, n: th @ th)
-    assert not ok and ("[error]" in out or "[wrong]" in out)
+@pytest.mark.parametrize("student", [
+    conservation.temperature_law_constant,
+    lambda q2, T, lk, lw: (lk / lw) * (q2 / T**2) / 2,  # another order
+    lambda q2, T, lk, lw: np.float32(lk * q2 / (2 * T * T * lw)),
+    lambda q2, T, lk, lw: torch.tensor(lk * q2 / (2 * T**2 * lw), dtype=torch.float64),
+    lambda q2, T, lk, lw: np.array([lk * q2 / (2 * T**2 * lw)]),
+    lambda q2, T, lk, lw: lk * math.sqrt(q2) ** 2 / (2 * T**2 * lw),
+], ids=["reference", "ratio form", "float32", "tensor", "one-element array", "sqrt squared"])
+def test_temperature_law_constant_accepts_correct_forms(run_check, student):
+    ok, out = run_check(checks.check_temperature_law_constant, student)
+    assert ok and "[passed]" in out, out
+
+
+@pytest.mark.parametrize("student, hint", [
+    (lambda q2, T, lk, lw: lk * q2 / (2 * T * lw), "1/T^2, not 1/T"),
+    (lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw), "SLOWER"),
+    (lambda q2, T, lk, lw: lk * q2 / (2 * lw), "temperature is missing"),
+    (lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk), "upside down"),
+    (lambda q2, T, lk, lw: q2 / (2 * T**2), "learning rates are missing"),
+    (lambda q2, T, lk, lw: lk * q2 / (T**2 * lw), "factor 1/2 is missing"),
+    (lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw), "do not square it again"),
+    (lambda q2, T, lk, lw: lk * math.sqrt(q2) / (2 * T**2 * lw), "not ||q||"),
+    (lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2), "that is 1/c"),
+    (lambda q2, T, lk, lw: 1.1 * lk * q2 / (2 * T**2 * lw), "the constant is"),
+    (lambda q2, T, lk, lw: [1.0, 2.0], "one number"),
+    (lambda q2, T, lk, lw: "c", "a number"),
+])
+def test_temperature_law_constant_rejects_wrong_derivations(run_check, student, hint):
+    ok, out = run_check(checks.check_temperature_law_constant, student)
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+def test_temperature_law_constant_check_stub(run_check):
+    ok, out = run_check(checks.check_temperature_law_constant, stub)
+    assert not ok and "[to do]" in out
+
+
+def test_temperature_law_constant_reference():
+    assert conservation.temperature_law_constant(2.0, 1.0, 0.1, 0.1) == 1.0  # corollary 1
+    assert math.isclose(conservation.temperature_law_constant(1.0, 2.0, 0.3, 0.1), 3 / 8)
+    with pytest.raises(ValueError, match="temperature"):
+        conservation.temperature_law_constant(1.0, 0.0, 0.1, 0.1)
+    with pytest.raises(TypeError, match="lr_key"):
+        conservation.temperature_law_constant(1.0, 1.0, "fast", 0.1)
+
+
+def test_temperature_law_holds_for_one_step_of_training():
+    """Exercise 7.1's follow-up: a temperature is a query divided by T, two learning rates a
+    step per parameter; one small step of Attn-FC measures the constant."""
+    import torch.nn.functional as F
+
+    from course_lib import topic
+    from course_lib.topic import TopicAttention
+
+    corpus = topic.make_repeated_topic_corpus(1, n_background=50, n_sentences=60)
+    model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier="fixed", seed=0)
+    model = model.double()
+    background = torch.arange(8, corpus.vocab_size)
+    T, lr_key, lr_emb = 2.0, 2e-4, 1e-4
+    q2 = float(model.query.square().sum())
+    with torch.no_grad():
+        model.embedding.weight[background] = 0.0
+        model.embedding.weight[:8] = 0.3
+        model.query /= T
+    tokens, labels = corpus.train.tokens, corpus.train.labels
+    words = corpus.topic_word_ids
+    theta0 = model.scores().detach()[words]
+    norm0 = model.embedding.weight.detach()[words].square().sum(-1)
+    loss = F.cross_entropy(model(tokens), labels)
+    g_key, g_emb = torch.autograd.grad(loss, [model.keys.weight, model.embedding.weight])
+    with torch.no_grad():
+        model.keys.weight[:8] -= lr_key * g_key[:8]
+        model.embedding.weight[:8] -= lr_emb * g_emb[:8]
+    d_theta = model.scores().detach()[words] - theta0
+    d_norm = model.embedding.weight.detach()[words].square().sum(-1) - norm0
+    c = law.lemma_coupling(d_theta, d_norm, theta0, corpus.m)
+    expected = conservation.temperature_law_constant(q2, T, lr_key, lr_emb)
+    assert torch.allclose(c, torch.full_like(c, expected), rtol=1e-2), (c, expected)
+    wrong_T = conservation.temperature_law_constant(q2, T**0.5, lr_key, lr_emb)
+    assert not torch.allclose(c, torch.full_like(c, wrong_T), rtol=0.2)
 
 
 def test_lemma_coupling_check(run_check):
@@ -82,48 +143,12 @@ def test_topic_invariant_check(run_check):
 
 def test_checks_reject_non_callables(capsys):
     for check in (
-        checks.check_miss_reciprocal,
+        checks.check_temperature_law_constant,
         checks.check_lemma_coupling,
         checks.check_topic_invariant,
     ):
         assert check(3.0) is False
     assert "[not run]" in capsys.readouterr().out
-
-
-def test_miss_reciprocal_direct_form_overflows(run_check):
-    def direct(th, n):
-        a = torch.exp(th) / (torch.exp(th) + n)
-        return 1 / (1 - a)
-
-    def through_softmax(th, n):
-        logits = torch.stack([th] + [torch.zeros_like(th)] * n, dim=-1)
-        return 1 / (1 - torch.softmax(logits, dim=-1)[..., 0])
-
-    def through_sigmoid(th, n):
-        return 1 / (1 - torch.sigmoid(th - math.log(n)))
-
-    for wrong in (direct, through_softmax, through_sigmoid):
-        ok, out = run_check(checks.check_miss_reciprocal, wrong)
-        assert not ok and "[wrong]" in out and "overflow" in out and "inf" in out, out
-        assert "theta = 40 in torch.float64" in out or "theta = 20 in torch.float32" in out, out
-
-    def cancelling(th, n):  # finite, but 1 - a loses its digits
-        a = torch.exp(th) / (torch.exp(th) + n)
-        return (1 / (1 - a)).nan_to_num(posinf=1e300)
-
-    ok, out = run_check(checks.check_miss_reciprocal, cancelling)
-    assert not ok and "cancellation" in out
-
-
-def test_miss_reciprocal_other_correct_forms_pass(run_check):
-    forms = {
-        "quotient": lambda th, n: (torch.exp(th) + n) / n,
-        "sigmoid": lambda th, n: 1 / torch.sigmoid(math.log(n) - th),
-        "shifted exponent": lambda th, n: 1 + torch.exp(th - math.log(n)),
-    }
-    for name, right in forms.items():
-        ok, out = run_check(checks.check_miss_reciprocal, right)
-        assert ok and "[passed]" in out, (name, out)
 
 
 def test_topic_invariant_multiples_pass(run_check):

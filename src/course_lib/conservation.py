@@ -309,3 +309,27 @@ def gate_descent(
         theta[t + 1] = theta[t] + lr * d_theta
         gap[t + 1] = gap[t] + lr * d_gap
     return theta, gap
+
+
+# ----------------------------------------------------------- new corollaries (exercises 7.1, 7.2)
+
+
+def temperature_law_constant(query_norm_sq, temperature, lr_key, lr_embedding):
+    """The law's constant ``c`` for Part I with a temperature and two learning rates
+    (exercise 7.1, the course's derivation).
+
+    The attention logit of a topic word is ``theta = q . k / T``; the keys train at ``lr_key``,
+    the embeddings at ``lr_embedding``.  Then ``theta' = lr_key ||q||^2 / T^2 * a (1 - a) R``
+    and ``(||w||^2)' = 2 lr_embedding a R`` (chapter 2's proof with the chain rule through
+    ``1/T`` twice), so (7.1) holds with ``n = m``, ``S = ||w||^2`` and
+    ``c = lr_key ||q||^2 / (2 T^2 lr_embedding)``.  With ``T = 1`` and one learning rate it is
+    corollary 1's ``||q||^2 / 2``.  Numbers in, a float out.
+
+    >>> temperature_law_constant(2.0, 1.0, 0.1, 0.1)  # corollary 1
+    1.0
+    """
+    query_norm_sq = check_positive(query_norm_sq, "query_norm_sq")
+    temperature = check_positive(temperature, "temperature")
+    lr_key = check_positive(lr_key, "lr_key")
+    lr_embedding = check_positive(lr_embedding, "lr_embedding")
+    return lr_key * query_norm_sq / (2.0 * temperature**2 * lr_embedding)

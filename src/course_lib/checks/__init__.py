@@ -12,7 +12,7 @@ from .ch02 import (
     check_score_gradient,
     check_score_per_norm_sq,
     check_sen_drift,
-    check_sen_invariant,
+    check_tempered_invariant,
 )
 from .ch03 import (
     check_early_score_law,
@@ -36,7 +36,7 @@ from .ch05 import (
     check_reduced_soft_loss,
 )
 from .ch06 import check_fresh_momentum_lag, check_per_class_focus_accuracy, check_train_hybrid
-from .ch07 import check_lemma_coupling, check_miss_reciprocal, check_topic_invariant
+from .ch07 import check_lemma_coupling, check_temperature_law_constant, check_topic_invariant
 from .ch08 import check_log_space_gradient, check_svm_two_constraints
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
     # chapter 2
     "check_score_gradient",
     "check_score_per_norm_sq",
-    "check_sen_invariant",
+    "check_tempered_invariant",
     "check_sen_drift",
     # chapter 3
     "check_word_frequency",
@@ -75,7 +75,7 @@ __all__ = [
     "check_fresh_momentum_lag",
     "check_per_class_focus_accuracy",
     # chapter 7
-    "check_miss_reciprocal",
+    "check_temperature_law_constant",
     "check_lemma_coupling",
     "check_topic_invariant",
     # chapter 8

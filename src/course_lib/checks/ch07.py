@@ -1,12 +1,14 @@
-"""Checks for the exercises of chapter 7 (the structure behind both papers' laws): the lemma's
-key step, the lemma's hypothesis measured, and the law predicted for a repeated topic word."""
+"""Checks for the exercises of chapter 7 (the structure behind both papers' laws): a new
+corollary (a temperature and two learning rates), the lemma's hypothesis measured, and the law
+predicted for a repeated topic word."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from ..conservation import topic_invariant
-from ..law import lemma_coupling, miss_reciprocal
+from ..conservation import temperature_law_constant, topic_invariant
+from ..law import lemma_coupling
 from ._core import CheckFailed, close, expect_tensor, run_check
 
 
@@ -16,65 +18,78 @@ def _as_tensor(value, name: str, shape) -> torch.Tensor:
     return expect_tensor(value, name, shape)
 
 
-@run_check("the key step: 1 / (1 - a(theta)) = 1 + e^theta / n")
-def check_miss_reciprocal(student_fn) -> None:
-    """Check ``student_fn(theta, n_others)``, elementwise: ``1 / (1 - a(theta))``."""
-    theta = torch.linspace(-3, 4, 15, dtype=torch.float64)
-    for n in (4, 19):
-        out = _as_tensor(student_fn(theta, n), "1 / (1 - a)", theta.shape)
-        # the truth from a real softmax over theta and n logits at zero
-        logits = torch.stack([theta] + [torch.zeros_like(theta)] * n, dim=-1)
-        a = torch.softmax(logits, dim=-1)[:, 0]
-        truth = 1 / (1 - a)
-        if not close(out, truth, tol=1e-9):
-            e = torch.exp(theta)
-            wrong = {
-                "that is a(theta) itself; the lemma needs the reciprocal of what it misses, 1 / "
-                "(1 - a).":
-                    e / (e + n),
-                "that is 1 - a(theta); take its reciprocal.": n / (e + n),
-                "that is 1 / a(theta); the proof divides by the weight the logit misses, 1 - a.":
-                    (e + n) / e,
-                "n counts the *other* logits: a(theta) = e^theta / (e^theta + n), not e^theta / "
-                "(e^theta + n - 1).":
-                    1 + e / (n - 1),
-                "the exponential is e^theta (a larger logit misses less), not e^{-theta}.":
-                    1 + torch.exp(-theta) / n,
-                "divide e^theta by n: (e^theta + n) / n = 1 + e^theta / n.": 1 + e * n,
-            }
-            for hint, value in wrong.items():
-                if close(out, value, tol=1e-9):
-                    raise CheckFailed(hint)
-            raise CheckFailed("write 1 - a = n / (e^theta + n) and invert it.")
-        if not close(out, miss_reciprocal(theta, n), tol=1e-9):
-            raise CheckFailed("the values differ from the reference on this case.")
-    # at theta = 0 the logit has 1/(n+1) of the weight and misses n/(n+1)
-    zero = _as_tensor(student_fn(torch.zeros(1, dtype=torch.float64), 9), "1 / (1 - a)", (1,))
-    if not close(zero, torch.tensor([10 / 9], dtype=torch.float64), tol=1e-9):
-        raise CheckFailed(
-            "at theta = 0 with n = 9 the logit misses 9/10 of the weight, so 1/(1 - a) = 10/9."
-        )
-    # large logits: 1 - a(theta) rounds to 0 (theta = 40 in float64, 20 in float32), so a direct
-    # 1 / (1 - a) overflows to inf, and a little below that it loses its digits by cancellation
-    for dtype, thetas, tol in ((torch.float64, [10.0, 20.0, 30.0, 40.0], 1e-9),
-                               (torch.float32, [5.0, 10.0, 15.0, 20.0], 1e-5)):
-        theta = torch.tensor(thetas, dtype=dtype)
-        out = _as_tensor(student_fn(theta, 4), "1 / (1 - a)", theta.shape)
-        truth = 1 + torch.exp(theta.double()) / 4
-        if close(out, truth, tol=tol):
-            continue
-        bad = int(torch.argmax(((out.double() - truth) / truth).abs().nan_to_num(float("inf"))))
-        if not bool(torch.isfinite(out[bad])):
-            raise CheckFailed(
-                f"at theta = {thetas[bad]:g} in {dtype} your function returned "
-                f"{float(out[bad])}, an overflow: a(theta) rounds to 1 there, so 1 - a is 0 "
-                "and 1 / (1 - a) is inf, while the true value is "
-                f"{float(truth[bad]):.4g}. Do not subtract: 1 + e^theta / n is exact."
-            )
-        raise CheckFailed(f"at theta = {thetas[bad]:g} in {dtype} your function returned "
-                          f"{float(out[bad]):.6g} instead of {float(truth[bad]):.6g}: 1 - a(theta) "
-                          "subtracts two numbers close to 1 and loses its digits (cancellation). "
-                          "Do not subtract: 1 + e^theta / n.")
+def _scalar(value, what: str) -> float:
+    """One real number from a Python or NumPy scalar, a 0-d or one-element array or tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise CheckFailed(f"{what} should be one number, got a tensor of shape "
+                              f"{tuple(value.shape)}.")
+        return float(value.detach().cpu().reshape(()))
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
+    if array.size != 1:
+        raise CheckFailed(f"{what} should be one number, got {array.size} values.")
+    return float(array.reshape(()))
+
+
+def _judge_constant(student_fn, cases, reference, mistakes, fallback) -> None:
+    """Read ``student_fn(*case)`` at every case at once and compare with ``reference(*case)``;
+    name the mistake whose formula ``mistakes[hint](*case)`` matches at every case."""
+    outs = np.array([_scalar(student_fn(*case), "c") for case in cases])
+    refs = np.array([reference(*case) for case in cases])
+    if np.allclose(outs, refs, rtol=1e-6, atol=0):
+        return
+    for hint, formula in mistakes.items():
+        if np.allclose(outs, np.array([formula(*case) for case in cases]), rtol=1e-6, atol=0):
+            raise CheckFailed(hint)
+    bad = int(np.argmax(np.abs(outs - refs) / np.abs(refs)))
+    raise CheckFailed(fallback(cases[bad], outs[bad], refs[bad]))
+
+
+# (query_norm_sq, temperature, lr_key, lr_embedding): every argument varies on its own
+_TEMPERATURE_CASES = ((2.0, 1.0, 0.1, 0.1), (0.5, 2.0, 0.1, 0.1), (1.3, 0.5, 0.2, 0.05),
+                      (3.0, 3.0, 0.01, 0.3), (0.7, 1.5, 1.0, 1.0), (1.0, 0.8, 0.3, 0.3))
+
+
+@run_check("the law's constant with a temperature and two learning rates")
+def check_temperature_law_constant(student_fn) -> None:
+    """Check ``student_fn(query_norm_sq, temperature, lr_key, lr_embedding) -> c`` (any real
+    scalar) at cases where each argument varies alone; a formula wrong in the same way at
+    every case is named."""
+    mistakes = {
+        "the temperature divides the logit once and then the logit's gradient with respect to "
+        "the key once more: theta' carries 1/T^2, not 1/T.":
+            lambda q2, T, lk, lw: lk * q2 / (2 * T * lw),
+        "a higher temperature makes the logit move SLOWER: it divides, 1/T^2.":
+            lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw),
+        "the temperature is missing: theta = q.k/T, so theta' = q.k'/T with k' along q/T.":
+            lambda q2, T, lk, lw: lk * q2 / (2 * lw),
+        "the learning rates are upside down: the key's rate speeds up the logit (numerator), "
+        "the embedding's the strength S (denominator).":
+            lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk),
+        "the learning rates are missing: the keys move at lr_key, the embeddings at "
+        "lr_embedding, and c is a ratio of the two speeds.":
+            lambda q2, T, lk, lw: q2 / (2 * T**2),
+        "the factor 1/2 is missing: d||w||^2/dt = 2 w . w' (corollary 1 has ||q||^2 / 2).":
+            lambda q2, T, lk, lw: lk * q2 / (T**2 * lw),
+        "query_norm_sq is already ||q||^2: do not square it again.":
+            lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw),
+        "the logit's speed carries ||q||^2 (q . k' with k' along q), not ||q||.":
+            lambda q2, T, lk, lw: lk * np.sqrt(q2) / (2 * T**2 * lw),
+        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').":
+            lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2),
+    }
+
+    def fallback(case, out, ref):
+        q2, T, lk, lw = case
+        return (f"at query_norm_sq = {q2}, temperature = {T}, lr_key = {lk}, lr_embedding = "
+                f"{lw} the constant is {ref:.6g}, you returned {out:.6g}: write theta' and "
+                "(||w||^2)' with chapter 2's proof, each with its learning rate, and divide.")
+
+    _judge_constant(student_fn, _TEMPERATURE_CASES, temperature_law_constant, mistakes,
+                    fallback)
 
 
 @run_check("the lemma's hypothesis measured: c = theta' / ((1 - a(theta)) S')")
