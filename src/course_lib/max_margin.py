@@ -715,15 +715,16 @@ def plot_direction_runs(curves: dict, norms: dict):
 
     if not isinstance(curves, dict) or not isinstance(norms, dict):
         raise TypeError("curves and norms must be dicts of label -> (steps, values)")
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    # stacked, at the course's figure width, so that a phone shows the text legibly
+    fig, axes = plt.subplots(2, 1, figsize=(5.8, 5.4), sharex=True)
     for label, (steps, err) in curves.items():
         axes[0].loglog(steps, err, label=label)
     for label, (steps, nrm) in norms.items():
         axes[1].loglog(steps, nrm, label=label)
     axes[0].set_ylabel(r"$1 - \cos(p_t, p_{mm})$")
     axes[1].set_ylabel(r"$\|p_t\|$")
+    axes[1].set_xlabel("step $t$")
     for ax in axes:
-        ax.set_xlabel("step $t$")
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False)
     fig.tight_layout()
     return fig

@@ -10,7 +10,8 @@ background words in ``BACKGROUND``, and the three classifiers of chapter 1 in
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import textwrap
+from typing import Mapping, NamedTuple, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -25,15 +26,33 @@ from .identity import (
 )
 from .law import attention_weight
 
+# Figures are sized for the website's text column: at most FIGURE_WIDTH inches wide (about
+# 600 px at 100 dpi), so that a phone (390 px, a 345 px column) shrinks them by at most ~0.55 and a
+# desktop (1280 px, a ~700 px column) not at all; panels are stacked, not set side by side.
+# Text is large for a figure (FONT_SIZE points, the smallest "small" = SMALLEST_TEXT_PT), so that
+# it stays at least 9 px high on a phone (tests/browser/test_figures.py measures the shrinking).
+FIGURE_WIDTH = 5.8
+PANEL_HEIGHT = 2.7
+FONT_SIZE = 14.0
+SMALLEST_TEXT_PT = FONT_SIZE / 1.2  # matplotlib's "small"
+
 # The course's look: white backgrounds (readable in the website's light and dark themes), no top
-# or right spines.  Applied by use_course_style(), never on import.
+# or right spines, text legible at phone width.  Applied by use_course_style(), never on import.
 COURSE_STYLE = {
     "figure.facecolor": "white",
     "axes.facecolor": "white",
     "savefig.facecolor": "white",
     "figure.dpi": 100,
+    "figure.figsize": (FIGURE_WIDTH, 3.8),
     "axes.spines.top": False,
     "axes.spines.right": False,
+    "font.size": FONT_SIZE,
+    "axes.titlesize": "medium",
+    "axes.labelsize": "medium",
+    "figure.titlesize": "medium",
+    "xtick.labelsize": "small",
+    "ytick.labelsize": "small",
+    "legend.fontsize": "small",
 }
 
 TOPIC = "#c0392b"
@@ -62,9 +81,59 @@ def use_course_style() -> None:
     matplotlib.rcParams.update(COURSE_STYLE)
 
 
+def _stacked(n: int, height: float = PANEL_HEIGHT, row: bool = False, **kwargs):
+    """``n`` panels stacked vertically in one figure ``FIGURE_WIDTH`` wide (a phone shows them
+    at a legible size; side by side they were shrunk to unreadable text).  Returns the figure and
+    a ``(n,)`` array of axes, or ``(1, n)`` with ``row=True`` (the shape ``plt.subplots(1, n,
+    squeeze=False)`` gave)."""
+    fig, axes = plt.subplots(n, 1, figsize=(FIGURE_WIDTH, height * n), squeeze=False, **kwargs)
+    axes = axes[:, 0]
+    return fig, (axes.reshape(1, n) if row else axes)
+
+
+def _transposed_grid(rows: int, cols: int, height: float = PANEL_HEIGHT, **kwargs):
+    """A ``rows x cols`` grid of panels drawn as ``cols`` rows of ``rows`` panels (at most two
+    side by side), returned so that ``axes[r, c]`` still indexes the original grid."""
+    fig, axes = plt.subplots(
+        cols, rows, figsize=(FIGURE_WIDTH, height * cols), squeeze=False, **kwargs
+    )
+    return fig, axes.T
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    if not text or "$" in text:
+        return text
+    chars = max(12, int(width_in * 72 / (0.52 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def finish_figure(fig):
+    """Fit a figure to the website's column (every chapter; the plotting functions end with it,
+    and a figure drawn in a notebook calls it before ``plt.show()``): wrap titles to their
+    panel's width (a long title widened the image and so shrank its text), drop the x labels of
+    panels above a panel that shares their x axis, and tighten the layout.  Returns ``fig``."""
+    if not isinstance(fig, matplotlib.figure.Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    width = fig.get_figwidth()
+    for ax in fig.axes:
+        title = ax.title
+        title.set_text(_wrap(title.get_text(), ax.get_position().width * width,
+                             title.get_fontsize()))
+        spec = ax.get_subplotspec()
+        shared = len(ax.get_shared_x_axes().get_siblings(ax)) > 1
+        if spec is not None and shared and not spec.is_last_row():
+            ax.set_xlabel("")
+    if fig._suptitle is not None:
+        fig._suptitle.set_text(
+            _wrap(fig._suptitle.get_text(), width, fig._suptitle.get_fontsize())
+        )
+    fig.tight_layout()
+    return fig
+
+
 def loss_curves(steps, losses: Mapping[str, Sequence[float]], title: str = "Training loss"):
     """Training loss against step, one line per named run (chapter 1)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
     for name, loss in losses.items():
         ax.plot(
             _np(steps),
@@ -77,8 +146,7 @@ def loss_curves(steps, losses: Mapping[str, Sequence[float]], title: str = "Trai
     ax.set_ylabel("cross-entropy")
     ax.set_title(title)
     ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def attention_curves(
@@ -92,7 +160,7 @@ def attention_curves(
     The background word's share is ``(1 - a_topic) / m``; the dotted line is the uniform
     ``1/(m+1)``.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4), sharex=True)
+    fig, axes = _stacked(2, sharex=True)
     for name, values in on_topic.items():
         values = _np(values)
         colour = CLASSIFIER_COLOURS.get(name)
@@ -105,10 +173,9 @@ def attention_curves(
     axes[0].set_ylabel("attention")
     axes[0].set_title("on the topic word")
     axes[1].set_title("on each background word")
-    axes[0].legend(frameon=False, fontsize=8)
+    axes[0].legend(frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
@@ -116,7 +183,7 @@ def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
 
     ``results[name] = (scores, scaled_norms, is_topic)``, three ``(vocab,)`` arrays (chapter 1).
     """
-    fig, axes = plt.subplots(2, len(results), figsize=(3.4 * len(results), 5.2), squeeze=False)
+    fig, axes = _transposed_grid(2, len(results))
     for col, (name, (scores, norms, is_topic)) in enumerate(results.items()):
         scores, norms, is_topic = _np(scores), _np(norms), _np(is_topic).astype(bool)
         for row, (values, label) in enumerate(
@@ -143,11 +210,9 @@ def score_norm_histograms(results: Mapping[str, tuple], bins: int = 30):
             ax.set_yscale("log")
             if row == 0:
                 ax.set_title(CLASSIFIER_NAMES.get(name, name))
-            if col == 0:
-                ax.set_ylabel("number of words (log)")
-    axes[0, 0].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+                ax.set_ylabel("words (log)")
+    axes[0, 0].legend(frameon=False)
+    return finish_figure(fig)
 
 
 def sentence_attention(
@@ -162,46 +227,47 @@ def sentence_attention(
     Returns the Figure (a new one unless ``ax`` is given)."""
     attention, is_topic = _np(attention), _np(is_topic).astype(bool)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 2.6))
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.0))
     else:
         fig = ax.figure
     colours = [TOPIC if t else BACKGROUND for t in is_topic]
     ax.bar(np.arange(len(words)), attention, color=colours)
     ax.axhline(1 / len(words), color="0.6", lw=0.8, ls=":")
     ax.set_xticks(np.arange(len(words)))
-    ax.set_xticklabels([w[:8] for w in words], rotation=90, fontsize=7)
+    ax.set_xticklabels([w[:8] for w in words], rotation=90)
     ax.set_ylim(0, 1)
     ax.set_ylabel("attention")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return fig
 
 
 def sentence_attention_grid(
     words, attention_by_run: Mapping[str, Mapping[int, Sequence[float]]], is_topic
 ):
-    """Small multiples: one sentence's attention for several runs (rows) at several steps
-    (columns); ``attention_by_run[run][step]`` is a ``(length,)`` array (chapter 1)."""
+    """One sentence's attention for several runs (one panel each, stacked) at several steps
+    (grouped bars, lighter to darker as training goes on; the topic word in red);
+    ``attention_by_run[run][step]`` is a ``(length,)`` array (chapter 1)."""
     runs = list(attention_by_run)
     steps = list(next(iter(attention_by_run.values())))
-    fig, axes = plt.subplots(
-        len(runs),
-        len(steps),
-        figsize=(3.2 * len(steps), 2.3 * len(runs)),
-        squeeze=False,
-        sharey=True,
-    )
-    for i, run in enumerate(runs):
+    is_topic = _np(is_topic).astype(bool)
+    fig, axes = _stacked(len(runs), height=2.5, sharex=True, sharey=True)
+    x = np.arange(len(words))
+    width = 0.8 / len(steps)
+    for ax, run in zip(axes, runs):
         for j, step in enumerate(steps):
-            ax = axes[i, j]
-            sentence_attention(words, attention_by_run[run][step], is_topic, ax=ax)
-            ax.set_title(f"{CLASSIFIER_NAMES.get(run, run)}, step {step}", fontsize=9)
-            if i < len(runs) - 1:
-                ax.set_xticklabels([])
-            if j > 0:
-                ax.set_ylabel("")
-    fig.tight_layout()
-    return fig
+            shade = 0.3 + 0.7 * j / max(1, len(steps) - 1)
+            colours = [TOPIC if t else BACKGROUND for t in is_topic]
+            ax.bar(x - 0.4 + (j + 0.5) * width, _np(attention_by_run[run][step]), width,
+                   color=colours, alpha=shade, label=f"step {step}")
+        ax.axhline(1 / len(words), color="0.6", lw=0.8, ls=":")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("attention")
+        ax.set_title(CLASSIFIER_NAMES.get(run, run))
+    axes[0].legend(frameon=False, ncols=len(steps), loc="upper left")
+    axes[-1].set_xticks(x)
+    axes[-1].set_xticklabels([w[:8] for w in words], rotation=90, fontsize="small")
+    return finish_figure(fig)
 
 
 # ---- chapter 3
@@ -215,7 +281,7 @@ def sst_training_curves(
     ``runs[name] = (steps, train_loss, dev_loss)``, each ``(T,)``; ``baseline`` draws a dotted
     line (e.g. ``ln 2``, the loss of a model that knows nothing).
     """
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
     for i, (name, (steps, train, dev)) in enumerate(runs.items()):
         colour = CLASSIFIER_COLOURS.get(name, f"C{i}")
         label = CLASSIFIER_NAMES.get(name, name)
@@ -226,15 +292,14 @@ def sst_training_curves(
     ax.set_xlabel("gradient-descent step")
     ax.set_ylabel("cross-entropy")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    ax.legend(frameon=False)
+    return finish_figure(fig)
 
 
 def pad_token_curves(steps, pad_score, pad_share, title: str = "The unmasked pad token"):
     """Left: the pad token's score against step; right: the mean share of attention that the
     padding positions of a training sentence receive (chapter 3)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4), sharex=True)
+    fig, axes = _stacked(2, sharex=True)
     axes[0].plot(_np(steps), _np(pad_score), color=BACKGROUND)
     axes[0].axhline(0, color="0.7", lw=0.8, ls=":")
     axes[0].set_ylabel(r"pad score $s_{\mathrm{pad}}$")
@@ -244,8 +309,7 @@ def pad_token_curves(steps, pad_score, pad_share, title: str = "The unmasked pad
     for ax in axes:
         ax.set_xlabel("gradient-descent step")
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def sen_real_words(
@@ -273,7 +337,7 @@ def sen_real_words(
     matplotlib.figure.Figure
     """
     score, scaled_norm, m = _np(score), _np(scaled_norm), _np(m)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 4.2))
     ax.scatter(
         score, scaled_norm, s=12, color=TOPIC, alpha=0.7, label="measured, top words", zorder=3
     )
@@ -283,14 +347,14 @@ def sen_real_words(
         ax.plot(grid, curve, color="0.3", ls=ls, lw=1, label=f"identity, $m_u$ = {mv:.0f}")
     for i, w in enumerate(list(words)[:label]):
         ax.annotate(
-            w, (score[i], scaled_norm[i]), fontsize=7, xytext=(3, -3), textcoords="offset points"
+            w, (score[i], scaled_norm[i]), fontsize="small", xytext=(3, -3),
+            textcoords="offset points",
         )
     ax.set_xlabel(r"score $s_u$")
     ax.set_ylabel(r"$\|q\|\,\|w_u\|$")
     ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    ax.legend(frameon=False)
+    return finish_figure(fig)
 
 
 def purity_dynamics(
@@ -303,7 +367,7 @@ def purity_dynamics(
     """For each trace word ``u``: mean purity (left) and mean frequency (right, log scale) of the
     most-attended word of the training sentences containing ``u``, against step (chapter 3);
     ``log_steps`` puts the steps on a log scale, to show the early phase."""
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharex=True)
+    fig, axes = _stacked(2, sharex=True)
     for i, word in enumerate(purity):
         axes[0].plot(_np(steps), _np(purity[word]), color=f"C{i}", label=word)
         axes[1].plot(_np(steps), _np(frequency[word]), color=f"C{i}", label=word)
@@ -315,10 +379,9 @@ def purity_dynamics(
         ax.set_xlabel("gradient-descent step")
         if log_steps:
             ax.set_xscale("log")
-    axes[0].legend(frameon=False, fontsize=8)
+    axes[0].legend(frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def word_race(
@@ -328,18 +391,15 @@ def word_race(
 ):
     """Small multiples of several quantities (``series[quantity][word]``, each ``(T,)``) against
     step, one line per word: e.g. attention, score and ``||q|| ||w||`` of two words (chapter 3)."""
-    fig, axes = plt.subplots(
-        1, len(series), figsize=(3.4 * len(series), 3.2), sharex=True, squeeze=False
-    )
+    fig, axes = _stacked(len(series), row=True, sharex=True)
     for ax, (quantity, by_word) in zip(axes[0], series.items()):
         for i, (word, values) in enumerate(by_word.items()):
             ax.plot(_np(steps), _np(values), color=("C1", "C0", "C2", "C3")[i % 4], label=word)
-        ax.set_title(quantity, fontsize=10)
+        ax.set_title(quantity)
         ax.set_xlabel("gradient-descent step")
-    axes[0, 0].legend(frameon=False, fontsize=8)
+    axes[0, 0].legend(frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 # ---- chapter 2: the persisting identity
@@ -368,9 +428,7 @@ def sen_curves(
 
     ``runs[name] = (scores, scaled_norms)``, two ``(T, n_topic_words)`` arrays.
     """
-    fig, axes = plt.subplots(
-        1, len(runs), figsize=(3.5 * len(runs), 3.4), squeeze=False, sharey=True
-    )
+    fig, axes = _stacked(len(runs), row=True)
     for ax, (name, (scores, scaled)) in zip(axes[0], runs.items()):
         scores, scaled = _np(scores), _np(scaled)
         colour = CLASSIFIER_COLOURS.get(name, TOPIC)
@@ -384,13 +442,12 @@ def sen_curves(
                 label="topic words (measured)" if k == 0 else None,
             )
         _sen_theory(ax, m, float(np.nanmax(scores)) * 1.05, float(np.nanmin(scores)))
-        ax.set_title(CLASSIFIER_NAMES.get(name, name), fontsize=10)
+        ax.set_title(CLASSIFIER_NAMES.get(name, name))
         ax.set_xlabel(r"score $s_\tau$")
-    axes[0, 0].set_ylabel(r"$\|q\|\,\|w_\tau\|$")
-    axes[0, 0].legend(frameon=False, fontsize=8)
+        ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    axes[0, 0].legend(frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def drift_vs_lr(
@@ -405,13 +462,13 @@ def drift_vs_lr(
     ``times[lr]`` and ``drifts[lr]`` are ``(T,)``; ``slope`` the fitted log-log slope, for the
     label.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    fig, axes = _stacked(2)
     lrs = sorted(drifts)
     for i, lr in enumerate(lrs):
         axes[0].plot(_np(times[lr]), _np(drifts[lr]), color=f"C{i}", label=f"lr = {lr:g}")
     axes[0].set_xlabel(r"training time $t = \eta \times$ step")
     axes[0].set_ylabel(r"$\max_\tau |C_\tau(t) - C_\tau(0)|$")
-    axes[0].legend(frameon=False, fontsize=8)
+    axes[0].legend(frameon=False)
     final = np.array([float(_np(drifts[lr])[-1]) for lr in lrs])
     axes[1].loglog(lrs, final, "o", color="k")
     fit = np.polyfit(np.log(lrs), np.log(final), 1)
@@ -420,10 +477,9 @@ def drift_vs_lr(
     axes[1].loglog(grid, np.exp(np.polyval(fit, np.log(grid))), color="0.5", ls="--", label=label)
     axes[1].set_xlabel(r"learning rate $\eta$")
     axes[1].set_ylabel("drift at the end")
-    axes[1].legend(frameon=False, fontsize=8)
+    axes[1].legend(frameon=False)
     fig.suptitle("The conserved quantity drifts by O(learning rate)")
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def identity_breaks(panels: Mapping[str, dict]):
@@ -431,7 +487,7 @@ def identity_breaks(panels: Mapping[str, dict]):
     ``panels[title] = {"scores": (T, n), "scaled": (T, n), "curves": {label: m}}``; the measured
     ``||q|| ||w_tau||`` against ``s_tau`` (solid) over the identity's curves for the given ``m``
     (dashed)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.5), squeeze=False)
+    fig, axes = _stacked(len(panels), row=True)
     for ax, (title, panel) in zip(axes[0], panels.items()):
         scores, scaled = _np(panel["scores"]), _np(panel["scaled"])
         for k in range(scores.shape[1]):
@@ -452,12 +508,11 @@ def identity_breaks(panels: Mapping[str, dict]):
                 colour=("k", "C0", "C2")[i % 3],
                 label=label,
             )
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
         ax.set_xlabel(r"score $s_\tau$")
-        ax.legend(frameon=False, fontsize=7)
-    axes[0, 0].set_ylabel(r"$\|q\|\,\|w_\tau\|$")
-    fig.tight_layout()
-    return fig
+        ax.legend(frameon=False)
+        ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
+    return finish_figure(fig)
 
 
 def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
@@ -468,7 +523,7 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     ``measured = (scores, scaled_norm_sq, miss)`` adds points from a run."""
     s = np.linspace(0.0, s_max, 300)
     x = sen_norm_curve(s, m) ** 2
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    fig, axes = _stacked(2)
     axes[0].plot(s, x, color="k", label="identity")
     axes[0].plot(
         s, small_score_norm_sq(s, m), color="C0", ls="--", label=r"small score: $2(1 + 1/m)\,s$"
@@ -495,10 +550,9 @@ def sen_regimes(m: int, measured: tuple | None = None, s_max: float = 12.0):
     axes[1].set_xlabel(r"$\|q\|^2 \|w_\tau\|^2$")
     axes[1].set_ylabel(r"attention missed $1 - a_\tau$")
     for ax in axes:
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(frameon=False)
     fig.suptitle(f"The two regimes of the identity (m = {m})")
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def convergence_curves(times, miss, context_norm, gamma: Sequence[float]):
@@ -509,7 +563,7 @@ def convergence_curves(times, miss, context_norm, gamma: Sequence[float]):
     per topic word."""
     times, miss, context_norm = _np(times), _np(miss), _np(context_norm)
     keep = times > 0
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6))
+    fig, axes = _stacked(2)
     for k in range(miss.shape[1]):
         axes[0].loglog(times[keep], miss[keep, k], color=f"C{k % 10}", lw=1)
         axes[1].plot(np.log(times[keep]), context_norm[keep, k], color=f"C{k % 10}", lw=1)
@@ -529,10 +583,9 @@ def convergence_curves(times, miss, context_norm, gamma: Sequence[float]):
     axes[0].set_ylabel(r"$1 - a_\tau$")
     axes[1].set_xlabel(r"$\log t$")
     axes[1].set_ylabel(r"$\|v\| = a_\tau \|w_\tau\|$")
-    axes[1].legend(frameon=False, fontsize=8)
+    axes[1].legend(frameon=False)
     fig.suptitle("Fixed linear classifier: attention tends to 1, the norm grows like log t")
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 ABLATION_STYLES = {"full": ("k", "-"), "KF": ("C0", "--"), "EF": ("C3", ":")}
@@ -543,9 +596,7 @@ def ablation_curves(times, runs: Mapping[str, Mapping[str, Mapping[str, np.ndarr
     topic-word ``||q|| ||w_tau||`` and the mean topic-word score against training time; one line
     per seed.  ``runs[classifier][variant] = {"loss": (R, T), "norm": (R, T), "score": (R, T)}``,
     variants ``"full"``, ``"KF"`` (keys frozen) and ``"EF"`` (embeddings frozen)."""
-    fig, axes = plt.subplots(
-        len(runs), 3, figsize=(11, 3.0 * len(runs)), squeeze=False, sharex=True
-    )
+    fig, axes = _transposed_grid(len(runs), 3, sharex=True)
     times = _np(times)
     for row, (classifier, variants) in enumerate(runs.items()):
         for variant, values in variants.items():
@@ -562,15 +613,15 @@ def ablation_curves(times, runs: Mapping[str, Mapping[str, Mapping[str, np.ndarr
                         alpha=0.8,
                         label=variant if r == 0 else None,
                     )
-        axes[row, 0].set_ylabel(CLASSIFIER_NAMES.get(classifier, classifier) + "\nloss")
+        axes[row, 0].set_title(CLASSIFIER_NAMES.get(classifier, classifier))
+        axes[row, 0].set_ylabel("loss")
         axes[row, 1].set_ylabel(r"mean $\|q\|\,\|w_\tau\|$")
         axes[row, 2].set_ylabel(r"mean score $s_\tau$")
-    for ax in axes[-1]:
+    for ax in axes.flat:
         ax.set_xlabel(r"training time $t = \eta \times$ step")
-    axes[0, 0].legend(frameon=False, fontsize=8)
+    axes[0, 0].legend(frameon=False)
     fig.suptitle("Ablation: keys frozen (KF) or embeddings frozen (EF), one line per seed")
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def sen_collapse(
@@ -582,7 +633,7 @@ def sen_collapse(
     its ``m`` over the curve for that ``m`` (dashed); line style marks the query's std."""
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(5.6, 4.0))
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 4.0))
     else:
         fig = ax.figure
     ms = sorted({run[0] for run in runs})
@@ -606,11 +657,10 @@ def sen_collapse(
             )
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
-    ax.set_title(title, fontsize=10)
-    ax.legend(frameon=False, fontsize=7)
+    ax.set_title(title)
+    ax.legend(frameon=False)
     if own:
-        fig.tight_layout()
-    return fig
+        return finish_figure(fig)
 
 
 def common_factor(score, measured, query_norm: float, m: int, title: str = "The proof's key step"):
@@ -621,7 +671,7 @@ def common_factor(score, measured, query_norm: float, m: int, title: str = "The 
     recorded interval and the ratio of the increments over it).
     """
     score, measured = _np(score), _np(measured)
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
     for k in range(score.shape[1]):
         ax.plot(score[:, k], measured[:, k], ".", ms=3, alpha=0.6, color=f"C{k % 10}")
     grid = np.linspace(float(np.nanmin(score)), float(np.nanmax(score)), 200)
@@ -629,10 +679,9 @@ def common_factor(score, measured, query_norm: float, m: int, title: str = "The 
     ax.plot(grid, prediction, "k--", lw=1.5, label=r"$\frac{\|q\|^2}{2}(1 - a(s))$")
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\Delta s_\tau / \Delta \|w_\tau\|^2$")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title)
     ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 # --------------------------------------------------------------------------- chapter 5: the flow
@@ -668,7 +717,7 @@ def flow_trajectories(
     matplotlib.figure.Figure
     """
     t = _np(t)
-    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.4), sharex=True)
+    fig, axes = _stacked(3, sharex=True)
     for method, (mu, nu) in paths.items():
         mu, nu = _np(mu), _np(nu)
         alpha = 1.0 / (1.0 + (m - 1) * np.exp(-nu))
@@ -684,8 +733,7 @@ def flow_trajectories(
     axes[2].axhline(1.0, color="0.7", lw=0.8, ls=":")
     axes[0].legend(frameon=False)
     fig.suptitle(title or f"gradient flow, m = {m}, C = {C}")
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def fixed_focus_curves(
@@ -702,9 +750,7 @@ def fixed_focus_curves(
     """
     t = _np(t)
     methods = list(theory)
-    fig, axes = plt.subplots(
-        2, len(methods), figsize=(3.8 * len(methods), 5.6), sharex=True, squeeze=False
-    )
+    fig, axes = _transposed_grid(2, len(methods), sharex=True)
     cmap = plt.get_cmap("viridis")
     for col, method in enumerate(methods):
         alphas = sorted(theory[method])
@@ -725,18 +771,18 @@ def fixed_focus_curves(
             axes[1, col].axhline(np.log(C), color="0.4", lw=0.8, ls=":", label="log C")
             axes[1, col].legend(frameon=False)
         axes[0, col].set_title(FLOW_NAMES.get(method, method))
-        axes[1, col].set_xlabel("time $t$ (classifier trained, focus frozen)")
+        for ax in axes[:, col]:
+            ax.set_xlabel("time $t$")
         axes[1, col].set_xscale("log")
     axes[0, 0].set_ylabel("loss $L$")
     axes[1, 0].set_ylabel(r"focus incentive $-\partial L/\partial\alpha$")
-    axes[0, 0].legend(frameon=False, fontsize="small")
-    fig.tight_layout()
-    return fig
+    axes[0, 0].legend(frameon=False, )
+    return finish_figure(fig)
 
 
 def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int, C: int):
     """Chapter 5: solver points (mu, nu) on top of the closed-form orbit curves nu = orbit(mu)."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 4.0))
     for method, (mu_curve, nu_curve) in orbits.items():
         ax.plot(
             _np(mu_curve),
@@ -751,8 +797,7 @@ def orbit_plane(paths: Mapping[str, tuple], orbits: Mapping[str, tuple], m: int,
     ax.set_ylabel(r"focus logit $\nu$")
     ax.set_title(f"orbits (lines) and the ODE solver (circles), m = {m}, C = {C}")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def focus_error_rates(
@@ -763,7 +808,7 @@ def focus_error_rates(
 ):
     """Chapter 5: the focus error 1 - alpha(t) on log axes, each with its late-time asymptote."""
     t = _np(t)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 4.2))
     for method, error in errors.items():
         colour = FLOW_COLOURS.get(method)
         ax.loglog(t, _np(error), color=colour, label=FLOW_NAMES.get(method, method))
@@ -773,8 +818,7 @@ def focus_error_rates(
     ax.set_ylabel(r"focus error $1 - \alpha(t)$")
     ax.set_title(title or "focus error and its asymptote (dashed)")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 # ------------------------------------------------------------------------ chapter 7: one structure
@@ -798,7 +842,7 @@ def one_law(
     colours = dict(colours or {})
     for i, name in enumerate([*gains, *drifts]):
         colours.setdefault(name, f"C{i % 10}")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    fig, (left, right) = _stacked(2, height=4.2)
     top = max(max(float(np.nanmax(_np(s))), float(np.nanmax(_np(p)))) for _, p, s in gains.values())
     left.plot([0, top], [0, top], color="k", lw=0.8, label="the lemma: equal gains", zorder=1)
     markers = "osD^v"
@@ -821,8 +865,8 @@ def one_law(
             )
     left.set_xlabel(r"squared strength gained, $c\,(S - S(0))$")
     left.set_ylabel(r"attention potential gained, $\Psi_n(\theta) - \Psi_n(\theta(0))$")
-    left.set_title(title, fontsize=10)
-    left.legend(frameon=False, fontsize=8)
+    left.set_title(title)
+    left.legend(frameon=False)
     seen: set = set()
     for name, (time, error) in drifts.items():
         style = "-" if colours[name] in seen else "--"
@@ -839,10 +883,9 @@ def one_law(
     right.set_yscale("log")
     right.set_xlabel("training time (learning rate x steps)")
     right.set_ylabel(r"the law's error $|I(t) - I(0)|$")
-    right.set_title("halving the step halves the error", fontsize=10)
-    right.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    right.set_title("halving the step halves the error")
+    right.legend(frameon=False)
+    return finish_figure(fig)
 
 
 def repeated_word_curves(
@@ -852,7 +895,7 @@ def repeated_word_curves(
     sentence.  ``runs`` maps ``k`` to ``(scores, scaled_norms)``, ``(T, n_words)`` each; every run
     is drawn over the predicted curve for ``m / k`` background words (dashed) and the paper's curve
     for ``m`` (dotted, grey)."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 4.0))
     for i, (k, (scores, scaled)) in enumerate(runs.items()):
         scores, scaled = _np(scores), _np(scaled)
         for j in range(scores.shape[1]):
@@ -883,10 +926,9 @@ def repeated_word_curves(
     )
     ax.set_xlabel(r"score $s_\tau$")
     ax.set_ylabel(r"$\|q\|\,\|w_\tau\|$")
-    ax.set_title(title, fontsize=10)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    return finish_figure(fig)
 
 
 # ---------------------------------------------------------------- chapter 4: three ways to attend
@@ -899,7 +941,9 @@ def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: in
     """A few image mosaics, one row each, the foreground segment framed in red (chapter 4)."""
     segments = _np(segments)
     m = segments.shape[1]
-    fig, axes = plt.subplots(n_rows, m, figsize=(1.2 * m, 1.3 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(
+        n_rows, m, figsize=(FIGURE_WIDTH, FIGURE_WIDTH / m * 1.1 * n_rows), squeeze=False
+    )
     for row in range(n_rows):
         for j in range(m):
             ax = axes[row, j]
@@ -915,8 +959,7 @@ def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: in
                 spine.set_color(TOPIC if is_fg else "0.85")
                 spine.set_linewidth(3 if is_fg else 1)
         axes[row, 0].set_ylabel(f"label {int(_np(labels)[row])}")
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def focus_curves(
@@ -924,7 +967,7 @@ def focus_curves(
 ):
     """Mean a_z against epoch, one colour per loss, one thin line per seed (chapter 4).
     ``mean_a_z[loss]`` has shape (seeds, epochs)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
     for loss, curves in mean_a_z.items():
         curves = np.atleast_2d(_np(curves))
         for k, curve in enumerate(curves):
@@ -940,8 +983,7 @@ def focus_curves(
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def signature_heatmaps(
@@ -950,7 +992,7 @@ def signature_heatmaps(
     """(a_z, s_y) histograms side by side, in percent, s_y upwards (chapter 4).
     ``histograms[name]`` is ``metrics.signature_histogram``'s (bins, bins) array."""
     names = list(histograms)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.3), squeeze=False)
+    fig, axes = _stacked(len(names), height=3.9, row=True)
     for ax, name in zip(axes[0], names):
         hist = _np(histograms[name])
         bins = hist.shape[0]
@@ -963,13 +1005,12 @@ def signature_heatmaps(
                     f"{hist[i, j]:.0f}",
                     ha="center",
                     va="center",
-                    fontsize=8,
+                    fontsize="small",
                 )
         ax.set_xlabel("attention on the foreground $a_z$")
         ax.set_ylabel((s_labels or {}).get(name, "$s_y$"))
         ax.set_title(LOSS_LABELS.get(name, name))
-    fig.tight_layout()
-    return fig
+    return finish_figure(fig)
 
 
 def fixed_focus_training(
@@ -980,9 +1021,7 @@ def fixed_focus_training(
     """The fixed-focus experiment (chapter 4): L(alpha) (top) and the incentive
     L(alpha) - L(alpha + 0.01) (bottom) against epoch, one column per loss, one line per alpha."""
     names = list(loss)
-    fig, axes = plt.subplots(
-        2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False, sharex=True
-    )
+    fig, axes = _transposed_grid(2, len(names), sharex=True)
     cmap = plt.get_cmap("viridis")
     for col, name in enumerate(names):
         alphas = sorted(loss[name])
@@ -993,13 +1032,13 @@ def fixed_focus_training(
             )
             axes[1, col].plot(_np(epochs), _np(incentive[name][alpha]), color=colour)
         axes[0, col].set_title(LOSS_LABELS.get(name, name))
-        axes[1, col].set_xlabel("epoch")
+        for ax in axes[:, col]:
+            ax.set_xlabel("epoch")
         axes[1, col].set_xscale("log")
     axes[0, 0].set_ylabel("loss $L(\\alpha)$")
     axes[1, 0].set_ylabel("$L(\\alpha) - L(\\alpha + 0.01)$")
-    axes[0, 0].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    axes[0, 0].legend(frameon=False)
+    return finish_figure(fig)
 
 
 def fixed_focus_flow_time(
@@ -1016,7 +1055,7 @@ def fixed_focus_flow_time(
     so runs at different learning rates share the axis.  ``reference``, optional, is a second
     ``(times, loss, incentive)`` of the same structure, drawn dashed in black on top."""
     names = list(loss)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 5.6), squeeze=False)
+    fig, axes = _transposed_grid(2, len(names))
     cmap = plt.get_cmap("viridis")
     for col, name in enumerate(names):
         alphas = sorted(loss[name])
@@ -1035,9 +1074,8 @@ def fixed_focus_flow_time(
         axes[1, col].set_xlabel("flow time $t$")
     axes[0, 0].set_ylabel("loss $L(\\alpha)$")
     axes[1, 0].set_ylabel("$L(\\alpha) - L(\\alpha + 0.01)$")
-    axes[0, 0].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    axes[0, 0].legend(frameon=False)
+    return finish_figure(fig)
 
 
 def gate_toy(times, theta, gap):
@@ -1046,28 +1084,27 @@ def gate_toy(times, theta, gap):
     from .law import attention_potential
 
     times, theta, gap = _np(times), _np(theta), _np(gap)
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    fig, axes = _stacked(2)
     axes[0].plot(times, theta, label=r"logit $\theta$")
     axes[0].plot(times, gap, label=r"score gap $\Delta$")
     axes[0].axhline(0, color="0.7", lw=0.8)
     axes[0].set_xlabel("time")
-    axes[0].legend(frameon=False, fontsize=8)
-    axes[0].set_title("falls while the gap is negative, then rises", fontsize=9)
+    axes[0].legend(frameon=False)
+    axes[0].set_title("falls while the gap is negative, then rises")
     psi = _np(attention_potential(theta, 1.0))
     axes[1].plot(gap**2 / 4, psi - psi[0], lw=4, alpha=0.4, label="flow")
     axes[1].plot(gap**2 / 4, gap**2 / 4 - gap[0] ** 2 / 4, "k--", label="law, slope 1")
     axes[1].set_xlabel(r"$\Delta^2 / 4$")
     axes[1].set_ylabel(r"$\Psi_1(\theta) - \Psi_1(\theta_0)$")
-    axes[1].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    axes[1].legend(frameon=False)
+    return finish_figure(fig)
 
 
 def joma_fit(steps, correlations, slopes, top_weight):
     """Chapter 7, "JoMA": against the SGD step, the normalised correlation of the logits with the
     official script's prediction, the least-squares slope of logits on prediction, and the mean
     largest attention weight (how sharp attention is)."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
     steps = _np(steps)
     ax.plot(steps, _np(correlations), label="normalised correlation")
     ax.plot(steps, _np(slopes), label="least-squares slope")
@@ -1075,7 +1112,91 @@ def joma_fit(steps, correlations, slopes, top_weight):
     ax.axhline(1, color="0.7", lw=0.8)
     ax.set_xlabel("SGD step")
     ax.set_ylim(0, 1.05)
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title("JoMA's prediction keeps its direction, not its scale", fontsize=9)
-    fig.tight_layout()
-    return fig
+    ax.legend(frameon=False)
+    ax.set_title("JoMA's prediction keeps its direction, not its scale")
+    return finish_figure(fig)
+
+
+# ------------------------------------------------------------ chapters 4 and 6: results tables
+
+NATURAL_RULE = {
+    "soft": "average_input",
+    "hard": "average_output",
+    "lvml": "average_output",
+    "hybrid": "average_output",
+    "kept": "average_output",
+}
+METRICS_HEADER = (
+    "focus acc", "mean a_z", "acc argmax", "acc avg-out", "acc avg-in", "FTPT", "FFPT",
+)
+
+
+class MetricsTable(NamedTuple):
+    """What :func:`metrics_table` returns: ``rows[name]`` the seven means (floats, in the order
+    of ``METRICS_HEADER``) and ``markdown`` the table as Markdown.  A notebook cell that ends
+    with it displays the table (``_repr_markdown_``)."""
+
+    rows: dict
+    markdown: str
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown
+
+
+def metrics_table(
+    results: Mapping[str, Sequence],
+    rules: Mapping[str, str] | None = None,
+    label: str = "loss",
+    a_z_digits: int = 3,
+) -> MetricsTable:
+    """The results table of chapters 4 and 6: for each method, the mean over its seeds of the
+    focus accuracy, the mean attention on the foreground a_z, the accuracy of the three
+    prediction rules, and FTPT and FFPT under the method's natural rule (percentages).
+
+    Parameters
+    ----------
+    results
+        ``results[name]`` is a non-empty sequence of ``metrics.MosaicEvaluation`` (one per seed).
+    rules
+        The natural rule of each name (default ``NATURAL_RULE``: average input for soft
+        attention, average output for the others).
+    label, a_z_digits
+        The first column's header; the digits shown for mean a_z (percentages get one).
+
+    Returns
+    -------
+    MetricsTable
+        ``rows`` (floats, for the notebook's assertions) and ``markdown``.
+    """
+    if not isinstance(results, Mapping) or not results:
+        raise TypeError("results must be a non-empty mapping of name -> list of evaluations")
+    rules = dict(NATURAL_RULE if rules is None else rules)
+    if not isinstance(a_z_digits, int) or a_z_digits < 0:
+        raise ValueError(f"a_z_digits must be a non-negative int, got {a_z_digits!r}")
+    rows = {}
+    for name, evals in results.items():
+        if name not in rules:
+            raise ValueError(f"rules has no natural rule for {name!r} (results' key)")
+        if not isinstance(evals, Sequence) or not evals:
+            raise ValueError(f"results[{name!r}] must be a non-empty list of evaluations")
+        rule = rules[name]
+
+        def mean(get):
+            return float(np.mean([float(get(e)) for e in evals]))
+
+        rows[name] = [
+            mean(lambda e: e.focus_accuracy),
+            mean(lambda e: e.mean_a_z),
+            *[
+                mean(lambda e, r=r: e.accuracy[r])
+                for r in ("argmax_segment", "average_output", "average_input")
+            ],
+            mean(lambda e: e.table[rule]["FTPT"]),
+            mean(lambda e: e.table[rule]["FFPT"]),
+        ]
+    header = (label, *METRICS_HEADER)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for name, row in rows.items():
+        cells = [f"{v:.{a_z_digits}f}" if k == 1 else f"{v:.1f}" for k, v in enumerate(row)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return MetricsTable(rows, "\n".join(lines))
