@@ -3,6 +3,8 @@ plausible wrong answers with a hint that points at the mistake; none of them rai
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from course_lib import checks, identity
@@ -53,23 +55,125 @@ def test_score_gradient_check(run_check):
     assert not ok and "[error]" in out
 
 
-def test_sen_invariant_check(run_check):
-    ok, out = run_check(checks.check_sen_invariant, identity.sen_invariant)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_sen_invariant, stub)
-    assert not ok and "[to do]" in out
+def _tempered(beta_power, exp_of, alpha_of=None):
+    """A candidate invariant: alpha ||q||^2 ||w||^2 - 2 beta^p s - (2/m) e^{exp_of(beta, s)}."""
 
+    def fn(s, w2, q2, m, beta):
+        alpha = beta**2 if alpha_of is None else alpha_of(beta)
+        return alpha * q2 * w2 - 2 * beta**beta_power * s - 2 * torch.exp(exp_of(beta, s)) / m
+
+    return fn
+
+
+def test_tempered_invariant_reference_and_correct_forms_pass(run_check):
+    def scaled(s, w2, q2, m, beta):  # divided by beta^2: q^2 w^2 - 2 s / beta - ...
+        return q2 * w2 - 2 * s / beta - 2 * torch.exp(beta * s) / (m * beta**2)
+
+    def negated_shifted(s, w2, q2, m, beta):
+        return 7.0 - identity.tempered_invariant(s, w2, q2, m, beta)
+
+    def through_query(s, w2, q2, m, beta):  # chapter 2's C with query beta q and score beta s
+        return identity.sen_invariant(beta * s, w2, beta**2 * q2, m)
+
+    def monotone(s, w2, q2, m, beta):
+        return torch.exp(identity.tempered_invariant(s, w2, q2, m, beta) / 10)
+
+    def in_numpy(s, w2, q2, m, beta):
+        s, w2 = s.numpy(), w2.numpy()
+        return beta**2 * q2 * w2 - 2 * beta * s - 2 * np.exp(beta * s) / m
+
+    for fn in (identity.tempered_invariant, scaled, negated_shifted, through_query, monotone,
+               in_numpy):
+        ok, out = run_check(checks.check_tempered_invariant, fn)
+        assert ok and "[passed]" in out, (fn, out)
+
+
+def test_tempered_invariant_stub_and_crash(run_check):
+    ok, out = run_check(checks.check_tempered_invariant, stub)
+    assert not ok and "[to do]" in out
+    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, beta: s / 0.0)
+    assert not ok and "not finite" in out
+
+
+def test_tempered_invariant_wrong_derivations(run_check):
     cases = {
-        "(2/m) e^s, not e^s / m": lambda s, w2, q2, m: q2 * w2 - 2 * s - torch.exp(s) / m,
-        "linear term is 2 s": lambda s, w2, q2, m: q2 * w2 - s - 2 * torch.exp(s) / m,
-        "signs": lambda s, w2, q2, m: -(q2 * w2) + 2 * s + 2 * torch.exp(s) / m,
-        "already squared": lambda s, w2, q2, m: q2**2 * w2 - 2 * s - 2 * torch.exp(s) / m,
-        "not e^{-s}": lambda s, w2, q2, m: q2 * w2 - 2 * s - 2 * torch.exp(-s) / m,
-        "up to a constant": lambda s, w2, q2, m: q2 * w2 - 2 * s - 2 * (torch.exp(s) - 1) / m,
+        "chapter 2's C": _tempered(0, lambda b, s: s, alpha_of=lambda b: 1.0),
+        "half of it": _tempered(1, lambda b, s: b * s, alpha_of=lambda b: 1.0),
+        "one factor beta is missing": _tempered(1, lambda b, s: b * s, alpha_of=lambda b: b),
+        "as a divisor": _tempered(-1, lambda b, s: s / b, alpha_of=lambda b: b**-2),
+        "its exponent is beta s": _tempered(1, lambda b, s: s),
     }
+
+    def no_chain_rule(s, w2, q2, m, beta):  # ds/d||w||^2 without the beta of the key gradient
+        return q2 * w2 - 2 * s - 2 * torch.exp(beta * s) / (m * beta)
+
+    cases["one factor beta is missing "] = no_chain_rule
     for hint, wrong in cases.items():
-        ok, out = run_check(checks.check_sen_invariant, wrong)
-        assert not ok and "[wrong]" in out and hint in out, (hint, out)
+        ok, out = run_check(checks.check_tempered_invariant, wrong)
+        assert not ok and "[wrong]" in out and hint.strip() in out, (hint, out)
+
+
+def test_tempered_invariant_constant_shape_and_general_hint(run_check):
+    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, b: 0 * s + 3.0)
+    assert not ok and "same number everywhere" in out
+    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, b: s.sum())
+    assert not ok and "shape" in out
+    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, b: [1.0])
+    assert not ok and "return a tensor" in out
+
+    def linear_only(s, w2, q2, m, beta):  # the small-score limit: not conserved exactly
+        return beta**2 * q2 * w2 - 2 * beta * (1 + 1 / m) * s
+
+    ok, out = run_check(checks.check_tempered_invariant, linear_only)
+    assert not ok and "changes along the flow" in out
+
+
+@pytest.mark.slow
+def test_tempered_invariant_is_kept_by_a_tempered_restricted_run():
+    """The reference is conserved by gradient descent on a model whose attention is
+    softmax(beta s) (drift O(lr), halving with it), while chapter 2's C is not."""
+    import math
+
+    from course_lib.topic import TopicAttention, make_topic_corpus
+    from course_lib.training import train_full_batch
+
+    beta = 2.0
+
+    class Tempered(TopicAttention):
+        def _attention(self, tokens, mask):
+            scores = beta * self.scores()[tokens]
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            return torch.softmax(scores, dim=-1)
+
+    corpus = make_topic_corpus(n_background=40, n_sentences=60, seed=0)
+    background = torch.arange(corpus.n_topics * corpus.words_per_topic, corpus.vocab_size)
+    drift, wrong = {}, 0.0
+    for lr in (0.2, 0.1):
+        model = Tempered(corpus.vocab_size, corpus.n_topics, seed=0).double()
+        with torch.no_grad():
+            model.embedding.weight[background] = 0.0
+        _, h = train_full_batch(
+            model, *corpus.train, int(40 / lr), lr, topic_word_ids=corpus.topic_word_ids,
+            frozen_word_ids=background, record_every=int(round(1 / lr)),
+        )
+        s, w2 = h.topic_scores.double(), h.topic_norms.double().square()
+        q2 = float(h.query_norm[0]) ** 2
+        c = identity.tempered_invariant(s, w2, q2, corpus.m, beta)
+        drift[lr] = float((c - c[:1]).abs().max())
+        chapter = identity.sen_invariant(s, w2, q2, corpus.m)
+        wrong = max(wrong, float((chapter - chapter[:1]).abs().max()))
+        scale = float((beta**2 * q2 * w2).max())
+    assert scale > 0.5, scale  # the run went somewhere
+    assert drift[0.1] < 0.01 * scale, drift
+    assert 1.7 < drift[0.2] / drift[0.1] < 2.3, drift
+    assert wrong > 20 * drift[0.1], (wrong, drift)
+    assert math.isclose(identity.tempered_invariant(0.0, 0.0, 1.0, 4, 0.5), -0.5)
+
+
+def test_tempered_invariant_validates_beta():
+    with pytest.raises(ValueError, match="beta"):
+        identity.tempered_invariant(1.0, 1.0, 1.0, 20, 0.0)
 
 
 def test_sen_drift_check(run_check):
@@ -116,7 +220,7 @@ def test_checks_reject_non_callables(capsys):
     for check in (
         checks.check_score_gradient,
         checks.check_score_per_norm_sq,
-        checks.check_sen_invariant,
+        checks.check_tempered_invariant,
         checks.check_sen_drift,
     ):
         assert check(42) is False

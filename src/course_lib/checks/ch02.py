@@ -1,8 +1,9 @@
 """Checks for the exercises of chapter 2 (the persisting identity): the score gradient, the
-proof's common factor, the conserved quantity, and its drift along a run."""
+proof's common factor, the conserved quantity under a temperature, and the drift along a run."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,38 +62,104 @@ def check_score_gradient(student_fn) -> None:
         raise CheckFailed("when all words of a sentence have the same embedding, the scores cannot change v, so the gradient must be 0.")
 
 
-@run_check("the conserved quantity C = ||q||^2 ||w||^2 - 2 s - (2/m) e^s")
-def check_sen_invariant(student_fn) -> None:
-    """Check ``student_fn(score, embed_norm_sq, query_norm_sq, m) -> C`` (elementwise)."""
-    gen = torch.Generator().manual_seed(0)
-    score = torch.randn(5, 4, generator=gen, dtype=torch.float64) * 2
-    embed_norm_sq = torch.rand(5, 4, generator=gen, dtype=torch.float64) * 5
-    query_norm_sq = torch.tensor(1.7, dtype=torch.float64)
-    for m in (20, 3):
-        out = student_fn(score, embed_norm_sq, query_norm_sq, m)
-        expect_tensor(out, "C", (5, 4))
-        ref = sen_invariant(score, embed_norm_sq, query_norm_sq, m)
-        if not close(out, ref, tol=1e-8):
-            e = torch.exp(score)
-            base = query_norm_sq * embed_norm_sq
-            wrong = {
-                "the exponential term should be (2/m) e^s, not e^s / m.": base - 2 * score - e / m,
-                "the linear term is 2 s (from the 1 in 1 + e^s/m, times 2).": base - score - 2 * e / m,
-                "the signs: C = ||q||^2 ||w||^2 - 2 s - (2/m) e^s (norm term positive, score terms negative).": -base + 2 * score + 2 * e / m,
-                "query_norm_sq is already squared: multiply by it, do not square it again.": query_norm_sq**2 * embed_norm_sq - 2 * score - 2 * e / m,
-                "use the exponential of the score, e^s, in the last term (not e^{-s}).": base - 2 * score - 2 * torch.exp(-score) / m,
-            }
-            for hint, value in wrong.items():
-                if close(out, value, tol=1e-8):
-                    raise CheckFailed(hint)
-            if close(out - out.flatten()[0], ref - ref.flatten()[0], tol=1e-8):
-                raise CheckFailed("right up to a constant: a constant does not change conservation, but write exactly ||q||^2 ||w||^2 - 2 s - (2/m) e^s.")
-            raise CheckFailed("C differs from ||q||^2 ||w||^2 - 2 s - (2/m) e^s; integrate ||q||^2 d||w||^2 = 2 (1 + e^s / m) ds.")
-    # on the curve of eq. (2.5) started at zero, C = -2/m
-    s = torch.linspace(0, 4, 9, dtype=torch.float64)
-    on_curve = student_fn(s, 2 * s + 2 * (torch.exp(s) - 1) / 20, torch.tensor(1.0, dtype=torch.float64), 20)
-    if not close(on_curve, torch.full_like(s, -0.1), tol=1e-8):
-        raise CheckFailed("on the curve ||q||^2 ||w||^2 = 2 s + (2/m)(e^s - 1) your C is not constant.")
+# ---------------------------------------------------------------- exercise 2.3: a temperature
+
+# (beta, ||q||^2, m) of the three cases; beta = 1/sqrt(10) is a transformer's 1/sqrt(d_k)
+_TEMPERED_CASES = ((10 ** -0.5, 0.9, 20), (2.0, 1.7, 5), (0.5, 0.4, 3))
+_ORBIT_SCORES = torch.linspace(-0.5, 3.0, 8, dtype=torch.float64)
+
+
+def _orbits(alpha: float, f: torch.Tensor, q2: float) -> torch.Tensor:
+    """(3, S) squared norms on three level sets of ``alpha q2 ||w||^2 - f(s)``, all positive."""
+    base = torch.clamp(-f.min(), min=0.0)
+    levels = base + torch.tensor([0.5, 2.0, 5.0], dtype=torch.float64)[:, None]
+    return (levels + f[None, :]) / (alpha * q2)
+
+
+def _tempered_forms(beta: float, m: float):
+    """``(alpha, f(s), hint)``: the level sets ``alpha ||q||^2 ||w||^2 - f(s) = const`` of the
+    right invariant (hint None) and of the usual wrong derivations."""
+    s = _ORBIT_SCORES
+    e_beta, e_one = torch.exp(beta * s), torch.exp(s)
+    return (
+        (beta**2, 2 * beta * s + 2 * e_beta / m, None),
+        (1.0, 2 * s + 2 * e_one / m,
+         "that is chapter 2's C, which the flow keeps only for beta = 1: with attention "
+         "softmax(beta s) the proof's attention is a(beta s), and the temperature enters the "
+         "score's rate too."),
+        (1.0, 2 * beta * s + 2 * e_beta / m,
+         "replacing s by beta s in chapter 2's C is half of it: the norm term changes too. The "
+         "key's gradient carries a factor beta (chain rule through beta s), and so does the rate "
+         "of beta s = beta q . k: together beta^2 on ||q||^2 ||w||^2."),
+        (beta, 2 * beta * s + 2 * e_beta / m,
+         "one factor beta is missing from the norm term against the score terms: the key's "
+         "gradient carries a factor beta from the chain rule through beta s, and the score "
+         "enters the attention as beta s, so the norm term ends up with beta^2."),
+        (beta**-2, 2 * s / beta + 2 * torch.exp(s / beta) / m,
+         "this treats the temperature as a divisor, softmax(s / beta); here the attention is "
+         "softmax(beta s), the scores multiplied by beta."),
+        (beta**2, 2 * beta * s + 2 * e_one / m,
+         "the exponential term comes from 1 / (1 - a(beta s)) = 1 + e^{beta s} / m: its "
+         "exponent is beta s, not s."),
+    )
+
+
+def _tempered_values(student_fn, s, w2, q2, m, beta) -> torch.Tensor:
+    out = student_fn(s.clone(), w2.clone(), q2, m, beta)
+    if isinstance(out, np.ndarray) or isinstance(out, (float, int)):
+        out = torch.as_tensor(out, dtype=torch.float64)
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailed("return a tensor (or NumPy array) of the same shape as score, not "
+                          f"{type(out).__name__}.")
+    if tuple(out.shape) != tuple(s.shape):
+        raise CheckFailed(f"the result should have the shape of score, {tuple(s.shape)} "
+                          f"(elementwise), got {tuple(out.shape)}.")
+    out = out.detach().double()
+    if not torch.isfinite(out).all():
+        raise CheckFailed("some values are not finite (inf or nan) at moderate scores and norms.")
+    return out
+
+
+def _kept_on(values: torch.Tensor) -> bool:
+    """Constant along each row (a level set) and different between the rows."""
+    scale = 1.0 + float(values.abs().max())
+    spread = float((values.max(dim=1).values - values.min(dim=1).values).max())
+    means = values.mean(dim=1)
+    apart = float((means[:, None] - means[None, :]).abs().add(torch.eye(3) * 1e9).min())
+    return spread <= 1e-7 * scale and apart > 1e-6 * scale
+
+
+@run_check("a conserved quantity for attention softmax(beta s)")
+def check_tempered_invariant(student_fn) -> None:
+    """Check ``student_fn(score, embed_norm_sq, query_norm_sq, m, beta)``: a quantity the
+    restricted flow with attention ``softmax(beta s)`` keeps constant.
+
+    Every function of ``beta^2 ||q||^2 ||w||^2 - 2 beta s - (2/m) e^{beta s}`` that is not
+    constant passes (any scale, sign or constant, or a monotone function of it): the check
+    evaluates the student's quantity along three level sets of the true invariant (three
+    trajectories of the flow) for three ``(beta, ||q||^2, m)``, and asks it to be constant on
+    each and different between them.  A failing answer is compared with the level sets of the
+    usual wrong derivations, to name the mistake.
+    """
+    s = _ORBIT_SCORES.expand(3, -1)
+    for beta, q2, m in _TEMPERED_CASES:
+        forms = _tempered_forms(beta, m)
+        alpha, f, _ = forms[0]
+        values = _tempered_values(student_fn, s, _orbits(alpha, f, q2), q2, m, beta)
+        if _kept_on(values):
+            continue
+        if float(values.max() - values.min()) <= 1e-9 * (1.0 + float(values.abs().max())):
+            raise CheckFailed("your quantity is the same number everywhere: that is conserved by "
+                              "any flow and says nothing. Find one that differs between "
+                              "trajectories.")
+        for alpha, f, hint in forms[1:]:
+            if _kept_on(_tempered_values(student_fn, s, _orbits(alpha, f, q2), q2, m, beta)):
+                raise CheckFailed(hint + f" (beta = {beta:.3g}, ||q||^2 = {q2}, m = {m})")
+        raise CheckFailed(
+            f"your quantity changes along the flow (beta = {beta:.3g}, ||q||^2 = {q2}, m = {m}). "
+            "Redo the proof with attention a(beta s): (2.1) for the key through beta s, steps 3 "
+            "and 4 for the ratio ds / d||w||^2, then separate and integrate."
+        )
 
 
 @run_check("drift of the conserved quantity along a run")
