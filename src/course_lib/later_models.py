@@ -324,8 +324,11 @@ def train_two_layer_relu(
     steps = check_int(steps, "steps", minimum=0)
     x, y = inputs.double(), targets.double().reshape(len(inputs), -1)
     gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    W1 = torch.randn(hidden, x.shape[1], generator=gen, dtype=torch.float64).requires_grad_()
-    W2 = torch.randn(y.shape[1], hidden, generator=gen, dtype=torch.float64).requires_grad_()
+    # drawn on the CPU (the generator's device, the same start everywhere), then moved to x's
+    W1 = torch.randn(hidden, x.shape[1], generator=gen, dtype=torch.float64)
+    W2 = torch.randn(y.shape[1], hidden, generator=gen, dtype=torch.float64)
+    W1, W2 = W1.to(x.device).requires_grad_(), W2.to(x.device).requires_grad_()
+    y = y.to(x.device)
     def size():
         return ((W1**2).sum(1) + (W2**2).sum(0)).detach()
 

@@ -17,6 +17,7 @@ cannot run, so it validates once with :func:`check_loss_inputs` and then calls
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -110,7 +111,7 @@ def _log_mixture(alpha: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     positive = alpha > 0
     joint = torch.where(positive, torch.log(alpha.clamp_min(tiny)) + log_q, -torch.inf)
     shift = joint.max(dim=1, keepdim=True).values.detach()  # (B, 1)
-    cap = 0.5 * torch.log(torch.tensor(torch.finfo(log_q.dtype).max, dtype=log_q.dtype))
+    cap = 0.5 * math.log(torch.finfo(log_q.dtype).max)  # a Python float: no tensor, no device
     scaled = torch.exp((log_q - shift).clamp(max=cap))  # q_j e^{-M}; capped only where alpha_j=0
     return torch.log((alpha * scaled).sum(1)) + shift.squeeze(1)
 
@@ -288,6 +289,11 @@ def reinforce_hard_attention_loss(
         raise ValueError(f"n_samples must be >= 2 with baseline=True, got {k}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator is not None and generator.device.type != alpha.device.type:
+        raise ValueError(
+            f"generator is on {generator.device} but alpha is on {alpha.device}: make it with "
+            f"torch.Generator(device=alpha.device)"
+        )
     with torch.no_grad():
         index = torch.multinomial(alpha.detach(), k, replacement=True, generator=generator)
     rows = torch.arange(alpha.shape[0], device=alpha.device).unsqueeze(1)  # (B, 1)

@@ -34,8 +34,9 @@ with a query ``q_i`` per sequence (Tarzanagh, Li, Thrampoulidis, Oymak 2023):
 ``matrix_svm`` solves the matching SVMs, minimising the Frobenius norm or the nuclear norm of
 ``W`` under the constraints ``(x_{i,opt} - x_{i,t})^T W q_i >= 1``.
 
-Arrays are float64 torch tensors: ``X`` has shape ``(n, T, d)``, ``v`` and ``p`` ``(d,)``,
-``y`` ``(n,)``, ``W`` ``(d, d)``, the queries ``(n, d)``.
+Arrays are float64 torch tensors on the CPU: ``X`` has shape ``(n, T, d)``, ``v`` and ``p``
+``(d,)``, ``y`` ``(n,)``, ``W`` ``(d, d)``, the queries ``(n, d)``.  Inputs on another device
+are copied to the CPU: the problems are tiny, and the SVMs are solved by SciPy.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def _tensor(value, name: str, dim: int) -> torch.Tensor:
         value = value.double()
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} must be finite")
-    return value.to(torch.float64)
+    return value.to("cpu", torch.float64)  # the module computes on the CPU (docstring above)
 
 
 def _problem(X, v, y, W):

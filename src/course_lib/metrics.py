@@ -58,7 +58,7 @@ def class_probabilities(alpha, segments, classifier: Callable, rule: str) -> tor
         probs = torch.softmax(per_segment_logits(segments, classifier), -1)  # (B, m, C)
         if rule == "average_output":
             return (alpha.unsqueeze(-1) * probs).sum(1)
-        return probs[torch.arange(len(alpha)), alpha.argmax(1)]
+        return probs[torch.arange(len(alpha), device=probs.device), alpha.argmax(1)]
 
 
 def foreground_attention(alpha: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
@@ -110,7 +110,8 @@ def signature_histogram(a_z, s_y, bins: int = 5) -> torch.Tensor:
             [50., 50.]], dtype=torch.float64)
     """
     bins = check_int(bins, "bins", minimum=1)
-    a_z, s_y = torch.as_tensor(a_z), torch.as_tensor(s_y)
+    a_z = torch.as_tensor(a_z)
+    s_y = torch.as_tensor(s_y, device=a_z.device)  # the histogram lives on a_z's device
     if a_z.dim() != 1 or a_z.shape != s_y.shape or len(a_z) == 0:
         raise ValueError(
             f"a_z and s_y must be non-empty 1-D tensors of one length, got "
@@ -120,8 +121,8 @@ def signature_histogram(a_z, s_y, bins: int = 5) -> torch.Tensor:
         raise ValueError("a_z and s_y must lie in [0, 1]")
     col = (a_z.double() * bins).long().clamp(max=bins - 1)
     row = (s_y.double() * bins).long().clamp(max=bins - 1)
-    counts = torch.zeros(bins * bins, dtype=torch.float64)
-    counts.index_add_(0, row * bins + col, torch.ones(len(a_z), dtype=torch.float64))
+    counts = torch.zeros(bins * bins, dtype=torch.float64, device=a_z.device)
+    counts.index_add_(0, row * bins + col, torch.ones_like(a_z, dtype=torch.float64))
     return 100.0 * counts.reshape(bins, bins) / len(a_z)
 
 
@@ -176,7 +177,8 @@ def per_class_focus_accuracy(alpha, foreground, labels, n_classes: int) -> torch
         raise ValueError(
             f"labels must lie in [0, {n_classes}), got values up to {int(labels.max())}"
         )
-    hit = (alpha.argmax(1) == foreground).double()
-    totals = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, torch.ones_like(hit))
-    found = torch.zeros(n_classes, dtype=torch.float64).index_add_(0, labels, hit)
+    hit = (alpha.argmax(1) == foreground.to(alpha.device)).double()  # (B,) on alpha's device
+    labels = labels.to(alpha.device)
+    totals = hit.new_zeros(n_classes).index_add_(0, labels, torch.ones_like(hit))
+    found = hit.new_zeros(n_classes).index_add_(0, labels, hit)
     return 100.0 * found / totals
