@@ -123,7 +123,8 @@ def sen_relative_gap(score, scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     scaled_norm = real_values(scaled_norm, "scaled_norm")
     curve = sen_norm_curve(score, m, score0, scaled_norm0)
     if isinstance(curve, torch.Tensor) or isinstance(scaled_norm, torch.Tensor):
-        curve = torch.as_tensor(curve)
+        like = curve if isinstance(curve, torch.Tensor) else scaled_norm  # the tensor's device
+        curve = torch.as_tensor(curve, device=like.device)
         scaled_norm = torch.as_tensor(scaled_norm, dtype=curve.dtype, device=curve.device)
         return (scaled_norm - curve).abs() / curve
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -287,7 +288,8 @@ def max_margin(classifier_matrix: torch.Tensor, label: int) -> tuple[float, torc
 
     ``classifier_matrix`` ``(embed_dim, n_classes)`` (the columns ``U_j``).  Returns
     ``(gamma, u)``; ``gamma <= 0`` means class ``label`` cannot be separated.  Solved through the
-    dual ``min_{lam >= 0} 1/2 ||D^T lam||^2 - sum(lam)`` by projected gradient (a few classes).
+    dual ``min_{lam >= 0} 1/2 ||D^T lam||^2 - sum(lam)`` by projected gradient (a few classes), on
+    a float64 CPU copy; ``u`` is returned on ``classifier_matrix``'s device.
     """
     if not isinstance(classifier_matrix, torch.Tensor) or classifier_matrix.dim() != 2:
         raise TypeError("classifier_matrix must be a (embed_dim, n_classes) torch.Tensor")
@@ -308,8 +310,8 @@ def max_margin(classifier_matrix: torch.Tensor, label: int) -> tuple[float, torc
     w = D.T @ lam
     norm = float(w.norm())
     if norm == 0.0 or float((D @ w).min()) < 1.0 - 1e-6:
-        return 0.0, torch.zeros(U.shape[0], dtype=torch.float64)
-    return 1.0 / norm, w / norm
+        return 0.0, torch.zeros(U.shape[0], dtype=torch.float64).to(classifier_matrix.device)
+    return 1.0 / norm, (w / norm).to(classifier_matrix.device)
 
 
 # ------------------------------------------------------------------ the proof's common factor
