@@ -3,46 +3,107 @@ plausible wrong answer with a hint that points at the mistake; none of them rais
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from course_lib import checks, sst
+from course_lib import checks, sst, topic
+
+# ----------------------------------------------------------- exercise 3.1: lifting the reduction
 
 
-def stub_frequency(data):
-    raise NotImplementedError
+def _inv(L):
+    return torch.linalg.inv(L)
 
 
-def test_word_frequency_check(run_check):
-    ok, out = run_check(checks.check_word_frequency, sst.word_frequency)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_word_frequency, stub_frequency)
-    assert not ok and "[to do]" in out and "not implemented" in out
+def test_lift_reference_and_other_correct_forms_pass(run_check):
+    def outside_plus_span(reduced, initial, U, L):  # (I - P) w(0) + U L^{-T} e(t)
+        projector = U @ torch.linalg.solve(U.T @ U, U.T)
+        return initial @ (torch.eye(len(U), dtype=U.dtype) - projector) + reduced @ _inv(L) @ U.T
 
-    def occurrences(data):
-        counts = {}
-        for tokens, _ in data:
-            for w in tokens:
-                counts[w] = counts.get(w, 0) + 1
-        return counts
+    def with_pinv(reduced, initial, U, L):  # U L^{-T} = pinv(U^T) L
+        e0 = initial @ U @ _inv(L).T
+        return initial + (reduced - e0) @ (torch.linalg.pinv(U.T) @ L).T
 
-    ok, out = run_check(checks.check_word_frequency, occurrences)
-    assert not ok and "[wrong]" in out and "sentences" in out and "set(tokens)" in out
+    def in_numpy(reduced, initial, U, L):
+        r, w0, u, lower = (t.numpy() for t in (reduced, initial, U, L))
+        e0 = np.linalg.solve(lower, (w0 @ u).T).T
+        return w0 + np.linalg.solve(lower.T, (r - e0).T).T @ u.T
 
-    def fractions(data):
-        freq = sst.word_frequency(data)
-        return {w: n / len(data) for w, n in freq.items()}
+    for fn in (topic.lift_embeddings, outside_plus_span, with_pinv, in_numpy):
+        ok, out = run_check(checks.check_lift_embeddings, fn)
+        assert ok and "[passed]" in out, (fn, out)
 
-    ok, out = run_check(checks.check_word_frequency, fractions)
-    assert not ok and "fractions" in out
 
-    ok, out = run_check(checks.check_word_frequency, lambda data: [1, 2])
-    assert not ok and "dict" in out
+def test_lift_stub_is_to_do(run_check):
+    def lift_embeddings(reduced, initial, U, L):
+        raise NotImplementedError
 
-    def crashes(data):
-        return {}["x"]
+    ok, out = run_check(checks.check_lift_embeddings, lift_embeddings)
+    assert not ok and "[to do]" in out
 
-    ok, out = run_check(checks.check_word_frequency, crashes)
-    assert not ok and "[error]" in out and "KeyError" in out
+
+def test_lift_wrong_derivations(run_check):
+    def span_only(reduced, initial, U, L):
+        return reduced @ _inv(L) @ U.T
+
+    def e0_not_subtracted(reduced, initial, U, L):
+        return initial + reduced @ _inv(L) @ U.T
+
+    def transpose_mixed(reduced, initial, U, L):
+        e0 = initial @ U @ _inv(L).T
+        return initial + (reduced - e0) @ _inv(L).T @ U.T
+
+    def pinv_only(reduced, initial, U, L):
+        e0 = initial @ U @ _inv(L).T
+        return initial + (reduced - e0) @ torch.linalg.pinv(U.T).T
+
+    def times_l(reduced, initial, U, L):
+        e0 = initial @ U @ _inv(L).T
+        return initial + (reduced - e0) @ L.T @ U.T
+
+    cases = {
+        "drops the part of w(0) outside": span_only,
+        "e(0) = L^{-1} U^T w(0) is not zero": e0_not_subtracted,
+        "L^{-1} stands where L^{-T} belongs": transpose_mixed,
+        "pinv(U^T) undoes U^T but not L": pinv_only,
+        "find c from the step of e": times_l,
+    }
+    for hint, wrong in cases.items():
+        ok, out = run_check(checks.check_lift_embeddings, wrong)
+        assert not ok and "[wrong]" in out and hint in out, (hint, out)
+
+
+def test_lift_shapes_and_types(run_check):
+    ok, out = run_check(checks.check_lift_embeddings,
+                        lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).T)
+    assert not ok and "one row per word" in out
+    ok, out = run_check(checks.check_lift_embeddings,
+                        lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).tolist())
+    assert not ok and "return the embeddings as a tensor" in out
+
+
+def test_lift_embeddings_matches_a_trained_official_model_and_validates():
+    from course_lib.training import train_full_batch
+
+    corpus = topic.make_topic_corpus(n_background=20, n_sentences=30, seed=1)
+    official = topic.TopicAttention(corpus.vocab_size, 4, embed_dim=7, embedding_std=0.2,
+                                    seed=3).double()
+    small = topic.reduce_fixed_classifier(official).double()
+    initial = official.embedding.weight.detach().clone()
+    for model in (official, small):
+        train_full_batch(model, *corpus.train, 15, 0.5, engine="autograd")
+    U, L = official.classifier.weight.detach().T, small.classifier.weight.detach()
+    lifted = topic.lift_embeddings(small.embedding.weight.detach(), initial, U, L)
+    moved = (official.embedding.weight.detach() - initial).abs().max()
+    assert moved > 0.05
+    assert (lifted - official.embedding.weight.detach()).abs().max() < 1e-6 * moved
+    with pytest.raises(ValueError, match="L must be"):
+        topic.lift_embeddings(small.embedding.weight, initial, U, torch.eye(2))
+    with pytest.raises(ValueError, match="reduced must be"):
+        topic.lift_embeddings(initial, initial, U, L)
+    with pytest.raises(ValueError, match="initial must be a 2-D"):
+        topic.lift_embeddings(small.embedding.weight, initial[0], U, L)
 
 
 def test_word_purity_check(run_check):

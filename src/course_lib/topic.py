@@ -688,3 +688,47 @@ def mlp_jacobian(classifier: nn.Module, context: torch.Tensor) -> torch.Tensor:
         context = context.to(w1.dtype)
         active = (context @ w1.T + first.bias) > 0  # (N, h)
         return torch.einsum("kh,nh,hd->nkd", w2, active.to(w1.dtype), w1)
+
+
+def lift_embeddings(
+    reduced: torch.Tensor, initial: torch.Tensor, U: torch.Tensor, L: torch.Tensor
+) -> torch.Tensor:
+    """Chapter 3, exercise 3.1: the official Attn-FC's embeddings from its reduction's.
+
+    ``reduce_fixed_classifier`` trains embeddings ``e_u = L^{-1} U^T w_u`` (``U^T U = L L^T``).
+    Every gradient step moves ``w_u`` by ``U c`` for some ``c`` in ``R^C`` (the gradient of an
+    embedding is a sum of ``a U (p - e_y)``), and so moves ``e_u`` by ``L^{-1} U^T U c = L^T c``;
+    hence ``w_u(t) = w_u(0) + U L^{-T} (e_u(t) - e_u(0))`` with ``e_u(0) = L^{-1} U^T w_u(0)``.
+
+    Parameters
+    ----------
+    reduced
+        ``(V, C)``: the reduced model's embeddings ``e_u(t)``.
+    initial
+        ``(V, d_e)``: the official model's initial embeddings ``w_u(0)``.
+    U
+        ``(d_e, C)``: the fixed classifier (``model.classifier.weight.T``).
+    L
+        ``(C, C)``: lower triangular with ``L L^T = U^T U`` (the reduction's classifier weight).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(V, d_e)``: the official model's embeddings ``w_u(t)``, in ``initial``'s dtype.
+    """
+    tensors = {"reduced": reduced, "initial": initial, "U": U, "L": L}
+    for name, value in tensors.items():
+        if not isinstance(value, torch.Tensor) or value.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor")
+    embed_dim, n_classes = U.shape
+    if tuple(L.shape) != (n_classes, n_classes):
+        raise ValueError(f"L must be ({n_classes}, {n_classes}) for U of shape {tuple(U.shape)}")
+    if reduced.shape[1] != n_classes or initial.shape[1] != embed_dim:
+        raise ValueError("reduced must be (V, C) and initial (V, d_e), matching U (d_e, C)")
+    if reduced.shape[0] != initial.shape[0]:
+        raise ValueError("reduced and initial must have one row per word each")
+    U64, L64, w0 = U.detach().double(), L.detach().double(), initial.detach().double()
+    e0 = torch.linalg.solve_triangular(L64, (w0 @ U64).T, upper=False)  # (C, V)
+    moved = reduced.detach().double().T - e0  # (C, V): e(t) - e(0)
+    coefficients = torch.linalg.solve_triangular(L64.T, moved, upper=True)  # L^{-T} (e - e0)
+    return (w0 + (U64 @ coefficients).T).to(initial.dtype)

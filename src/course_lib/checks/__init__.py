@@ -16,6 +16,7 @@ from .ch02 import (
 )
 from .ch03 import (
     check_early_score_law,
+    check_lift_embeddings,
     check_most_attended_word,
     check_word_frequency,
     check_word_purity,
@@ -53,7 +54,7 @@ __all__ = [
     "check_tempered_invariant",
     "check_sen_drift",
     # chapter 3
-    "check_word_frequency",
+    "check_lift_embeddings",
     "check_word_purity",
     "check_most_attended_word",
     "check_early_score_law",

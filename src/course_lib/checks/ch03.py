@@ -18,6 +18,8 @@ from ..sst import (
     word_frequency,
     word_purity,
 )
+from ..topic import TopicAttention, lift_embeddings, make_topic_corpus, reduce_fixed_classifier
+from ..training import train_full_batch
 from ._core import CheckFailed, run_check
 
 _FIXED = [
@@ -53,24 +55,92 @@ def _occurrences(data) -> dict:
     return counts
 
 
-@run_check("word frequency (sentences containing each word)")
-def check_word_frequency(student_fn) -> None:
-    """Check ``student_fn(data) -> {word: number of sentences containing it}``."""
-    for data in (_FIXED, _random_corpus(0), _random_corpus(1)):
-        expected = word_frequency(data)
-        got = _as_dict(student_fn(list(data)), "frequency")
-        if set(got) != set(expected):
-            missing = sorted(set(expected) - set(got))[:3]
-            extra = sorted(set(got) - set(expected))[:3]
-            raise CheckFailed(f"the dict should have one key per word of the corpus; missing {missing}, unexpected {extra}.")
-        if got == expected:
-            continue
-        if got == _occurrences(data):
-            raise CheckFailed("you count occurrences; frequency counts *sentences*: a word twice in one sentence ('a mess , a stupid mess') counts once. Use set(tokens).")
-        if all(isinstance(v, float) and v <= 1 for v in got.values()):
-            raise CheckFailed("you return fractions; return the number of sentences (an int) that contain each word.")
-        bad = next(w for w in expected if got[w] != expected[w])
-        raise CheckFailed(f"frequency of {bad!r} should be {expected[bad]}, got {got[bad]}.")
+# ----------------------------------------------------------- exercise 3.1: lifting the reduction
+
+
+def _lift_case(seed: int, vocab: int = 7, embed_dim: int = 6, n_classes: int = 3):
+    """A fixed classifier U, its Cholesky factor L, initial embeddings that are not small (so
+    that the part outside U's span shows) and reduced embeddings after some training."""
+    gen = torch.Generator().manual_seed(300 + seed)
+    U = torch.randn(embed_dim, n_classes, generator=gen, dtype=torch.float64)
+    L = torch.linalg.cholesky(U.T @ U)
+    initial = torch.randn(vocab, embed_dim, generator=gen, dtype=torch.float64) * 0.5
+    reduced = torch.randn(vocab, n_classes, generator=gen, dtype=torch.float64)
+    return reduced, initial, U, L
+
+
+def _as_matrix(value, shape: tuple) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed("return the embeddings as a tensor (or NumPy array) of shape "
+                          f"(V, d_e), not {type(value).__name__}.")
+    if tuple(value.shape) == shape[::-1]:
+        raise CheckFailed(f"the result has shape {tuple(value.shape)}: one row per word is "
+                          f"expected, (V, d_e) = {shape}.")
+    if tuple(value.shape) != shape:
+        raise CheckFailed(f"the result should have shape (V, d_e) = {shape}, got "
+                          f"{tuple(value.shape)}.")
+    return value.detach().double()
+
+
+def _diagnose_lift(got, reduced, initial, U, L) -> None:
+    inv = torch.linalg.inv(L)
+    e0 = initial @ U @ inv.T  # rows: L^{-1} U^T w(0)
+
+    def close(a, b) -> bool:
+        return bool(torch.allclose(a, b, rtol=1e-6, atol=1e-8))
+
+    if close(got, reduced @ inv @ U.T):
+        raise CheckFailed("U L^{-T} e(t) alone drops the part of w(0) outside the span of U's "
+                          "columns: gradient steps never move it, but it is there. Start from "
+                          "w(0) and add what the reduced model's embedding moved, mapped back.")
+    if close(got, initial + reduced @ inv @ U.T):
+        raise CheckFailed("you added U L^{-T} e(t) to w(0), but e(0) = L^{-1} U^T w(0) is not "
+                          "zero: map back only what e moved, e(t) - e(0).")
+    if close(got, initial + (reduced - e0) @ inv.T @ U.T) or close(
+        got, initial + (reduced - initial @ U @ inv) @ inv.T @ U.T
+    ):
+        raise CheckFailed("L^{-1} stands where L^{-T} belongs: a step U c of w moves e by "
+                          "L^{-1} U^T U c = L^T c, so c = L^{-T} times the step of e.")
+    pinv = torch.linalg.pinv(U.T)  # (d_e, C): undoes U^T only
+    if close(got, initial + (reduced - e0) @ pinv.T) or close(got, reduced @ pinv.T):
+        raise CheckFailed("pinv(U^T) undoes U^T but not L: the reduced embedding is "
+                          "e = L^{-1} U^T w, so a step of e is L^T c for a step U c of w.")
+    raise CheckFailed("the embeddings differ from w(0) plus the step that moved e(0) to e(t), "
+                      "mapped back to d_e dimensions: a step of w lies in the span of U's "
+                      "columns, U c; find c from the step of e.")
+
+
+@run_check("the official Attn-FC's embeddings from its reduction's")
+def check_lift_embeddings(student_fn) -> None:
+    """Check ``student_fn(reduced, initial, U, L) -> (V, d_e)`` against ``topic.lift_embeddings``
+    on three random cases (initial embeddings not small, so every term counts), then on a real
+    Attn-FC trained for a few steps next to its reduction."""
+    for seed in range(3):
+        reduced, initial, U, L = _lift_case(seed)
+        expected = lift_embeddings(reduced, initial, U, L)
+        got = _as_matrix(student_fn(reduced.clone(), initial.clone(), U.clone(), L.clone()),
+                         tuple(expected.shape))
+        if not torch.allclose(got, expected, rtol=1e-6, atol=1e-8):
+            _diagnose_lift(got, reduced, initial, U, L)
+    corpus = make_topic_corpus(n_background=20, n_sentences=30, seed=0)
+    official = TopicAttention(corpus.vocab_size, 4, embed_dim=8, embedding_std=0.3,
+                              seed=1).double()
+    small = reduce_fixed_classifier(official).double()
+    initial = official.embedding.weight.detach().clone()
+    for model in (official, small):
+        train_full_batch(model, *corpus.train, 20, 0.5, engine="autograd")
+    got = _as_matrix(
+        student_fn(small.embedding.weight.detach().clone(), initial,
+                   official.classifier.weight.detach().T.clone(),
+                   small.classifier.weight.detach().clone()),
+        tuple(initial.shape),
+    )
+    if not torch.allclose(got, official.embedding.weight.detach(), rtol=1e-5, atol=1e-6):
+        raise CheckFailed("right on the random cases but not on a trained Attn-FC and its "
+                          "reduction: does your function assume something about U or L, such "
+                          "as float32 inputs?")
 
 
 @run_check("word purity |P(pos|w) - P(neg|w)|")
