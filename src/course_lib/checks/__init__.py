@@ -18,7 +18,6 @@ from .ch03 import (
     check_early_score_law,
     check_lift_embeddings,
     check_most_attended_word,
-    check_word_frequency,
     check_word_purity,
 )
 from .ch04 import (
