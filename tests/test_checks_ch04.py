@@ -3,10 +3,16 @@ plausible wrong answers with a hint that points at the mistake; none of them rai
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
+from scipy.optimize import brentq
 
-from course_lib import checks, losses, metrics
+from course_lib import checks, flow, losses
+from course_lib.checks import ch04
 
 
 def stub(*args):
@@ -138,34 +144,53 @@ def test_alpha_gradient_check(run_check):
     assert not ok and "shape" in out
 
 
-def test_focus_table_check(run_check):
-    check = checks.check_focus_prediction_table
-    ok, out = run_check(check, metrics.focus_prediction_table)
-    assert ok and "[passed]" in out
-    ok, out = run_check(check, stub)
+@pytest.mark.parametrize("student", [
+    flow.incentive_crossover,
+    lambda C: ((C - 1) / math.log(C) - 1) / (C - 1),  # straight from the equation
+    lambda C: np.float32(1 / np.log(C) - 1 / (C - 1)),
+    lambda C: torch.tensor(1 / math.log(C) - 1 / (C - 1), dtype=torch.float64),
+    lambda C: np.array([1 / math.log(C) - 1 / (C - 1)]),
+    lambda C: brentq(lambda a: flow.focus_incentive("lvml", a, 800.0, C) - math.log(C),
+                     1e-6, 1.0, xtol=1e-14),  # found numerically at a converged classifier
+], ids=["reference", "unsimplified", "float32", "tensor", "one-element array", "root"])
+def test_incentive_crossover_accepts_correct_forms(run_check, student):
+    ok, out = run_check(checks.check_incentive_crossover, student)
+    assert ok and "[passed]" in out, out
+
+
+@pytest.mark.parametrize("student, hint", [
+    (lambda C: 1 / math.log(C), "not 1/alpha"),
+    (lambda C: (C - 1) / (C * math.log(C)), "keep the (1 - alpha)/C"),
+    (lambda C: 1 / math.log2(C) - 1 / (C - 1), "natural logarithm"),
+    (lambda C: 1 / math.log(C) + 1 / (C - 1), "the sign of the second term"),
+    (lambda C: 1 / math.log(C) - 1 / C, "C - 1, not C"),
+    (lambda C: ch04._finite_difference_crossover(C), "finite differences"),
+    (lambda C: 1 - 1 / math.log(C) + 1 / (C - 1), "not 1 - alpha*"),
+    (lambda C: 1.05 * (1 / math.log(C) - 1 / (C - 1)), "for C = 2 the crossover is"),
+    (lambda C: math.log(C), "not a focus quality"),
+    (lambda C: [0.3, 0.4], "one number"),
+    (lambda C: "lvml", "a number"),
+])
+def test_incentive_crossover_rejects_wrong_derivations(run_check, student, hint):
+    ok, out = run_check(checks.check_incentive_crossover, student)
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+def test_incentive_crossover_check_stub(run_check):
+    ok, out = run_check(checks.check_incentive_crossover, stub)
     assert not ok and "[to do]" in out
 
-    def fractions(*args):
-        return {k: v / 100 for k, v in metrics.focus_prediction_table(*args).items()}
 
-    expect(run_check, check, fractions, "percentages")
-
-    def swapped(*args):
-        t = metrics.focus_prediction_table(*args)
-        return {**t, "FFPT": t["FTPF"], "FTPF": t["FFPT"]}
-
-    expect(run_check, check, swapped, "swapped")
-
-    def threshold(alpha, foreground, predictions, labels):
-        attended = alpha.gather(1, foreground[:, None])[:, 0] > 0.5
-        right = predictions == labels
-        cells = {"FTPT": attended & right, "FFPT": ~attended & right,
-                 "FTPF": attended & ~right, "FFPF": ~attended & ~right}
-        return {k: 100 * v.float().mean().item() for k, v in cells.items()}
-
-    expect(run_check, check, threshold, "argmax")
-    ok, out = run_check(check, lambda *args: {"FTPT": 1.0})
-    assert not ok and "keys" in out
+def test_incentive_crossover_reference():
+    """At alpha* the two incentives of a converged classifier agree; below it LVML's is larger."""
+    for C in (2, 10, 20):
+        a = flow.incentive_crossover(C)
+        hard, lvml = (flow.focus_incentive(k, a, 60.0, C) for k in ("hard", "lvml"))
+        assert math.isclose(hard, lvml, rel_tol=1e-9)
+        assert flow.focus_incentive("lvml", a / 2, 60.0, C) > hard
+        assert flow.focus_incentive("lvml", (1 + a) / 2, 60.0, C) < hard
+    with pytest.raises(ValueError, match="C"):
+        flow.incentive_crossover(1)
 
 
 def test_compare_prediction(capsys):

@@ -663,3 +663,20 @@ def fresh_momentum_lag(beta, steps):
         raise ValueError(f"beta must lie in [0, 1), got {beta}")
     steps = check_int(steps, "steps", minimum=0)
     return beta * (1 - beta**steps) / (1 - beta)
+
+
+def incentive_crossover(C):
+    """The focus quality below which LVML pushes the focus harder than hard attention, once the
+    classifier has converged with the focus held fixed (exercise 4.5, the course's derivation).
+
+    With the focus fixed at ``alpha`` and the classifier trained to convergence on the
+    population (no bias), the losses level off at ``(1 - alpha) log C`` (hard) and
+    ``-log(alpha + (1 - alpha)/C)`` (LVML), so the focus incentives ``-dL/dalpha`` tend to
+    ``log C`` and ``(C - 1)/(C alpha + 1 - alpha)`` (``focus_incentive`` at a large margin).
+    They are equal at ``alpha* = 1/log C - 1/(C - 1)``; below it LVML's is the larger.
+
+    >>> round(incentive_crossover(10), 4)
+    0.3232
+    """
+    C = check_int(C, "C", minimum=2)
+    return 1.0 / math.log(C) - 1.0 / (C - 1)

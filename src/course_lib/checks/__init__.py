@@ -22,8 +22,8 @@ from .ch03 import (
 )
 from .ch04 import (
     check_alpha_gradient,
-    check_focus_prediction_table,
     check_hard_attention_loss,
+    check_incentive_crossover,
     check_lvml_loss,
     check_soft_attention_loss,
     compare_prediction,
@@ -62,7 +62,7 @@ __all__ = [
     "check_hard_attention_loss",
     "check_lvml_loss",
     "check_alpha_gradient",
-    "check_focus_prediction_table",
+    "check_incentive_crossover",
     "compare_prediction",
     # chapter 5
     "check_reduced_soft_loss",

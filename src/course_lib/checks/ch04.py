@@ -1,5 +1,6 @@
 """Checks for the exercises of chapter 4 (three ways to attend): the three losses, the gradient
-each sends to the attention weights, the FTPT/FFPT table, and a prediction to compare with a run."""
+each sends to the attention weights, where LVML's focus incentive overtakes hard attention's,
+and a prediction to compare with a run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import torch.nn.functional as F
 
 from ..focus import MLPClassifier
 from ..losses import hard_attention_loss, lvml_loss, soft_attention_loss
-from ..metrics import focus_prediction_table
 from ._core import CheckFailed, close, run_check
 
 LOSS_NAMES = ("soft", "hard", "lvml")
@@ -211,39 +211,77 @@ def check_alpha_gradient(student_fn) -> None:
                                                    + derivations[name]))
 
 
-@run_check("FTPT, FFPT, FTPF, FFPF")
-def check_focus_prediction_table(student_fn) -> None:
-    """Check ``student_fn(alpha, foreground, predictions, labels) -> dict`` of percentages."""
-    gen = torch.Generator().manual_seed(0)
-    alpha = torch.softmax(2 * torch.randn(400, 5, generator=gen), 1)
-    foreground = torch.randint(0, 5, (400,), generator=gen)
-    labels = torch.randint(0, 3, (400,), generator=gen)
-    predictions = torch.where(torch.rand(400, generator=gen) < 0.7, labels,
-                              torch.randint(0, 3, (400,), generator=gen))
-    out = student_fn(alpha, foreground, predictions, labels)
-    ref = focus_prediction_table(alpha, foreground, predictions, labels)
-    if not isinstance(out, dict) or set(out) != set(ref):
-        raise CheckFailed(f"return a dict with the keys {sorted(ref)}.")
-    values = {k: float(v) for k, v in out.items()}
-    if all(abs(values[k] - ref[k]) < 1e-6 for k in ref):
+_CROSSOVER_CLASSES = (2, 3, 10, 20, 1000)
+
+
+def _number(value, what: str) -> float:
+    """One real number from a Python or NumPy scalar, a 0-d or one-element array or tensor."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise CheckFailed(f"{what} should be one number, got a tensor of shape "
+                              f"{tuple(value.shape)}.")
+        return float(value.detach().cpu().reshape(()))
+    if isinstance(value, (str, bytes, dict)):
+        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
+    try:
+        values = [float(v) for v in (value if hasattr(value, "__len__") else [value])]
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
+    if len(values) != 1:
+        raise CheckFailed(f"{what} should be one number, got {len(values)} values.")
+    return values[0]
+
+
+def _finite_difference_crossover(C, delta=0.01):
+    # delta log C = log(1 + delta (1 - 1/C) / Z) with Z = alpha + (1 - alpha)/C
+    Z = delta * (1 - 1 / C) / (C**delta - 1)
+    return (Z - 1 / C) / (1 - 1 / C)
+
+
+_CROSSOVER_MISTAKES = {
+    "the background segments still give the true class probability 1/C, so LVML's floor is "
+    "-log(alpha + (1 - alpha)/C), not -log(alpha): its incentive is (C - 1)/(C alpha + 1 - "
+    "alpha), not 1/alpha.": lambda C: 1 / math.log(C),
+    "LVML's incentive is (1 - 1/C) / (alpha + (1 - alpha)/C): keep the (1 - alpha)/C in the "
+    "denominator.": lambda C: (C - 1) / (C * math.log(C)),
+    "use the natural logarithm: the cross-entropy of a uniform guess is ln C.":
+        lambda C: 1 / math.log2(C) - 1 / (C - 1),
+    "the sign of the second term: (C - 1)/(C alpha + 1 - alpha) = ln C gives "
+    "alpha = 1/ln C - 1/(C - 1).": lambda C: 1 / math.log(C) + 1 / (C - 1),
+    "C - 1, not C: alpha C + 1 - alpha = alpha (C - 1) + 1.":
+        lambda C: 1 / math.log(C) - 1 / C,
+    "that is the crossover of the official code's finite differences L(alpha) - L(alpha + "
+    "0.01); the question asks for the derivatives -dL/dalpha.": _finite_difference_crossover,
+    "that is where hard attention starts to push HARDER, read from the other end: the "
+    "crossover is alpha*, not 1 - alpha*.":
+        lambda C: 1 - (1 / math.log(C) - 1 / (C - 1)),
+}
+
+
+@run_check("where hard attention's and LVML's late focus incentives cross")
+def check_incentive_crossover(student_fn) -> None:
+    """Check ``student_fn(C) -> alpha*`` (any real scalar) for several C, read all at once so
+    that a formula wrong in the same way everywhere is named."""
+    outs = [_number(student_fn(C), "alpha*") for C in _CROSSOVER_CLASSES]
+    refs = [1 / math.log(C) - 1 / (C - 1) for C in _CROSSOVER_CLASSES]
+
+    def same(values):
+        return all(math.isclose(o, r, rel_tol=1e-6, abs_tol=1e-12) for o, r in zip(outs, values))
+
+    if same(refs):
         return
-    if all(abs(values[k] - ref[k] / 100) < 1e-8 for k in ref):
-        raise CheckFailed("give percentages (0 to 100), not fractions.")
-    if abs(values["FFPT"] - ref["FTPF"]) < 1e-6 and abs(values["FTPF"] - ref["FFPT"]) < 1e-6:
-        raise CheckFailed("FFPT is focus False, prediction True; FTPF is focus True, prediction "
-                          "False: yours are swapped.")
-    attended = alpha.gather(1, foreground[:, None])[:, 0] > 0.5
-    right = predictions == labels
-    by_threshold = {"FTPT": attended & right, "FFPT": ~attended & right,
-                    "FTPF": attended & ~right, "FFPF": ~attended & ~right}
-    if all(abs(values[k] - 100 * by_threshold[k].float().mean().item()) < 1e-4 for k in ref):
-        raise CheckFailed("'focus true' means the most-attended segment is the foreground, "
-                          "alpha.argmax(1) == foreground, not alpha_z > 0.5.")
-    if abs(sum(values.values()) - 100) > 1e-4:
-        raise CheckFailed(f"the four cells partition the examples, so they must sum to 100; "
-                          f"yours sum to {sum(values.values()):.4g}.")
-    raise CheckFailed("the values differ from the reference; focus true: alpha.argmax(1) == "
-                      "foreground; prediction true: predictions == labels.")
+    for hint, formula in _CROSSOVER_MISTAKES.items():
+        if same([formula(C) for C in _CROSSOVER_CLASSES]):
+            raise CheckFailed(hint)
+    for C, out in zip(_CROSSOVER_CLASSES, outs):
+        if not 0 < out < 1:
+            raise CheckFailed(f"for C = {C} you returned {out:.6g}, not a focus quality in "
+                              "(0, 1).")
+    for C, out, ref in zip(_CROSSOVER_CLASSES, outs, refs):
+        if not math.isclose(out, ref, rel_tol=1e-6):
+            raise CheckFailed(f"for C = {C} the crossover is {ref:.6g}, you returned "
+                              f"{out:.6g}: take each loss's floor with the classifier "
+                              "converged, differentiate in alpha, and set the two equal.")
 
 
 def compare_prediction(prediction, focus_accuracy: dict) -> bool:
