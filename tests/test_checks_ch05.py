@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.integrate import solve_ivp
+from scipy.integrate import quad, solve_ivp
+from scipy.optimize import brentq
 
 from course_lib import checks, flow
+from course_lib.checks import ch05
 
 
 def stub(*args):
@@ -177,52 +179,6 @@ def test_likelihood_flow_follows_the_lvml_orbit():
     assert lvml < 1e-6 < 1e-2 < soft
 
 
-def test_euler_flow_check(run_check):
-    ok, out = run_check(checks.check_euler_flow, flow.euler_flow)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_euler_flow, stub)
-    assert not ok and "[to do]" in out
-
-    def one_short(method, m, C, t_end, step):
-        return flow.euler_flow(method, m, C, t_end - step, step)
-
-    ok, out = run_check(checks.check_euler_flow, one_short)
-    assert not ok and "one step too few" in out
-
-    def exact(method, m, C, t_end, step):
-        mu, nu = flow.solve_flow(method, m, C, [t_end])
-        return float(mu[0]), float(nu[0])
-
-    ok, out = run_check(checks.check_euler_flow, exact)
-    assert not ok and "exact flow" in out
-
-    def sequential(method, m, C, t_end, step):  # updates mu, then uses the new mu for nu
-        rhs = flow.flow_rhs(method, m, C)
-        mu = nu = 0.0
-        for _ in range(round(t_end / step)):
-            mu = mu + step * rhs(0.0, [mu, nu])[0]
-            nu = nu + step * rhs(0.0, [mu, nu])[1]
-        return mu, nu
-
-    ok, out = run_check(checks.check_euler_flow, sequential)
-    assert not ok and "current (mu, nu)" in out
-    ok, out = run_check(checks.check_euler_flow, lambda *args: 1.0)
-    assert not ok and "pair" in out
-
-
-def test_euler_step_needed_check(run_check):
-    ok, out = run_check(checks.check_euler_step_needed, flow.euler_step_needed)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_euler_step_needed, stub)
-    assert not ok and "[to do]" in out
-    ok, out = run_check(checks.check_euler_step_needed, lambda method, m, C, t_end, tol: 0.5)
-    assert not ok and "keep halving" in out
-    ok, out = run_check(checks.check_euler_step_needed,
-                        lambda method, m, C, t_end, tol: flow.euler_step_needed(method, m, C, t_end,
-                                                                                tol) / 2)
-    assert not ok and "FIRST halving" in out
-
-
 def test_fixed_focus_hard_margin_w_sign_and_complex(run_check):
     from scipy.special import lambertw
 
@@ -263,136 +219,83 @@ def test_fixed_focus_hard_margin_other_correct_forms(run_check):
         assert ok and "[passed]" in out, out
 
 
-def _euler(method, m, C, n_steps, step):
-    mu, nu = 0.0, 0.0
+def _time_by_root(method, m, C):
+    """Another correct form: solve the ODE in time and find where alpha = 1/2 by root finding."""
+    return brentq(lambda t: flow.solve_flow(method, m, C, [t])[1][0] - np.log(m - 1),
+                  1.0, 1e4, xtol=1e-10)
+
+
+def _time_along_nu(method, m, C):
+    """Another correct form: integrate dt = dnu / (dnu/dt) in nu, with mu from the orbit."""
+    from course_lib import law
+
     rhs = flow.flow_rhs(method, m, C)
-    for _ in range(n_steps):
-        dmu, dnu = rhs(0.0, [mu, nu])
-        mu, nu = mu + step * float(dmu), nu + step * float(dnu)
-    return mu, nu
+
+    def mu_of(nu):
+        target = float(law.attention_potential(nu, m - 1))
+        return brentq(lambda mu: float(flow.orbit_potential(method, mu, C)) - target, 0.0, 50.0,
+                      xtol=1e-14)
+
+    # nu starts at 0 with dnu/dt = 0: integrate in mu over a first short stretch instead
+    mu0 = 1e-3
+    first = quad(lambda mu: 1 / rhs(0.0, [mu, float(flow.orbit(method, mu, m, C))])[0],
+                 0.0, mu0, epsabs=0, epsrel=1e-12)[0]
+    nu0 = float(flow.orbit(method, mu0, m, C))
+    rest = quad(lambda nu: 1 / rhs(0.0, [mu_of(nu), nu])[1], nu0, np.log(m - 1),
+                epsabs=0, epsrel=1e-11, limit=200)[0]
+    return first + rest
 
 
-def test_euler_flow_truncated_step_count(run_check):
-    def truncating(method, m, C, t_end, step):  # 0.3 / 0.1 = 2.9999999999999996 -> 2 steps
-        return _euler(method, m, C, int(t_end / step), step)
-
-    ok, out = run_check(checks.check_euler_flow, truncating)
-    assert not ok and "[wrong]" in out and "int() truncates" in out and "round(t_end / step)" in out
-
-    def accumulating(method, m, C, t_end, step):  # a hundred 0.1s add up to 9.99999999999998
-        mu, nu, t = 0.0, 0.0, 0.0
-        rhs = flow.flow_rhs(method, m, C)
-        while t < t_end:
-            dmu, dnu = rhs(0.0, [mu, nu])
-            mu, nu, t = mu + step * float(dmu), nu + step * float(dnu), t + step
-        return mu, nu
-
-    ok, out = run_check(checks.check_euler_flow, accumulating)
-    assert not ok and "one step too many" in out
+@pytest.mark.parametrize("student", [
+    flow.time_to_half,
+    lambda method, m, C: np.float64(flow.time_to_half(method, m, C)),
+    lambda method, m, C: torch.tensor(flow.time_to_half(method, m, C)),
+    lambda method, m, C: np.array([flow.time_to_half(method, m, C)]),
+    _time_by_root,
+    _time_along_nu,
+], ids=["reference", "numpy", "tensor", "one-element array", "root of solve_flow", "in nu"])
+def test_time_to_half_accepts_correct_forms(run_check, student):
+    ok, out = run_check(checks.check_time_to_half, student)
+    assert ok and "[passed]" in out, out
 
 
-def test_euler_flow_swapped_and_gauss_seidel(run_check):
-    def swapped(method, m, C, t_end, step):
-        mu, nu = flow.euler_flow(method, m, C, t_end, step)
-        return nu, mu
-
-    ok, out = run_check(checks.check_euler_flow, swapped)
-    assert not ok and "swapped" in out and "Gauss-Seidel" not in out
-
-    def nu_first(method, m, C, t_end, step):
-        rhs = flow.flow_rhs(method, m, C)
-        mu = nu = 0.0
-        for _ in range(round(t_end / step)):
-            nu = nu + step * rhs(0.0, [mu, nu])[1]
-            mu = mu + step * rhs(0.0, [mu, nu])[0]
-        return mu, nu
-
-    for wrong, first in ((nu_first, "update nu first"),):
-        ok, out = run_check(checks.check_euler_flow, wrong)
-        assert not ok and "Gauss-Seidel" in out and first in out
-
-    def whole_path(method, m, C, t_end, step):
-        mu, nu = flow.euler_flow(method, m, C, t_end, step)
-        return [0.0, mu], [0.0, nu]
-
-    ok, out = run_check(checks.check_euler_flow, whole_path)
-    assert not ok and "not the whole path" in out
+def _wrong_time(**kind):
+    def student(method, m, C):
+        if kind.get("m_not_m_minus_1"):
+            return ch05._time_along_orbit(method, m, C, np.log(m))
+        return ch05._time_along_orbit(method, m, C, np.log(m - 1), **kind)
+    return student
 
 
-def test_euler_flow_other_return_forms_pass(run_check):
-    import torch
-
-    forms = {
-        "list": lambda *a: list(flow.euler_flow(*a)),
-        "array": lambda *a: np.array(flow.euler_flow(*a)),
-        "tensor": lambda *a: torch.tensor(flow.euler_flow(*a), dtype=torch.float64),
-        "numpy scalars": lambda *a: tuple(np.float64(v) for v in flow.euler_flow(*a)),
-        "own loop": lambda method, m, C, t_end, step: _euler(method, m, C, round(t_end / step),
-                                                             step),
-    }
-    for name, right in forms.items():
-        ok, out = run_check(checks.check_euler_flow, right)
-        assert ok and "[passed]" in out, (name, out)
-
-
-def _halving(method, m, C, t_end, tol, *, first=1.0, measure=True):
-    mu_ref, nu_ref = flow.solve_flow(method, m, C, [t_end])
-
-    def error(step):
-        mu, nu = flow.euler_flow(method, m, C, t_end, step)
-        return max(abs(mu - mu_ref[0]), abs(nu - nu_ref[0]))
-
-    if not measure:  # first order: error(step) = error(1) * step, so predict the step
-        step, e1 = 1.0, error(1.0)
-        while e1 * step > tol:
-            step /= 2
-        return step
-    step = first
-    while error(step) > tol:
-        step /= 2
-    return step
+@pytest.mark.parametrize("student, hint", [
+    (_wrong_time(m_not_m_minus_1=True), "e^nu = m - 1, not m"),
+    (_wrong_time(integrand="margin"), "that is the MARGIN"),
+    (_wrong_time(integrand="speed"), "not the speed"),
+    (_wrong_time(frozen_focus=True), "not at nu = 0"),
+    (_wrong_time(orbit_of="soft"), "its own orbit"),
+    (lambda method, m, C: 1.001 * flow.time_to_half(method, m, C), "within 1 %"),
+    (lambda method, m, C: 2 * flow.time_to_half(method, m, C), "alpha reaches 1/2 at t ="),
+    (lambda method, m, C: [1.0, 2.0], "one time"),
+])
+def test_time_to_half_rejects_wrong_derivations(run_check, student, hint):
+    ok, out = run_check(checks.check_time_to_half, student)
+    assert not ok and "[wrong]" in out and hint in out, out
 
 
-def test_euler_step_needed_skipping_step_one_and_extrapolating(run_check):
-    def from_half(method, m, C, t_end, tol):  # halves before trying step 1
-        return _halving(method, m, C, t_end, tol, first=0.5)
-
-    ok, out = run_check(checks.check_euler_step_needed, from_half)
-    assert not ok and "[wrong]" in out and "test step 1 before the first halving" in out
-
-    def extrapolated(method, m, C, t_end, tol):
-        return _halving(method, m, C, t_end, tol, measure=False)
-
-    ok, out = run_check(checks.check_euler_step_needed, extrapolated)
-    assert not ok and "already gives error" in out and "first order" in out
-
-    def only_mu(method, m, C, t_end, tol):
-        mu_ref, _ = flow.solve_flow(method, m, C, [t_end])
-        step = 1.0
-        while abs(flow.euler_flow(method, m, C, t_end, step)[0] - mu_ref[0]) > tol:
-            step /= 2
-        return step
-
-    ok, out = run_check(checks.check_euler_step_needed, only_mu)
-    assert not ok and "keep halving" in out and "larger of the mu and nu errors" in out
-
-    def steps_not_step(method, m, C, t_end, tol):
-        return t_end / flow.euler_step_needed(method, m, C, t_end, tol)
-
-    ok, out = run_check(checks.check_euler_step_needed, steps_not_step)
-    assert not ok and "not the number of steps" in out
-
-    def predicted(method, m, C, t_end, tol):
-        return tol / 0.03
-
-    ok, out = run_check(checks.check_euler_step_needed, predicted)
-    assert not ok and "not a halving of step 1" in out
+def test_time_to_half_check_stub(run_check):
+    ok, out = run_check(checks.check_time_to_half, stub)
+    assert not ok and "[to do]" in out
 
 
-def test_euler_step_needed_numpy_and_torch_numbers_pass(run_check):
-    import torch
-
-    for wrap in (np.float64, torch.tensor, lambda v: np.array([v])):
-        ok, out = run_check(checks.check_euler_step_needed,
-                            lambda *a, wrap=wrap: wrap(_halving(*a)))
-        assert ok and "[passed]" in out, out
+def test_time_to_half_reference_matches_the_solver():
+    """The follow-up's claim: at (5, 3) soft attention is first to alpha = 1/2, LVML close
+    behind; at (20, 20) LVML is first by far."""
+    for m, C in ((5, 3), (20, 20)):
+        times = {method: flow.time_to_half(method, m, C) for method in flow.METHODS}
+        for method, t in times.items():
+            nu = flow.solve_flow(method, m, C, [t])[1][0]
+            assert abs(nu - np.log(m - 1)) < 1e-6
+        if (m, C) == (5, 3):
+            assert times["soft"] < times["lvml"] < times["hard"]
+        else:
+            assert times["lvml"] < 0.8 * min(times["soft"], times["hard"])

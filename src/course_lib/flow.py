@@ -524,7 +524,7 @@ def euler_flow(method, m, C, t_end, step):
     """Fixed-step explicit Euler for the chapter-5 ODE, in a plain Python loop; (mu, nu) at t_end.
 
     This is the official code's method (step 0.01).  It exists to be compared with
-    ``solve_flow`` (chapter 5 exercise, benchmarks/bench_flow.py).  ``t_end`` must be a whole
+    ``solve_flow`` (chapter 5, benchmarks/bench_flow.py).  ``t_end`` must be a whole
     number of steps.
 
     >>> mu, nu = euler_flow("hard", 5, 3, 0.02, 0.01)
@@ -559,31 +559,36 @@ def euler_flow(method, m, C, t_end, step):
     return mu, nu
 
 
-def euler_step_needed(method, m, C, t_end, tol):
-    """The Euler step that matches ``solve_flow`` to ``tol`` at ``t_end``, found by measurement.
+def time_to_half(method, m, C):
+    """The time at which the ``method`` flow from mu = nu = 0 puts half its attention on the
+    foreground, as one integral along the orbit (exercise 5.4, the course's derivation).
 
-    ``t_end`` is a whole number, so every halved step divides it.  Start at step 1 and halve it
-    until the larger of |mu_Euler - mu| and |nu_Euler - nu| at
-    ``t_end`` is at most ``tol`` (chapter 5 exercise); return that step.  Euler's error is
-    first order, so the answer is about proportional to ``tol``.
+    alpha = 1/2 at ``nu_half = log(m - 1)``; the orbit ``Phi(nu) = G(mu)`` (``orbit``) reaches it
+    at ``mu_half`` with ``G(mu_half) = Phi(nu_half)``.  Along the orbit the margin grows strictly,
+    so ``t = int_0^{mu_half} dmu / (dmu/dt)(mu, orbit(mu))``; ``scipy.integrate.quad`` does it
+    without solving the ODE in time.
 
-    >>> euler_step_needed("hard", 5, 3, 40.0, 1e-3)
-    0.015625
+    >>> round(time_to_half("soft", 5, 3), 2)
+    32.13
     """
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
     method = _check_method(method)
     m, C = _check_sizes(m, C)
-    t_end = check_positive(t_end, "t_end")
-    if not t_end.is_integer():
-        raise ValueError(f"t_end must be a whole number, got {t_end}")
-    tol = check_positive(tol, "tol")
-    mu_ref, nu_ref = solve_flow(method, m, C, [t_end])
-    step = 1.0
-    while step > 1e-7:
-        mu, nu = euler_flow(method, m, C, t_end, step)
-        if max(abs(mu - mu_ref[0]), abs(nu - nu_ref[0])) <= tol:
-            return step
-        step /= 2
-    raise ValueError(f"no step down to 1e-7 reaches tol={tol}")
+    target = float(attention_potential(math.log(m - 1), m - 1))
+    high = 1.0
+    while float(orbit_potential(method, high, C)) < target:
+        high *= 2
+    mu_half = brentq(lambda mu: float(orbit_potential(method, mu, C)) - target, 0.0, high,
+                     xtol=1e-13, rtol=1e-13)
+    rhs = flow_rhs(method, m, C)
+
+    def seconds_per_margin(mu):
+        return 1.0 / float(rhs(0.0, [mu, float(orbit(method, mu, m, C))])[0])
+
+    time, _ = quad(seconds_per_margin, 0.0, mu_half, epsabs=0.0, epsrel=1e-11, limit=200)
+    return time
 
 
 # ---------------------------------------------------------------- the hybrid's switch (chapter 6)

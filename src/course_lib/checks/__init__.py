@@ -29,11 +29,10 @@ from .ch04 import (
     compare_prediction,
 )
 from .ch05 import (
-    check_euler_flow,
-    check_euler_step_needed,
     check_fixed_focus_hard_margin,
     check_likelihood_flow_rhs,
     check_reduced_soft_loss,
+    check_time_to_half,
 )
 from .ch06 import check_fresh_momentum_lag, check_per_class_focus_accuracy, check_train_hybrid
 from .ch07 import check_lemma_coupling, check_temperature_law_constant, check_topic_invariant
@@ -68,8 +67,7 @@ __all__ = [
     "check_reduced_soft_loss",
     "check_fixed_focus_hard_margin",
     "check_likelihood_flow_rhs",
-    "check_euler_flow",
-    "check_euler_step_needed",
+    "check_time_to_half",
     # chapter 6
     "check_train_hybrid",
     "check_fresh_momentum_lag",
