@@ -106,49 +106,149 @@ def test_lift_embeddings_matches_a_trained_official_model_and_validates():
         topic.lift_embeddings(small.embedding.weight, initial[0], U, L)
 
 
-def test_word_purity_check(run_check):
-    ok, out = run_check(checks.check_word_purity, sst.word_purity)
-    assert ok and "[passed]" in out
+# ------------------------------------------------ exercise 3.2: the early scores, neighbours in
 
-    def stub(data):
-        raise NotImplementedError
 
-    ok, out = run_check(checks.check_word_purity, stub)
-    assert not ok and "[to do]" in out
+def _by_hand(data, *, own_sign=1.0, neighbour_sign=-1.0, distinct=False, n_of=len):
+    """B_u^2 - sum_i sigma_i c_ui V_i / n_i written another way (or with one mistake)."""
+    sentences = [(list(dict.fromkeys(t)) if distinct else list(t), 1 if y else -1, n_of(t))
+                 for t, y in data]
+    b = {}
+    for words, sigma, n in sentences:
+        for w in words:
+            b[w] = b.get(w, 0.0) + sigma / n
+    law = {w: own_sign * v * v for w, v in b.items()}
+    for words, sigma, n in sentences:
+        v = sum(b[w] for w in words) / n
+        for w in words:
+            law[w] += neighbour_sign * sigma * v / n
+    return law
 
-    def signed(data):
-        freq = sst.word_frequency(data)
-        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
-        return {w: (2 * pos[w] - freq[w]) / freq[w] for w in freq}
 
-    ok, out = run_check(checks.check_word_purity, signed)
-    assert not ok and "*absolute*" in out
-
-    def p_pos(data):
-        freq = sst.word_frequency(data)
-        return {w: sum(1 for t, y in data if w in t and y == 1) / freq[w] for w in freq}
-
-    ok, out = run_check(checks.check_word_purity, p_pos)
-    assert not ok and "P(pos|w)" in out
-
-    def by_occurrence(data):
-        net, total = {}, {}
+def test_early_with_context_reference_and_other_forms_pass(run_check):
+    def per_sentence_sum(data):  # sum_i sigma_i (c_ui / n_i) (B_u - V_i), scaled by 1000
+        b = {}
         for tokens, y in data:
             for w in tokens:
-                net[w] = net.get(w, 0) + (1 if y == 1 else -1)
-                total[w] = total.get(w, 0) + 1
-        return {w: abs(net[w]) / total[w] for w in total}
+                b[w] = b.get(w, 0.0) + (1 if y else -1) / len(tokens)
+        law = dict.fromkeys(b, 0.0)
+        for tokens, y in data:
+            v = sum(b[w] for w in tokens) / len(tokens)
+            for w in set(tokens):
+                law[w] += (1 if y else -1) * tokens.count(w) / len(tokens) * (b[w] - v)
+        return {w: 1000 * x for w, x in law.items()}
 
-    ok, out = run_check(checks.check_word_purity, by_occurrence)
-    assert not ok and "occurrences" in out
+    def numpy_values(data):
+        law = sst.early_score_with_context(data)
+        return {w: np.float64(v) * 3 for w, v in law.items()}
 
-    def over_all(data):
-        freq = sst.word_frequency(data)
-        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
-        return {w: abs(2 * pos[w] - freq[w]) / len(data) for w in freq}
+    def tensor_values(data):
+        return {w: torch.tensor(v, dtype=torch.float64)
+                for w, v in sst.early_score_with_context(data).items()}
 
-    ok, out = run_check(checks.check_word_purity, over_all)
-    assert not ok and "number of all sentences" in out
+    for fn in (sst.early_score_with_context, per_sentence_sum, _by_hand, numpy_values,
+               tensor_values):
+        ok, out = run_check(checks.check_early_score_with_context, fn)
+        assert ok and "[passed]" in out, (fn, out)
+
+
+def test_early_with_context_stub_is_to_do(run_check):
+    def early_score_with_context(data):
+        raise NotImplementedError
+
+    ok, out = run_check(checks.check_early_score_with_context, early_score_with_context)
+    assert not ok and "[to do]" in out
+
+
+def test_early_with_context_wrong_derivations(run_check):
+    cases = {
+        "wrong sign": lambda d: _by_hand(d, neighbour_sign=1.0),
+        "dropped the context vector": lambda d: _by_hand(d, neighbour_sign=0.0),
+        "count occurrences": lambda d: _by_hand(d, distinct=True, n_of=lambda t: len(set(t))),
+        "two positions": lambda d: _by_hand(d, distinct=True),
+        "attention 1/n_i is missing": lambda d: _by_hand(d, n_of=lambda t: 1),
+        "times a negative number": lambda d: {w: -v for w, v in _by_hand(d).items()},
+        "exercise 3.4's simplified law": sst.early_score_law,
+    }
+
+    def mean_length(data):
+        n = sum(len(t) for t, _ in data) / len(data)
+        return _by_hand(data, n_of=lambda t: n)
+
+    def without_self(data):
+        b = {}
+        for tokens, y in data:
+            for w in tokens:
+                b[w] = b.get(w, 0.0) + (1 if y else -1) / len(tokens)
+        law = {w: v * v for w, v in b.items()}
+        for tokens, y in data:
+            for w in tokens:
+                others = sum(b[x] for x in tokens if x != w) / len(tokens)
+                law[w] -= (1 if y else -1) * others / len(tokens)
+        return law
+
+    def distinct_context(data):
+        b = {}
+        for tokens, y in data:
+            for w in tokens:
+                b[w] = b.get(w, 0.0) + (1 if y else -1) / len(tokens)
+        law = {w: v * v for w, v in b.items()}
+        for tokens, y in data:
+            v = sum(b[w] for w in set(tokens)) / len(set(tokens))
+            for w in tokens:
+                law[w] -= (1 if y else -1) * v / len(tokens)
+        return law
+
+    cases["the mean length"] = mean_length
+    cases["the word's own included"] = without_self
+    cases["averaged over distinct words"] = distinct_context
+    for hint, wrong in cases.items():
+        ok, out = run_check(checks.check_early_score_with_context, wrong)
+        assert not ok and "[wrong]" in out and hint in out, (hint, out)
+
+
+def test_early_with_context_bad_returns(run_check):
+    ok, out = run_check(checks.check_early_score_with_context, lambda data: [1.0])
+    assert not ok and "dict" in out
+    ok, out = run_check(checks.check_early_score_with_context, lambda data: {"x": 1.0})
+    assert not ok and "one key per word" in out
+    ok, out = run_check(checks.check_early_score_with_context,
+                        lambda data: dict.fromkeys(sst.early_score_with_context(data), "1"))
+    assert not ok and "should be a number" in out
+    ok, out = run_check(checks.check_early_score_with_context,
+                        lambda data: dict.fromkeys(sst.early_score_with_context(data), np.inf))
+    assert not ok and "not a finite number" in out
+
+
+def test_early_score_with_context_predicts_a_short_run():
+    """Two small steps of a reduced Attn-FC on a toy corpus with repeats and different lengths:
+    the scores are proportional to the law (and not to the law without the neighbours)."""
+    from course_lib.topic import TopicAttention, reduce_fixed_classifier
+    from course_lib.training import train_full_batch
+
+    data = [(["good", "film", "good"], 1), (["bad", "film"], 0), (["a", "good", "plot"], 1),
+            (["a", "bad", "bad", "film", "plot"], 0), (["film"], 1), (["a", "plot"], 0)]
+    vocab = sst.build_vocabulary(data)
+    batch = sst.pad_batch(data, vocab)
+    official = TopicAttention(len(vocab), 2, embed_dim=20, embedding_std=0.0)
+    model = reduce_fixed_classifier(official).double()
+    train_full_batch(model, batch.tokens, batch.labels, steps=2, lr=1e-3, mask=batch.mask,
+                     engine="autograd")
+    scores = model.scores().detach()
+    law = sst.early_score_with_context(data)
+    words = sorted(law)
+    x = torch.tensor([float(scores[vocab[w]]) for w in words], dtype=torch.float64)
+    y = torch.tensor([law[w] for w in words], dtype=torch.float64)
+    lam = float(x @ y / (y @ y))
+    assert lam > 0 and float((x - lam * y).norm()) < 1e-3 * float(x.norm())
+    own = torch.tensor([_by_hand(data, neighbour_sign=0.0)[w] for w in words],
+                       dtype=torch.float64)
+    lam_own = float(x @ own / (own @ own))
+    assert float((x - lam_own * own).norm()) > 0.1 * float(x.norm())
+    with pytest.raises(ValueError, match="labels 0/1"):
+        sst.early_score_with_context([(["a"], 2)])
+    with pytest.raises(ValueError, match="at least one word"):
+        sst.early_score_with_context([([], 1)])
 
 
 def test_most_attended_word_check(run_check):

@@ -16,9 +16,9 @@ from .ch02 import (
 )
 from .ch03 import (
     check_early_score_law,
+    check_early_score_with_context,
     check_lift_embeddings,
     check_most_attended_word,
-    check_word_purity,
 )
 from .ch04 import (
     check_alpha_gradient,
@@ -53,7 +53,7 @@ __all__ = [
     "check_sen_drift",
     # chapter 3
     "check_lift_embeddings",
-    "check_word_purity",
+    "check_early_score_with_context",
     "check_most_attended_word",
     "check_early_score_law",
     # chapter 4

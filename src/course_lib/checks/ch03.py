@@ -1,5 +1,6 @@
-"""Checks for the exercises of chapter 3 (real text): word frequency, word purity, the word of
-a sentence that the model attends to most, and the early-time law behind "frequency first"."""
+"""Checks for the exercises of chapter 3 (real text): the official Attn-FC from its reduction,
+the early scores with the neighbours' term, the word of a sentence that the model attends to
+most, and the early-time law behind "frequency first"."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ..sst import (
     PAD,
     build_vocabulary,
     early_score_law,
+    early_score_with_context,
     most_attended_word,
     word_frequency,
     word_purity,
@@ -45,14 +47,6 @@ def _as_dict(result, name: str) -> dict:
     if not isinstance(result, dict):
         raise CheckFailed(f"return a dict mapping each word to its {name}, got {type(result).__name__}.")
     return result
-
-
-def _occurrences(data) -> dict:
-    counts: dict = {}
-    for tokens, _ in data:
-        for w in tokens:
-            counts[w] = counts.get(w, 0) + 1
-    return counts
 
 
 # ----------------------------------------------------------- exercise 3.1: lifting the reduction
@@ -143,35 +137,117 @@ def check_lift_embeddings(student_fn) -> None:
                           "as float32 inputs?")
 
 
-@run_check("word purity |P(pos|w) - P(neg|w)|")
-def check_word_purity(student_fn) -> None:
-    """Check ``student_fn(data) -> {word: |P(pos | w) - P(neg | w)|}``."""
-    for data in (_FIXED, _random_corpus(2), _random_corpus(3)):
-        expected = word_purity(data)
-        got = _as_dict(student_fn(list(data)), "purity")
-        if set(got) != set(expected):
-            missing = sorted(set(expected) - set(got))[:3]
-            raise CheckFailed(f"the dict should have one key per word of the corpus; missing for example {missing}.")
-        if all(math.isclose(float(got[w]), expected[w], abs_tol=1e-9) for w in expected):
+# ------------------------------------------------ exercise 3.2: the early scores, neighbours in
+
+
+def _early_law(data, *, dedupe=False, dedupe_length=False, length=None, v_distinct=False,
+               v_without_self=False, sign=-1.0, own=True) -> dict:
+    """``B_u^2 + sign * sum_i sigma_i c_ui V_i / n_i`` with the variations of the usual mistakes
+    (the right law: every option at its default)."""
+    rows = []
+    for tokens, label in data:
+        words = list(dict.fromkeys(tokens)) if dedupe else list(tokens)
+        n = len(words) if dedupe_length else len(tokens)
+        rows.append((words, (1.0 if label == 1 else -1.0), float(n if length is None else length)))
+    b: dict = {}
+    for words, sigma, n in rows:
+        for w in words:
+            b[w] = b.get(w, 0.0) + sigma / n
+    law = {w: (v * v if own else 0.0) for w, v in b.items()}
+    for words, sigma, n in rows:
+        present = list(dict.fromkeys(words)) if v_distinct else words
+        total = sum(b[w] for w in present)
+        size = len(present) if v_distinct else n
+        for w in words:
+            context = (total - words.count(w) * b[w]) / n if v_without_self else total / size
+            law[w] += sign * sigma * context / n
+    return law
+
+
+def _scale_of(got: dict, expected: dict) -> float | None:
+    """``lam`` if ``got = lam * expected`` for every word (to 1e-6), else None."""
+    words = sorted(expected)
+    x = np.array([float(got[w]) for w in words])
+    y = np.array([expected[w] for w in words])
+    lam = float(x @ y / (y @ y))
+    return lam if np.linalg.norm(x - lam * y) <= 1e-6 * max(np.linalg.norm(x), 1e-300) else None
+
+
+def _early_values(student_fn, data) -> dict:
+    got = _as_dict(student_fn(list(data)), "early score")
+    expected = early_score_with_context(data)
+    if set(got) != set(expected):
+        missing = sorted(set(expected) - set(got))[:3]
+        extra = sorted(set(got) - set(expected))[:3]
+        raise CheckFailed("the dict should have one key per word of the corpus; missing "
+                          f"{missing}, unexpected {extra}.")
+    for w, v in got.items():
+        if not isinstance(v, (numbers.Real, np.generic, torch.Tensor)) or isinstance(v, bool):
+            raise CheckFailed(f"the value for {w!r} should be a number, got {type(v).__name__}.")
+        if not math.isfinite(float(v)):
+            raise CheckFailed(f"the value for {w!r} is not a finite number.")
+    return got
+
+
+_EARLY_MISTAKES = (
+    (dict(sign=+1.0),
+     "the neighbours' term has the wrong sign: the score gradient holds (w_u - v_i), so the "
+     "context vector's growth is *subtracted* from the word's own."),
+    (dict(sign=0.0),
+     "every value is the squared own term B_u^2, never negative: you dropped the context "
+     "vector v_i from (w_u - v_i). It grows too, and in sentences that already lean the label's "
+     "way it pushes the word's score down."),
+    (dict(dedupe=True),
+     "a word twice in a sentence takes two positions: it gets attention 1/n_i at each, so both "
+     "its push and its share of the context count its occurrences, not just the sentences."),
+    (dict(dedupe=True, dedupe_length=True),
+     "a word twice in a sentence takes two positions: count occurrences, and n_i is the "
+     "sentence's number of positions, repeats included."),
+    (dict(length=1.0),
+     "the attention 1/n_i is missing: each sentence spreads its attention over its n_i "
+     "positions, so a sentence's push on a word is 1/n_i per occurrence, and v_i averages "
+     "over n_i positions."),
+    (dict(v_without_self=True),
+     "v_i is the average over *all* positions of sentence i, the word's own included."),
+    (dict(v_distinct=True),
+     "v_i averages the embeddings over the sentence's positions, so a repeated word counts "
+     "each time; you averaged over distinct words."),
+)
+
+
+@run_check("early scores of Attn-FC, neighbours included")
+def check_early_score_with_context(student_fn) -> None:
+    """Check ``student_fn(data) -> {word: number}``, proportional (positive factor) to every
+    word's early score ``B_u^2 - sum_i sigma_i c_ui V_i / n_i`` (``sst.early_score_with_context``),
+    on corpora with repeated words and sentences of different lengths; a failing answer is
+    compared with the usual wrong derivations to name the mistake."""
+    corpora = [_FIXED, _random_corpus(4), _random_corpus(5)]
+    for data in corpora:
+        got = _early_values(student_fn, data)
+        expected = early_score_with_context(data)
+        lam = _scale_of(got, expected)
+        if lam is not None and lam > 0:
             continue
-        freq = word_frequency(data)
-        pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
-        signed = {w: (2 * pos[w] - freq[w]) / freq[w] for w in freq}
-        if all(math.isclose(float(got[w]), signed[w], abs_tol=1e-9) for w in freq):
-            raise CheckFailed("purity is the *absolute* difference |P(pos|w) - P(neg|w)|; yours is negative for negative words.")
-        if all(math.isclose(float(got[w]), pos[w] / freq[w], abs_tol=1e-9) for w in freq):
-            raise CheckFailed("you return P(pos|w); purity is |P(pos|w) - P(neg|w)|, which is 1 for a word seen only in negative sentences too.")
-        occ_pos: dict = {}
-        for tokens, y in data:
-            for w in tokens:
-                occ_pos[w] = occ_pos.get(w, 0) + (1 if y == 1 else -1)
-        occ = _occurrences(data)
-        if all(math.isclose(float(got[w]), abs(occ_pos[w]) / occ[w], abs_tol=1e-9) for w in freq):
-            raise CheckFailed("you count occurrences; P(c|w) is the fraction of the *sentences containing w* whose label is c (a repeated word counts once per sentence).")
-        if all(math.isclose(float(got[w]), abs(2 * pos[w] - freq[w]) / len(data), abs_tol=1e-9) for w in freq):
-            raise CheckFailed("you divide by the number of all sentences; divide by the number of sentences that contain the word.")
-        bad = next(w for w in expected if not math.isclose(float(got[w]), expected[w], abs_tol=1e-9))
-        raise CheckFailed(f"purity of {bad!r} should be {expected[bad]:.3f}, got {float(got[bad]):.3f}.")
+        if lam is not None:
+            raise CheckFailed("your values are the early scores times a negative number: the "
+                              "gradient-flow step is -grad, and the score grows along "
+                              "-||q||^2 d loss / d s.")
+        for options, hint in _EARLY_MISTAKES:
+            wrong_lam = _scale_of(got, _early_law(data, **options))
+            if wrong_lam is not None and wrong_lam != 0:
+                raise CheckFailed(hint)
+        mean_length = sum(len(t) for t, _ in data) / len(data)
+        if _scale_of(got, _early_law(data, length=mean_length)) is not None:
+            raise CheckFailed("you treat every sentence as having the mean length; the law "
+                              "holds with each sentence's own n_i, and the check's sentences "
+                              "have different lengths.")
+        if _scale_of(got, early_score_law(data)) is not None:
+            raise CheckFailed("that is exercise 3.4's simplified law (squared net label count); "
+                              "here keep the sentence lengths, the occurrences and the "
+                              "neighbours' term.")
+        raise CheckFailed("the values are not proportional to the early scores: follow w_u(t), "
+                          "then v_i(t), then chapter 2's score gradient a_u (w_u - v_i) . g_i, "
+                          "summed over the positions of u.")
 
 
 def _attention_case(seed: int):
