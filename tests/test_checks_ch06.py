@@ -158,26 +158,62 @@ def test_the_follow_up_horizon_is_where_the_switch_matters():
     assert alpha("hybrid", [800.0], late)[0] - alpha("hard", [800.0])[0] < 2e-4
 
 
-def test_per_class_focus_accuracy_check(run_check):
-    ok, out = run_check(checks.check_per_class_focus_accuracy, metrics.per_class_focus_accuracy)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_per_class_focus_accuracy, stub)
+def _eliminator_by_simulation(C, m):
+    """Another correct form: count the eliminator's cells over every (class, most-attended
+    segment) pair once, each equally likely (exact, where sampling would be off by noise)."""
+    counts = dict.fromkeys(("FTPT", "FFPT", "FTPF", "FFPF"), 0)
+    for label in range(C):
+        for attended in range(m):  # the foreground sits at segment 0
+            if label != C - 1:  # a class it finds: attends to the foreground
+                counts["FTPT"] += 1
+            else:
+                counts["FTPT" if attended == 0 else "FFPT"] += 1
+    total = C * m
+    return {k: 100 * v / total for k, v in counts.items()}
+
+
+@pytest.mark.parametrize("student", [
+    metrics.shortcut_table,
+    lambda C, m: {k: np.float32(v) for k, v in metrics.shortcut_table(C, m).items()},
+    lambda C, m: {k: torch.tensor(v) for k, v in metrics.shortcut_table(C, m).items()},
+    lambda C, m: {"FTPT": 100 * ((C - 1) + 1 / m) / C, "FFPT": 100 * (m - 1) / (m * C),
+                  "FTPF": 0, "FFPF": 0},
+    _eliminator_by_simulation,
+], ids=["reference", "float32", "tensors", "other form, ints", "enumeration"])
+def test_shortcut_table_accepts_correct_forms(run_check, student):
+    ok, out = run_check(checks.check_shortcut_table, student)
+    assert ok and "[passed]" in out, out
+
+
+@pytest.mark.parametrize("hint", list(ch06._SHORTCUT_MISTAKES))
+def test_shortcut_table_names_each_mistake(run_check, hint):
+    ok, out = run_check(checks.check_shortcut_table, ch06._SHORTCUT_MISTAKES[hint])
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+@pytest.mark.parametrize("student, hint", [
+    (lambda C, m: {**metrics.shortcut_table(C, m), "FTPT": 100.0}, "sum to 100"),
+    (lambda C, m: {"FTPT": 50.0, "FFPT": 30.0, "FTPF": 10.0, "FFPF": 10.0}, "FTPF and FFPF"),
+    (lambda C, m: {"FTPT": 60.0, "FFPT": 40.0, "FTPF": 0.0, "FFPF": 0.0}, "split the mosaics"),
+    (lambda C, m: {"FTPT": 1.0}, "keys"),
+    (lambda C, m: {k: [1.0, 2.0] for k in ("FTPT", "FFPT", "FTPF", "FFPF")}, "one number"),
+])
+def test_shortcut_table_rejects_other_wrong_tables(run_check, student, hint):
+    ok, out = run_check(checks.check_shortcut_table, student)
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+def test_shortcut_table_check_stub(run_check):
+    ok, out = run_check(checks.check_shortcut_table, stub)
     assert not ok and "[to do]" in out
-    ok, out = run_check(checks.check_per_class_focus_accuracy,
-                        lambda a, f, y, n: metrics.per_class_focus_accuracy(a, f, y, n) / 100)
-    assert not ok and "percentages" in out
-    ok, out = run_check(checks.check_per_class_focus_accuracy,
-                        lambda a, f, y, n: torch.nan_to_num(
-                            metrics.per_class_focus_accuracy(a, f, y, n)))
-    assert not ok and "NaN" in out
 
-    def overall(a, f, y, n):
-        return torch.full((n,), 100 * (a.argmax(1) == f).double().mean().item())
 
-    ok, out = run_check(checks.check_per_class_focus_accuracy, overall)
-    assert not ok and "overall" in out
-    ok, out = run_check(checks.check_per_class_focus_accuracy, lambda a, f, y, n: torch.zeros(2))
-    assert not ok and "shape" in out
+def test_shortcut_table_reference():
+    assert metrics.shortcut_table(2, 2) == {"FTPT": 75.0, "FFPT": 25.0, "FTPF": 0.0, "FFPF": 0.0}
+    table = metrics.shortcut_table(3, 20)
+    assert abs(table["FFPT"] - 100 * 19 / 60) < 1e-12
+    with pytest.raises(ValueError, match="m"):
+        metrics.shortcut_table(3, 1)
 
 
 def test_per_class_focus_accuracy_reference():

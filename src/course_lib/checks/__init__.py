@@ -34,7 +34,7 @@ from .ch05 import (
     check_reduced_soft_loss,
     check_time_to_half,
 )
-from .ch06 import check_fresh_momentum_lag, check_per_class_focus_accuracy, check_train_hybrid
+from .ch06 import check_fresh_momentum_lag, check_shortcut_table, check_train_hybrid
 from .ch07 import check_lemma_coupling, check_temperature_law_constant, check_topic_invariant
 from .ch08 import check_log_space_gradient, check_svm_two_constraints
 
@@ -71,7 +71,7 @@ __all__ = [
     # chapter 6
     "check_train_hybrid",
     "check_fresh_momentum_lag",
-    "check_per_class_focus_accuracy",
+    "check_shortcut_table",
     # chapter 7
     "check_temperature_law_constant",
     "check_lemma_coupling",

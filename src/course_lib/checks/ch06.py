@@ -1,5 +1,5 @@
 """Checks for the exercises of chapter 6 (the hybrid): the soft-then-hard switch with a fresh
-optimizer, the momentum cost of that fresh optimizer, and per-class focus accuracy."""
+optimizer, the momentum cost of that fresh optimizer, and the table of a perfect eliminator."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import copy
 import numpy as np
 import torch
 
-from .. import flow, metrics, mosaic_training
+from .. import flow, mosaic_training
 from ..focus import MLPClassifier, MLPFocus
 from ..losses import KERNELS
+from ..metrics import shortcut_table
 from ..mosaic import make_linear_mosaics
 from ._core import CheckFailed, run_check
 
@@ -188,29 +189,67 @@ def check_fresh_momentum_lag(student_fn) -> None:
                               "n steps, compare it with the kept one, and add up.")
 
 
-@run_check("focus accuracy per class")
-def check_per_class_focus_accuracy(student_fn) -> None:
-    """Check ``student_fn(alpha, foreground, labels, n_classes) -> (n_classes,) tensor``."""
-    g = torch.Generator().manual_seed(3)
-    alpha = torch.softmax(3 * torch.randn(40, 5, generator=g), 1)
-    foreground = torch.randint(0, 5, (40,), generator=g)
-    labels = torch.randint(0, 3, (40,), generator=g)
-    for n_classes in (3, 4):  # with 4 classes, class 3 has no mosaics: NaN
-        out = student_fn(alpha, foreground, labels, n_classes)
-        if not isinstance(out, torch.Tensor) or out.shape != (n_classes,):
-            raise CheckFailed(f"return a tensor with one value per class, shape ({n_classes},).")
-        ref = metrics.per_class_focus_accuracy(alpha, foreground, labels, n_classes)
-        out = out.double()
-        if torch.allclose(out, ref, equal_nan=True):
-            continue
-        if torch.allclose(100 * out, ref, equal_nan=True):
-            raise CheckFailed("give percentages (0 to 100), not fractions.")
-        if n_classes == 4 and torch.allclose(out[:3], ref[:3]):
-            raise CheckFailed("a class with no mosaics has no focus accuracy: return NaN for "
-                              "it (0/0), not 0.")
-        overall = 100 * (alpha.argmax(1) == foreground).double().mean()
-        if torch.allclose(out[:3], overall.expand(3)):
-            raise CheckFailed("every class got the overall focus accuracy: average only over "
-                              "the mosaics of each class.")
-        raise CheckFailed("entry c should be 100 x the fraction of class-c mosaics whose "
-                          "most-attended segment (alpha.argmax(1)) is the foreground.")
+_SHORTCUT_CASES = ((3, 20), (3, 5), (10, 2), (2, 10))
+_CELLS = ("FTPT", "FFPT", "FTPF", "FFPF")
+
+
+def _table(FTPT, FFPT, FTPF=0.0, FFPF=0.0) -> dict:
+    return {"FTPT": FTPT, "FFPT": FFPT, "FTPF": FTPF, "FFPF": FFPF}
+
+
+_SHORTCUT_MISTAKES = {
+    "on a mosaic of the eliminated class the most-attended segment is a random one of the m, "
+    "and by chance it is sometimes the foreground: then the focus is true, so FFPT is less "
+    "than 100/C.":
+        lambda C, m: _table(100 * (1 - 1 / C), 100 / C),
+    "the random segment is one of ALL m segments, the foreground included: count the "
+    "chance of hitting it out of m, not m - 1.":
+        lambda C, m: _table(100 - 100 * (1 - 1 / (m - 1)) / C, 100 * (1 - 1 / (m - 1)) / C),
+    "give percentages (0 to 100), not fractions.":
+        lambda C, m: {k: v / 100 for k, v in shortcut_table(C, m).items()},
+    "the eliminator predicts the eliminated class RIGHT (it answers it whenever it finds no "
+    "other foreground): those mosaics are prediction true, FFPT, not FFPF.":
+        lambda C, m: _table(shortcut_table(C, m)["FTPT"], 0.0, 0.0,
+                            shortcut_table(C, m)["FFPT"]),
+    "FFPT is focus False, prediction True; FTPF is focus True, prediction False: yours are "
+    "swapped.": lambda C, m: _table(shortcut_table(C, m)["FTPT"], 0.0,
+                                    shortcut_table(C, m)["FFPT"]),
+    "the C - 1 classes it finds are C - 1 of C equally frequent classes; the eliminated one "
+    "is 1/C of the mosaics, not 1/(C - 1).":
+        lambda C, m: _table(100 - 100 * (1 - 1 / m) / (C - 1), 100 * (1 - 1 / m) / (C - 1)),
+}
+
+
+@run_check("the FTPT/FFPT table of a perfect eliminator")
+def check_shortcut_table(student_fn) -> None:
+    """Check ``student_fn(n_classes, m) -> dict`` of the four percentages (numbers of any real
+    kind), at several sizes read together, so that a derivation wrong the same way everywhere is
+    named."""
+    outs = []
+    for C, m in _SHORTCUT_CASES:
+        out = student_fn(C, m)
+        if not isinstance(out, dict) or set(out) != set(_CELLS):
+            raise CheckFailed(f"return a dict with the keys {list(_CELLS)}.")
+        outs.append({k: _scalar(v, k) for k, v in out.items()})
+
+    def same(tables) -> bool:
+        return all(abs(o[k] - t[k]) <= 1e-6 * max(1.0, abs(t[k]))
+                   for o, t in zip(outs, tables) for k in _CELLS)
+
+    if same([shortcut_table(C, m) for C, m in _SHORTCUT_CASES]):
+        return
+    for hint, formula in _SHORTCUT_MISTAKES.items():
+        if same([formula(C, m) for C, m in _SHORTCUT_CASES]):
+            raise CheckFailed(hint)
+    for (C, m), out in zip(_SHORTCUT_CASES, outs):
+        if abs(sum(out.values()) - 100) > 1e-6:
+            raise CheckFailed(f"the four cells split the mosaics, so they sum to 100; at "
+                              f"n_classes = {C}, m = {m} yours sum to {sum(out.values()):.6g}.")
+        if out["FTPF"] or out["FFPF"]:
+            raise CheckFailed("the eliminator classifies every mosaic right: FTPF and FFPF "
+                              "are 0.")
+    C, m = _SHORTCUT_CASES[0]
+    raise CheckFailed(f"at n_classes = {C}, m = {m} the table is "
+                      f"{ {k: round(v, 4) for k, v in shortcut_table(C, m).items()} }, "
+                      f"yours is { {k: round(v, 4) for k, v in outs[0].items()} }: split the "
+                      "mosaics by class first, then by where the most-attended segment is.")
