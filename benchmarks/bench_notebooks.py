@@ -117,7 +117,13 @@ def run_notebook(
         **hooks,
     )
     data_dir = ROOT.parent / "shared" / "data"
-    env = {"COURSE_MODE": mode, "PYDEVD_DISABLE_FILE_VALIDATION": "1", **(env or {})}
+    # COURSE_PROGRESS=off: no progress bars, as in the book build (and none in executed copies)
+    env = {
+        "COURSE_MODE": mode,
+        "COURSE_PROGRESS": "off",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        **(env or {}),
+    }
     if "COURSE_DATA_DIR" not in os.environ and data_dir.is_dir():
         env["COURSE_DATA_DIR"] = str(data_dir)  # as .ci/run does
     error = None
