@@ -55,102 +55,82 @@ def test_score_gradient_check(run_check):
     assert not ok and "[error]" in out
 
 
-def _tempered(beta_power, exp_of, alpha_of=None):
-    """A candidate invariant: alpha ||q||^2 ||w||^2 - 2 beta^p s - (2/m) e^{exp_of(beta, s)}."""
-
-    def fn(s, w2, q2, m, beta):
-        alpha = beta**2 if alpha_of is None else alpha_of(beta)
-        return alpha * q2 * w2 - 2 * beta**beta_power * s - 2 * torch.exp(exp_of(beta, s)) / m
-
-    return fn
+def _candidate(f):
+    """A candidate invariant ||q||^2 ||w||^2 - f(s, m)."""
+    return lambda s, w2, q2, m: q2 * w2 - f(s, m)
 
 
-def test_tempered_invariant_reference_and_correct_forms_pass(run_check):
-    def scaled(s, w2, q2, m, beta):  # divided by beta^2: q^2 w^2 - 2 s / beta - ...
-        return q2 * w2 - 2 * s / beta - 2 * torch.exp(beta * s) / (m * beta**2)
+def test_sigmoid_invariant_reference_and_correct_forms_pass(run_check):
+    def halved(s, w2, q2, m):
+        return q2 * w2 / 2 - s - torch.exp(s)
 
-    def negated_shifted(s, w2, q2, m, beta):
-        return 7.0 - identity.tempered_invariant(s, w2, q2, m, beta)
+    def negated_shifted(s, w2, q2, m):
+        return 7.0 - identity.sigmoid_invariant(s, w2, q2, m)
 
-    def through_query(s, w2, q2, m, beta):  # chapter 2's C with query beta q and score beta s
-        return identity.sen_invariant(beta * s, w2, beta**2 * q2, m)
+    def softmax_with_one_word(s, w2, q2, m):  # a sigmoid is a softmax against one score 0
+        return identity.sen_invariant(s, w2, q2, 1)
 
-    def monotone(s, w2, q2, m, beta):
-        return torch.exp(identity.tempered_invariant(s, w2, q2, m, beta) / 10)
+    def monotone(s, w2, q2, m):
+        return torch.exp(identity.sigmoid_invariant(s, w2, q2, m) / 10)
 
-    def in_numpy(s, w2, q2, m, beta):
-        s, w2 = s.numpy(), w2.numpy()
-        return beta**2 * q2 * w2 - 2 * beta * s - 2 * np.exp(beta * s) / m
+    def in_numpy(s, w2, q2, m):
+        return q2 * w2.numpy() - 2 * s.numpy() - 2 * np.exp(s.numpy())
 
-    for fn in (identity.tempered_invariant, scaled, negated_shifted, through_query, monotone,
-               in_numpy):
-        ok, out = run_check(checks.check_tempered_invariant, fn)
+    for fn in (identity.sigmoid_invariant, halved, negated_shifted, softmax_with_one_word,
+               monotone, in_numpy):
+        ok, out = run_check(checks.check_sigmoid_invariant, fn)
         assert ok and "[passed]" in out, (fn, out)
 
 
-def test_tempered_invariant_stub_and_crash(run_check):
-    ok, out = run_check(checks.check_tempered_invariant, stub)
+def test_sigmoid_invariant_stub_and_crash(run_check):
+    ok, out = run_check(checks.check_sigmoid_invariant, stub)
     assert not ok and "[to do]" in out
-    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, beta: s / 0.0)
+    ok, out = run_check(checks.check_sigmoid_invariant, lambda s, w2, q2, m: s / 0.0)
     assert not ok and "not finite" in out
 
 
-def test_tempered_invariant_wrong_derivations(run_check):
+def test_sigmoid_invariant_wrong_derivations(run_check):
     cases = {
-        "chapter 2's C": _tempered(0, lambda b, s: s, alpha_of=lambda b: 1.0),
-        "half of it": _tempered(1, lambda b, s: b * s, alpha_of=lambda b: 1.0),
-        "one factor beta is missing": _tempered(1, lambda b, s: b * s, alpha_of=lambda b: b),
-        "as a divisor": _tempered(-1, lambda b, s: s / b, alpha_of=lambda b: b**-2),
-        "its exponent is beta s": _tempered(1, lambda b, s: s),
+        "the softmax's C, with its m": lambda s, m: 2 * s + 2 * torch.exp(s) / m,
+        "lost its factor (1 - a)": lambda s, m: 2 * s,
+        "not 1 + e^{-s}": lambda s, m: 2 * s - 2 * torch.exp(-s),
+        "a factor 2 is lost": lambda s, m: s + torch.exp(s),
+        "a factor 2 too many": lambda s, m: 4 * s + 4 * torch.exp(s),
     }
-
-    def no_chain_rule(s, w2, q2, m, beta):  # ds/d||w||^2 without the beta of the key gradient
-        return q2 * w2 - 2 * s - 2 * torch.exp(beta * s) / (m * beta)
-
-    cases["one factor beta is missing "] = no_chain_rule
-    for hint, wrong in cases.items():
-        ok, out = run_check(checks.check_tempered_invariant, wrong)
-        assert not ok and "[wrong]" in out and hint.strip() in out, (hint, out)
+    for hint, f in cases.items():
+        ok, out = run_check(checks.check_sigmoid_invariant, _candidate(f))
+        assert not ok and "[wrong]" in out and hint in out, (hint, out)
 
 
-def test_tempered_invariant_constant_shape_and_general_hint(run_check):
-    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, b: 0 * s + 3.0)
+def test_sigmoid_invariant_constant_shape_and_general_hint(run_check):
+    ok, out = run_check(checks.check_sigmoid_invariant, lambda s, w2, q2, m: 0 * s + 3.0)
     assert not ok and "same number everywhere" in out
-    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, b: s.sum())
+    ok, out = run_check(checks.check_sigmoid_invariant, lambda s, w2, q2, m: s.sum())
     assert not ok and "shape" in out
-    ok, out = run_check(checks.check_tempered_invariant, lambda s, w2, q2, m, b: [1.0])
+    ok, out = run_check(checks.check_sigmoid_invariant, lambda s, w2, q2, m: [1.0])
     assert not ok and "return a tensor" in out
-
-    def linear_only(s, w2, q2, m, beta):  # the small-score limit: not conserved exactly
-        return beta**2 * q2 * w2 - 2 * beta * (1 + 1 / m) * s
-
-    ok, out = run_check(checks.check_tempered_invariant, linear_only)
+    # the small-score limit of the right answer: not conserved exactly
+    ok, out = run_check(checks.check_sigmoid_invariant, _candidate(lambda s, m: 4 * s + s**2))
     assert not ok and "changes along the flow" in out
 
 
 @pytest.mark.slow
-def test_tempered_invariant_is_kept_by_a_tempered_restricted_run():
-    """The reference is conserved by gradient descent on a model whose attention is
-    softmax(beta s) (drift O(lr), halving with it), while chapter 2's C is not."""
-    import math
-
+def test_sigmoid_invariant_is_kept_by_a_restricted_run_with_sigmoid_attention():
+    """The reference is conserved by gradient descent on a model whose attention is a sigmoid
+    (drift O(lr), halving with it), while the softmax's C is not."""
     from course_lib.topic import TopicAttention, make_topic_corpus
     from course_lib.training import train_full_batch
 
-    beta = 2.0
-
-    class Tempered(TopicAttention):
+    class Sigmoid(TopicAttention):
         def _attention(self, tokens, mask):
-            scores = beta * self.scores()[tokens]
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            return torch.softmax(scores, dim=-1)
+            weights = torch.sigmoid(self.scores()[tokens])
+            return weights if mask is None else weights * mask
 
     corpus = make_topic_corpus(n_background=40, n_sentences=60, seed=0)
     background = torch.arange(corpus.n_topics * corpus.words_per_topic, corpus.vocab_size)
     drift, wrong = {}, 0.0
     for lr in (0.2, 0.1):
-        model = Tempered(corpus.vocab_size, corpus.n_topics, seed=0).double()
+        model = Sigmoid(corpus.vocab_size, corpus.n_topics, seed=0).double()
         with torch.no_grad():
             model.embedding.weight[background] = 0.0
         _, h = train_full_batch(
@@ -159,21 +139,20 @@ def test_tempered_invariant_is_kept_by_a_tempered_restricted_run():
         )
         s, w2 = h.topic_scores.double(), h.topic_norms.double().square()
         q2 = float(h.query_norm[0]) ** 2
-        c = identity.tempered_invariant(s, w2, q2, corpus.m, beta)
+        c = identity.sigmoid_invariant(s, w2, q2, corpus.m)
         drift[lr] = float((c - c[:1]).abs().max())
-        chapter = identity.sen_invariant(s, w2, q2, corpus.m)
-        wrong = max(wrong, float((chapter - chapter[:1]).abs().max()))
-        scale = float((beta**2 * q2 * w2).max())
+        softmax_c = identity.sen_invariant(s, w2, q2, corpus.m)
+        wrong = max(wrong, float((softmax_c - softmax_c[:1]).abs().max()))
+        scale = float((q2 * w2).max())
     assert scale > 0.5, scale  # the run went somewhere
     assert drift[0.1] < 0.01 * scale, drift
     assert 1.7 < drift[0.2] / drift[0.1] < 2.3, drift
     assert wrong > 20 * drift[0.1], (wrong, drift)
-    assert math.isclose(identity.tempered_invariant(0.0, 0.0, 1.0, 4, 0.5), -0.5)
 
 
-def test_tempered_invariant_validates_beta():
-    with pytest.raises(ValueError, match="beta"):
-        identity.tempered_invariant(1.0, 1.0, 1.0, 20, 0.0)
+def test_sigmoid_invariant_validates_m():
+    with pytest.raises(ValueError, match="m"):
+        identity.sigmoid_invariant(1.0, 1.0, 1.0, 0)
 
 
 def test_sen_drift_check(run_check):
@@ -220,7 +199,7 @@ def test_checks_reject_non_callables(capsys):
     for check in (
         checks.check_score_gradient,
         checks.check_score_per_norm_sq,
-        checks.check_tempered_invariant,
+        checks.check_sigmoid_invariant,
         checks.check_sen_drift,
     ):
         assert check(42) is False

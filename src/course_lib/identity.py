@@ -52,7 +52,7 @@ __all__ = [
     "history_invariant",
     "max_margin",
     "score_per_norm_sq",
-    "tempered_invariant",
+    "sigmoid_invariant",
 ]
 
 
@@ -336,27 +336,24 @@ def score_per_norm_sq(score, query_norm_sq, m):
     return same_kind(out, score, query_norm_sq, m)
 
 
-# ------------------------------------------------------------ exercise 2.3: a temperature
+# ------------------------------------------------------- exercise 2.3: sigmoid attention
 
 
-def tempered_invariant(score, embed_norm_sq, query_norm_sq, m, beta):
-    """Chapter 2, exercise 2.3: the conserved quantity when attention is ``softmax(beta s)``.
+def sigmoid_invariant(score, embed_norm_sq, query_norm_sq, m):
+    """Chapter 2, exercise 2.3: the conserved quantity when attention is a sigmoid.
 
-    With the scores ``s_u = q . k_u`` multiplied by a temperature ``beta > 0`` before the softmax
-    (``beta = 1 / sqrt(d_k)`` in a transformer), the restricted flow of theorem
-    ``thm-ch2-identity`` keeps ``beta^2 ||q||^2 ||w||^2 - 2 beta s - (2/m) e^{beta s}``: the
-    attention is ``a(beta s)``, the key's gradient carries one factor ``beta`` (chain rule) and
-    the rate of ``beta s`` another, so the model trains like chapter 2's with the query
-    ``beta q`` and the score ``beta s``.  ``beta = 1`` gives ``sen_invariant``.  Elementwise over
-    floats, arrays or tensors; ``query_norm_sq`` is ``||q||^2`` and ``embed_norm_sq`` is
-    ``||w||^2`` (both already squared).
+    With ``a_i = sigmoid(s_{x_i})`` at each position instead of the softmax (no normalisation:
+    ``v = sum_i a_i w_{x_i}``), the restricted flow of theorem ``thm-ch2-identity`` gives
+    ``dv / ds_i = a_i (1 - a_i) w_{x_i}``, so ``d||w||^2 / dt = 2 a R`` and
+    ``ds / dt = ||q||^2 a (1 - a) R`` as before, now with ``a = sigmoid(s)``; since
+    ``1 / (1 - sigmoid(s)) = 1 + e^s`` the flow keeps ``||q||^2 ||w||^2 - 2 s - 2 e^s``.  The
+    topic word no longer competes with its background words, so ``m`` drops out: it is the
+    softmax's (2.2) with ``m = 1``.  ``m`` is accepted (and checked) only to make that visible.
+    Elementwise over floats, arrays or tensors; ``query_norm_sq`` is ``||q||^2`` and
+    ``embed_norm_sq`` is ``||w||^2`` (both already squared).
 
-    >>> round(float(tempered_invariant(1.0, 2.0, 1.0, 20, 0.5)), 4)  # 0.5 - 1 - e^0.5 / 10
-    -0.6649
+    >>> round(float(sigmoid_invariant(0.0, 2.0, 1.0, 20)), 4)  # 2 - 0 - 2
+    0.0
     """
-    score = real_values(score, "score")
-    beta = real_values(beta, "beta")
-    if (beta <= 0).any() if isinstance(beta, (torch.Tensor, np.ndarray)) else beta <= 0:
-        raise ValueError("beta (the temperature) must be > 0")
-    query_norm_sq = _nonnegative(query_norm_sq, "query_norm_sq")
-    return sen_invariant(beta * score, embed_norm_sq, beta**2 * query_norm_sq, m)
+    _check_m(m)
+    return sen_invariant(score, embed_norm_sq, query_norm_sq, 1.0)

@@ -12,7 +12,7 @@ from .ch02 import (
     check_score_gradient,
     check_score_per_norm_sq,
     check_sen_drift,
-    check_tempered_invariant,
+    check_sigmoid_invariant,
 )
 from .ch03 import (
     check_early_score_law,
@@ -49,7 +49,7 @@ __all__ = [
     # chapter 2
     "check_score_gradient",
     "check_score_per_norm_sq",
-    "check_tempered_invariant",
+    "check_sigmoid_invariant",
     "check_sen_drift",
     # chapter 3
     "check_lift_embeddings",

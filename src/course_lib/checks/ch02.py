@@ -1,5 +1,5 @@
 """Checks for the exercises of chapter 2 (the persisting identity): the score gradient, the
-proof's common factor, the conserved quantity under a temperature, and the drift along a run."""
+proof's common factor, the conserved quantity with sigmoid attention, and the drift along a run."""
 
 from __future__ import annotations
 
@@ -62,50 +62,46 @@ def check_score_gradient(student_fn) -> None:
         raise CheckFailed("when all words of a sentence have the same embedding, the scores cannot change v, so the gradient must be 0.")
 
 
-# ---------------------------------------------------------------- exercise 2.3: a temperature
+# ------------------------------------------------------------ exercise 2.3: sigmoid attention
 
-# (beta, ||q||^2, m) of the three cases; beta = 1/sqrt(10) is a transformer's 1/sqrt(d_k)
-_TEMPERED_CASES = ((10 ** -0.5, 0.9, 20), (2.0, 1.7, 5), (0.5, 0.4, 3))
-_ORBIT_SCORES = torch.linspace(-0.5, 3.0, 8, dtype=torch.float64)
+# (||q||^2, m) of the three cases
+_SIGMOID_CASES = ((0.9, 20), (1.7, 5), (0.4, 3))
+_ORBIT_SCORES = torch.linspace(-1.0, 3.0, 8, dtype=torch.float64)
 
 
-def _orbits(alpha: float, f: torch.Tensor, q2: float) -> torch.Tensor:
-    """(3, S) squared norms on three level sets of ``alpha q2 ||w||^2 - f(s)``, all positive."""
+def _orbits(f: torch.Tensor, q2: float) -> torch.Tensor:
+    """(3, S) squared norms on three level sets of ``q2 ||w||^2 - f(s)``, all positive."""
     base = torch.clamp(-f.min(), min=0.0)
     levels = base + torch.tensor([0.5, 2.0, 5.0], dtype=torch.float64)[:, None]
-    return (levels + f[None, :]) / (alpha * q2)
+    return (levels + f[None, :]) / q2
 
 
-def _tempered_forms(beta: float, m: float):
-    """``(alpha, f(s), hint)``: the level sets ``alpha ||q||^2 ||w||^2 - f(s) = const`` of the
-    right invariant (hint None) and of the usual wrong derivations."""
+def _sigmoid_forms(m: float):
+    """``(f(s), hint)``: the level sets ``||q||^2 ||w||^2 - f(s) = const`` of the right
+    invariant (hint None) and of the usual wrong derivations."""
     s = _ORBIT_SCORES
-    e_beta, e_one = torch.exp(beta * s), torch.exp(s)
+    e = torch.exp(s)
     return (
-        (beta**2, 2 * beta * s + 2 * e_beta / m, None),
-        (1.0, 2 * s + 2 * e_one / m,
-         "that is chapter 2's C, which the flow keeps only for beta = 1: with attention "
-         "softmax(beta s) the proof's attention is a(beta s), and the temperature enters the "
-         "score's rate too."),
-        (1.0, 2 * beta * s + 2 * e_beta / m,
-         "replacing s by beta s in chapter 2's C is half of it: the norm term changes too. The "
-         "key's gradient carries a factor beta (chain rule through beta s), and so does the rate "
-         "of beta s = beta q . k: together beta^2 on ||q||^2 ||w||^2."),
-        (beta, 2 * beta * s + 2 * e_beta / m,
-         "one factor beta is missing from the norm term against the score terms: the key's "
-         "gradient carries a factor beta from the chain rule through beta s, and the score "
-         "enters the attention as beta s, so the norm term ends up with beta^2."),
-        (beta**-2, 2 * s / beta + 2 * torch.exp(s / beta) / m,
-         "this treats the temperature as a divisor, softmax(s / beta); here the attention is "
-         "softmax(beta s), the scores multiplied by beta."),
-        (beta**2, 2 * beta * s + 2 * e_one / m,
-         "the exponential term comes from 1 / (1 - a(beta s)) = 1 + e^{beta s} / m: its "
-         "exponent is beta s, not s."),
+        (2 * s + 2 * e, None),
+        (2 * s + 2 * e / m,
+         "that is the softmax's C, with its m: a sigmoid weighs each word on its own, so the "
+         "topic word's attention a = sigmoid(s) does not depend on the m background words."),
+        (2 * s,
+         "the score's rate lost its factor (1 - a): the derivative of sigmoid(s) is "
+         "sigmoid(s) (1 - sigmoid(s)), so ds / d||w||^2 = (||q||^2 / 2)(1 - a) still."),
+        (2 * s - 2 * torch.exp(-s),
+         "1 / (1 - sigmoid(s)) is 1 + e^s, not 1 + e^{-s}: 1 - sigmoid(s) = 1 / (1 + e^s)."),
+        (s + e,
+         "a factor 2 is lost: d||w||^2 / dt = 2 w . dw/dt = 2 a R, so "
+         "ds / d||w||^2 = (||q||^2 / 2)(1 - a)."),
+        (4 * s + 4 * e,
+         "a factor 2 too many: d||w||^2 / dt = 2 a R and ds / dt = ||q||^2 a (1 - a) R, so "
+         "ds / d||w||^2 = (||q||^2 / 2)(1 - a)."),
     )
 
 
-def _tempered_values(student_fn, s, w2, q2, m, beta) -> torch.Tensor:
-    out = student_fn(s.clone(), w2.clone(), q2, m, beta)
+def _invariant_values(student_fn, s, w2, q2, m) -> torch.Tensor:
+    out = student_fn(s.clone(), w2.clone(), q2, m)
     if isinstance(out, np.ndarray) or isinstance(out, (float, int)):
         out = torch.as_tensor(out, dtype=torch.float64)
     if not isinstance(out, torch.Tensor):
@@ -129,36 +125,34 @@ def _kept_on(values: torch.Tensor) -> bool:
     return spread <= 1e-7 * scale and apart > 1e-6 * scale
 
 
-@run_check("a conserved quantity for attention softmax(beta s)")
-def check_tempered_invariant(student_fn) -> None:
-    """Check ``student_fn(score, embed_norm_sq, query_norm_sq, m, beta)``: a quantity the
-    restricted flow with attention ``softmax(beta s)`` keeps constant.
+@run_check("a conserved quantity for sigmoid attention")
+def check_sigmoid_invariant(student_fn) -> None:
+    """Check ``student_fn(score, embed_norm_sq, query_norm_sq, m)``: a quantity the restricted
+    flow with sigmoid attention, ``a_i = sigmoid(s_{x_i})``, keeps constant.
 
-    Every function of ``beta^2 ||q||^2 ||w||^2 - 2 beta s - (2/m) e^{beta s}`` that is not
-    constant passes (any scale, sign or constant, or a monotone function of it): the check
-    evaluates the student's quantity along three level sets of the true invariant (three
-    trajectories of the flow) for three ``(beta, ||q||^2, m)``, and asks it to be constant on
-    each and different between them.  A failing answer is compared with the level sets of the
-    usual wrong derivations, to name the mistake.
+    Every function of ``||q||^2 ||w||^2 - 2 s - 2 e^s`` that is not constant passes (any scale,
+    sign or constant, or a monotone function of it): the check evaluates the student's quantity
+    along three level sets of the true invariant (three trajectories of the flow) for three
+    ``(||q||^2, m)``, and asks it to be constant on each and different between them.  A failing
+    answer is compared with the level sets of the usual wrong derivations, to name the mistake.
     """
     s = _ORBIT_SCORES.expand(3, -1)
-    for beta, q2, m in _TEMPERED_CASES:
-        forms = _tempered_forms(beta, m)
-        alpha, f, _ = forms[0]
-        values = _tempered_values(student_fn, s, _orbits(alpha, f, q2), q2, m, beta)
+    for q2, m in _SIGMOID_CASES:
+        forms = _sigmoid_forms(m)
+        values = _invariant_values(student_fn, s, _orbits(forms[0][0], q2), q2, m)
         if _kept_on(values):
             continue
         if float(values.max() - values.min()) <= 1e-9 * (1.0 + float(values.abs().max())):
             raise CheckFailed("your quantity is the same number everywhere: that is conserved by "
                               "any flow and says nothing. Find one that differs between "
                               "trajectories.")
-        for alpha, f, hint in forms[1:]:
-            if _kept_on(_tempered_values(student_fn, s, _orbits(alpha, f, q2), q2, m, beta)):
-                raise CheckFailed(hint + f" (beta = {beta:.3g}, ||q||^2 = {q2}, m = {m})")
+        for f, hint in forms[1:]:
+            if _kept_on(_invariant_values(student_fn, s, _orbits(f, q2), q2, m)):
+                raise CheckFailed(hint + f" (||q||^2 = {q2}, m = {m})")
         raise CheckFailed(
-            f"your quantity changes along the flow (beta = {beta:.3g}, ||q||^2 = {q2}, m = {m}). "
-            "Redo the proof with attention a(beta s): (2.1) for the key through beta s, steps 3 "
-            "and 4 for the ratio ds / d||w||^2, then separate and integrate."
+            f"your quantity changes along the flow (||q||^2 = {q2}, m = {m}). Redo the proof "
+            "with a = sigmoid(s): dv / ds for this attention, steps 3 and 4 for the ratio "
+            "ds / d||w||^2, then separate and integrate."
         )
 
 
