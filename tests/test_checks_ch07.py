@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import checks, conservation, law
+from course_lib import checks, conservation, flow, law
 
 
 def stub(*args):
@@ -98,25 +98,51 @@ def test_temperature_law_holds_for_one_step_of_training():
     assert not torch.allclose(c, torch.full_like(c, wrong_T), rtol=0.2)
 
 
-def test_lemma_coupling_check(run_check):
-    ok, out = run_check(checks.check_lemma_coupling, law.lemma_coupling)
-    assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_lemma_coupling, stub)
+def _measured_soft_constant(m, C, lr_focus, lr_classifier):
+    """Another correct form: measure it on chapter 5's soft flow with the two rates."""
+    rhs = flow.flow_rhs("soft", m, C)
+    mu, nu = 1.3, 0.4
+    dmu, dnu = rhs(0.0, [mu, nu])
+    return float(law.lemma_coupling(lr_focus * dnu, 2 * mu * lr_classifier * dmu, nu, m - 1))
+
+
+@pytest.mark.parametrize("student", [
+    conservation.soft_orbit_constant,
+    lambda m, C, lf, lc: 0.5 * (1 - 1 / C) * lf / lc,
+    lambda m, C, lf, lc: np.float32(lf * (C - 1) / (2 * C * lc)),
+    lambda m, C, lf, lc: torch.tensor(lf * (C - 1) / (2 * C * lc)),
+    _measured_soft_constant,
+], ids=["reference", "other form", "float32", "tensor", "measured on the flow"])
+def test_soft_orbit_constant_accepts_correct_forms(run_check, student):
+    ok, out = run_check(checks.check_soft_orbit_constant, student)
+    assert ok and "[passed]" in out, out
+
+
+@pytest.mark.parametrize("student, hint", [
+    (lambda m, C, lf, lc: lf / (2 * lc), "S = ||W e_y||^2"),
+    (lambda m, C, lf, lc: lf * (C - 1) / (C * lc), "factor 1/2 is missing"),
+    (lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc), "class factor is upside down"),
+    (lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf), "learning rates are upside down"),
+    (lambda m, C, lf, lc: (C - 1) / (2 * C), "learning rates are missing"),
+    (lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc), "does not depend on m"),
+    (lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)), "that is 1/c"),
+    (lambda m, C, lf, lc: lf * (C - 1) / (2 * C * lc) * (1 + 0.1 * (m == 50)), "at m = 50"),
+])
+def test_soft_orbit_constant_rejects_wrong_derivations(run_check, student, hint):
+    ok, out = run_check(checks.check_soft_orbit_constant, student)
+    assert not ok and "[wrong]" in out and hint in out, out
+
+
+def test_soft_orbit_constant_check_stub(run_check):
+    ok, out = run_check(checks.check_soft_orbit_constant, stub)
     assert not ok and "[to do]" in out
 
-    def miss(th, n):
-        return n / (torch.exp(th) + n)
 
-    cases = {
-        "you returned theta' / S'": lambda dth, dS, th, n: dth / dS,
-        "do not multiply": lambda dth, dS, th, n: dth * miss(th, n) / dS,
-        "upside down": lambda dth, dS, th, n: miss(th, n) * dS / dth,
-        "not a(theta)": lambda dth, dS, th, n: dth / ((1 - miss(th, n)) * dS),
-        "does not return 0.37": lambda dth, dS, th, n: 2 * dth / (miss(th, n) * dS),
-    }
-    for hint, wrong in cases.items():
-        ok, out = run_check(checks.check_lemma_coupling, wrong)
-        assert not ok and "[wrong]" in out and hint in out, (hint, out)
+def test_soft_orbit_constant_reference():
+    assert math.isclose(conservation.soft_orbit_constant(5, 3, 1.0, 1.0), 1 / 3)
+    assert math.isclose(conservation.soft_orbit_constant(50, 3, 0.2, 0.1), 2 / 3)
+    with pytest.raises(ValueError, match="lr_classifier"):
+        conservation.soft_orbit_constant(5, 3, 1.0, 0.0)
 
 
 def test_topic_invariant_check(run_check):
@@ -144,7 +170,7 @@ def test_topic_invariant_check(run_check):
 def test_checks_reject_non_callables(capsys):
     for check in (
         checks.check_temperature_law_constant,
-        checks.check_lemma_coupling,
+        checks.check_soft_orbit_constant,
         checks.check_topic_invariant,
     ):
         assert check(3.0) is False

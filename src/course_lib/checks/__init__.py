@@ -35,7 +35,11 @@ from .ch05 import (
     check_time_to_half,
 )
 from .ch06 import check_fresh_momentum_lag, check_shortcut_table, check_train_hybrid
-from .ch07 import check_lemma_coupling, check_temperature_law_constant, check_topic_invariant
+from .ch07 import (
+    check_soft_orbit_constant,
+    check_temperature_law_constant,
+    check_topic_invariant,
+)
 from .ch08 import check_log_space_gradient, check_svm_two_constraints
 
 __all__ = [
@@ -74,7 +78,7 @@ __all__ = [
     "check_shortcut_table",
     # chapter 7
     "check_temperature_law_constant",
-    "check_lemma_coupling",
+    "check_soft_orbit_constant",
     "check_topic_invariant",
     # chapter 8
     "check_log_space_gradient",

@@ -1,14 +1,13 @@
 """Checks for the exercises of chapter 7 (the structure behind both papers' laws): a new
-corollary (a temperature and two learning rates), the lemma's hypothesis measured, and the law
-predicted for a repeated topic word."""
+corollary (a temperature and two learning rates), the soft orbit's constant with two learning
+rates, and the law predicted for a repeated topic word."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from ..conservation import temperature_law_constant, topic_invariant
-from ..law import lemma_coupling
+from ..conservation import soft_orbit_constant, temperature_law_constant, topic_invariant
 from ._core import CheckFailed, close, expect_tensor, run_check
 
 
@@ -92,46 +91,43 @@ def check_temperature_law_constant(student_fn) -> None:
                     fallback)
 
 
-@run_check("the lemma's hypothesis measured: c = theta' / ((1 - a(theta)) S')")
-def check_lemma_coupling(student_fn) -> None:
-    """Check ``student_fn(theta_rate, strength_rate, theta, n_others) -> c``, elementwise."""
-    gen = torch.Generator().manual_seed(7)
-    theta = torch.randn(12, generator=gen, dtype=torch.float64) * 2
-    common = torch.randn(12, generator=gen, dtype=torch.float64)  # the unknown factor g, any sign
-    n, c = 6.0, 0.37
-    a = torch.exp(theta) / (torch.exp(theta) + n)
-    strength_rate = 2.0 * common
-    theta_rate = c * (1 - a) * strength_rate
-    out = _as_tensor(student_fn(theta_rate, strength_rate, theta, n), "c", theta.shape)
-    if not close(out, torch.full_like(theta, c), tol=1e-9):
-        wrong = {
-            "you returned theta' / S'; divide also by (1 - a(theta)) (multiply by 1 + e^theta / "
-            "n).":
-                theta_rate / strength_rate,
-            "divide by (1 - a), do not multiply: c = theta' / ((1 - a) S').":
-                theta_rate * (1 - a) / strength_rate,
-            "the ratio is upside down: c = theta' / ((1 - a) S').":
-                (1 - a) * strength_rate / theta_rate,
-            "use 1 - a(theta), not a(theta): the logit's speed carries the weight it misses.":
-                theta_rate / (a * strength_rate),
-        }
-        for hint, value in wrong.items():
-            if close(out, value, tol=1e-9):
-                raise CheckFailed(hint)
-        raise CheckFailed(
-            "on velocities built with c = 0.37 your function does not return 0.37 everywhere."
-        )
-    if not close(out, lemma_coupling(theta_rate, strength_rate, theta, n), tol=1e-9):
-        raise CheckFailed("the values differ from the reference on this case.")
-    # the Part I velocities of chapter 2: s' = ||q||^2 a (1 - a) R, (||w||^2)' = 2 a R,
-    # c = ||q||^2 / 2
-    R = torch.randn(12, generator=gen, dtype=torch.float64)
-    q2 = 1.44
-    part_one = _as_tensor(student_fn(q2 * a * (1 - a) * R, 2 * a * R, theta, n), "c", theta.shape)
-    if not close(part_one, torch.full_like(theta, q2 / 2), tol=1e-9):
-        raise CheckFailed(
-            "on chapter 2's velocities (score and squared norm) the coupling must be ||q||^2 / 2."
-        )
+# (m, C, lr_focus, lr_classifier): every argument varies on its own
+_SOFT_CASES = ((5, 3, 1.0, 1.0), (50, 3, 1.0, 1.0), (5, 10, 1.0, 1.0), (5, 3, 0.3, 0.1),
+               (9, 2, 0.05, 0.2), (20, 20, 0.5, 0.5))
+
+
+@run_check("the soft orbit's constant with S = mu^2 and two learning rates")
+def check_soft_orbit_constant(student_fn) -> None:
+    """Check ``student_fn(m, C, lr_focus, lr_classifier) -> c`` (any real scalar) at cases
+    where each argument varies alone; a formula wrong in the same way everywhere is named."""
+    mistakes = {
+        "1/2 is corollary 2's constant for S = ||W e_y||^2; the exercise takes S = mu^2, and "
+        "on the symmetric manifold ||W e_y||^2 is not mu^2 (write W e_y with a and b).":
+            lambda m, C, lf, lc: lf / (2 * lc),
+        "the factor 1/2 is missing: d(mu^2)/dt = 2 mu mu'.":
+            lambda m, C, lf, lc: lf * (C - 1) / (C * lc),
+        "the class factor is upside down: ||W e_y||^2 = (C - 1) mu^2 / C, so c = (1/2) "
+        "(C - 1)/C.": lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc),
+        "the learning rates are upside down: the focus's rate speeds up nu (the logit), the "
+        "classifier's the strength S.": lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf),
+        "the learning rates are missing: nu moves at lr_focus times its gradient, mu at "
+        "lr_classifier times its own, and c is a ratio of the two speeds.":
+            lambda m, C, lf, lc: (C - 1) / (2 * C),
+        "c does not depend on m: the m - 1 background segments enter the law through n = m - "
+        "1 in Psi_n, not through c.":
+            lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc),
+        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').":
+            lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)),
+    }
+
+    def fallback(case, out, ref):
+        m, C, lf, lc = case
+        return (f"at m = {m}, C = {C}, lr_focus = {lf}, lr_classifier = {lc} the constant is "
+                f"{ref:.6g}, you returned {out:.6g}: take corollary 2 (c = 1/2 for "
+                "S = ||W e_y||^2), write ||W e_y||^2 through mu, and scale each speed by its "
+                "rate.")
+
+    _judge_constant(student_fn, _SOFT_CASES, soft_orbit_constant, mistakes, fallback)
 
 
 def _factor(out: torch.Tensor, ref: torch.Tensor) -> float:
