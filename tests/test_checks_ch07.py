@@ -156,15 +156,17 @@ def test_topic_invariant_check(run_check):
 
     cases = {
         "you used n = m": lambda s, w2, q2, m, k: psi(s, m) - q2 * w2 / 2,
-        "not m k": lambda s, w2, q2, m, k: psi(s, m * k) - q2 * w2 / 2,
+        "count for less, not more": lambda s, w2, q2, m, k: psi(s, m * k) - q2 * w2 / 2,
         "the coupling is ||q||^2 / 2": lambda s, w2, q2, m, k: psi(s, m / k) - q2 * w2,
         "the signs": lambda s, w2, q2, m, k: psi(s, m / k) + q2 * w2 / 2,
         "up to a constant": lambda s, w2, q2, m, k: s + k * torch.exp(s) / m - q2 * w2 / 2,
-        "differs from": lambda s, w2, q2, m, k: psi(s, m / k) - q2 * w2 / 3,
+        "differs from the prediction": lambda s, w2, q2, m, k: psi(s, m / k) - q2 * w2 / 3,
     }
     for hint, wrong in cases.items():
         ok, out = run_check(checks.check_topic_invariant, wrong)
         assert not ok and "[wrong]" in out and hint in out, (hint, out)
+        # the hints nudge towards n without stating it (exercise 7.3 asks to predict it)
+        assert "m / k" not in out and "m/k" not in out and "k (e^s - 1) / m" not in out, out
 
 
 def test_checks_reject_non_callables(capsys):

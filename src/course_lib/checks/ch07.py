@@ -156,10 +156,12 @@ def check_topic_invariant(student_fn) -> None:
         e = torch.exp(score)
         half = 0.5 * query_norm_sq * embed_norm_sq
         wrong = {
-            "you used n = m, as if the word occurred once; with k copies the word's total "
-            "attention is e^s / (e^s + m/k), so n = m / k.":
+            "you used n = m, as if the word occurred once. Add up the word's attention over "
+            "its k positions and bring the total to the lemma's form e^s / (e^s + n): which n "
+            "is that?":
                 score + (e - 1) / m - half,
-            "n = m / k, not m k: more copies mean fewer effective competitors.":
+            "with more copies the word should win MORE of the attention, so the background "
+            "should count for less, not more: check how k enters n.":
                 score + (e - 1) / (m * k) - half,
             "the coupling is ||q||^2 / 2 (score speed ||q||^2 a(1 - a) R, squared-norm speed 2 a "
             "R), not ||q||^2.":
@@ -178,6 +180,7 @@ def check_topic_invariant(student_fn) -> None:
                 "Psi_n(s) = s + (e^s - 1)/n so that the invariant is 0 at s = 0, w = 0."
             )
         raise CheckFailed(
-            "the invariant differs from s + k (e^s - 1) / m - ||q||^2 ||w||^2 / 2 "
-            "(or a nonzero multiple of it)."
+            f"at m = {m}, copies = {k} your invariant differs from the prediction (and from "
+            "every nonzero multiple of it): find n from the word's total attention, then "
+            "write Psi_n(s) - c ||w||^2 with corollary 1's constant c."
         )
