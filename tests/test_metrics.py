@@ -63,6 +63,11 @@ def test_foreground_attention_and_histogram():
         signature_histogram(torch.tensor([1.5]), torch.tensor([0.5]))
     with pytest.raises(ValueError, match="1-D"):
         signature_histogram(torch.zeros(2), torch.zeros(3))
+    # a float32 rounding error above 1 (seen in chapter 4's full mode) lands in the top bin
+    rounded = signature_histogram(torch.tensor([1.0000001]), torch.tensor([1 + 5e-6]), bins=5)
+    assert rounded[4, 4] == 100
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        signature_histogram(torch.tensor([1.001]), torch.tensor([0.5]))
     with pytest.raises(ValueError, match="foreground"):
         foreground_attention(alpha, torch.tensor([0, 1]))
 

@@ -27,6 +27,10 @@ RULES = ("argmax_segment", "average_output", "average_input")
 OUTCOMES = ("FTPT", "FFPT", "FTPF", "FFPF")
 
 
+# How far outside [0, 1] a probability computed in float32 may fall by rounding alone.
+ROUNDING_SLACK = 1e-5
+
+
 def _check_rule(rule) -> str:
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
@@ -117,8 +121,11 @@ def signature_histogram(a_z, s_y, bins: int = 5) -> torch.Tensor:
             f"a_z and s_y must be non-empty 1-D tensors of one length, got "
             f"{tuple(a_z.shape)} and {tuple(s_y.shape)}"
         )
-    if float(torch.minimum(a_z, s_y).min()) < 0 or float(torch.maximum(a_z, s_y).max()) > 1:
-        raise ValueError("a_z and s_y must lie in [0, 1]")
+    # a float32 probability may exceed 1 by a rounding error (full mode, chapter 4); clamp that
+    low, high = float(torch.minimum(a_z, s_y).min()), float(torch.maximum(a_z, s_y).max())
+    if low < -ROUNDING_SLACK or high > 1 + ROUNDING_SLACK:
+        raise ValueError(f"a_z and s_y must lie in [0, 1], got values in [{low}, {high}]")
+    a_z, s_y = a_z.clamp(0, 1), s_y.clamp(0, 1)
     col = (a_z.double() * bins).long().clamp(max=bins - 1)
     row = (s_y.double() * bins).long().clamp(max=bins - 1)
     counts = torch.zeros(bins * bins, dtype=torch.float64, device=a_z.device)
