@@ -205,6 +205,8 @@ def test_early_with_context_wrong_derivations(run_check):
     for hint, wrong in cases.items():
         ok, out = run_check(checks.check_early_score_with_context, wrong)
         assert not ok and "[wrong]" in out and hint in out, (hint, out)
+        # no hint of 3.2 states exercise 3.4's law
+        assert "net label" not in out, (hint, out)
 
 
 def test_early_with_context_bad_returns(run_check):
@@ -314,6 +316,8 @@ def test_early_score_law_check(run_check):
 
     ok, out = run_check(checks.check_early_score_law, stub)
     assert not ok and "[to do]" in out
+    # the title, printed on every run, must not state the law exercise 3.4 asks for
+    assert "^2" not in out and "net label" not in out and "squar" not in out, out
 
     def counts(data):
         frequency = sst.word_frequency(data)
@@ -324,7 +328,8 @@ def test_early_score_law_check(run_check):
         return {w: float(n) for w, n in sst.word_frequency(data).items()}
 
     ok, out = run_check(checks.check_early_score_law, frequency_only)
-    assert not ok and "[wrong]" in out and "*net*" in out
+    assert not ok and "[wrong]" in out and "follow the frequency" in out
+    assert "opposite directions" in out
 
     def frequency_squared(data):
         return {w: float(n) ** 2 for w, n in sst.word_frequency(data).items()}
@@ -366,7 +371,9 @@ def test_early_score_law_check(run_check):
         return {w: v**1.5 for w, v in sst.early_score_law(data).items()}
 
     ok, out = run_check(checks.check_early_score_law, cubed)
-    assert not ok and "not proportional" in out
+    assert not ok and "not proportional to the early scores" in out
+    # the catch-all hint guides through the steps without stating the law
+    assert "^2" not in out and "net label" not in out and "squar" not in out, out
 
     ok, out = run_check(checks.check_early_score_law, lambda data: [1.0])
     assert not ok and "dict" in out

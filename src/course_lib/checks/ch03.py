@@ -242,9 +242,8 @@ def check_early_score_with_context(student_fn) -> None:
                               "holds with each sentence's own n_i, and the check's sentences "
                               "have different lengths.")
         if _scale_of(got, early_score_law(data)) is not None:
-            raise CheckFailed("that is exercise 3.4's simplified law (squared net label count); "
-                              "here keep the sentence lengths, the occurrences and the "
-                              "neighbours' term.")
+            raise CheckFailed("that is exercise 3.4's simplified law; here keep the sentence "
+                              "lengths, the occurrences and the neighbours' term.")
         raise CheckFailed("the values are not proportional to the early scores: follow w_u(t), "
                           "then v_i(t), then chapter 2's score gradient a_u (w_u - v_i) . g_i, "
                           "summed over the positions of u.")
@@ -344,8 +343,8 @@ def _law_guesses(data, freq, pos, net):
     return [
         ({w: float(occ_net[w]) ** 2 for w in freq}, "you count occurrences; count *sentences*: a word twice in one sentence counts once in its net label count (use set(tokens))."),
         ({w: weighted[w] ** 2 for w in freq}, "you weight each sentence by 1/n_i; this exercise treats every sentence length as equal, so count each sentence +1 or -1."),
-        ({w: float(freq[w]) for w in freq}, "your values follow the frequency; but a word's pushes from positive and negative sentences cancel: the embedding grows with the *net* label count, positives minus negatives."),
-        ({w: float(freq[w]) ** 2 for w in freq}, "you square the frequency; the pushes from positive and negative sentences cancel, so square the *net* label count (positives minus negatives)."),
+        ({w: float(freq[w]) for w in freq}, "your values follow the frequency; but a positive and a negative sentence push a word's embedding in opposite directions: which count of its sentences is left once they cancel?"),
+        ({w: float(freq[w]) ** 2 for w in freq}, "you square the frequency; but a positive and a negative sentence push a word's embedding in opposite directions, so the frequency is not what grows: which count of its sentences is?"),
         ({w: float(abs(net[w])) for w in freq}, "|net label count| is how the *embedding* grows; the score's speed is the embedding times the same push, so the score grows with its square."),
         ({w: float(net[w]) for w in freq}, "the net label count is how the embedding grows (with a sign); the score grows with the embedding times the same push: square it (negative words gain attention too)."),
         ({w: float(pos[w]) ** 2 for w in freq}, "you count only positive sentences; a negative sentence pushes the other way, so count it with -1 (positives minus negatives) before squaring."),
@@ -355,7 +354,7 @@ def _law_guesses(data, freq, pos, net):
     ]
 
 
-@run_check("the early-time law: score proportional to (net label count)^2")
+@run_check("the early-time law behind 'frequency first'")
 def check_early_score_law(student_fn) -> None:
     """Check ``student_fn(data) -> {word: value proportional to its early Attn-FC score}``;
     the values may be Python, NumPy or one-element torch numbers."""
@@ -381,4 +380,4 @@ def check_early_score_law(student_fn) -> None:
             if _proportional(got, guess) and not _proportional(guess, expected):
                 raise CheckFailed(hint)
         bad = max(expected, key=lambda w: expected[w])
-        raise CheckFailed(f"your values are not proportional to (positives - negatives)^2: for example {bad!r}, in {pos[bad]} positive and {freq[bad] - pos[bad]} negative sentences, gets {float(got[bad]):.3g}.")
+        raise CheckFailed(f"your values are not proportional to the early scores: for example {bad!r}, in {pos[bad]} positive and {freq[bad] - pos[bad]} negative sentences, gets {float(got[bad]):.3g}. Follow the steps: how one sentence pushes an embedding, what the pushes of a word's sentences add up to, and how fast the score grows with that embedding.")
