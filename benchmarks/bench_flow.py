@@ -22,9 +22,9 @@ import time
 import numpy as np
 
 from course_lib import flow
+from course_lib.law import LOSS_NAMES
 from harness import Result, benchmark, check_size, time_call
 
-METHODS = ("soft", "hard", "lvml")
 OFFICIAL_STEP = 0.01
 
 
@@ -66,24 +66,26 @@ def flow_vs_euler(size: str) -> Result:
     t_figure = np.linspace(0.0, t_end, 801)
     n_official = round(t_end / OFFICIAL_STEP)
 
-    reference = {k: flow.solve_flow(k, m, C, [t_end], rtol=1e-12, atol=1e-14) for k in METHODS}
+    reference = {
+        k: flow.solve_flow(k, [t_end], m=m, C=C, rtol=1e-12, atol=1e-14) for k in LOSS_NAMES
+    }
 
     def error_of(state, method):
         return max(abs(state[0] - reference[method][0][0]), abs(state[1] - reference[method][1][0]))
 
     # Euler's error at the official step, from steps 1 and 1/2 (first order)
-    coarse = {k: error_of(flow.euler_flow(k, m, C, t_end, 1.0), k) for k in METHODS}
-    finer = {k: error_of(flow.euler_flow(k, m, C, t_end, 0.5), k) for k in METHODS}
-    order_ratio = min(coarse[k] / finer[k] for k in METHODS)
-    euler_error = max(finer[k] * OFFICIAL_STEP / 0.5 for k in METHODS)
+    coarse = {k: error_of(flow.euler_flow(k, t_end, m=m, C=C, step=1.0), k) for k in LOSS_NAMES}
+    finer = {k: error_of(flow.euler_flow(k, t_end, m=m, C=C, step=0.5), k) for k in LOSS_NAMES}
+    order_ratio = min(coarse[k] / finer[k] for k in LOSS_NAMES)
+    euler_error = max(finer[k] * OFFICIAL_STEP / 0.5 for k in LOSS_NAMES)
 
     # solve_flow at its default tolerance, and at the loosest tolerance matching Euler's error
     def solve_all(rtol, atol):
-        return {k: flow.solve_flow(k, m, C, t_figure, rtol=rtol, atol=atol) for k in METHODS}
+        return {k: flow.solve_flow(k, t_figure, m=m, C=C, rtol=rtol, atol=atol) for k in LOSS_NAMES}
 
     def flow_error(rtol, atol):
         paths = solve_all(rtol, atol)
-        return max(error_of((paths[k][0][-1], paths[k][1][-1]), k) for k in METHODS)
+        return max(error_of((paths[k][0][-1], paths[k][1][-1]), k) for k in LOSS_NAMES)
 
     default_error = flow_error(flow.RTOL, flow.ATOL)
     matched_rtol = flow.RTOL
@@ -98,7 +100,7 @@ def flow_vs_euler(size: str) -> Result:
     # a slice of each Euler loop, extrapolated to 4e7 steps per method
     loops = {
         "math floats (flow.euler_flow)": lambda k: (
-            lambda n: flow.euler_flow(k, m, C, n * OFFICIAL_STEP, OFFICIAL_STEP)
+            lambda n: flow.euler_flow(k, n * OFFICIAL_STEP, m=m, C=C, step=OFFICIAL_STEP)
         ),
         "NumPy scalars (official style)": lambda k: (
             lambda n: _euler_numpy_scalars(k, m, C, n, OFFICIAL_STEP)
@@ -106,8 +108,8 @@ def flow_vs_euler(size: str) -> Result:
     }
     rows = []
     for loop_name, make in loops.items():
-        per_step = {k: _per_step_seconds(make(k), slice_steps) for k in METHODS}
-        euler_s = sum(per_step[k] * n_official for k in METHODS)
+        per_step = {k: _per_step_seconds(make(k), slice_steps) for k in LOSS_NAMES}
+        euler_s = sum(per_step[k] * n_official for k in LOSS_NAMES)
         rows.append(
             {
                 "Euler loop": loop_name,

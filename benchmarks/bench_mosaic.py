@@ -16,11 +16,10 @@ import copy
 import torch
 
 from course_lib.focus import MLPClassifier, MLPFocus
+from course_lib.law import LOSS_NAMES
 from course_lib.mosaic import load_digit_images, make_image_mosaics
 from course_lib.mosaic_training import train_mosaic, train_mosaic_runs
 from harness import Result, benchmark, check_size, time_call
-
-LOSSES = ("soft", "hard", "lvml")
 
 
 def _models(k: int, device: str):
@@ -53,7 +52,7 @@ def mosaic_batched_seeds(size: str) -> Result:
     cases.append(("hard", max(ks), 32))  # a smaller batch: less work per step, more overhead
     for device in devices:
         for mix, k, batch_size in cases:
-            losses = ["hard"] * k if mix == "hard" else [LOSSES[r % 3] for r in range(k)]
+            losses = ["hard"] * k if mix == "hard" else [LOSS_NAMES[r % 3] for r in range(k)]
             focus, classifiers = _models(k, device)
             kwargs = {"epochs": epochs, "lr": 0.05, "batch_size": batch_size}
 

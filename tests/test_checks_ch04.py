@@ -150,7 +150,7 @@ def test_alpha_gradient_check(run_check):
     lambda C: np.float32(1 / np.log(C) - 1 / (C - 1)),
     lambda C: torch.tensor(1 / math.log(C) - 1 / (C - 1), dtype=torch.float64),
     lambda C: np.array([1 / math.log(C) - 1 / (C - 1)]),
-    lambda C: brentq(lambda a: flow.focus_incentive("lvml", a, 800.0, C) - math.log(C),
+    lambda C: brentq(lambda a: flow.focus_incentive("lvml", a, 800.0, C=C) - math.log(C),
                      1e-6, 1.0, xtol=1e-14),  # found numerically at a converged classifier
 ], ids=["reference", "unsimplified", "float32", "tensor", "one-element array", "root"])
 def test_incentive_crossover_accepts_correct_forms(run_check, student):
@@ -185,10 +185,10 @@ def test_incentive_crossover_reference():
     """At alpha* the two incentives of a converged classifier agree; below it LVML's is larger."""
     for C in (2, 10, 20):
         a = flow.incentive_crossover(C)
-        hard, lvml = (flow.focus_incentive(k, a, 60.0, C) for k in ("hard", "lvml"))
+        hard, lvml = (flow.focus_incentive(k, a, 60.0, C=C) for k in ("hard", "lvml"))
         assert math.isclose(hard, lvml, rel_tol=1e-9)
-        assert flow.focus_incentive("lvml", a / 2, 60.0, C) > hard
-        assert flow.focus_incentive("lvml", (1 + a) / 2, 60.0, C) < hard
+        assert flow.focus_incentive("lvml", a / 2, 60.0, C=C) > hard
+        assert flow.focus_incentive("lvml", (1 + a) / 2, 60.0, C=C) < hard
     with pytest.raises(ValueError, match="C"):
         flow.incentive_crossover(1)
 

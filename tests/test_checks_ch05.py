@@ -11,9 +11,10 @@ from scipy.optimize import brentq
 
 from course_lib import checks, flow
 from course_lib.checks import ch05
+from course_lib.law import LOSS_NAMES
 
 
-def stub(*args):
+def stub(*args, **kwargs):
     raise NotImplementedError
 
 
@@ -34,7 +35,7 @@ def test_reduced_soft_loss_check(run_check):
                         lambda alpha, mu, C: np.log1p(C * np.exp(-alpha * mu)))
     assert not ok and "C - 1 wrong classes" in out
     ok, out = run_check(checks.check_reduced_soft_loss,
-                        lambda alpha, mu, C: flow.reduced_loss("hard", alpha, mu, C))
+                        lambda alpha, mu, C: flow.reduced_loss("hard", alpha, mu, C=C))
     assert not ok and "hard attention" in out
     # right formula, written naively: overflows at very negative margins
     ok, out = run_check(checks.check_reduced_soft_loss,
@@ -50,7 +51,7 @@ def test_fixed_focus_hard_margin_check(run_check):
     ok, out = run_check(checks.check_fixed_focus_hard_margin, flow.fixed_focus_hard_margin)
     assert ok and "[passed]" in out
 
-    def with_scipy(alpha, C, t):  # what a student writes: the textbook formula
+    def with_scipy(alpha, t, C):  # what a student writes: the textbook formula
         x = (alpha * t + 1) / (C - 1)
         return x - np.real(lambertw(np.exp(x) / (C - 1)))
 
@@ -59,20 +60,20 @@ def test_fixed_focus_hard_margin_check(run_check):
     ok, out = run_check(checks.check_fixed_focus_hard_margin, stub)
     assert not ok and "[to do]" in out
 
-    def no_constant(alpha, C, t):
+    def no_constant(alpha, t, C):
         x = alpha * t / (C - 1)
         return x - np.real(lambertw(np.exp(x) / (C - 1)))
 
     ok, out = run_check(checks.check_fixed_focus_hard_margin, no_constant)
     assert not ok and "integration constant" in out
 
-    def no_alpha(alpha, C, t):
-        return with_scipy(1.0, C, t)
+    def no_alpha(alpha, t, C):
+        return with_scipy(1.0, t, C)
 
     ok, out = run_check(checks.check_fixed_focus_hard_margin, no_alpha)
     assert not ok and "alpha is missing" in out
 
-    def classes_not_wrong_classes(alpha, C, t):
+    def classes_not_wrong_classes(alpha, t, C):
         x = (alpha * t + 1) / C
         return x - np.real(lambertw(np.exp(x) / C))
 
@@ -95,9 +96,9 @@ def likelihood_other_form(mu, nu, m, C):
 
 @pytest.mark.parametrize("make", [
     lambda f: f,
-    lambda f: lambda *args: tuple(float(v) for v in f(*args)),
-    lambda f: lambda *args: torch.tensor(np.asarray(f(*args), dtype=float)),
-    lambda f: lambda *args: tuple(np.float32(v) for v in f(*args)),
+    lambda f: lambda *args, **kw: tuple(float(v) for v in f(*args, **kw)),
+    lambda f: lambda *args, **kw: torch.tensor(np.asarray(f(*args, **kw), dtype=float)),
+    lambda f: lambda *args, **kw: tuple(np.float32(v) for v in f(*args, **kw)),
 ], ids=["list", "python-floats", "tensor", "float32"])
 def test_likelihood_flow_rhs_accepts_correct_forms(run_check, make):
     ok, out = run_check(checks.check_likelihood_flow_rhs, make(likelihood_other_form))
@@ -115,7 +116,7 @@ def _wrong_likelihood(kind):
         if kind == "swapped":
             return dnu, dmu
         if kind == "lvml":
-            return tuple(flow.flow_rhs("lvml", m, C)(0.0, [mu, nu]))
+            return tuple(flow.flow_rhs("lvml", m=m, C=C)(0.0, [mu, nu]))
         if kind == "no 1/(C-1)":
             return a * b * (1 - b), dnu
         if kind == "1/C":
@@ -170,29 +171,29 @@ def test_likelihood_flow_rhs_check_stub(run_check):
 def test_likelihood_flow_follows_the_lvml_orbit():
     """The exercise's follow-up claims the expected-likelihood flow keeps LVML's orbit."""
     t = np.linspace(0.0, 200.0, 50)
-    sol = solve_ivp(lambda _, y: flow.likelihood_flow_rhs(y[0], y[1], 5, 3), (0, 200),
+    sol = solve_ivp(lambda _, y: flow.likelihood_flow_rhs(y[0], y[1], m=5, C=3), (0, 200),
                     [0.0, 0.0], t_eval=t, rtol=1e-10, atol=1e-12)
     mu, nu = sol.y
     assert nu[-1] > 1.0  # the focus moved
-    lvml = np.abs(flow.orbit_invariant("lvml", mu, nu, 5, 3)).max()
-    soft = np.abs(flow.orbit_invariant("soft", mu, nu, 5, 3)).max()
+    lvml = np.abs(flow.orbit_invariant("lvml", mu, nu, m=5, C=3)).max()
+    soft = np.abs(flow.orbit_invariant("soft", mu, nu, m=5, C=3)).max()
     assert lvml < 1e-6 < 1e-2 < soft
 
 
 def test_fixed_focus_hard_margin_w_sign_and_complex(run_check):
     from scipy.special import lambertw
 
-    def lambert_term(alpha, C, t):
+    def lambert_term(alpha, t, C):
         x = (alpha * t + 1) / (C - 1)
         return np.real(lambertw(np.exp(x) / (C - 1)))
 
     ok, out = run_check(checks.check_fixed_focus_hard_margin, lambert_term)
     assert not ok and "W_0(e^x / (C - 1)) itself" in out and "integration constant" not in out
     ok, out = run_check(checks.check_fixed_focus_hard_margin,
-                        lambda alpha, C, t: -flow.fixed_focus_hard_margin(alpha, C, t))
+                        lambda alpha, t, C: -flow.fixed_focus_hard_margin(alpha, t, C=C))
     assert not ok and "the sign" in out
 
-    def complex_valued(alpha, C, t):
+    def complex_valued(alpha, t, C):
         x = (alpha * t + 1) / (C - 1)
         return x - lambertw(np.exp(x) / (C - 1))
 
@@ -204,11 +205,11 @@ def test_fixed_focus_hard_margin_other_correct_forms(run_check):
     from scipy.optimize import brentq
     from scipy.special import lambertw
 
-    def logarithm(alpha, C, t):  # e^mu = (C - 1) W_0(e^x / (C - 1))
+    def logarithm(alpha, t, C):  # e^mu = (C - 1) W_0(e^x / (C - 1))
         x = (alpha * t + 1) / (C - 1)
         return np.log((C - 1) * np.real(lambertw(np.exp(x) / (C - 1))))
 
-    def root_find(alpha, C, t):
+    def root_find(alpha, t, C):
         def solve(ti):
             return brentq(lambda u: np.exp(u) + (C - 1) * u - alpha * ti - 1, 0.0, 50.0,
                           xtol=1e-14)
@@ -221,7 +222,7 @@ def test_fixed_focus_hard_margin_other_correct_forms(run_check):
 
 def _time_by_root(method, m, C):
     """Another correct form: solve the ODE in time and find where alpha = 1/2 by root finding."""
-    return brentq(lambda t: flow.solve_flow(method, m, C, [t])[1][0] - np.log(m - 1),
+    return brentq(lambda t: flow.solve_flow(method, [t], m=m, C=C)[1][0] - np.log(m - 1),
                   1.0, 1e4, xtol=1e-10)
 
 
@@ -229,18 +230,18 @@ def _time_along_nu(method, m, C):
     """Another correct form: integrate dt = dnu / (dnu/dt) in nu, with mu from the orbit."""
     from course_lib import law
 
-    rhs = flow.flow_rhs(method, m, C)
+    rhs = flow.flow_rhs(method, m=m, C=C)
 
     def mu_of(nu):
         target = float(law.attention_potential(nu, m - 1))
-        return brentq(lambda mu: float(flow.orbit_potential(method, mu, C)) - target, 0.0, 50.0,
+        return brentq(lambda mu: float(flow.orbit_potential(method, mu, C=C)) - target, 0.0, 50.0,
                       xtol=1e-14)
 
     # nu starts at 0 with dnu/dt = 0: integrate in mu over a first short stretch instead
     mu0 = 1e-3
-    first = quad(lambda mu: 1 / rhs(0.0, [mu, float(flow.orbit(method, mu, m, C))])[0],
+    first = quad(lambda mu: 1 / rhs(0.0, [mu, float(flow.orbit(method, mu, m=m, C=C))])[0],
                  0.0, mu0, epsabs=0, epsrel=1e-12)[0]
-    nu0 = float(flow.orbit(method, mu0, m, C))
+    nu0 = float(flow.orbit(method, mu0, m=m, C=C))
     rest = quad(lambda nu: 1 / rhs(0.0, [mu_of(nu), nu])[1], nu0, np.log(m - 1),
                 epsabs=0, epsrel=1e-11, limit=200)[0]
     return first + rest
@@ -248,9 +249,9 @@ def _time_along_nu(method, m, C):
 
 @pytest.mark.parametrize("student", [
     flow.time_to_half,
-    lambda method, m, C: np.float64(flow.time_to_half(method, m, C)),
-    lambda method, m, C: torch.tensor(flow.time_to_half(method, m, C)),
-    lambda method, m, C: np.array([flow.time_to_half(method, m, C)]),
+    lambda method, m, C: np.float64(flow.time_to_half(method, m=m, C=C)),
+    lambda method, m, C: torch.tensor(flow.time_to_half(method, m=m, C=C)),
+    lambda method, m, C: np.array([flow.time_to_half(method, m=m, C=C)]),
     _time_by_root,
     _time_along_nu,
 ], ids=["reference", "numpy", "tensor", "one-element array", "root of solve_flow", "in nu"])
@@ -273,8 +274,8 @@ def _wrong_time(**kind):
     (_wrong_time(integrand="speed"), "not the speed"),
     (_wrong_time(frozen_focus=True), "not at nu = 0"),
     (_wrong_time(orbit_of="soft"), "its own orbit"),
-    (lambda method, m, C: 1.001 * flow.time_to_half(method, m, C), "within 1 %"),
-    (lambda method, m, C: 2 * flow.time_to_half(method, m, C), "alpha reaches 1/2 at t ="),
+    (lambda method, m, C: 1.001 * flow.time_to_half(method, m=m, C=C), "within 1 %"),
+    (lambda method, m, C: 2 * flow.time_to_half(method, m=m, C=C), "alpha reaches 1/2 at t ="),
     (lambda method, m, C: [1.0, 2.0], "one time"),
 ])
 def test_time_to_half_rejects_wrong_derivations(run_check, student, hint):
@@ -291,9 +292,9 @@ def test_time_to_half_reference_matches_the_solver():
     """The follow-up's claim: at (5, 3) soft attention is first to alpha = 1/2, LVML close
     behind; at (20, 20) LVML is first by far."""
     for m, C in ((5, 3), (20, 20)):
-        times = {method: flow.time_to_half(method, m, C) for method in flow.METHODS}
+        times = {method: flow.time_to_half(method, m=m, C=C) for method in LOSS_NAMES}
         for method, t in times.items():
-            nu = flow.solve_flow(method, m, C, [t])[1][0]
+            nu = flow.solve_flow(method, [t], m=m, C=C)[1][0]
             assert abs(nu - np.log(m - 1)) < 1e-6
         if (m, C) == (5, 3):
             assert times["soft"] < times["lvml"] < times["hard"]

@@ -143,18 +143,18 @@ def test_fresh_momentum_lag_reference():
 def test_the_follow_up_horizon_is_where_the_switch_matters():
     """The exercise's horizon is twice the peak of soft's lead, where the switch matters."""
     def alpha(method, t, switch_time=None):
-        nu = flow.solve_flow(method, 10, 10, t, switch_time=switch_time)[1]
+        nu = flow.solve_flow(method, t, m=10, C=10, switch_time=switch_time)[1]
         return np.exp(nu) / (np.exp(nu) + 9)
 
     t = np.linspace(0.0, 400.0, 4001)
     peak = t[np.argmax(alpha("soft", t) - alpha("hard", t))]
     assert abs(ch06.EXERCISE_HORIZON - 2 * peak) < 1.0
-    best = flow.best_switch_time(10, 10, ch06.EXERCISE_HORIZON, ch06.EXERCISE_CANDIDATES)
+    best = flow.best_switch_time(ch06.EXERCISE_HORIZON, ch06.EXERCISE_CANDIDATES, m=10, C=10)
     assert best == 168.0
     h = [ch06.EXERCISE_HORIZON]
     gain = alpha("hybrid", h, best)[0] - max(alpha("hard", h)[0], alpha("soft", h)[0])
     assert gain > 3e-3  # visible; at t = 800 it is 1.8e-4
-    late = flow.best_switch_time(10, 10, 800.0, np.arange(0, 101) * 8.0)
+    late = flow.best_switch_time(800.0, np.arange(0, 101) * 8.0, m=10, C=10)
     assert alpha("hybrid", [800.0], late)[0] - alpha("hard", [800.0])[0] < 2e-4
 
 

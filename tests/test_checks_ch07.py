@@ -100,7 +100,7 @@ def test_temperature_law_holds_for_one_step_of_training():
 
 def _measured_soft_constant(m, C, lr_focus, lr_classifier):
     """Another correct form: measure it on chapter 5's soft flow with the two rates."""
-    rhs = flow.flow_rhs("soft", m, C)
+    rhs = flow.flow_rhs("soft", m=m, C=C)
     mu, nu = 1.3, 0.4
     dmu, dnu = rhs(0.0, [mu, nu])
     return float(law.lemma_coupling(lr_focus * dnu, 2 * mu * lr_classifier * dmu, nu, m - 1))

@@ -87,7 +87,7 @@ def test_repeated_topic_word_obeys_the_law_with_m_over_k():
 
 def test_soft_orbit_is_the_segment_law_on_the_symmetric_manifold():
     for m, C, t_end in ((5, 3, 400.0), (20, 20, 1000.0)):
-        mu, nu = solve_flow("soft", m, C, np.linspace(0, t_end, 201))
+        mu, nu = solve_flow("soft", np.linspace(0, t_end, 201), m=m, C=C)
         assert nu[-1] > 2
         lhs = attention_potential(nu, m - 1)
         assert np.allclose(lhs, cons.soft_orbit_strength(mu, C), rtol=1e-6, atol=1e-9)
@@ -147,22 +147,24 @@ def test_segment_law_holds_per_class_for_unbalanced_data_and_random_classifier()
 
 
 def _rates(method, m, C):
-    f = flow_rhs(method, m, C)
+    f = flow_rhs(method, m=m, C=C)
     return lambda mu, nu: tuple(f(0.0, np.stack([mu, nu])))
 
 
 @pytest.mark.parametrize("m, C", [(5, 3), (20, 10)])
 def test_strength_from_rates_recovers_all_three_orbits(m, C):
     mu = np.linspace(0, 8, 4001)
-    assert np.allclose(cons.soft_orbit_strength(mu, C), orbit_potential("soft", mu, C), rtol=1e-12)
+    assert np.allclose(
+        cons.soft_orbit_strength(mu, C), orbit_potential("soft", mu, C=C), rtol=1e-12
+    )
     for method in ("soft", "hard", "lvml"):
-        expected = orbit_potential(method, mu, C)  # chapter 5's closed forms
+        expected = orbit_potential(method, mu, C=C)  # chapter 5's closed forms
         out = cons.strength_from_rates(_rates(method, m, C), mu, m - 1)
         assert out.spread < 1e-9, method  # the coupling does not depend on nu: the lemma applies
         assert np.allclose(out.strength, expected, rtol=1e-5, atol=1e-7), method
         # and the solver's path lies on that orbit
         t = np.linspace(0, 300, 61)
-        mu_t, nu_t = solve_flow(method, m, C, t)
+        mu_t, nu_t = solve_flow(method, t, m=m, C=C)
         G_t = np.interp(mu_t, mu, out.strength)
         assert np.allclose(attention_potential(nu_t, m - 1), G_t, rtol=1e-4, atol=1e-6), method
 
@@ -196,7 +198,7 @@ def test_h_of_mu_alone_gives_a_first_integral_from_every_start():
     # a flow whose h depends on nu has an orbit from (0, 0) too, but no such first integral
     m, C = 5, 3
     mu = np.linspace(0, 12, 6001)
-    soft = flow_rhs("soft", m, C)
+    soft = flow_rhs("soft", m=m, C=C)
 
     def extra(t, y):  # one more factor (1 - alpha) in the focus's speed: h depends on nu
         dmu, dnu = soft(t, y)
@@ -204,7 +206,7 @@ def test_h_of_mu_alone_gives_a_first_integral_from_every_start():
 
     starts = ([1.0, 2.0], [2.0, -1.0])
     for method in ("soft", "hard", "lvml"):
-        rhs = flow_rhs(method, m, C)
+        rhs = flow_rhs(method, m=m, C=C)
         out = cons.strength_from_rates(_rates(method, m, C), mu, m - 1)
         for start in starts:
             assert _first_integral_change(rhs, mu, out.strength, m - 1, start) < 1e-5, method
@@ -223,7 +225,7 @@ def test_hard_and_lvml_orbits_hold_per_class_in_gradient_descent():
         for lr in (0.5, 0.25):
             nu, _, mu = _linear_run(method, lr, 200.0, labels, m, C)
             assert float(nu[-1].min()) > 2.0
-            gap = attention_potential(nu.numpy(), m - 1) - orbit_potential(method, mu.numpy(), C)
+            gap = attention_potential(nu.numpy(), m - 1) - orbit_potential(method, mu.numpy(), C=C)
             gaps.append(float(np.abs(gap).max()))
         assert 1.7 < gaps[0] / gaps[1] < 2.3, method
         assert gaps[1] < 0.02 * float(attention_potential(nu.numpy(), m - 1).max()), method

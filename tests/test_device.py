@@ -511,8 +511,8 @@ def test_the_closed_forms_return_tensors_on_the_inputs_device():
         "gap": identity.sen_relative_gap(score, score + 1, 4),
         "weight": law.attention_weight(score, 4),
         "potential": law.attention_potential(score, 4),
-        "loss": flow.reduced_loss("lvml", torch.full((5,), 0.5), score, 3),
-        "incentive": flow.focus_incentive("hard", torch.full((5,), 0.5), score, 3),
+        "loss": flow.reduced_loss("lvml", torch.full((5,), 0.5), score, C=3),
+        "incentive": flow.focus_incentive("hard", torch.full((5,), 0.5), score, C=3),
     }
     with simulated_device() as device:
         s = score.to(device)
@@ -521,9 +521,8 @@ def test_the_closed_forms_return_tensors_on_the_inputs_device():
             "gap": identity.sen_relative_gap(s, s + 1, 4),
             "weight": law.attention_weight(s, 4),
             "potential": law.attention_potential(s, 4),
-            "loss": flow.reduced_loss("lvml", torch.full((5,), 0.5, device=device), s, 3),
-            "incentive": flow.focus_incentive("hard", torch.full((5,), 0.5, device=device), s,
-                                              3),
+            "loss": flow.reduced_loss("lvml", torch.full((5,), 0.5, device=device), s, C=3),
+            "incentive": flow.focus_incentive("hard", torch.full((5,), 0.5, device=device), s, C=3),
         }
         logits = torch.randn(4, 3, device=device)
         margin = conservation.class_margin(logits, torch.tensor([0, 1, 2, 0]))  # CPU labels

@@ -12,6 +12,7 @@ import torch
 
 from course_lib import mosaic_training, plotting
 from course_lib.focus import LinearClassifier, LinearFocus, MLPClassifier, MLPFocus
+from course_lib.law import LOSS_NAMES
 from course_lib.losses import KERNELS, attention_loss
 from course_lib.mosaic import make_linear_mosaics
 from course_lib.mosaic_training import (
@@ -21,7 +22,7 @@ from course_lib.mosaic_training import (
     train_mosaic_runs,
 )
 
-LOSSES = ["soft", "hard", "lvml"]
+LOSSES = list(LOSS_NAMES)
 
 
 def make_runs(seeds=(0, 1), d=6, C=5):

@@ -19,6 +19,13 @@ the focus logit to the orbits is ``law.attention_potential``, inverted by
 ``law.inverse_attention_potential``; the soft orbit is chapter 7's
 ``conservation.soft_orbit_strength``.  Functions of numbers follow the kind rule of
 ``course_lib.law`` (float, array or tensor in, the same kind out).
+
+One argument order for every public function: the method (the loss) first, then the state or
+time it is evaluated at (``alpha``, ``mu``, ``nu``, ``t``), then the sizes ``m`` and ``C`` as
+keyword-only arguments, then settings (``switch_time``, ``step``, tolerances), e.g.
+``solve_flow("soft", t, m=5, C=3)`` and ``fixed_focus_margin("hard", alpha, t, C=3)``.
+``flow_descent`` follows the same order (``gradient_descent_path(method, n_steps, m=, C=,
+lr=)``).  Times are flow times (``switch_time``); steps are counted in ``switch_step``.
 """
 
 from __future__ import annotations
@@ -33,15 +40,14 @@ from scipy.special import spence
 from ._validate import check_int, check_positive
 from .conservation import soft_orbit_strength
 from .law import (
+    LOSS_NAMES,
+    METHODS,
     attention_potential,
     inverse_attention_potential,
     real_values,
     same_kind,
     solve_exp_plus_linear,
 )
-
-METHODS = ("soft", "hard", "lvml")
-SOLVE_METHODS = METHODS + ("hybrid",)
 
 # Tolerances of solve_flow.  Tested (tests/test_flow.py): against a solve 100x tighter the
 # paths differ by < 1e-6 in mu and nu up to t = 4e5 at m = 100, C = 1000 (the official code's
@@ -50,7 +56,7 @@ RTOL = 1e-10
 ATOL = 1e-12
 
 
-def _check_method(method, allowed=METHODS) -> str:
+def _check_method(method, allowed=LOSS_NAMES) -> str:
     if not isinstance(method, str) or method not in allowed:
         raise ValueError(f"method must be one of {allowed}, got {method!r}")
     return method
@@ -86,7 +92,7 @@ def _sigmoid(x):
     return np.exp(_log_sigmoid(x))
 
 
-def flow_rhs(method, m, C):
+def flow_rhs(method, *, m, C):
     """Right-hand side ``f(t, y) -> dy/dt`` of the chapter-5 ODE in ``y = (mu, nu)``.
 
     With alpha = e^nu/(e^nu + m - 1), beta = e^mu/(e^mu + C - 1) and A = C - 1 (chapter 5,
@@ -102,7 +108,7 @@ def flow_rhs(method, m, C):
     These match the official code's simulator.  They are written with logistic functions so that
     no exponential overflows at large mu or nu.  ``y`` may be shape (2,) or (2, k) (vectorised).
 
-    >>> f = flow_rhs("hard", 5, 3)
+    >>> f = flow_rhs("hard", m=5, C=3)
     >>> [round(float(v), 6) for v in f(0.0, [0.0, 0.0])]  # alpha = 1/5, dmu/dt = alpha/C
     [0.066667, 0.0]
     """
@@ -136,12 +142,12 @@ def flow_rhs(method, m, C):
     return rhs
 
 
-def _integrate(method, m, C, t0, y0, times, rtol, atol):
+def _integrate(method, t0, y0, times, *, m, C, rtol, atol):
     """Solve one method's ODE from (t0, y0) and return its state at ``times`` (all > t0)."""
     if times.size == 0:
         return np.empty((2, 0))
     sol = solve_ivp(
-        flow_rhs(method, m, C),
+        flow_rhs(method, m=m, C=C),
         (t0, float(times[-1])),
         y0,
         method="LSODA",
@@ -154,7 +160,7 @@ def _integrate(method, m, C, t0, y0, times, rtol, atol):
     return sol.y
 
 
-def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
+def solve_flow(method, t, *, m, C, switch_time=None, rtol=RTOL, atol=ATOL):
     """Solve the chapter-5 gradient flow from mu = nu = 0; return ``(mu, nu)`` at the times ``t``.
 
     ``method`` is "soft", "hard", "lvml" or "hybrid".  The hybrid (chapter 6) follows the soft
@@ -171,12 +177,13 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
     ----------
     method
         "soft", "hard", "lvml" or "hybrid".
-    m, C
-        Number of segments (>= 2) and of classes (>= 2).
     t
         Strictly increasing 1-D array of times >= 0.
+    m, C
+        Number of segments (>= 2) and of classes (>= 2), keyword-only.
     switch_time
-        The hybrid's switch from soft to hard (required for "hybrid", refused otherwise).
+        The hybrid's switch from soft to hard, in flow time (required for "hybrid", refused
+        otherwise).
     rtol, atol
         The solver's tolerances.
 
@@ -185,11 +192,11 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
     mu, nu
         The classifier margin and the focus logit at the times ``t`` (arrays of its shape).
 
-    >>> mu, nu = solve_flow("soft", 5, 3, [0.0, 10.0])
+    >>> mu, nu = solve_flow("soft", [0.0, 10.0], m=5, C=3)
     >>> round(float(mu[1]), 2), round(float(nu[1]), 2)
     (0.67, 0.12)
     """
-    method = _check_method(method, SOLVE_METHODS)
+    method = _check_method(method, METHODS)
     m, C = _check_sizes(m, C)
     times = _check_times(t)
     rtol = check_positive(rtol, "rtol")
@@ -204,7 +211,9 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
     out = np.zeros((2, times.size))
     at_start = times == 0.0  # the initial state, mu = nu = 0
     if method != "hybrid":
-        out[:, ~at_start] = _integrate(method, m, C, 0.0, [0.0, 0.0], times[~at_start], rtol, atol)
+        out[:, ~at_start] = _integrate(
+            method, 0.0, [0.0, 0.0], times[~at_start], m=m, C=C, rtol=rtol, atol=atol
+        )
         return out[0], out[1]
 
     soft_part = (times <= switch_time) & ~at_start
@@ -214,17 +223,19 @@ def solve_flow(method, m, C, t, switch_time=None, *, rtol=RTOL, atol=ATOL):
         soft_times = np.append(times[soft_part], switch_time)
         if soft_times.size > 1 and soft_times[-2] == switch_time:
             soft_times = soft_times[:-1]
-        soft_path = _integrate("soft", m, C, 0.0, [0.0, 0.0], soft_times, rtol, atol)
+        soft_path = _integrate(
+            "soft", 0.0, [0.0, 0.0], soft_times, m=m, C=C, rtol=rtol, atol=atol
+        )
         out[:, soft_part] = soft_path[:, : int(soft_part.sum())]
         y_switch = soft_path[:, -1]
     else:
         out[:, soft_part] = _integrate(
-            "soft", m, C, 0.0, [0.0, 0.0], times[soft_part], rtol, atol
+            "soft", 0.0, [0.0, 0.0], times[soft_part], m=m, C=C, rtol=rtol, atol=atol
         )
         y_switch = np.zeros(2)
     if hard_part.any():
         out[:, hard_part] = _integrate(
-            "hard", m, C, switch_time, y_switch, times[hard_part], rtol, atol
+            "hard", switch_time, y_switch, times[hard_part], m=m, C=C, rtol=rtol, atol=atol
         )
     return out[0], out[1]
 
@@ -257,13 +268,13 @@ def _same_kind(result, *arguments):
     return same_kind(result, *(real_values(x, "argument") for x in arguments))
 
 
-def reduced_soft_loss(alpha, mu, C):
+def reduced_soft_loss(alpha, mu, *, C):
     """Soft-attention population loss in the reduced model: log(1 + (C - 1) e^{-alpha mu}).
 
     The classifier sees the blend ``alpha e_y`` (backgrounds are zero), whose true-class margin
     is ``alpha mu`` (chapter 5, section 1).
 
-    >>> round(reduced_soft_loss(1.0, 0.0, 3), 6)  # log C at the start
+    >>> round(reduced_soft_loss(1.0, 0.0, C=3), 6)  # log C at the start
     1.098612
     """
     raw = (alpha, mu)
@@ -273,7 +284,7 @@ def reduced_soft_loss(alpha, mu, C):
     return _same_kind(np.logaddexp(0.0, np.log(C - 1) - alpha * mu), *raw)
 
 
-def reduced_loss(method, alpha, mu, C):
+def reduced_loss(method, alpha, mu, *, C):
     """The population loss of the reduced model at focus ``alpha`` and margin ``mu`` (chapter 5).
 
     soft: log(1 + (C-1) e^{-alpha mu});  hard: -alpha log beta + (1 - alpha) log C;
@@ -282,7 +293,7 @@ def reduced_loss(method, alpha, mu, C):
     raw = (alpha, mu)
     method = _check_method(method)
     if method == "soft":
-        return reduced_soft_loss(alpha, mu, C)
+        return reduced_soft_loss(alpha, mu, C=C)
     C = check_int(C, "C", minimum=2)
     alpha = _check_alpha(alpha)
     mu = _as_float_array(mu, "mu")
@@ -295,14 +306,14 @@ def reduced_loss(method, alpha, mu, C):
     return _same_kind(loss, *raw)
 
 
-def focus_incentive(method, alpha, mu, C):
+def focus_incentive(method, alpha, mu, *, C):
     """-dL/dalpha of the reduced loss at fixed classifier margin ``mu`` (chapter 5, section 3).
 
     soft: (C - 1) mu / (e^{alpha mu} + C - 1);  hard: log(C beta);
     lvml: (beta - 1/C) / (alpha beta + (1 - alpha)/C).
     The focus logit moves at ``dnu/dt = alpha (1 - alpha) focus_incentive / C``.
 
-    >>> round(focus_incentive("hard", 0.5, 50.0, 3), 6)  # -> log C once the classifier is sure
+    >>> round(focus_incentive("hard", 0.5, 50.0, C=3), 6)  # -> log C once the classifier is sure
     1.098612
     """
     raw = (alpha, mu)
@@ -324,7 +335,7 @@ def focus_incentive(method, alpha, mu, C):
 # ---------------------------------------------------------------- focus held fixed (section 3)
 
 
-def fixed_focus_hard_margin(alpha, C, t):
+def fixed_focus_hard_margin(alpha, t, *, C):
     """Hard-attention classifier margin at time ``t`` with the focus frozen at ``alpha`` (ch. 5).
 
     The margin obeys dmu/dt = alpha / (e^mu + C - 1) from mu = 0, so e^mu + (C - 1) mu =
@@ -332,7 +343,7 @@ def fixed_focus_hard_margin(alpha, C, t):
 
         mu(t) = x - W_0(e^x / (C - 1))    (``law.solve_exp_plus_linear``).
 
-    >>> round(fixed_focus_hard_margin(1.0, 3, 0.0), 12)
+    >>> round(fixed_focus_hard_margin(1.0, 0.0, C=3), 12)
     0.0
     """
     raw = (alpha, t)
@@ -352,7 +363,7 @@ def _lvml_fixed_focus_time(mu, alpha, C):
     )
 
 
-def fixed_focus_margin(method, alpha, C, t):
+def fixed_focus_margin(method, alpha, t, *, C):
     """Classifier margin mu(t) from mu(0) = 0 with the focus frozen at ``alpha`` (chapter 5, §3).
 
     hard:  e^mu + (C - 1) mu = alpha t + 1                  (Lambert W, ``fixed_focus_hard_margin``)
@@ -363,8 +374,8 @@ def fixed_focus_margin(method, alpha, C, t):
 
     ``alpha`` in (0, 1] and ``t >= 0`` may be scalars or broadcastable arrays.
 
-    >>> round(fixed_focus_margin("soft", 0.5, 3, 100.0) * 0.5, 9) == round(
-    ...     fixed_focus_margin("hard", 1.0, 3, 25.0), 9)
+    >>> round(fixed_focus_margin("soft", 0.5, 100.0, C=3) * 0.5, 9) == round(
+    ...     fixed_focus_margin("hard", 1.0, 25.0, C=3), 9)
     True
     """
     raw = (alpha, t)
@@ -415,7 +426,7 @@ def _hard_antiderivative(s, C):
             - A * s * np.log(A) + A * _dilog(-es / A))
 
 
-def orbit_potential(method, mu, C):
+def orbit_potential(method, mu, *, C):
     """G(mu): the orbit of ``method`` is Phi(nu) = G(mu) (chapter 5, section 4).
 
     soft:  G = (C - 1) mu^2 / (2C)
@@ -439,36 +450,36 @@ def orbit_potential(method, mu, C):
     return _same_kind(value, *raw)
 
 
-def orbit(method, mu, m, C):
+def orbit(method, mu, *, m, C):
     """The focus logit nu on the trajectory where the margin is ``mu`` (chapter 5, section 4).
 
     Along the flow ``Phi(nu) = G(mu)`` with Phi(nu) = (e^nu - 1 + (m - 1) nu)/(m - 1), the
     ``law.attention_potential(nu, m - 1)``, and G from ``orbit_potential``.  Phi is inverted with
     Lambert W (``law.inverse_attention_potential``): e^nu + (m - 1) nu = (m - 1) G + 1.
 
-    >>> round(orbit("soft", 0.0, 5, 3), 12)
+    >>> round(orbit("soft", 0.0, m=5, C=3), 12)
     0.0
     """
     raw = (mu,)
     method = _check_method(method)
     m, C = _check_sizes(m, C)
-    G = _as_float_array(orbit_potential(method, mu, C), "mu")
+    G = _as_float_array(orbit_potential(method, mu, C=C), "mu")
     return _same_kind(inverse_attention_potential(G, m - 1), *raw)
 
 
-def orbit_invariant(method, mu, nu, m, C):
+def orbit_invariant(method, mu, nu, *, m, C):
     """Phi(nu) - G(mu): zero all along the ``method`` flow from mu = nu = 0 (chapter 5, §4)."""
     raw = (mu, nu)
     m, C = _check_sizes(m, C)
     nu = _as_float_array(nu, "nu")
-    G = _as_float_array(orbit_potential(method, mu, C), "mu")
+    G = _as_float_array(orbit_potential(method, mu, C=C), "mu")
     return _same_kind(attention_potential(nu, m - 1) - G, *raw)
 
 
 # ---------------------------------------------------------------- late times (section 5)
 
 
-def soft_fixed_focus_incentive_asymptote(alpha, C, t):
+def soft_fixed_focus_incentive_asymptote(alpha, t, *, C):
     """Leading term of soft attention's fixed-focus incentive as t -> infinity (chapter 5, §3).
 
     Along the fixed-focus solution (``fixed_focus_margin``) the effective margin s = alpha mu
@@ -479,7 +490,7 @@ def soft_fixed_focus_incentive_asymptote(alpha, C, t):
 
     ``alpha`` in (0, 1] and ``t`` (with alpha^2 t > 1) may be scalars or broadcastable arrays.
 
-    >>> round(soft_fixed_focus_incentive_asymptote(1.0, 2, float(np.e)), 6)  # 1 * 1 / e
+    >>> round(soft_fixed_focus_incentive_asymptote(1.0, float(np.e), C=2), 6)  # 1 * 1 / e
     0.367879
     """
     raw = (alpha, t)
@@ -492,7 +503,7 @@ def soft_fixed_focus_incentive_asymptote(alpha, C, t):
     return _same_kind(value, *raw)
 
 
-def late_time_focus_error(method, t, m, C):
+def late_time_focus_error(method, t, *, m, C):
     """The leading asymptotic term of the focus error 1 - alpha(t) as t -> infinity (ch. 5, §5).
 
     soft:  2C / ((C - 1) (log t)^2)   (the ratio to the true error tends to 1 like 1/log t)
@@ -520,14 +531,14 @@ def late_time_focus_error(method, t, m, C):
 # ---------------------------------------------------------------- the official code's integrator
 
 
-def euler_flow(method, m, C, t_end, step):
+def euler_flow(method, t_end, *, m, C, step):
     """Fixed-step explicit Euler for the chapter-5 ODE, in a plain Python loop; (mu, nu) at t_end.
 
     This is the official code's method (step 0.01).  It exists to be compared with
     ``solve_flow`` (chapter 5, benchmarks/bench_flow.py).  ``t_end`` must be a whole
     number of steps.
 
-    >>> mu, nu = euler_flow("hard", 5, 3, 0.02, 0.01)
+    >>> mu, nu = euler_flow("hard", 0.02, m=5, C=3, step=0.01)
     >>> round(mu, 6)  # two steps of 0.01 * alpha / C, alpha = 1/5
     0.001333
     """
@@ -559,7 +570,7 @@ def euler_flow(method, m, C, t_end, step):
     return mu, nu
 
 
-def time_to_half(method, m, C):
+def time_to_half(method, *, m, C):
     """The time at which the ``method`` flow from mu = nu = 0 puts half its attention on the
     foreground, as one integral along the orbit (exercise 5.4, the course's derivation).
 
@@ -568,7 +579,7 @@ def time_to_half(method, m, C):
     so ``t = int_0^{mu_half} dmu / (dmu/dt)(mu, orbit(mu))``; ``scipy.integrate.quad`` does it
     without solving the ODE in time.
 
-    >>> round(time_to_half("soft", 5, 3), 2)
+    >>> round(time_to_half("soft", m=5, C=3), 2)
     32.13
     """
     from scipy.integrate import quad
@@ -578,14 +589,14 @@ def time_to_half(method, m, C):
     m, C = _check_sizes(m, C)
     target = float(attention_potential(math.log(m - 1), m - 1))
     high = 1.0
-    while float(orbit_potential(method, high, C)) < target:
+    while float(orbit_potential(method, high, C=C)) < target:
         high *= 2
-    mu_half = brentq(lambda mu: float(orbit_potential(method, mu, C)) - target, 0.0, high,
+    mu_half = brentq(lambda mu: float(orbit_potential(method, mu, C=C)) - target, 0.0, high,
                      xtol=1e-13, rtol=1e-13)
-    rhs = flow_rhs(method, m, C)
+    rhs = flow_rhs(method, m=m, C=C)
 
     def seconds_per_margin(mu):
-        return 1.0 / float(rhs(0.0, [mu, float(orbit(method, mu, m, C))])[0])
+        return 1.0 / float(rhs(0.0, [mu, float(orbit(method, mu, m=m, C=C))])[0])
 
     time, _ = quad(seconds_per_margin, 0.0, mu_half, epsabs=0.0, epsrel=1e-11, limit=200)
     return time
@@ -594,7 +605,7 @@ def time_to_half(method, m, C):
 # ---------------------------------------------------------------- the hybrid's switch (chapter 6)
 
 
-def best_switch_time(m, C, horizon, candidates):
+def best_switch_time(horizon, candidates, *, m, C):
     """The switch time of the soft-then-hard hybrid that ends most focused at ``horizon``.
 
     For each candidate T (0 <= T; a T at or past the horizon is pure soft, T = 0 pure hard),
@@ -602,7 +613,7 @@ def best_switch_time(m, C, horizon, candidates):
     attention on the foreground alpha(horizon) is largest (the first one on ties), as a float
     (chapter 6, "When to switch").
 
-    >>> best_switch_time(5, 3, 100.0, [0.0, 35.0, 100.0])  # hard, a hybrid, soft
+    >>> best_switch_time(100.0, [0.0, 35.0, 100.0], m=5, C=3)  # hard, a hybrid, soft
     35.0
     """
     m, C = _check_sizes(m, C)
@@ -612,7 +623,7 @@ def best_switch_time(m, C, horizon, candidates):
         raise ValueError("candidates must be a non-empty 1-D array of finite switch times")
     if np.any(candidates < 0):
         raise ValueError("candidates must be switch times >= 0")
-    final_nu = [solve_flow("hybrid", m, C, [horizon], switch_time=float(T))[1][0]
+    final_nu = [solve_flow("hybrid", [horizon], m=m, C=C, switch_time=float(T))[1][0]
                 for T in candidates]
     return float(candidates[int(np.argmax(final_nu))])
 
@@ -620,7 +631,7 @@ def best_switch_time(m, C, horizon, candidates):
 # ---------------------------------------------------------------- a fourth loss (exercise 5.3)
 
 
-def likelihood_flow_rhs(mu, nu, m, C):
+def likelihood_flow_rhs(mu, nu, *, m, C):
     """``(dmu/dt, dnu/dt)`` of the chapter-5 flow for the expected-likelihood loss.
 
     The loss ``1 - sum_j alpha_j p_y(x_j)`` (LVML without its logarithm) reduces, in chapter 5's
@@ -633,7 +644,7 @@ def likelihood_flow_rhs(mu, nu, m, C):
     LVML's, because LVML's factor 1/Z cancels in the ratio).  Elementwise over arrays ``mu`` and
     ``nu`` of one shape; returns an array of shape ``(2, *mu.shape)``.
 
-    >>> [round(float(v), 6) for v in likelihood_flow_rhs(0.0, 0.0, 5, 3)]  # alpha/C^2, 0
+    >>> [round(float(v), 6) for v in likelihood_flow_rhs(0.0, 0.0, m=5, C=3)]  # alpha/C^2, 0
     [0.022222, 0.0]
     """
     m, C = _check_sizes(m, C)

@@ -17,7 +17,8 @@ import torch
 from . import focus as focus_models
 from . import losses
 from ._validate import check_int, check_positive
-from .flow import SOLVE_METHODS, _check_alpha, _check_method, _check_sizes
+from .flow import _check_alpha, _check_method, _check_sizes
+from .law import METHODS
 from .progress import progress_bar, show_loss
 
 __all__ = ["population_mosaics", "gradient_descent_path", "fixed_focus_gradient_descent"]
@@ -52,7 +53,7 @@ def population_mosaics(m, C, dtype=torch.float64):
     return segments, labels
 
 
-def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step=None):
+def gradient_descent_path(method, n_steps, *, m, C, lr, record_every=1, switch_step=None):
     """Plain full-batch gradient descent on the chapter-4 linear focus and classifier.
 
     The models are ``focus.LinearFocus(C)`` and ``focus.LinearClassifier(C, C)`` (with its
@@ -65,9 +66,9 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
     Parameters
     ----------
     method : "soft", "hard", "lvml" or "hybrid"
-    m, C : number of segments and of classes (>= 2)
-    lr : learning rate (> 0)
     n_steps : number of gradient steps (>= 0)
+    m, C : number of segments and of classes (>= 2), keyword-only
+    lr : learning rate (> 0)
     record_every : record the state every this many steps (and at step 0)
     switch_step : for "hybrid", the step at which the loss changes to hard
 
@@ -77,7 +78,7 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
     deviation of the weights from the two-scalar form (zero up to rounding if the symmetry
     reduction is exact).
     """
-    method = _check_method(method, SOLVE_METHODS)
+    method = _check_method(method, METHODS)
     m, C = _check_sizes(m, C)
     lr = check_positive(lr, "lr")
     n_steps = check_int(n_steps, "n_steps", minimum=0)
@@ -126,7 +127,7 @@ def gradient_descent_path(method, m, C, lr, n_steps, record_every=1, switch_step
     return times, mu, nu, asym
 
 
-def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=1):
+def fixed_focus_gradient_descent(method, alpha, n_steps, *, m, C, lr, record_every=1):
     """Chapter 5, section 3 on the real model: train only the classifier, the focus frozen.
 
     The attention is alpha on the foreground and (1 - alpha)/(m - 1) on each background
@@ -141,10 +142,12 @@ def fixed_focus_gradient_descent(method, alpha, m, C, lr, n_steps, record_every=
         "soft", "hard" or "lvml".
     alpha
         The frozen attention on the foreground, in (0, 1].
+    n_steps
+        Number of gradient steps.
     m, C
-        Number of segments and of classes.
-    lr, n_steps
-        Learning rate and number of gradient steps.
+        Number of segments and of classes (keyword-only).
+    lr
+        Learning rate.
     record_every
         Record every ``record_every`` steps.
 

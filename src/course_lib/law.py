@@ -60,6 +60,8 @@ from scipy.special import expit, wrightomega
 from ._validate import check_positive
 
 __all__ = [
+    "LOSS_NAMES",
+    "METHODS",
     "real_values",
     "same_kind",
     "attention_weight",
@@ -71,6 +73,12 @@ __all__ = [
     "lemma_invariant",
     "lemma_drift",
 ]
+
+# The three losses of the course (chapter 4), each a case of the law (chapter 7), and the
+# methods of the flow and the trainers: the losses and the soft-then-hard hybrid (chapter 6).
+# Every module, notebook, test and benchmark imports these two instead of spelling them out.
+LOSS_NAMES = ("soft", "hard", "lvml")
+METHODS = LOSS_NAMES + ("hybrid",)
 
 
 # --------------------------------------------------------------------------- the kind rule

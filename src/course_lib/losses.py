@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validate import check_int
-
-LOSS_NAMES = ("soft", "hard", "lvml")
+from .law import LOSS_NAMES
 
 
 def check_loss_inputs(alpha, segments, labels, classifier) -> None:

@@ -24,7 +24,7 @@ from .identity import (
     sen_norm_curve,
     small_score_norm_sq,
 )
-from .law import attention_weight
+from .law import LOSS_NAMES, attention_weight
 
 # Figures are sized for the website's text column: at most FIGURE_WIDTH inches wide (about
 # 600 px at 100 dpi), so that a phone (390 px, a 345 px column) shrinks them by at most ~0.55 and a
@@ -933,8 +933,8 @@ def repeated_word_curves(
 
 # ---------------------------------------------------------------- chapter 4: three ways to attend
 
-LOSS_COLOURS = {name: FLOW_COLOURS[name] for name in ("soft", "hard", "lvml")}
-LOSS_LABELS = {name: FLOW_NAMES[name] for name in ("soft", "hard", "lvml")}
+LOSS_COLOURS = {name: FLOW_COLOURS[name] for name in LOSS_NAMES}
+LOSS_LABELS = {name: FLOW_NAMES[name] for name in LOSS_NAMES}
 
 
 def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: int = 3):

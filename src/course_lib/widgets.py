@@ -130,7 +130,7 @@ def flow_explorer():
         if log_time:
             t = np.concatenate([[0.0], np.geomspace(1e-2, 10**log10_horizon, 399)])
         chosen = [k for k, on in (("soft", soft), ("hard", hard), ("lvml", lvml)) if on]
-        paths = {k: flow.solve_flow(k, m, C, t) for k in chosen}
+        paths = {k: flow.solve_flow(k, t, m=m, C=C) for k in chosen}
         plotting.flow_trajectories(t, paths, m, C, log_time=log_time)
         plt.show()
 

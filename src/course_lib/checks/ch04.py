@@ -10,10 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from ..focus import MLPClassifier
+from ..law import LOSS_NAMES
 from ..losses import hard_attention_loss, lvml_loss, soft_attention_loss
 from ._core import CheckFailed, close, run_check
-
-LOSS_NAMES = ("soft", "hard", "lvml")
 
 
 def _case(seed: int, batch: int = 5, m: int = 4, d: int = 6, n_classes: int = 3):

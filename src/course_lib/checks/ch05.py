@@ -30,17 +30,17 @@ def _close(a, b, tol) -> bool:
 
 @run_check("the reduced soft-attention loss log(1 + (C - 1) e^(-alpha mu))")
 def check_reduced_soft_loss(student_fn) -> None:
-    """Check ``student_fn(alpha, mu, C)`` (elementwise over NumPy arrays alpha and mu)."""
+    """Check ``student_fn(alpha, mu, C=C)`` (elementwise over NumPy arrays alpha and mu)."""
     alpha = np.array([0.2, 0.5, 1.0, 0.05, 0.9])
     mu = np.array([0.0, 1.5, 4.0, 30.0, 0.3])
     for C in (3, 20):
-        out = _number(student_fn(alpha, mu, C), "the loss")
+        out = _number(student_fn(alpha, mu, C=C), "the loss")
         if out.shape != alpha.shape:
             raise CheckFailed(
                 f"the loss should have one value per (alpha, mu), shape {alpha.shape}, "
                 f"got {out.shape}."
             )
-        ref = flow.reduced_soft_loss(alpha, mu, C)
+        ref = flow.reduced_soft_loss(alpha, mu, C=C)
         if _close(out, ref, 1e-9):
             continue
         wrong = {
@@ -49,7 +49,7 @@ def check_reduced_soft_loss(student_fn) -> None:
             "there are C - 1 wrong classes, each with logit b: 1 + (C - 1) e^(-alpha mu).":
                 np.log1p(C * np.exp(-alpha * mu)),
             "that is hard attention's loss; soft attention classifies the blend of segments.":
-                flow.reduced_loss("hard", alpha, mu, C),
+                flow.reduced_loss("hard", alpha, mu, C=C),
             "the cross-entropy is -log p_y = log(1 + (C - 1) e^(-alpha mu)): check the sign.":
                 -np.log1p((C - 1) * np.exp(-alpha * mu)),
         }
@@ -58,7 +58,7 @@ def check_reduced_soft_loss(student_fn) -> None:
                 raise CheckFailed(hint)
         raise CheckFailed("the values differ from the reference; at mu = 0 the loss must be log C, "
                           "and the true-class logit of the blend is alpha a, the others alpha b.")
-    far = _number(student_fn(np.array([1.0]), np.array([-800.0]), 3), "the loss")
+    far = _number(student_fn(np.array([1.0]), np.array([-800.0]), C=3), "the loss")
     if not np.isfinite(far).all():
         raise CheckFailed(
             "at mu = -800 the loss overflowed: write log(1 + x) with x = (C-1) e^(-alpha "
@@ -68,13 +68,13 @@ def check_reduced_soft_loss(student_fn) -> None:
 
 @run_check("the fixed-focus hard-attention margin by Lambert W")
 def check_fixed_focus_hard_margin(student_fn) -> None:
-    """Check ``student_fn(alpha, C, t) -> mu`` (elementwise over a NumPy array t)."""
+    """Check ``student_fn(alpha, t, C=C) -> mu`` (elementwise over a NumPy array t)."""
     t = np.array([0.0, 1.0, 10.0, 100.0, 1000.0])
     for alpha, C in ((1.0, 3), (0.3, 3), (0.6, 20)):
-        out = _number(student_fn(alpha, C, t), "mu")
+        out = _number(student_fn(alpha, t, C=C), "mu")
         if out.shape != t.shape:
             raise CheckFailed(f"mu should have the shape of t, {t.shape}, got {out.shape}.")
-        ref = flow.fixed_focus_hard_margin(alpha, C, t)
+        ref = flow.fixed_focus_hard_margin(alpha, t, C=C)
         x = (alpha * t + 1) / (C - 1.0)
         if _close(out, x - ref, 1e-8):
             raise CheckFailed("you returned W_0(e^x / (C - 1)) itself; that is w = x - mu, so "
@@ -88,7 +88,7 @@ def check_fixed_focus_hard_margin(student_fn) -> None:
         if _close(out, ref, 1e-8):
             continue
         A = C - 1.0
-        if _close(out, flow.fixed_focus_hard_margin(1.0, C, t), 1e-8):
+        if _close(out, flow.fixed_focus_hard_margin(1.0, t, C=C), 1e-8):
             raise CheckFailed(
                 "the focus alpha is missing: the margin grows at alpha / (e^mu + C - 1)."
             )
@@ -130,8 +130,8 @@ def _likelihood_terms(mu, nu, m, C, *, n_focus=None, n_class=None):
 def _likelihood_wrong(mu, nu, m, C) -> dict:
     """The usual wrong derivations of exercise 5.3, each with its hint."""
     a, b = _likelihood_terms(mu, nu, m, C)
-    dmu, dnu = flow.likelihood_flow_rhs(mu, nu, m, C)
-    lvml = flow.flow_rhs("lvml", m, C)(0.0, [mu, nu])
+    dmu, dnu = flow.likelihood_flow_rhs(mu, nu, m=m, C=C)
+    lvml = flow.flow_rhs("lvml", m=m, C=C)(0.0, [mu, nu])
     a_m, b_m = _likelihood_terms(mu, nu, m, C, n_focus=m)
     _, b_c = _likelihood_terms(mu, nu, m, C, n_class=C)
     return {
@@ -160,10 +160,10 @@ def _likelihood_wrong(mu, nu, m, C) -> dict:
 
 @run_check("the reduced flow of the expected-likelihood loss")
 def check_likelihood_flow_rhs(student_fn) -> None:
-    """Check ``student_fn(mu, nu, m, C) -> (dmu/dt, dnu/dt)`` at scalar points."""
+    """Check ``student_fn(mu, nu, m=m, C=C) -> (dmu/dt, dnu/dt)`` at scalar points."""
     for mu, nu, m, C in ((0.7, 0.3, 5, 3), (2.0, -0.5, 10, 7), (1.3, 1.1, 4, 20)):
-        out = _pair(student_fn(mu, nu, m, C), "(dmu/dt, dnu/dt)")
-        ref = np.array(flow.likelihood_flow_rhs(mu, nu, m, C), dtype=float)
+        out = _pair(student_fn(mu, nu, m=m, C=C), "(dmu/dt, dnu/dt)")
+        ref = np.array(flow.likelihood_flow_rhs(mu, nu, m=m, C=C), dtype=float)
         if _close(out, ref, 1e-8):
             continue
         for hint, wrong in _likelihood_wrong(mu, nu, m, C).items():
@@ -189,32 +189,32 @@ def _time_along_orbit(method, m, C, nu_target, *, frozen_focus=False, integrand=
     orbit_of = method if orbit_of is None else orbit_of
     target = float(law.attention_potential(nu_target, m - 1))
     high = 1.0
-    while float(flow.orbit_potential(orbit_of, high, C)) < target:
+    while float(flow.orbit_potential(orbit_of, high, C=C)) < target:
         high *= 2
-    mu_end = brentq(lambda mu: float(flow.orbit_potential(orbit_of, mu, C)) - target, 0.0,
+    mu_end = brentq(lambda mu: float(flow.orbit_potential(orbit_of, mu, C=C)) - target, 0.0,
                     high, xtol=1e-13, rtol=1e-13)
     if integrand == "margin":
         return mu_end
-    rhs = flow.flow_rhs(method, m, C)
+    rhs = flow.flow_rhs(method, m=m, C=C)
 
     def speed(mu):
-        nu = 0.0 if frozen_focus else float(flow.orbit(orbit_of, mu, m, C))
+        nu = 0.0 if frozen_focus else float(flow.orbit(orbit_of, mu, m=m, C=C))
         return float(rhs(0.0, [mu, nu])[0])
 
     f = (lambda mu: 1 / speed(mu)) if integrand == "inverse" else speed
     return quad(f, 0.0, mu_end, epsabs=0.0, epsrel=1e-11, limit=200)[0]
 
 
-_HALF_CASES = [(method, m, C) for m, C in ((5, 3), (10, 10)) for method in flow.METHODS]
+_HALF_CASES = [(method, m, C) for m, C in ((5, 3), (10, 10)) for method in law.LOSS_NAMES]
 
 
 @run_check("the time to half the attention, as one integral along the orbit")
 def check_time_to_half(student_fn) -> None:
-    """Check ``student_fn(method, m, C) -> t`` (any real scalar) for the three methods at two
+    """Check ``student_fn(method, m=m, C=C) -> t`` (any real scalar) for the three methods at two
     sizes, read all at once so that a derivation wrong in the same way everywhere is named."""
     outs = []
     for method, m, C in _HALF_CASES:
-        value = student_fn(method, m, C)
+        value = student_fn(method, m=m, C=C)
         if hasattr(value, "detach"):
             value = value.detach().cpu().double().numpy()
         out = _number(value, "the time")
@@ -222,7 +222,7 @@ def check_time_to_half(student_fn) -> None:
             raise CheckFailed(f"return one time, a number; got {out.size} values.")
         outs.append(float(out.reshape(())))
     outs = np.array(outs)
-    refs = np.array([flow.time_to_half(*case) for case in _HALF_CASES])
+    refs = np.array([flow.time_to_half(method, m=m, C=C) for method, m, C in _HALF_CASES])
     if _close_rel(outs, refs, 1e-5):
         return
     half = {case: np.log(case[1] - 1) for case in _HALF_CASES}

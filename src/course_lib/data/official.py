@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..law import LOSS_NAMES
+
 OFFICIAL_FIXED_FOCUS = Path(__file__).resolve().parent / "files" / "official_fixed_focus.csv.gz"
-LOSSES = ("soft", "hard", "lvml")
 
 
 def load_official_fixed_focus(path=None) -> dict[tuple[str, float], np.ndarray]:
@@ -45,7 +46,7 @@ def load_official_fixed_focus(path=None) -> dict[tuple[str, float], np.ndarray]:
     text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
     rows: dict[tuple[str, float], list[tuple[float, ...]]] = {}
     for row in csv.DictReader(io.StringIO(text, newline="")):
-        if row["loss"] not in LOSSES:
+        if row["loss"] not in LOSS_NAMES:
             raise ValueError(f"path: unknown loss {row['loss']!r} in {path}")
         key = (row["loss"], round(float(row["alpha"]), 6))
         rows.setdefault(key, []).append(
