@@ -6,6 +6,7 @@ import functools
 import traceback
 from typing import Callable
 
+import numpy as np
 import torch
 
 
@@ -62,6 +63,26 @@ def expect_tensor(value, name: str, shape: tuple, dtype: torch.dtype | None = No
     if dtype is not None and value.dtype != dtype:
         raise CheckFailed(f"{name} should have dtype {dtype}, got {value.dtype}.")
     return value
+
+
+def expect_number(value, what: str) -> float:
+    """One real number from a Python or NumPy scalar, or a 0-d or one-element array or tensor;
+    fail with a hint naming ``what`` otherwise (a string, several values, no number)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise CheckFailed(
+                f"{what} should be one number, got a tensor of shape {tuple(value.shape)}."
+            )
+        return float(value.detach().cpu().reshape(()))
+    if isinstance(value, (str, bytes, dict)):
+        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
+    if array.size != 1:
+        raise CheckFailed(f"{what} should be one number, got {array.size} values.")
+    return float(array.reshape(()))
 
 
 def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..focus import MLPClassifier
 from ..law import LOSS_NAMES
 from ..losses import hard_attention_loss, lvml_loss, soft_attention_loss
-from ._core import CheckFailed, close, run_check
+from ._core import CheckFailed, close, expect_number, run_check
 
 
 def _case(seed: int, batch: int = 5, m: int = 4, d: int = 6, n_classes: int = 3):
@@ -213,24 +213,6 @@ def check_alpha_gradient(student_fn) -> None:
 _CROSSOVER_CLASSES = (2, 3, 10, 20, 1000)
 
 
-def _number(value, what: str) -> float:
-    """One real number from a Python or NumPy scalar, a 0-d or one-element array or tensor."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{what} should be one number, got a tensor of shape "
-                              f"{tuple(value.shape)}.")
-        return float(value.detach().cpu().reshape(()))
-    if isinstance(value, (str, bytes, dict)):
-        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
-    try:
-        values = [float(v) for v in (value if hasattr(value, "__len__") else [value])]
-    except (TypeError, ValueError):
-        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
-    if len(values) != 1:
-        raise CheckFailed(f"{what} should be one number, got {len(values)} values.")
-    return values[0]
-
-
 def _finite_difference_crossover(C, delta=0.01):
     # delta log C = log(1 + delta (1 - 1/C) / Z) with Z = alpha + (1 - alpha)/C
     Z = delta * (1 - 1 / C) / (C**delta - 1)
@@ -261,7 +243,7 @@ _CROSSOVER_MISTAKES = {
 def check_incentive_crossover(student_fn) -> None:
     """Check ``student_fn(C) -> alpha*`` (any real scalar) for several C, read all at once so
     that a formula wrong in the same way everywhere is named."""
-    outs = [_number(student_fn(C), "alpha*") for C in _CROSSOVER_CLASSES]
+    outs = [expect_number(student_fn(C), "alpha*") for C in _CROSSOVER_CLASSES]
     refs = [1 / math.log(C) - 1 / (C - 1) for C in _CROSSOVER_CLASSES]
 
     def same(values):

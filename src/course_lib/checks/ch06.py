@@ -13,7 +13,7 @@ from ..focus import MLPClassifier, MLPFocus
 from ..losses import KERNELS
 from ..metrics import shortcut_table
 from ..mosaic import make_linear_mosaics
-from ._core import CheckFailed, run_check
+from ._core import CheckFailed, expect_number, run_check
 
 _DATA = make_linear_mosaics(96, n_classes=3, m=4, seed=5)
 _LR, _BATCH = 0.3, 32
@@ -118,21 +118,6 @@ EXERCISE_CANDIDATES = tuple(8.0 * e for e in range(43))
 _LAG_CASES = ((0.9, 4), (0.9, 1), (0.9, 40), (0.5, 3), (0.99, 20), (0.8, 0), (0.0, 5))
 
 
-def _scalar(value, what: str) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{what} should be one number, got a tensor of shape "
-                              f"{tuple(value.shape)}.")
-        return float(value.detach().cpu().reshape(()))
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
-    if array.size != 1:
-        raise CheckFailed(f"{what} should be one number, got {array.size} values.")
-    return float(array.reshape(()))
-
-
 def _lag_mistakes(beta: float, k: int) -> dict:
     """The usual wrong derivations of the momentum lag, each with its hint."""
     geometric = (1 - beta**k) / (1 - beta)  # 1 + beta + ... + beta^(k-1)
@@ -165,7 +150,7 @@ def check_fresh_momentum_lag(student_fn) -> None:
     """Check ``student_fn(beta, steps) -> lag`` (any real scalar: Python or NumPy number, 0-d
     array or tensor).  The answers at all cases are read together, so that a formula wrong in
     the same way everywhere is named, even where it happens to agree with the right one."""
-    outs = np.array([_scalar(student_fn(beta, k), "the lag") for beta, k in _LAG_CASES])
+    outs = np.array([expect_number(student_fn(beta, k), "the lag") for beta, k in _LAG_CASES])
     refs = np.array([flow.fresh_momentum_lag(beta, k) for beta, k in _LAG_CASES])
     if np.allclose(outs, refs, rtol=1e-6, atol=1e-9):
         return
@@ -230,7 +215,7 @@ def check_shortcut_table(student_fn) -> None:
         out = student_fn(C, m)
         if not isinstance(out, dict) or set(out) != set(_CELLS):
             raise CheckFailed(f"return a dict with the keys {list(_CELLS)}.")
-        outs.append({k: _scalar(v, k) for k, v in out.items()})
+        outs.append({k: expect_number(v, k) for k, v in out.items()})
 
     def same(tables) -> bool:
         return all(abs(o[k] - t[k]) <= 1e-6 * max(1.0, abs(t[k]))

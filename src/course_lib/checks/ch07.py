@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..conservation import soft_orbit_constant, temperature_law_constant, topic_invariant
-from ._core import CheckFailed, close, expect_tensor, run_check
+from ._core import CheckFailed, close, expect_number, expect_tensor, run_check
 
 
 def _as_tensor(value, name: str, shape) -> torch.Tensor:
@@ -17,26 +17,10 @@ def _as_tensor(value, name: str, shape) -> torch.Tensor:
     return expect_tensor(value, name, shape)
 
 
-def _scalar(value, what: str) -> float:
-    """One real number from a Python or NumPy scalar, a 0-d or one-element array or tensor."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise CheckFailed(f"{what} should be one number, got a tensor of shape "
-                              f"{tuple(value.shape)}.")
-        return float(value.detach().cpu().reshape(()))
-    try:
-        array = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise CheckFailed(f"{what} should be a number, got {type(value).__name__}.")
-    if array.size != 1:
-        raise CheckFailed(f"{what} should be one number, got {array.size} values.")
-    return float(array.reshape(()))
-
-
 def _judge_constant(student_fn, cases, reference, mistakes, fallback) -> None:
     """Read ``student_fn(*case)`` at every case at once and compare with ``reference(*case)``;
     name the mistake whose formula ``mistakes[hint](*case)`` matches at every case."""
-    outs = np.array([_scalar(student_fn(*case), "c") for case in cases])
+    outs = np.array([expect_number(student_fn(*case), "c") for case in cases])
     refs = np.array([reference(*case) for case in cases])
     if np.allclose(outs, refs, rtol=1e-6, atol=0):
         return
