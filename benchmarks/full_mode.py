@@ -119,6 +119,7 @@ def run(patterns: list[str] | None, downloads: bool) -> dict:
         print(f"full mode: {name} -> {out.relative_to(ROOT)}", flush=True)
         cells = len(nbformat.read(path, as_version=4).cells)
         env = {} if downloads else {"COURSE_DOWNLOADS": "off"}
+        commit = _commit()  # before the run: what ran, not what the checkout holds after it
         result = run_notebook(
             path,
             "full",
@@ -139,7 +140,7 @@ def run(patterns: list[str] | None, downloads: bool) -> dict:
             "slowest_cell": result["slowest_cell"],
             "data": "downloads" if downloads else "offline data only (COURSE_DOWNLOADS=off)",
             "date": now_utc(),
-            "commit": _commit(),
+            "commit": commit,
             "machine": machine_line(machine),
             "device": "cuda" if machine.get("gpu") else "cpu",
             "measured": measured_outputs(source, executed),
