@@ -15,11 +15,16 @@ failed page.
 The website shows no progress bars: ``setup`` sets ``COURSE_PROGRESS=off`` in the build's
 environment, which the kernels that execute the pages inherit (``course_lib.progress``).  It is
 set here, not in the Makefile, so that ``jupyter-book build .`` run by hand gets it too.
+
+``setup`` also makes the executor wait for each cell's reply in short polls
+(``reply_polling``), so an explorer cell cannot stall a page for the cell timeout.
 """
 
 from __future__ import annotations
 
 import os
+
+import reply_polling  # _ext/ is on the path of local extensions (_config.yml)
 
 # what the build's kernels see: no progress bars on the website (course_lib.progress)
 PAGE_ENVIRONMENT = {"COURSE_PROGRESS": "off"}
@@ -63,6 +68,7 @@ def _reread_failed_executions(app, env, added, changed, removed):
 def setup(app):
     # before any page is executed: the kernels are started later, with this environment
     os.environ.update(PAGE_ENVIRONMENT)
+    reply_polling.install()  # a widget cell's reply must not stall the page (jupyter/nbclient#312)
     app.connect("env-get-outdated", _reread_failed_executions)
     # after every extension has added its page scripts (default priority 500)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
