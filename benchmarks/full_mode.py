@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -216,8 +217,22 @@ def _quick_times() -> dict:
     return {}
 
 
-def cost_text(name: str, doc: dict, quick: dict) -> str:
-    """The paragraph a chapter opens with: what each mode costs, measured, and how to switch."""
+GPU_DEFAULT = re.compile(r'default_mode\(on_gpu="(quick|full)"\)')
+FULL_BY_DEFAULT_S = 15 * 60  # full mode is a chapter's default on a GPU only below this (CPU)
+
+
+def gpu_default(nb) -> str | None:
+    """The mode a chapter runs in on a GPU when COURSE_MODE is unset (``config.default_mode``)."""
+    for cell in nb.cells:
+        found = GPU_DEFAULT.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            return found.group(1)
+    return None
+
+
+def cost_text(name: str, doc: dict, quick: dict, on_gpu: str | None = None) -> str:
+    """The paragraph a chapter opens with: what each mode costs, measured, which mode a GPU
+    runs by default (``on_gpu``), and how to switch."""
     parts = ["**What running this page costs.**"]
     if name in quick:
         parts.append(
@@ -239,6 +254,13 @@ def cost_text(name: str, doc: dict, quick: dict) -> str:
         parts.append("Its time on a GPU has not been measured yet.")
     if name in DOWNLOADS:
         parts.append(f"A first full-mode run downloads {DOWNLOADS[name]} once, checksummed.")
+    if on_gpu is not None:
+        why = (
+            "it finished within 15 minutes on the CPU"
+            if on_gpu == "full"
+            else "it took longer than 15 minutes on the CPU, or did not finish"
+        )
+        parts.append(f"With a GPU this page runs in {on_gpu} mode unless told otherwise ({why}).")
     parts.append(
         "To switch modes, restart the kernel and run `%env COURSE_MODE=full` (or `quick`)"
         " before the first import."
@@ -254,7 +276,7 @@ def write_costs(doc: dict, root: Path | None = None) -> list[str]:
     for path in sorted((root / "chapters").glob("*.ipynb")):
         name = str(path.relative_to(root))
         nb = nbformat.read(path, as_version=4)
-        text = cost_text(name, doc, quick)
+        text = cost_text(name, doc, quick, gpu_default(nb))
         cells = [c for c in nb.cells if c.get("id") == COST_CELL_ID]
         if cells and cells[0].source == text:
             continue

@@ -135,3 +135,20 @@ def test_full_mode_data_follows_downloads(monkeypatch):
     assert config.full_mode_data(download="cifar10", offline="digits") == "digits"
     with pytest.raises(ValueError, match="offline"):
         config.full_mode_data(download="cifar10", offline="")
+
+
+def test_default_mode_per_chapter(monkeypatch):
+    monkeypatch.setattr(config, "MODE", config.MODE)  # restored after the test
+    monkeypatch.delenv("COURSE_MODE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config.default_mode(on_gpu="quick") == "quick" and config.MODE == "quick"
+    assert config.default_mode(on_gpu="full") == "full" and config.MODE == "full"
+    assert config.by_mode(quick=1, full=2) == 2  # by_mode follows the chapter's default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config.default_mode(on_gpu="full") == "quick"  # no GPU: quick
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(config, "MODE", "quick")
+    assert config.default_mode(on_gpu="full") == "quick"  # the variable wins
+    with pytest.raises(ValueError, match="on_gpu"):
+        config.default_mode(on_gpu="fast")

@@ -34,6 +34,25 @@ def _read_mode(value: str | None) -> str:
 MODE: str = _read_mode(os.environ.get("COURSE_MODE"))
 
 
+def default_mode(*, on_gpu: str) -> str:
+    """Set this notebook's mode when ``COURSE_MODE`` is unset: ``on_gpu`` ("full" or "quick")
+    when a CUDA device is present, quick mode otherwise; return the mode (chapter 1).
+
+    Each chapter calls it first, with full mode on a GPU only where full mode was measured to
+    finish within about 15 minutes (its opening cost paragraph); ``COURSE_MODE``, when set,
+    always wins.
+
+    >>> default_mode(on_gpu="quick") in ALLOWED_MODES
+    True
+    """
+    global MODE
+    if on_gpu not in ALLOWED_MODES:
+        raise ValueError(f"on_gpu must be one of {ALLOWED_MODES}, got {on_gpu!r}")
+    if os.environ.get("COURSE_MODE", "").strip() == "":
+        MODE = on_gpu if torch.cuda.is_available() else "quick"
+    return MODE
+
+
 def _read_threads(course: str | None, omp: str | None) -> int:
     """The thread count from ``COURSE_THREADS`` (``course``), else ``OMP_NUM_THREADS`` (``omp``),
     else 1; a value that is not a positive integer is an error naming its variable."""
