@@ -2,7 +2,8 @@
 
 `MODE` is "quick" (small sizes: CI, laptops, the website) or "full" (the papers' sizes: a GPU on
 Colab).  It is read once from the environment variable ``COURSE_MODE``; when that is unset the
-course runs in full mode if a CUDA device is present and in quick mode otherwise.
+course runs in full mode if a CUDA device is present and in quick mode otherwise, and a chapter
+whose full mode takes long calls :func:`default_mode` to stay in quick mode on a GPU.
 
 `THREADS` is torch's CPU thread count, set once when this module is imported (every notebook
 imports it first, so notebooks, nbval and the book build all run with it): ``COURSE_THREADS``
