@@ -42,6 +42,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EXECUTED = ROOT / "_build" / "full"
 MEASURED_TAG = "measured"
 COST_CELL_ID = "run-cost"  # the Markdown cell, second in each chapter, that states the cost
+# The website shows pages already executed in quick mode: the paragraph is for the reader who
+# runs the notebook (Jupyter, Colab), so the website leaves it out.
+COST_CELL_TAGS = ["remove-cell"]
 # What a first full-mode run downloads (course_lib.data: sizes checked on download).
 DOWNLOADS = {
     "chapters/04_three_ways_to_attend.ipynb": "CIFAR-10 (the python version, 170 MB)",
@@ -278,14 +281,15 @@ def write_costs(doc: dict, root: Path | None = None) -> list[str]:
         nb = nbformat.read(path, as_version=4)
         text = cost_text(name, doc, quick, gpu_default(nb))
         cells = [c for c in nb.cells if c.get("id") == COST_CELL_ID]
-        if cells and cells[0].source == text:
+        if cells and cells[0].source == text and COST_CELL_TAGS == cells[0].metadata.get("tags"):
             continue
         if cells:
             cells[0].source = text
         else:
-            cell = nbformat.v4.new_markdown_cell(text)
-            cell["id"] = COST_CELL_ID
-            nb.cells.insert(1, cell)
+            cells = [nbformat.v4.new_markdown_cell(text)]
+            cells[0]["id"] = COST_CELL_ID
+            nb.cells.insert(1, cells[0])
+        cells[0].metadata["tags"] = list(COST_CELL_TAGS)
         nbformat.write(nb, path)
         changed.append(name)
     return changed
