@@ -187,6 +187,10 @@ def render(doc: dict) -> str:
             f"{r['peak_rss_mib']} MiB | {slowest.replace('|', '/')} | {r['data']} | "
             f"{r['date']}, {r['commit']} |"
         )
+    notes = [(name, rows[name]["note"]) for name in sorted(rows) if rows[name].get("note")]
+    if notes:
+        lines += ["", "Notes on rows (added by hand to the JSON, with the run they describe):", ""]
+        lines += [f"- `{name}`: {note}" for name, note in notes]
     machines = sorted({r["machine"] for r in rows.values()})
     lines += ["", "Machines:", ""] + [f"- {m}" for m in machines]
     lines += ["", "## The values behind the full-mode thresholds", ""]
