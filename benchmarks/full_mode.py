@@ -284,6 +284,8 @@ def cost_text(name: str, doc: dict, quick: dict, on_gpu: str | None = None) -> s
         parts.append("Full mode (the papers' sizes) has not been timed.")
     else:
         failed = "" if row["status"] == "passed" else ", and an assertion failed"
+        if failed and row.get("note"):
+            failed += " (what was changed after it: the note there)"
         offline = (
             " on its offline data" if _data_label(name, row) == row["data"] != "downloads" else ""
         )
