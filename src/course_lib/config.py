@@ -43,8 +43,10 @@ def default_mode(*, on_gpu: str) -> str:
     finish within about 15 minutes (its opening cost paragraph); ``COURSE_MODE``, when set,
     always wins.
 
-    >>> default_mode(on_gpu="quick") in ALLOWED_MODES
-    True
+    >>> default_mode(on_gpu="fast")
+    Traceback (most recent call last):
+    ...
+    ValueError: on_gpu must be one of ('quick', 'full'), got 'fast'
     """
     global MODE
     if on_gpu not in ALLOWED_MODES:
