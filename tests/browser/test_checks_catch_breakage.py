@@ -20,8 +20,9 @@ import sitecheck
 pytestmark = pytest.mark.browser
 
 SPECS = [s for s in sitecheck.page_specs() if s.is_notebook]
-FIGURE = r'(?s)(<div class="cell_output[^"]*">\s*<img [^>]*src=")[^"]+'  # a figure's image in a cell output
-FIGURE_ELEMENT = r'(<div class="cell_output[^"]*">\s*)<img [^>]*/?>'
+# a figure's image in a cell output, bare or inside the <figure> of a captioned figure
+FIGURE = r'(?s)(<div class="cell_output[^"]*">\s*(?:<figure[^>]*>\s*)?<img [^>]*src=")[^"]+'
+FIGURE_ELEMENT = r'(<div class="cell_output[^"]*">\s*(?:<figure[^>]*>\s*)?)<img [^>]*/?>'
 
 
 @pytest.fixture(scope="module")
