@@ -286,9 +286,7 @@ def cost_text(name: str, doc: dict, quick: dict, on_gpu: str | None = None) -> s
         failed = "" if row["status"] == "passed" else ", and an assertion failed"
         if failed and row.get("note"):
             failed += " (what was changed after it: the note there)"
-        offline = (
-            " on its offline data" if _data_label(name, row) == row["data"] != "downloads" else ""
-        )
+        offline = " on its offline data" if name in DOWNLOADS and row["data"] != "downloads" else ""
         parts.append(
             f"Full mode (the papers' sizes) ran it{offline} in {_minutes(row['wall_s'])} on 2"
             f" CPU cores, peak memory {row['peak_rss_mib']} MiB (`make full`, {row['date'][:10]};"
