@@ -129,8 +129,7 @@ def parse_py(text: str) -> list:
             tags = json.loads(m.group(1))
         if "[markdown]" in header:
             md = "\n".join(
-                line[2:] if line.startswith("# ") else line.lstrip("#")
-                for line in body.split("\n")
+                line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.split("\n")
             )
             cell = nbformat.v4.new_markdown_cell(md)
         else:

@@ -81,7 +81,7 @@ def _argument(text: str, at: int) -> tuple[str, int]:
             if depth == 0:
                 return text[at + 1 : end], end + 1
             end += 1
-        raise ValueError(f"unbalanced braces in a macro argument: {text[at:at + 60]!r}")
+        raise ValueError(f"unbalanced braces in a macro argument: {text[at : at + 60]!r}")
     word = re.match(r"\\[A-Za-z]+|\\.|.", text[at:], re.S).group(0)
     return word, at + len(word)
 
@@ -211,7 +211,8 @@ def convert_notebook(nb, chapter: str | None = None, table=None) -> int:
     table = macros() if table is None else table
     changed, labels = 0, {}
     kept = [
-        c for c in nb.cells
+        c
+        for c in nb.cells
         if not (c.cell_type == "markdown" and c.source.startswith(OLD_MACRO_CELL))
     ]
     changed, nb.cells = len(nb.cells) - len(kept), kept
@@ -232,7 +233,7 @@ def convert_notebook(nb, chapter: str | None = None, table=None) -> int:
 
 
 def chapter_of(path: Path) -> str | None:
-    """"2" for chapters/02_the_identity.ipynb (the number tags take)."""
+    """ "2" for chapters/02_the_identity.ipynb (the number tags take)."""
     match = re.match(r"(\d+)_", Path(path).name)
     return str(int(match.group(1))) if match else None
 

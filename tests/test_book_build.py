@@ -49,7 +49,11 @@ def build(book: Path, page_ok: bool) -> subprocess.CompletedProcess:
         env["TINY_PAGE_OK"] = "1"
     result = subprocess.run(
         [str(JUPYTER_BOOK), "build", str(book), "-W", "-n", "--keep-going"],
-        cwd=book, env=env, capture_output=True, text=True, timeout=600,
+        cwd=book,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     (book / "_build" / "build_log.txt").write_text(result.stdout + result.stderr)
     return result
@@ -57,9 +61,15 @@ def build(book: Path, page_ok: bool) -> subprocess.CompletedProcess:
 
 def check(book: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "check_build.py"), str(book / "_build"),
-         "--log", str(book / "_build" / "build_log.txt")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "check_build.py"),
+            str(book / "_build"),
+            "--log",
+            str(book / "_build" / "build_log.txt"),
+        ],
+        capture_output=True,
+        text=True,
     )
 
 
@@ -89,11 +99,14 @@ def test_a_failed_page_stops_the_build_is_reexecuted_and_never_reported_as_succe
     book.mkdir()
     (book / "_config.yml").write_text(CONFIG)
     (book / "intro.md").write_text("# Intro\n\nA tiny book.\n")
-    nbformat.write(notebook(
-        "import os\n"
-        "assert os.environ.get('TINY_PAGE_OK') == '1', 'the data is missing'\n"
-        "print('page executed fine')"
-    ), book / "page.ipynb")
+    nbformat.write(
+        notebook(
+            "import os\n"
+            "assert os.environ.get('TINY_PAGE_OK') == '1', 'the data is missing'\n"
+            "print('page executed fine')"
+        ),
+        book / "page.ipynb",
+    )
     # Sphinx reads pages in name order: zz_later runs after page only if the build goes on.
     nbformat.write(notebook("open('later_ran', 'w').close()"), book / "zz_later.ipynb")
     (book / "_toc.yml").write_text(

@@ -129,11 +129,13 @@ def test_labels_position_float_and_list(run_check):
 
     ok, out = run_check(checks.check_label_sentences, position)
     assert not ok and "positions of the topic words" in out
-    ok, out = run_check(checks.check_label_sentences,
-                        lambda tokens, t: label_sentences(tokens, t).float())
+    ok, out = run_check(
+        checks.check_label_sentences, lambda tokens, t: label_sentences(tokens, t).float()
+    )
     assert not ok and "torch.long" in out
-    ok, out = run_check(checks.check_label_sentences,
-                        lambda tokens, t: label_sentences(tokens, t).tolist())
+    ok, out = run_check(
+        checks.check_label_sentences, lambda tokens, t: label_sentences(tokens, t).tolist()
+    )
     assert not ok and "torch.Tensor" in out
 
 
@@ -240,18 +242,16 @@ def test_jacobian_inverted_mask(run_check):
 
 def test_jacobian_of_the_probabilities(run_check):
     def of_probs(classifier, context):
-        return torch.stack([
-            torch.func.jacrev(lambda v: torch.softmax(classifier(v), -1))(v)
-            for v in context
-        ]).detach()
+        return torch.stack(
+            [torch.func.jacrev(lambda v: torch.softmax(classifier(v), -1))(v) for v in context]
+        ).detach()
 
     ok, out = run_check(checks.check_mlp_jacobian, of_probs)
     assert not ok and "softmax probabilities" in out
 
 
 def test_jacobian_transposed_and_single(run_check):
-    ok, out = run_check(checks.check_mlp_jacobian,
-                        lambda c, v: mlp_jacobian(c, v).transpose(1, 2))
+    ok, out = run_check(checks.check_mlp_jacobian, lambda c, v: mlp_jacobian(c, v).transpose(1, 2))
     assert not ok and "transpose" in out
     ok, out = run_check(checks.check_mlp_jacobian, lambda c, v: mlp_jacobian(c, v)[0])
     assert not ok and "one Jacobian for all contexts" in out
@@ -302,7 +302,8 @@ def test_chapter_links_its_exercise_notebook_on_the_configured_repository():
     branch = re.search(r"^\s+branch:\s*(\S+)", config, re.M).group(1)
     repo = url.removeprefix("https://github.com/")
     text = "\n".join(
-        cell.source for cell in nbformat.read(root / "chapters/01_the_task.ipynb", 4).cells
+        cell.source
+        for cell in nbformat.read(root / "chapters/01_the_task.ipynb", 4).cells
         if cell.cell_type == "markdown"
     )
     target = f"{repo}/blob/{branch}/exercises/01_the_task.ipynb"
@@ -317,7 +318,9 @@ def test_forward_and_labels_stubs_are_to_do(run_check):
     def label_sentences(tokens, topic_of_word):
         raise NotImplementedError
 
-    for check, stub in ((checks.check_attention_forward, attention_forward),
-                        (checks.check_label_sentences, label_sentences)):
+    for check, stub in (
+        (checks.check_attention_forward, attention_forward),
+        (checks.check_label_sentences, label_sentences),
+    ):
         ok, out = run_check(check, stub)
         assert not ok and "[to do]" in out

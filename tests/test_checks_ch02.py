@@ -76,8 +76,14 @@ def test_sigmoid_invariant_reference_and_correct_forms_pass(run_check):
     def in_numpy(s, w2, q2, m):
         return q2 * w2.numpy() - 2 * s.numpy() - 2 * np.exp(s.numpy())
 
-    for fn in (identity.sigmoid_invariant, halved, negated_shifted, softmax_with_one_word,
-               monotone, in_numpy):
+    for fn in (
+        identity.sigmoid_invariant,
+        halved,
+        negated_shifted,
+        softmax_with_one_word,
+        monotone,
+        in_numpy,
+    ):
         ok, out = run_check(checks.check_sigmoid_invariant, fn)
         assert ok and "[passed]" in out, (fn, out)
 
@@ -134,8 +140,13 @@ def test_sigmoid_invariant_is_kept_by_a_restricted_run_with_sigmoid_attention():
         with torch.no_grad():
             model.embedding.weight[background] = 0.0
         _, h = train_full_batch(
-            model, *corpus.train, int(40 / lr), lr, topic_word_ids=corpus.topic_word_ids,
-            frozen_word_ids=background, record_every=int(round(1 / lr)),
+            model,
+            *corpus.train,
+            int(40 / lr),
+            lr,
+            topic_word_ids=corpus.topic_word_ids,
+            frozen_word_ids=background,
+            record_every=int(round(1 / lr)),
         )
         s, w2 = h.topic_scores.double(), h.topic_norms.double().square()
         q2 = float(h.query_norm[0]) ** 2

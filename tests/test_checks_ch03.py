@@ -75,11 +75,13 @@ def test_lift_wrong_derivations(run_check):
 
 
 def test_lift_shapes_and_types(run_check):
-    ok, out = run_check(checks.check_lift_embeddings,
-                        lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).T)
+    ok, out = run_check(
+        checks.check_lift_embeddings, lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).T
+    )
     assert not ok and "one row per word" in out
-    ok, out = run_check(checks.check_lift_embeddings,
-                        lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).tolist())
+    ok, out = run_check(
+        checks.check_lift_embeddings, lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).tolist()
+    )
     assert not ok and "return the embeddings as a tensor" in out
 
 
@@ -87,8 +89,9 @@ def test_lift_embeddings_matches_a_trained_official_model_and_validates():
     from course_lib.training import train_full_batch
 
     corpus = topic.make_topic_corpus(n_background=20, n_sentences=30, seed=1)
-    official = topic.TopicAttention(corpus.vocab_size, 4, embed_dim=7, embedding_std=0.2,
-                                    seed=3).double()
+    official = topic.TopicAttention(
+        corpus.vocab_size, 4, embed_dim=7, embedding_std=0.2, seed=3
+    ).double()
     small = topic.reduce_fixed_classifier(official).double()
     initial = official.embedding.weight.detach().clone()
     for model in (official, small):
@@ -111,8 +114,9 @@ def test_lift_embeddings_matches_a_trained_official_model_and_validates():
 
 def _by_hand(data, *, own_sign=1.0, neighbour_sign=-1.0, distinct=False, n_of=len):
     """B_u^2 - sum_i sigma_i c_ui V_i / n_i written another way (or with one mistake)."""
-    sentences = [(list(dict.fromkeys(t)) if distinct else list(t), 1 if y else -1, n_of(t))
-                 for t, y in data]
+    sentences = [
+        (list(dict.fromkeys(t)) if distinct else list(t), 1 if y else -1, n_of(t)) for t, y in data
+    ]
     b = {}
     for words, sigma, n in sentences:
         for w in words:
@@ -143,11 +147,18 @@ def test_early_with_context_reference_and_other_forms_pass(run_check):
         return {w: np.float64(v) * 3 for w, v in law.items()}
 
     def tensor_values(data):
-        return {w: torch.tensor(v, dtype=torch.float64)
-                for w, v in sst.early_score_with_context(data).items()}
+        return {
+            w: torch.tensor(v, dtype=torch.float64)
+            for w, v in sst.early_score_with_context(data).items()
+        }
 
-    for fn in (sst.early_score_with_context, per_sentence_sum, _by_hand, numpy_values,
-               tensor_values):
+    for fn in (
+        sst.early_score_with_context,
+        per_sentence_sum,
+        _by_hand,
+        numpy_values,
+        tensor_values,
+    ):
         ok, out = run_check(checks.check_early_score_with_context, fn)
         assert ok and "[passed]" in out, (fn, out)
 
@@ -214,11 +225,15 @@ def test_early_with_context_bad_returns(run_check):
     assert not ok and "dict" in out
     ok, out = run_check(checks.check_early_score_with_context, lambda data: {"x": 1.0})
     assert not ok and "one key per word" in out
-    ok, out = run_check(checks.check_early_score_with_context,
-                        lambda data: dict.fromkeys(sst.early_score_with_context(data), "1"))
+    ok, out = run_check(
+        checks.check_early_score_with_context,
+        lambda data: dict.fromkeys(sst.early_score_with_context(data), "1"),
+    )
     assert not ok and "should be a number" in out
-    ok, out = run_check(checks.check_early_score_with_context,
-                        lambda data: dict.fromkeys(sst.early_score_with_context(data), np.inf))
+    ok, out = run_check(
+        checks.check_early_score_with_context,
+        lambda data: dict.fromkeys(sst.early_score_with_context(data), np.inf),
+    )
     assert not ok and "not a finite number" in out
 
 
@@ -228,14 +243,21 @@ def test_early_score_with_context_predicts_a_short_run():
     from course_lib.topic import TopicAttention, reduce_fixed_classifier
     from course_lib.training import train_full_batch
 
-    data = [(["good", "film", "good"], 1), (["bad", "film"], 0), (["a", "good", "plot"], 1),
-            (["a", "bad", "bad", "film", "plot"], 0), (["film"], 1), (["a", "plot"], 0)]
+    data = [
+        (["good", "film", "good"], 1),
+        (["bad", "film"], 0),
+        (["a", "good", "plot"], 1),
+        (["a", "bad", "bad", "film", "plot"], 0),
+        (["film"], 1),
+        (["a", "plot"], 0),
+    ]
     vocab = sst.build_vocabulary(data)
     batch = sst.pad_batch(data, vocab)
     official = TopicAttention(len(vocab), 2, embed_dim=20, embedding_std=0.0)
     model = reduce_fixed_classifier(official).double()
-    train_full_batch(model, batch.tokens, batch.labels, steps=2, lr=1e-3, mask=batch.mask,
-                     engine="autograd")
+    train_full_batch(
+        model, batch.tokens, batch.labels, steps=2, lr=1e-3, mask=batch.mask, engine="autograd"
+    )
     scores = model.scores().detach()
     law = sst.early_score_with_context(data)
     words = sorted(law)
@@ -243,8 +265,7 @@ def test_early_score_with_context_predicts_a_short_run():
     y = torch.tensor([law[w] for w in words], dtype=torch.float64)
     lam = float(x @ y / (y @ y))
     assert lam > 0 and float((x - lam * y).norm()) < 1e-3 * float(x.norm())
-    own = torch.tensor([_by_hand(data, neighbour_sign=0.0)[w] for w in words],
-                       dtype=torch.float64)
+    own = torch.tensor([_by_hand(data, neighbour_sign=0.0)[w] for w in words], dtype=torch.float64)
     lam_own = float(x @ own / (own @ own))
     assert float((x - lam_own * own).norm()) > 0.1 * float(x.norm())
     with pytest.raises(ValueError, match="labels 0/1"):
@@ -382,7 +403,7 @@ def test_early_score_law_check(run_check):
 def _net_counts(data, *, per_occurrence=False):
     net: dict = {}
     for tokens, label in data:
-        for w in (tokens if per_occurrence else set(tokens)):
+        for w in tokens if per_occurrence else set(tokens):
             net[w] = net.get(w, 0) + (1 if label == 1 else -1)
     return net
 
@@ -407,7 +428,7 @@ def test_early_score_law_other_wrong_laws(run_check):
     assert not ok and "1/n_i" in out
 
     def negative(data):
-        return {w: -float(n) ** 2 for w, n in _net_counts(data).items()}
+        return {w: -(float(n) ** 2) for w, n in _net_counts(data).items()}
 
     ok, out = run_check(checks.check_early_score_law, negative)
     assert not ok and "negative number" in out
@@ -419,11 +440,15 @@ def test_early_score_law_other_wrong_laws(run_check):
     ok, out = run_check(checks.check_early_score_law, over_frequency)
     assert not ok and "divide the squared net label count by the frequency" in out
 
-    ok, out = run_check(checks.check_early_score_law,
-                        lambda data: {w: str(v) for w, v in sst.early_score_law(data).items()})
+    ok, out = run_check(
+        checks.check_early_score_law,
+        lambda data: {w: str(v) for w, v in sst.early_score_law(data).items()},
+    )
     assert not ok and "finite number" in out and "str" in out
-    ok, out = run_check(checks.check_early_score_law,
-                        lambda data: {w: float("nan") for w in sst.word_frequency(data)})
+    ok, out = run_check(
+        checks.check_early_score_law,
+        lambda data: {w: float("nan") for w in sst.word_frequency(data)},
+    )
     assert not ok and "finite number" in out
 
 

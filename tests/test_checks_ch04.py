@@ -42,16 +42,30 @@ def test_soft_loss_check(run_check):
     ok, out = run_check(check, stub)
     assert not ok and "[to do]" in out
     expect(run_check, check, losses.hard_attention_loss, "hard attention", "blend")
-    expect(run_check, check, lambda a, x, y, g: F.cross_entropy(
-        (a[..., None] * _logits(x, g)).sum(1), y), "averaged the segments' logits")
-    expect(run_check, check, lambda a, x, y, g: F.cross_entropy(g(x.mean(1)), y),
-           "weight each segment")
-    expect(run_check, check, lambda a, x, y, g: F.cross_entropy(
-        g((a[..., None] * x).mean(1)), y), "divides it by m")
-    expect(run_check, check, lambda a, x, y, g: F.cross_entropy(
-        g((a[..., None] * x).sum(1)), y, reduction="sum"), "MEAN over the batch")
-    ok, out = run_check(check, lambda a, x, y, g: F.cross_entropy(g((a[..., None] * x).sum(1)),
-                                                                  y, reduction="none"))
+    expect(
+        run_check,
+        check,
+        lambda a, x, y, g: F.cross_entropy((a[..., None] * _logits(x, g)).sum(1), y),
+        "averaged the segments' logits",
+    )
+    expect(
+        run_check, check, lambda a, x, y, g: F.cross_entropy(g(x.mean(1)), y), "weight each segment"
+    )
+    expect(
+        run_check,
+        check,
+        lambda a, x, y, g: F.cross_entropy(g((a[..., None] * x).mean(1)), y),
+        "divides it by m",
+    )
+    expect(
+        run_check,
+        check,
+        lambda a, x, y, g: F.cross_entropy(g((a[..., None] * x).sum(1)), y, reduction="sum"),
+        "MEAN over the batch",
+    )
+    ok, out = run_check(
+        check, lambda a, x, y, g: F.cross_entropy(g((a[..., None] * x).sum(1)), y, reduction="none")
+    )
     assert not ok and "one number" in out
 
 
@@ -64,8 +78,12 @@ def test_hard_loss_check(run_check):
     expect(run_check, check, losses.lvml_loss, "that is LVML")
     expect(run_check, check, losses.soft_attention_loss, "soft attention")
     expect(run_check, check, lambda a, x, y, g: -_log_q(x, y, g).mean(), "weight each")
-    expect(run_check, check, lambda a, x, y, g: -(a * _log_q(x, y, g)).sum(0).mean(),
-           "axes are swapped")
+    expect(
+        run_check,
+        check,
+        lambda a, x, y, g: -(a * _log_q(x, y, g)).sum(0).mean(),
+        "axes are swapped",
+    )
     expect(run_check, check, lambda a, x, y, g: (a * _log_q(x, y, g)).sum(1).mean(), "sign")
 
 
@@ -75,24 +93,34 @@ def test_lvml_loss_check(run_check):
     assert ok and "[passed]" in out
     ok, out = run_check(check, stub)
     assert not ok and "[to do]" in out
-    expect(run_check, check, lambda a, x, y, g: F.cross_entropy(
-        (a[..., None] * _logits(x, g)).sum(1), y), "averaged the LOGITS")
+    expect(
+        run_check,
+        check,
+        lambda a, x, y, g: F.cross_entropy((a[..., None] * _logits(x, g)).sum(1), y),
+        "averaged the LOGITS",
+    )
 
     def naive(a, x, y, g):  # right formula, no log-sum-exp
-        q = torch.softmax(_logits(x, g), -1).gather(-1, y.view(-1, 1, 1).expand(-1, x.shape[1],
-                                                                               1))[..., 0]
+        q = torch.softmax(_logits(x, g), -1).gather(-1, y.view(-1, 1, 1).expand(-1, x.shape[1], 1))[
+            ..., 0
+        ]
         return -torch.log((a * q).sum(1)).mean()
 
     expect(run_check, check, naive, "underflow", "logsumexp")
 
     def clipped(a, x, y, g):  # the official code's +1e-30
-        q = torch.softmax(_logits(x, g), -1).gather(-1, y.view(-1, 1, 1).expand(-1, x.shape[1],
-                                                                               1))[..., 0]
+        q = torch.softmax(_logits(x, g), -1).gather(-1, y.view(-1, 1, 1).expand(-1, x.shape[1], 1))[
+            ..., 0
+        ]
         return -torch.log((a * q).sum(1) + 1e-30).mean()
 
     expect(run_check, check, clipped, "log space")
-    expect(run_check, check, lambda a, x, y, g: -torch.logsumexp(
-        torch.log(a) + _log_q(x, y, g), 0).mean(), "axes are swapped")
+    expect(
+        run_check,
+        check,
+        lambda a, x, y, g: -torch.logsumexp(torch.log(a) + _log_q(x, y, g), 0).mean(),
+        "axes are swapped",
+    )
     expect(run_check, check, losses.hard_attention_loss, "hard attention")
 
 
@@ -116,6 +144,7 @@ def test_alpha_gradient_check(run_check):
             if kind == "unnormalised":
                 return -q
             return -alpha * q / (alpha * q).sum(1, keepdim=True)
+
         return fn
 
     expect(run_check, check, lvml_wrong("unnormalised"), "'lvml'", "normalisation")
@@ -144,33 +173,44 @@ def test_alpha_gradient_check(run_check):
     assert not ok and "shape" in out
 
 
-@pytest.mark.parametrize("student", [
-    flow.incentive_crossover,
-    lambda C: ((C - 1) / math.log(C) - 1) / (C - 1),  # straight from the equation
-    lambda C: np.float32(1 / np.log(C) - 1 / (C - 1)),
-    lambda C: torch.tensor(1 / math.log(C) - 1 / (C - 1), dtype=torch.float64),
-    lambda C: np.array([1 / math.log(C) - 1 / (C - 1)]),
-    lambda C: brentq(lambda a: flow.focus_incentive("lvml", a, 800.0, C=C) - math.log(C),
-                     1e-6, 1.0, xtol=1e-14),  # found numerically at a converged classifier
-], ids=["reference", "unsimplified", "float32", "tensor", "one-element array", "root"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        flow.incentive_crossover,
+        lambda C: ((C - 1) / math.log(C) - 1) / (C - 1),  # straight from the equation
+        lambda C: np.float32(1 / np.log(C) - 1 / (C - 1)),
+        lambda C: torch.tensor(1 / math.log(C) - 1 / (C - 1), dtype=torch.float64),
+        lambda C: np.array([1 / math.log(C) - 1 / (C - 1)]),
+        lambda C: brentq(
+            lambda a: flow.focus_incentive("lvml", a, 800.0, C=C) - math.log(C),
+            1e-6,
+            1.0,
+            xtol=1e-14,
+        ),  # found numerically at a converged classifier
+    ],
+    ids=["reference", "unsimplified", "float32", "tensor", "one-element array", "root"],
+)
 def test_incentive_crossover_accepts_correct_forms(run_check, student):
     ok, out = run_check(checks.check_incentive_crossover, student)
     assert ok and "[passed]" in out, out
 
 
-@pytest.mark.parametrize("student, hint", [
-    (lambda C: 1 / math.log(C), "not 1/alpha"),
-    (lambda C: (C - 1) / (C * math.log(C)), "keep the (1 - alpha)/C"),
-    (lambda C: 1 / math.log2(C) - 1 / (C - 1), "natural logarithm"),
-    (lambda C: 1 / math.log(C) + 1 / (C - 1), "the sign of the second term"),
-    (lambda C: 1 / math.log(C) - 1 / C, "C - 1, not C"),
-    (lambda C: ch04._finite_difference_crossover(C), "finite differences"),
-    (lambda C: 1 - 1 / math.log(C) + 1 / (C - 1), "not 1 - alpha*"),
-    (lambda C: 1.05 * (1 / math.log(C) - 1 / (C - 1)), "for C = 2 the crossover is"),
-    (lambda C: math.log(C), "not a focus quality"),
-    (lambda C: [0.3, 0.4], "one number"),
-    (lambda C: "lvml", "a number"),
-])
+@pytest.mark.parametrize(
+    "student, hint",
+    [
+        (lambda C: 1 / math.log(C), "not 1/alpha"),
+        (lambda C: (C - 1) / (C * math.log(C)), "keep the (1 - alpha)/C"),
+        (lambda C: 1 / math.log2(C) - 1 / (C - 1), "natural logarithm"),
+        (lambda C: 1 / math.log(C) + 1 / (C - 1), "the sign of the second term"),
+        (lambda C: 1 / math.log(C) - 1 / C, "C - 1, not C"),
+        (lambda C: ch04._finite_difference_crossover(C), "finite differences"),
+        (lambda C: 1 - 1 / math.log(C) + 1 / (C - 1), "not 1 - alpha*"),
+        (lambda C: 1.05 * (1 / math.log(C) - 1 / (C - 1)), "for C = 2 the crossover is"),
+        (lambda C: math.log(C), "not a focus quality"),
+        (lambda C: [0.3, 0.4], "one number"),
+        (lambda C: "lvml", "a number"),
+    ],
+)
 def test_incentive_crossover_rejects_wrong_derivations(run_check, student, hint):
     ok, out = run_check(checks.check_incentive_crossover, student)
     assert not ok and "[wrong]" in out and hint in out, out

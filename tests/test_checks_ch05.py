@@ -28,18 +28,21 @@ def test_reduced_soft_loss_check(run_check):
     assert ok and "[passed]" in out
     ok, out = run_check(checks.check_reduced_soft_loss, stub)
     assert not ok and "[to do]" in out
-    ok, out = run_check(checks.check_reduced_soft_loss,
-                        lambda alpha, mu, C: np.log1p((C - 1) * np.exp(-mu)))
+    ok, out = run_check(
+        checks.check_reduced_soft_loss, lambda alpha, mu, C: np.log1p((C - 1) * np.exp(-mu))
+    )
     assert not ok and "[wrong]" in out and "alpha mu" in out
-    ok, out = run_check(checks.check_reduced_soft_loss,
-                        lambda alpha, mu, C: np.log1p(C * np.exp(-alpha * mu)))
+    ok, out = run_check(
+        checks.check_reduced_soft_loss, lambda alpha, mu, C: np.log1p(C * np.exp(-alpha * mu))
+    )
     assert not ok and "C - 1 wrong classes" in out
-    ok, out = run_check(checks.check_reduced_soft_loss,
-                        lambda alpha, mu, C: flow.reduced_loss("hard", alpha, mu, C=C))
+    ok, out = run_check(
+        checks.check_reduced_soft_loss,
+        lambda alpha, mu, C: flow.reduced_loss("hard", alpha, mu, C=C),
+    )
     assert not ok and "hard attention" in out
     # right formula, written naively: overflows at very negative margins
-    ok, out = run_check(checks.check_reduced_soft_loss,
-                        naive_soft_loss)
+    ok, out = run_check(checks.check_reduced_soft_loss, naive_soft_loss)
     assert not ok and "overflow" in out
     ok, out = run_check(checks.check_reduced_soft_loss, lambda alpha, mu, C: alpha[0])
     assert not ok and "shape" in out
@@ -90,16 +93,22 @@ def _alpha_beta(mu, nu, m, C, n_focus=None, n_class=None):
 def likelihood_other_form(mu, nu, m, C):
     """Another correct form: alpha beta / (e^mu + C - 1), with beta - 1/C written out."""
     a, b = _alpha_beta(mu, nu, m, C)
-    return [a * b / (np.exp(mu) + C - 1),
-            a * (1 - a) * (C - 1) * np.expm1(mu) / (C * C * (np.exp(mu) + C - 1))]
+    return [
+        a * b / (np.exp(mu) + C - 1),
+        a * (1 - a) * (C - 1) * np.expm1(mu) / (C * C * (np.exp(mu) + C - 1)),
+    ]
 
 
-@pytest.mark.parametrize("make", [
-    lambda f: f,
-    lambda f: lambda *args, **kw: tuple(float(v) for v in f(*args, **kw)),
-    lambda f: lambda *args, **kw: torch.tensor(np.asarray(f(*args, **kw), dtype=float)),
-    lambda f: lambda *args, **kw: tuple(np.float32(v) for v in f(*args, **kw)),
-], ids=["list", "python-floats", "tensor", "float32"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f: f,
+        lambda f: lambda *args, **kw: tuple(float(v) for v in f(*args, **kw)),
+        lambda f: lambda *args, **kw: torch.tensor(np.asarray(f(*args, **kw), dtype=float)),
+        lambda f: lambda *args, **kw: tuple(np.float32(v) for v in f(*args, **kw)),
+    ],
+    ids=["list", "python-floats", "tensor", "float32"],
+)
 def test_likelihood_flow_rhs_accepts_correct_forms(run_check, make):
     ok, out = run_check(checks.check_likelihood_flow_rhs, make(likelihood_other_form))
     assert ok and "[passed]" in out
@@ -140,24 +149,28 @@ def _wrong_likelihood(kind):
         if kind == "one number":
             return dmu
         raise AssertionError(kind)
+
     return rhs
 
 
-@pytest.mark.parametrize("kind, hint", [
-    ("sign", "go downhill"),
-    ("swapped", "(dnu/dt, dmu/dt)"),
-    ("lvml", "LVML's flow"),
-    ("no 1/(C-1)", "without the factor 1/(C - 1)"),
-    ("1/C", "divides by C"),
-    ("no chain rule", "alpha (1 - alpha)"),
-    ("no 1/C", "lacks the factor 1/C"),
-    ("background 0", "probability 1/C, not 0"),
-    ("m not m-1", "m - 1 background segments"),
-    ("C not C-1", "C - 1 wrong classes"),
-    ("dnu off", "dmu/dt is right but dnu/dt is not"),
-    ("both off", "both derivatives differ"),
-    ("one number", "return the pair"),
-])
+@pytest.mark.parametrize(
+    "kind, hint",
+    [
+        ("sign", "go downhill"),
+        ("swapped", "(dnu/dt, dmu/dt)"),
+        ("lvml", "LVML's flow"),
+        ("no 1/(C-1)", "without the factor 1/(C - 1)"),
+        ("1/C", "divides by C"),
+        ("no chain rule", "alpha (1 - alpha)"),
+        ("no 1/C", "lacks the factor 1/C"),
+        ("background 0", "probability 1/C, not 0"),
+        ("m not m-1", "m - 1 background segments"),
+        ("C not C-1", "C - 1 wrong classes"),
+        ("dnu off", "dmu/dt is right but dnu/dt is not"),
+        ("both off", "both derivatives differ"),
+        ("one number", "return the pair"),
+    ],
+)
 def test_likelihood_flow_rhs_rejects_wrong_derivations(run_check, kind, hint):
     ok, out = run_check(checks.check_likelihood_flow_rhs, _wrong_likelihood(kind))
     assert not ok and "[wrong]" in out and hint in out, out
@@ -171,8 +184,14 @@ def test_likelihood_flow_rhs_check_stub(run_check):
 def test_likelihood_flow_follows_the_lvml_orbit():
     """The exercise's follow-up claims the expected-likelihood flow keeps LVML's orbit."""
     t = np.linspace(0.0, 200.0, 50)
-    sol = solve_ivp(lambda _, y: flow.likelihood_flow_rhs(y[0], y[1], m=5, C=3), (0, 200),
-                    [0.0, 0.0], t_eval=t, rtol=1e-10, atol=1e-12)
+    sol = solve_ivp(
+        lambda _, y: flow.likelihood_flow_rhs(y[0], y[1], m=5, C=3),
+        (0, 200),
+        [0.0, 0.0],
+        t_eval=t,
+        rtol=1e-10,
+        atol=1e-12,
+    )
     mu, nu = sol.y
     assert nu[-1] > 1.0  # the focus moved
     lvml = np.abs(flow.orbit_invariant("lvml", mu, nu, m=5, C=3)).max()
@@ -189,8 +208,10 @@ def test_fixed_focus_hard_margin_w_sign_and_complex(run_check):
 
     ok, out = run_check(checks.check_fixed_focus_hard_margin, lambert_term)
     assert not ok and "W_0(e^x / (C - 1)) itself" in out and "integration constant" not in out
-    ok, out = run_check(checks.check_fixed_focus_hard_margin,
-                        lambda alpha, t, C: -flow.fixed_focus_hard_margin(alpha, t, C=C))
+    ok, out = run_check(
+        checks.check_fixed_focus_hard_margin,
+        lambda alpha, t, C: -flow.fixed_focus_hard_margin(alpha, t, C=C),
+    )
     assert not ok and "the sign" in out
 
     def complex_valued(alpha, t, C):
@@ -211,8 +232,8 @@ def test_fixed_focus_hard_margin_other_correct_forms(run_check):
 
     def root_find(alpha, t, C):
         def solve(ti):
-            return brentq(lambda u: np.exp(u) + (C - 1) * u - alpha * ti - 1, 0.0, 50.0,
-                          xtol=1e-14)
+            return brentq(lambda u: np.exp(u) + (C - 1) * u - alpha * ti - 1, 0.0, 50.0, xtol=1e-14)
+
         return np.array([solve(ti) for ti in np.atleast_1d(t)])
 
     for right in (logarithm, root_find):
@@ -222,8 +243,9 @@ def test_fixed_focus_hard_margin_other_correct_forms(run_check):
 
 def _time_by_root(method, m, C):
     """Another correct form: solve the ODE in time and find where alpha = 1/2 by root finding."""
-    return brentq(lambda t: flow.solve_flow(method, [t], m=m, C=C)[1][0] - np.log(m - 1),
-                  1.0, 1e4, xtol=1e-10)
+    return brentq(
+        lambda t: flow.solve_flow(method, [t], m=m, C=C)[1][0] - np.log(m - 1), 1.0, 1e4, xtol=1e-10
+    )
 
 
 def _time_along_nu(method, m, C):
@@ -234,27 +256,43 @@ def _time_along_nu(method, m, C):
 
     def mu_of(nu):
         target = float(law.attention_potential(nu, m - 1))
-        return brentq(lambda mu: float(flow.orbit_potential(method, mu, C=C)) - target, 0.0, 50.0,
-                      xtol=1e-14)
+        return brentq(
+            lambda mu: float(flow.orbit_potential(method, mu, C=C)) - target, 0.0, 50.0, xtol=1e-14
+        )
 
     # nu starts at 0 with dnu/dt = 0: integrate in mu over a first short stretch instead
     mu0 = 1e-3
-    first = quad(lambda mu: 1 / rhs(0.0, [mu, float(flow.orbit(method, mu, m=m, C=C))])[0],
-                 0.0, mu0, epsabs=0, epsrel=1e-12)[0]
+    first = quad(
+        lambda mu: 1 / rhs(0.0, [mu, float(flow.orbit(method, mu, m=m, C=C))])[0],
+        0.0,
+        mu0,
+        epsabs=0,
+        epsrel=1e-12,
+    )[0]
     nu0 = float(flow.orbit(method, mu0, m=m, C=C))
-    rest = quad(lambda nu: 1 / rhs(0.0, [mu_of(nu), nu])[1], nu0, np.log(m - 1),
-                epsabs=0, epsrel=1e-11, limit=200)[0]
+    rest = quad(
+        lambda nu: 1 / rhs(0.0, [mu_of(nu), nu])[1],
+        nu0,
+        np.log(m - 1),
+        epsabs=0,
+        epsrel=1e-11,
+        limit=200,
+    )[0]
     return first + rest
 
 
-@pytest.mark.parametrize("student", [
-    flow.time_to_half,
-    lambda method, m, C: np.float64(flow.time_to_half(method, m=m, C=C)),
-    lambda method, m, C: torch.tensor(flow.time_to_half(method, m=m, C=C)),
-    lambda method, m, C: np.array([flow.time_to_half(method, m=m, C=C)]),
-    _time_by_root,
-    _time_along_nu,
-], ids=["reference", "numpy", "tensor", "one-element array", "root of solve_flow", "in nu"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        flow.time_to_half,
+        lambda method, m, C: np.float64(flow.time_to_half(method, m=m, C=C)),
+        lambda method, m, C: torch.tensor(flow.time_to_half(method, m=m, C=C)),
+        lambda method, m, C: np.array([flow.time_to_half(method, m=m, C=C)]),
+        _time_by_root,
+        _time_along_nu,
+    ],
+    ids=["reference", "numpy", "tensor", "one-element array", "root of solve_flow", "in nu"],
+)
 def test_time_to_half_accepts_correct_forms(run_check, student):
     ok, out = run_check(checks.check_time_to_half, student)
     assert ok and "[passed]" in out, out
@@ -265,19 +303,23 @@ def _wrong_time(**kind):
         if kind.get("m_not_m_minus_1"):
             return ch05._time_along_orbit(method, m, C, np.log(m))
         return ch05._time_along_orbit(method, m, C, np.log(m - 1), **kind)
+
     return student
 
 
-@pytest.mark.parametrize("student, hint", [
-    (_wrong_time(m_not_m_minus_1=True), "e^nu = m - 1, not m"),
-    (_wrong_time(integrand="margin"), "that is the MARGIN"),
-    (_wrong_time(integrand="speed"), "not the speed"),
-    (_wrong_time(frozen_focus=True), "not at nu = 0"),
-    (_wrong_time(orbit_of="soft"), "its own orbit"),
-    (lambda method, m, C: 1.001 * flow.time_to_half(method, m=m, C=C), "within 1 %"),
-    (lambda method, m, C: 2 * flow.time_to_half(method, m=m, C=C), "alpha reaches 1/2 at t ="),
-    (lambda method, m, C: [1.0, 2.0], "one time"),
-])
+@pytest.mark.parametrize(
+    "student, hint",
+    [
+        (_wrong_time(m_not_m_minus_1=True), "e^nu = m - 1, not m"),
+        (_wrong_time(integrand="margin"), "that is the MARGIN"),
+        (_wrong_time(integrand="speed"), "not the speed"),
+        (_wrong_time(frozen_focus=True), "not at nu = 0"),
+        (_wrong_time(orbit_of="soft"), "its own orbit"),
+        (lambda method, m, C: 1.001 * flow.time_to_half(method, m=m, C=C), "within 1 %"),
+        (lambda method, m, C: 2 * flow.time_to_half(method, m=m, C=C), "alpha reaches 1/2 at t ="),
+        (lambda method, m, C: [1.0, 2.0], "one time"),
+    ],
+)
 def test_time_to_half_rejects_wrong_derivations(run_check, student, hint):
     ok, out = run_check(checks.check_time_to_half, student)
     assert not ok and "[wrong]" in out and hint in out, out

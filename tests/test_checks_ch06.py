@@ -21,47 +21,68 @@ def test_train_hybrid_check(run_check):
     ok, out = run_check(checks.check_train_hybrid, stub)
     assert not ok and "[to do]" in out
 
-    def one_optimizer(focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256,
-                      momentum=0.9):
-        f, c = ch06._one_optimizer((focus, classifier),
-                                   [("soft", soft_epochs), ("hard", hard_epochs)])
+    def one_optimizer(
+        focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256, momentum=0.9
+    ):
+        f, c = ch06._one_optimizer(
+            (focus, classifier), [("soft", soft_epochs), ("hard", hard_epochs)]
+        )
         for mine, trained in ((focus, f), (classifier, c)):
             mine.load_state_dict(trained.state_dict())
-        return focus, classifier, mosaic_training.MosaicHistory(
-            torch.zeros(soft_epochs + hard_epochs), torch.zeros(soft_epochs + hard_epochs))
+        return (
+            focus,
+            classifier,
+            mosaic_training.MosaicHistory(
+                torch.zeros(soft_epochs + hard_epochs), torch.zeros(soft_epochs + hard_epochs)
+            ),
+        )
 
     ok, out = run_check(checks.check_train_hybrid, one_optimizer)
     assert not ok and "FRESH optimizer" in out
 
-    def hard_first(focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256,
-                   momentum=0.9):
+    def hard_first(
+        focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256, momentum=0.9
+    ):
         parts = []
         for name, epochs in (("hard", hard_epochs), ("soft", soft_epochs)):
             if epochs:
-                parts.append(mosaic_training.train_mosaic(
-                    focus, classifier, data, name, epochs=epochs, lr=lr,
-                    batch_size=batch_size)[2])
-        return focus, classifier, mosaic_training.MosaicHistory(
-            *(torch.cat(col) for col in zip(*parts)))
+                parts.append(
+                    mosaic_training.train_mosaic(
+                        focus, classifier, data, name, epochs=epochs, lr=lr, batch_size=batch_size
+                    )[2]
+                )
+        return (
+            focus,
+            classifier,
+            mosaic_training.MosaicHistory(*(torch.cat(col) for col in zip(*parts))),
+        )
 
     ok, out = run_check(checks.check_train_hybrid, hard_first)
     assert not ok and "soft comes FIRST" in out
 
-    def soft_only(focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256,
-                  momentum=0.9):
-        return mosaic_training.train_mosaic(focus, classifier, data, "soft",
-                                            epochs=soft_epochs + hard_epochs, lr=lr,
-                                            batch_size=batch_size)
+    def soft_only(
+        focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256, momentum=0.9
+    ):
+        return mosaic_training.train_mosaic(
+            focus,
+            classifier,
+            data,
+            "soft",
+            epochs=soft_epochs + hard_epochs,
+            lr=lr,
+            batch_size=batch_size,
+        )
 
     ok, out = run_check(checks.check_train_hybrid, soft_only)
     assert not ok and "soft loss only" in out
 
-    def last_phase_history(focus, classifier, data, soft_epochs, hard_epochs, lr,
-                           batch_size=256, momentum=0.9):
-        out = mosaic_training.train_hybrid(focus, classifier, data, soft_epochs, hard_epochs,
-                                           lr, batch_size)
-        return out[0], out[1], mosaic_training.MosaicHistory(out[2].loss[-1:],
-                                                             out[2].mean_a_z[-1:])
+    def last_phase_history(
+        focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size=256, momentum=0.9
+    ):
+        out = mosaic_training.train_hybrid(
+            focus, classifier, data, soft_epochs, hard_epochs, lr, batch_size
+        )
+        return out[0], out[1], mosaic_training.MosaicHistory(out[2].loss[-1:], out[2].mean_a_z[-1:])
 
     ok, out = run_check(checks.check_train_hybrid, last_phase_history)
     assert not ok and "one value per epoch" in out
@@ -87,13 +108,17 @@ def simulated_lag(beta, steps):
     return float((start - kept.detach()) - (-fresh.detach())) / kept_step
 
 
-@pytest.mark.parametrize("student", [
-    flow.fresh_momentum_lag,
-    lambda beta, k: sum(beta**n for n in range(1, k + 1)),
-    lambda beta, k: np.float32(beta * (1 - beta**k) / (1 - beta)),
-    lambda beta, k: torch.tensor(beta * (1 - beta**k) / (1 - beta), dtype=torch.float64),
-    lambda beta, k: np.array(beta / (1 - beta) - beta ** (k + 1) / (1 - beta)),
-], ids=["reference", "sum", "float32", "tensor", "0-d array, other form"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        flow.fresh_momentum_lag,
+        lambda beta, k: sum(beta**n for n in range(1, k + 1)),
+        lambda beta, k: np.float32(beta * (1 - beta**k) / (1 - beta)),
+        lambda beta, k: torch.tensor(beta * (1 - beta**k) / (1 - beta), dtype=torch.float64),
+        lambda beta, k: np.array(beta / (1 - beta) - beta ** (k + 1) / (1 - beta)),
+    ],
+    ids=["reference", "sum", "float32", "tensor", "0-d array, other form"],
+)
 def test_fresh_momentum_lag_accepts_correct_forms(run_check, student):
     ok, out = run_check(checks.check_fresh_momentum_lag, student)
     assert ok and "[passed]" in out, out
@@ -105,21 +130,24 @@ def test_fresh_momentum_lag_accepts_a_measurement(run_check):
     assert ok and "[passed]" in out, out
 
 
-@pytest.mark.parametrize("student, hint", [
-    (lambda beta, k: beta / (1 - beta), "infinitely many steps"),
-    (lambda beta, k: 1 / (1 - beta) if beta < 1 else 0.0, "time constant"),
-    (lambda beta, k: (1 - beta**k) / (1 - beta), "beta^0 + ... + beta^(k-1)"),
-    (lambda beta, k: beta * (1 - beta ** max(k - 1, 0)) / (1 - beta), "stopped at k - 1"),
-    (lambda beta, k: beta * (1 - beta**k) / (1 - beta) ** 2, "plain SGD steps"),
-    (lambda beta, k: beta**k, "the k-th step alone"),
-    (lambda beta, k: beta**k / (1 - beta), "the k-th step's shortfall"),
-    (lambda beta, k: -beta * (1 - beta**k) / (1 - beta), "positive lag"),
-    (lambda beta, k: beta * (1 - beta**k) / (1 - beta) + (k == 0), "after 0 steps"),
-    (lambda beta, k: 1.1 * beta * (1 - beta**k) / (1 - beta) + (beta == 0), "beta = 0"),
-    (lambda beta, k: 1.1 * beta * (1 - beta**k) / (1 - beta), "at beta = 0.9, steps = 4"),
-    (lambda beta, k: [1.0, 2.0], "one number"),
-    (lambda beta, k: "nine", "a number"),
-])
+@pytest.mark.parametrize(
+    "student, hint",
+    [
+        (lambda beta, k: beta / (1 - beta), "infinitely many steps"),
+        (lambda beta, k: 1 / (1 - beta) if beta < 1 else 0.0, "time constant"),
+        (lambda beta, k: (1 - beta**k) / (1 - beta), "beta^0 + ... + beta^(k-1)"),
+        (lambda beta, k: beta * (1 - beta ** max(k - 1, 0)) / (1 - beta), "stopped at k - 1"),
+        (lambda beta, k: beta * (1 - beta**k) / (1 - beta) ** 2, "plain SGD steps"),
+        (lambda beta, k: beta**k, "the k-th step alone"),
+        (lambda beta, k: beta**k / (1 - beta), "the k-th step's shortfall"),
+        (lambda beta, k: -beta * (1 - beta**k) / (1 - beta), "positive lag"),
+        (lambda beta, k: beta * (1 - beta**k) / (1 - beta) + (k == 0), "after 0 steps"),
+        (lambda beta, k: 1.1 * beta * (1 - beta**k) / (1 - beta) + (beta == 0), "beta = 0"),
+        (lambda beta, k: 1.1 * beta * (1 - beta**k) / (1 - beta), "at beta = 0.9, steps = 4"),
+        (lambda beta, k: [1.0, 2.0], "one number"),
+        (lambda beta, k: "nine", "a number"),
+    ],
+)
 def test_fresh_momentum_lag_rejects_wrong_derivations(run_check, student, hint):
     ok, out = run_check(checks.check_fresh_momentum_lag, student)
     assert not ok and "[wrong]" in out and hint in out, out
@@ -142,6 +170,7 @@ def test_fresh_momentum_lag_reference():
 
 def test_the_follow_up_horizon_is_where_the_switch_matters():
     """The exercise's horizon is twice the peak of soft's lead, where the switch matters."""
+
     def alpha(method, t, switch_time=None):
         nu = flow.solve_flow(method, t, m=10, C=10, switch_time=switch_time)[1]
         return np.exp(nu) / (np.exp(nu) + 9)
@@ -172,14 +201,22 @@ def _eliminator_by_simulation(C, m):
     return {k: 100 * v / total for k, v in counts.items()}
 
 
-@pytest.mark.parametrize("student", [
-    metrics.shortcut_table,
-    lambda C, m: {k: np.float32(v) for k, v in metrics.shortcut_table(C, m).items()},
-    lambda C, m: {k: torch.tensor(v) for k, v in metrics.shortcut_table(C, m).items()},
-    lambda C, m: {"FTPT": 100 * ((C - 1) + 1 / m) / C, "FFPT": 100 * (m - 1) / (m * C),
-                  "FTPF": 0, "FFPF": 0},
-    _eliminator_by_simulation,
-], ids=["reference", "float32", "tensors", "other form, ints", "enumeration"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        metrics.shortcut_table,
+        lambda C, m: {k: np.float32(v) for k, v in metrics.shortcut_table(C, m).items()},
+        lambda C, m: {k: torch.tensor(v) for k, v in metrics.shortcut_table(C, m).items()},
+        lambda C, m: {
+            "FTPT": 100 * ((C - 1) + 1 / m) / C,
+            "FFPT": 100 * (m - 1) / (m * C),
+            "FTPF": 0,
+            "FFPF": 0,
+        },
+        _eliminator_by_simulation,
+    ],
+    ids=["reference", "float32", "tensors", "other form, ints", "enumeration"],
+)
 def test_shortcut_table_accepts_correct_forms(run_check, student):
     ok, out = run_check(checks.check_shortcut_table, student)
     assert ok and "[passed]" in out, out
@@ -191,13 +228,16 @@ def test_shortcut_table_names_each_mistake(run_check, hint):
     assert not ok and "[wrong]" in out and hint in out, out
 
 
-@pytest.mark.parametrize("student, hint", [
-    (lambda C, m: {**metrics.shortcut_table(C, m), "FTPT": 100.0}, "sum to 100"),
-    (lambda C, m: {"FTPT": 50.0, "FFPT": 30.0, "FTPF": 10.0, "FFPF": 10.0}, "FTPF and FFPF"),
-    (lambda C, m: {"FTPT": 60.0, "FFPT": 40.0, "FTPF": 0.0, "FFPF": 0.0}, "split the mosaics"),
-    (lambda C, m: {"FTPT": 1.0}, "keys"),
-    (lambda C, m: {k: [1.0, 2.0] for k in ("FTPT", "FFPT", "FTPF", "FFPF")}, "one number"),
-])
+@pytest.mark.parametrize(
+    "student, hint",
+    [
+        (lambda C, m: {**metrics.shortcut_table(C, m), "FTPT": 100.0}, "sum to 100"),
+        (lambda C, m: {"FTPT": 50.0, "FFPT": 30.0, "FTPF": 10.0, "FFPF": 10.0}, "FTPF and FFPF"),
+        (lambda C, m: {"FTPT": 60.0, "FFPT": 40.0, "FTPF": 0.0, "FFPF": 0.0}, "split the mosaics"),
+        (lambda C, m: {"FTPT": 1.0}, "keys"),
+        (lambda C, m: {k: [1.0, 2.0] for k in ("FTPT", "FFPT", "FTPF", "FFPF")}, "one number"),
+    ],
+)
 def test_shortcut_table_rejects_other_wrong_tables(run_check, student, hint):
     ok, out = run_check(checks.check_shortcut_table, student)
     assert not ok and "[wrong]" in out and hint in out, out
@@ -218,10 +258,13 @@ def test_shortcut_table_reference():
 
 def test_per_class_focus_accuracy_reference():
     alpha = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
-    out = metrics.per_class_focus_accuracy(alpha, torch.tensor([0, 1, 1, 1, 0]),
-                                           torch.tensor([0, 0, 1, 1, 1]), 3)
+    out = metrics.per_class_focus_accuracy(
+        alpha, torch.tensor([0, 1, 1, 1, 0]), torch.tensor([0, 0, 1, 1, 1]), 3
+    )
     assert out[0] == 100.0 and abs(out[1] - 200 / 3) < 1e-12 and torch.isnan(out[2])
     import pytest
+
     with pytest.raises(ValueError, match="labels"):
-        metrics.per_class_focus_accuracy(alpha, torch.zeros(5, dtype=torch.long),
-                                         torch.tensor([0, 0, 1, 1, 5]), 3)
+        metrics.per_class_focus_accuracy(
+            alpha, torch.zeros(5, dtype=torch.long), torch.tensor([0, 0, 1, 1, 5]), 3
+        )

@@ -16,33 +16,40 @@ def stub(*args):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("student", [
-    conservation.temperature_law_constant,
-    lambda q2, T, lk, lw: (lk / lw) * (q2 / T**2) / 2,  # another order
-    lambda q2, T, lk, lw: np.float32(lk * q2 / (2 * T * T * lw)),
-    lambda q2, T, lk, lw: torch.tensor(lk * q2 / (2 * T**2 * lw), dtype=torch.float64),
-    lambda q2, T, lk, lw: np.array([lk * q2 / (2 * T**2 * lw)]),
-    lambda q2, T, lk, lw: lk * math.sqrt(q2) ** 2 / (2 * T**2 * lw),
-], ids=["reference", "ratio form", "float32", "tensor", "one-element array", "sqrt squared"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        conservation.temperature_law_constant,
+        lambda q2, T, lk, lw: (lk / lw) * (q2 / T**2) / 2,  # another order
+        lambda q2, T, lk, lw: np.float32(lk * q2 / (2 * T * T * lw)),
+        lambda q2, T, lk, lw: torch.tensor(lk * q2 / (2 * T**2 * lw), dtype=torch.float64),
+        lambda q2, T, lk, lw: np.array([lk * q2 / (2 * T**2 * lw)]),
+        lambda q2, T, lk, lw: lk * math.sqrt(q2) ** 2 / (2 * T**2 * lw),
+    ],
+    ids=["reference", "ratio form", "float32", "tensor", "one-element array", "sqrt squared"],
+)
 def test_temperature_law_constant_accepts_correct_forms(run_check, student):
     ok, out = run_check(checks.check_temperature_law_constant, student)
     assert ok and "[passed]" in out, out
 
 
-@pytest.mark.parametrize("student, hint", [
-    (lambda q2, T, lk, lw: lk * q2 / (2 * T * lw), "1/T^2, not 1/T"),
-    (lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw), "SLOWER"),
-    (lambda q2, T, lk, lw: lk * q2 / (2 * lw), "temperature is missing"),
-    (lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk), "upside down"),
-    (lambda q2, T, lk, lw: q2 / (2 * T**2), "learning rates are missing"),
-    (lambda q2, T, lk, lw: lk * q2 / (T**2 * lw), "factor 1/2 is missing"),
-    (lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw), "do not square it again"),
-    (lambda q2, T, lk, lw: lk * math.sqrt(q2) / (2 * T**2 * lw), "not ||q||"),
-    (lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2), "that is 1/c"),
-    (lambda q2, T, lk, lw: 1.1 * lk * q2 / (2 * T**2 * lw), "the constant is"),
-    (lambda q2, T, lk, lw: [1.0, 2.0], "one number"),
-    (lambda q2, T, lk, lw: "c", "a number"),
-])
+@pytest.mark.parametrize(
+    "student, hint",
+    [
+        (lambda q2, T, lk, lw: lk * q2 / (2 * T * lw), "1/T^2, not 1/T"),
+        (lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw), "SLOWER"),
+        (lambda q2, T, lk, lw: lk * q2 / (2 * lw), "temperature is missing"),
+        (lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk), "upside down"),
+        (lambda q2, T, lk, lw: q2 / (2 * T**2), "learning rates are missing"),
+        (lambda q2, T, lk, lw: lk * q2 / (T**2 * lw), "factor 1/2 is missing"),
+        (lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw), "do not square it again"),
+        (lambda q2, T, lk, lw: lk * math.sqrt(q2) / (2 * T**2 * lw), "not ||q||"),
+        (lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2), "that is 1/c"),
+        (lambda q2, T, lk, lw: 1.1 * lk * q2 / (2 * T**2 * lw), "the constant is"),
+        (lambda q2, T, lk, lw: [1.0, 2.0], "one number"),
+        (lambda q2, T, lk, lw: "c", "a number"),
+    ],
+)
 def test_temperature_law_constant_rejects_wrong_derivations(run_check, student, hint):
     ok, out = run_check(checks.check_temperature_law_constant, student)
     assert not ok and "[wrong]" in out and hint in out, out
@@ -106,28 +113,35 @@ def _measured_soft_constant(m, C, lr_focus, lr_classifier):
     return float(law.lemma_coupling(lr_focus * dnu, 2 * mu * lr_classifier * dmu, nu, m - 1))
 
 
-@pytest.mark.parametrize("student", [
-    conservation.soft_orbit_constant,
-    lambda m, C, lf, lc: 0.5 * (1 - 1 / C) * lf / lc,
-    lambda m, C, lf, lc: np.float32(lf * (C - 1) / (2 * C * lc)),
-    lambda m, C, lf, lc: torch.tensor(lf * (C - 1) / (2 * C * lc)),
-    _measured_soft_constant,
-], ids=["reference", "other form", "float32", "tensor", "measured on the flow"])
+@pytest.mark.parametrize(
+    "student",
+    [
+        conservation.soft_orbit_constant,
+        lambda m, C, lf, lc: 0.5 * (1 - 1 / C) * lf / lc,
+        lambda m, C, lf, lc: np.float32(lf * (C - 1) / (2 * C * lc)),
+        lambda m, C, lf, lc: torch.tensor(lf * (C - 1) / (2 * C * lc)),
+        _measured_soft_constant,
+    ],
+    ids=["reference", "other form", "float32", "tensor", "measured on the flow"],
+)
 def test_soft_orbit_constant_accepts_correct_forms(run_check, student):
     ok, out = run_check(checks.check_soft_orbit_constant, student)
     assert ok and "[passed]" in out, out
 
 
-@pytest.mark.parametrize("student, hint", [
-    (lambda m, C, lf, lc: lf / (2 * lc), "S = ||W e_y||^2"),
-    (lambda m, C, lf, lc: lf * (C - 1) / (C * lc), "factor 1/2 is missing"),
-    (lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc), "class factor is upside down"),
-    (lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf), "learning rates are upside down"),
-    (lambda m, C, lf, lc: (C - 1) / (2 * C), "learning rates are missing"),
-    (lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc), "does not depend on m"),
-    (lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)), "that is 1/c"),
-    (lambda m, C, lf, lc: lf * (C - 1) / (2 * C * lc) * (1 + 0.1 * (m == 50)), "at m = 50"),
-])
+@pytest.mark.parametrize(
+    "student, hint",
+    [
+        (lambda m, C, lf, lc: lf / (2 * lc), "S = ||W e_y||^2"),
+        (lambda m, C, lf, lc: lf * (C - 1) / (C * lc), "factor 1/2 is missing"),
+        (lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc), "class factor is upside down"),
+        (lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf), "learning rates are upside down"),
+        (lambda m, C, lf, lc: (C - 1) / (2 * C), "learning rates are missing"),
+        (lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc), "does not depend on m"),
+        (lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)), "that is 1/c"),
+        (lambda m, C, lf, lc: lf * (C - 1) / (2 * C * lc) * (1 + 0.1 * (m == 50)), "at m = 50"),
+    ],
+)
 def test_soft_orbit_constant_rejects_wrong_derivations(run_check, student, hint):
     ok, out = run_check(checks.check_soft_orbit_constant, student)
     assert not ok and "[wrong]" in out and hint in out, out

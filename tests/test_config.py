@@ -92,8 +92,12 @@ def test_read_threads(course, omp, expected):
 
 @pytest.mark.parametrize(
     "course, omp, name",
-    [("0", None, "COURSE_THREADS"), ("two", None, "COURSE_THREADS"),
-     (None, "-1", "OMP_NUM_THREADS"), (None, "1.5", "OMP_NUM_THREADS")],
+    [
+        ("0", None, "COURSE_THREADS"),
+        ("two", None, "COURSE_THREADS"),
+        (None, "-1", "OMP_NUM_THREADS"),
+        (None, "1.5", "OMP_NUM_THREADS"),
+    ],
 )
 def test_bad_threads_name_the_variable(course, omp, name):
     with pytest.raises(ValueError, match=name):
@@ -111,8 +115,13 @@ def test_importing_config_sets_torch_threads(env, expected):
         "import torch; from course_lib import config; "
         "print(torch.get_num_threads(), config.THREADS)"
     )
-    result = subprocess.run([sys.executable, "-c", code], env={"COURSE_MODE": "quick", **env},
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"COURSE_MODE": "quick", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.split() == [str(expected)] * 2
 
 

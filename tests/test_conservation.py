@@ -47,8 +47,14 @@ def _frozen_background_run(corpus, lr, t_end, classifier="fixed", mask=None):
     with torch.no_grad():
         model.embedding.weight[background] = 0.0
     _, history = train_full_batch(
-        [model], corpus.train.tokens, corpus.train.labels, round(t_end / lr), lr,
-        topic_word_ids=corpus.topic_word_ids, frozen_word_ids=background, record_every=5,
+        [model],
+        corpus.train.tokens,
+        corpus.train.labels,
+        round(t_end / lr),
+        lr,
+        topic_word_ids=corpus.topic_word_ids,
+        frozen_word_ids=background,
+        record_every=5,
         mask=None if mask is None else mask[: corpus.n_train],
     )
     return (
@@ -178,8 +184,14 @@ def test_strength_from_rates_detects_a_broken_hypothesis():
 
 def _origin_orbit_strength(rhs, mu, n_others):
     """G(mu) = Psi_n(theta(mu)) along the path of ``rhs`` from (0, 0), with mu as the clock."""
-    sol = solve_ivp(lambda x, th: [rhs(0.0, [x, th[0]])[1] / rhs(0.0, [x, th[0]])[0]],
-                    (mu[0], mu[-1]), [0.0], t_eval=mu, rtol=1e-11, atol=1e-12)
+    sol = solve_ivp(
+        lambda x, th: [rhs(0.0, [x, th[0]])[1] / rhs(0.0, [x, th[0]])[0]],
+        (mu[0], mu[-1]),
+        [0.0],
+        t_eval=mu,
+        rtol=1e-11,
+        atol=1e-12,
+    )
     return attention_potential(sol.y[0], n_others)
 
 

@@ -38,7 +38,9 @@ def test_every_chapter_is_in_the_toc_and_every_toc_file_exists():
     for path in CHAPTERS:
         assert f"chapters/{path.stem}" in files, f"{path.name} is missing from _toc.yml"
     for entry in files:
-        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), f"_toc.yml lists {entry}, which does not exist"
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".ipynb", ".md")), (
+            f"_toc.yml lists {entry}, which does not exist"
+        )
 
 
 def test_each_chapter_has_an_exercise_notebook():
@@ -50,7 +52,9 @@ def test_committed_without_outputs_or_widget_state(path):
     nb = load(path)
     assert "widgets" not in nb.metadata, "strip widget state: python scripts/nbtool.py strip"
     for cell in code_cells(nb):
-        assert not cell.outputs and cell.execution_count is None, "strip outputs: python scripts/nbtool.py strip"
+        assert not cell.outputs and cell.execution_count is None, (
+            "strip outputs: python scripts/nbtool.py strip"
+        )
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -85,7 +89,11 @@ def test_chapter_asserts_its_claims_and_shows_figures(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_plot_cells_end_with_show(path):
     for cell in code_cells(load(path)):
-        lines = [l for l in cell.source.strip().split("\n") if l.strip() and not l.strip().startswith("#")]
+        lines = [
+            l
+            for l in cell.source.strip().split("\n")
+            if l.strip() and not l.strip().startswith("#")
+        ]
         if lines and re.match(r"^(fig\s*=\s*)?plotting\.", lines[-1].strip()):
             pytest.fail(f"a plotting cell must end with plt.show(): {lines[-1]!r}")
 
@@ -95,7 +103,9 @@ def test_widget_cells_are_removed_from_the_site_and_have_a_static_note(path):
     nb = load(path)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and "widgets." in cell.source and "explorer" in cell.source:
-            assert "remove-cell" in cell.metadata.get("tags", []), "the interactive cell is removed from the website"
+            assert "remove-cell" in cell.metadata.get("tags", []), (
+                "the interactive cell is removed from the website"
+            )
             nearby = " ".join(c.source for c in nb.cells[max(0, i - 2) : i + 3])
             assert "Jupyter or Colab" in nearby, "say next to the explorer how to move its sliders"
 
@@ -120,11 +130,15 @@ def test_math_is_written_to_render_everywhere(path):
     its only number (scripts/plainmath.py; tests/browser/test_jupyterlab.py renders them)."""
     nb = load(path)
     fix = f"run: python scripts/plainmath.py {path.relative_to(ROOT)}"
-    assert not any(nbtool.is_macro_cell(c) for c in nb.cells), f"the old macro cell is still there; {fix}"
+    assert not any(nbtool.is_macro_cell(c) for c in nb.cells), (
+        f"the old macro cell is still there; {fix}"
+    )
     before = [c.source for c in nb.cells]
     plainmath.convert_notebook(nb, plainmath.chapter_of(path))
     changed = [i for i, c in enumerate(nb.cells) if c.source != before[i]]
-    assert not changed, f"cells {changed} use a macro of _config.yml, $$ display math or an {{eq}} label; {fix}"
+    assert not changed, (
+        f"cells {changed} use a macro of _config.yml, $$ display math or an {{eq}} label; {fix}"
+    )
 
 
 def test_references_to_other_notebooks_have_words():
@@ -145,41 +159,106 @@ def test_references_to_other_notebooks_have_words():
     assert not bare, "references to another notebook without words:\n" + "\n".join(bare)
 
 
-MACROS = {"emb": (r"\mathbf{w}_{#1}", 1), "norm": (r"\lVert #1 \rVert", 1), "query": (r"\mathbf{q}", 0),
-          "R": (r"\mathbb{R}", 0), "twice": (r"2\norm{#1}", 1)}
+MACROS = {
+    "emb": (r"\mathbf{w}_{#1}", 1),
+    "norm": (r"\lVert #1 \rVert", 1),
+    "query": (r"\mathbf{q}", 0),
+    "R": (r"\mathbb{R}", 0),
+    "twice": (r"2\norm{#1}", 1),
+}
 
 
-@pytest.mark.parametrize("text, expected", [
-    (r"$\norm{\emb{\tau}}^2$", r"$\lVert \mathbf{w}_{\tau} \rVert^2$"),  # nested
-    (r"$\dot\query$ and $x_\query$", r"$\dot{\mathbf{q}}$ and $x_{\mathbf{q}}$"),  # an argument: one group
-    (r"$\emb u \in \R^{d}$, $\Rightarrow$", r"$\mathbf{w}_{u} \in \mathbb{R}^{d}$, $\Rightarrow$"),
-    (r"$\twice{\query}$", r"$2\lVert \mathbf{q} \rVert$"),  # a definition using another macro
-    ("no math, \\\\ no macro", "no math, \\\\ no macro"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"$\norm{\emb{\tau}}^2$", r"$\lVert \mathbf{w}_{\tau} \rVert^2$"),  # nested
+        (
+            r"$\dot\query$ and $x_\query$",
+            r"$\dot{\mathbf{q}}$ and $x_{\mathbf{q}}$",
+        ),  # an argument: one group
+        (
+            r"$\emb u \in \R^{d}$, $\Rightarrow$",
+            r"$\mathbf{w}_{u} \in \mathbb{R}^{d}$, $\Rightarrow$",
+        ),
+        (r"$\twice{\query}$", r"$2\lVert \mathbf{q} \rVert$"),  # a definition using another macro
+        ("no math, \\\\ no macro", "no math, \\\\ no macro"),
+    ],
+)
 def test_plainmath_expands_macros(text, expected):
     assert plainmath.expand_macros(text, MACROS) == expected
 
 
 def test_plainmath_writes_display_math_unnumbered_and_tags_labels():
-    source = "\n".join([
-        "Its weight is", "", "$$", r"a = \query", r"\tag{3.1}", "$$", "",
-        "1. item", "", "   $$x = y$$", "",
-        "$$", "b = c", "$$ (eq-b)", "", "```python", "$$ code $$", "```",
-        "```{solution-end}", "```", "", "$$", "d", "$$",
-    ])
+    source = "\n".join(
+        [
+            "Its weight is",
+            "",
+            "$$",
+            r"a = \query",
+            r"\tag{3.1}",
+            "$$",
+            "",
+            "1. item",
+            "",
+            "   $$x = y$$",
+            "",
+            "$$",
+            "b = c",
+            "$$ (eq-b)",
+            "",
+            "```python",
+            "$$ code $$",
+            "```",
+            "```{solution-end}",
+            "```",
+            "",
+            "$$",
+            "d",
+            "$$",
+        ]
+    )
     text, labels = plainmath.display_math_to_equation(source, "3")
-    assert text == "\n".join([
-        "Its weight is", "", r"$$\begin{equation*}", r"a = \query", r"\tag{3.1}", r"\end{equation*}$$", "",
-        "1. item", "", r"   $$\begin{equation*}", "   x = y", r"   \end{equation*}$$", "",
-        r"$$\begin{equation*}", "b = c", r"\tag{3.2}", r"\end{equation*}$$", "", "```python", "$$ code $$", "```",
-        "```{solution-end}", "```", "", r"$$\begin{equation*}", "d", r"\end{equation*}$$",
-    ])
+    assert text == "\n".join(
+        [
+            "Its weight is",
+            "",
+            r"$$\begin{equation*}",
+            r"a = \query",
+            r"\tag{3.1}",
+            r"\end{equation*}$$",
+            "",
+            "1. item",
+            "",
+            r"   $$\begin{equation*}",
+            "   x = y",
+            r"   \end{equation*}$$",
+            "",
+            r"$$\begin{equation*}",
+            "b = c",
+            r"\tag{3.2}",
+            r"\end{equation*}$$",
+            "",
+            "```python",
+            "$$ code $$",
+            "```",
+            "```{solution-end}",
+            "```",
+            "",
+            r"$$\begin{equation*}",
+            "d",
+            r"\end{equation*}$$",
+        ]
+    )
     assert plainmath.display_math_to_equation(text, "3") == (text, {})  # written already
     assert labels == {"eq-b": "(3.2)"}
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(nbtool.MACRO_MARKER + "\n$\\def\\R{x}$"),
-                                         nbformat.v4.new_markdown_cell(source),
-                                         nbformat.v4.new_markdown_cell("see {eq}`eq-b`."),
-                                         nbformat.v4.new_code_cell("x = '$$'")])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(nbtool.MACRO_MARKER + "\n$\\def\\R{x}$"),
+            nbformat.v4.new_markdown_cell(source),
+            nbformat.v4.new_markdown_cell("see {eq}`eq-b`."),
+            nbformat.v4.new_code_cell("x = '$$'"),
+        ]
+    )
     assert plainmath.convert_notebook(nb, "3", MACROS) == 3
     assert [c.source for c in nb.cells][1:] == ["see (3.2).", "x = '$$'"]
     assert r"a = \mathbf{q}" in nb.cells[0].source
@@ -191,13 +270,15 @@ def test_plainmath_writes_display_math_unnumbered_and_tags_labels():
 
 
 def test_sync_is_idempotent_and_keeps_other_cells(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell(nbtool.MACRO_MARKER + "\n$\\def\\query{\\mathbf{q}}$"),
-        nbformat.v4.new_markdown_cell("# Title"),
-        nbformat.v4.new_code_cell("# Colab setup: an old version"),
-        nbformat.v4.new_markdown_cell("The query $\\query$."),
-        nbformat.v4.new_code_cell("x = 1"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell(nbtool.MACRO_MARKER + "\n$\\def\\query{\\mathbf{q}}$"),
+            nbformat.v4.new_markdown_cell("# Title"),
+            nbformat.v4.new_code_cell("# Colab setup: an old version"),
+            nbformat.v4.new_markdown_cell("The query $\\query$."),
+            nbformat.v4.new_code_cell("x = 1"),
+        ]
+    )
     path = tmp_path / "demo.ipynb"
     nbformat.write(nb, path)
     nbtool.sync([path])
@@ -205,7 +286,12 @@ def test_sync_is_idempotent_and_keeps_other_cells(tmp_path):
     nbtool.sync([path])
     assert path.read_text() == first
     cells = nbformat.read(path, as_version=4).cells
-    assert [c.source for c in cells] == ["# Title", nbtool.setup_cell_source(), "The query $\\mathbf{q}$.", "x = 1"]
+    assert [c.source for c in cells] == [
+        "# Title",
+        nbtool.setup_cell_source(),
+        "The query $\\mathbf{q}$.",
+        "x = 1",
+    ]
 
 
 MAX_CODE_LINE = 88  # the website's text column shows about 85 characters of code
@@ -219,8 +305,12 @@ def test_notebook_code_lines_fit_the_page():
                 continue
             for line in cell.source.split("\n"):
                 if len(line) > MAX_CODE_LINE:
-                    offenders.append(f"{path.relative_to(ROOT)} cell {number}: {len(line)} chars: {line.strip()[:60]}")
-    assert not offenders, f"{len(offenders)} code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(offenders)
+                    offenders.append(
+                        f"{path.relative_to(ROOT)} cell {number}: {len(line)} chars: {line.strip()[:60]}"
+                    )
+    assert not offenders, (
+        f"{len(offenders)} code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(offenders)
+    )
 
 
 COLAB_CONSTRAINTS = ROOT / "tests" / "colab" / "colab-constraints.txt"
@@ -254,15 +344,27 @@ def test_licence_and_citation():
     import yaml
 
     licence = (ROOT / "LICENSE").read_text()
-    assert "MIT License" in licence and "CC BY 4.0" in licence and "creativecommons.org/licenses/by/4.0" in licence
+    assert (
+        "MIT License" in licence
+        and "CC BY 4.0" in licence
+        and "creativecommons.org/licenses/by/4.0" in licence
+    )
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
-    assert citation["cff-version"] == "1.2.0" and citation["title"] and citation["authors"] and citation["message"]
+    assert (
+        citation["cff-version"] == "1.2.0"
+        and citation["title"]
+        and citation["authors"]
+        and citation["message"]
+    )
     assert set(citation["license"]) == {"MIT", "CC-BY-4.0"}
     url, _ = nbtool.repository()
     assert citation["repository-code"] == url
     import tomllib
 
-    assert citation["version"] == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert (
+        citation["version"]
+        == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    )
     for page in ("README.md", "intro.md"):
         text = (ROOT / page).read_text()
         assert "CC BY 4.0" in text and "MIT" in text and "CITATION.cff" in text, page
@@ -286,7 +388,9 @@ def test_make_lab_copies_exercises_once_into_an_ignored_folder(tmp_path):
     (tmp_path / ".venv" / ".installed").write_text("")  # newer than the requirements: no install
 
     def make_lab():
-        return subprocess.run(["make", "-s", "lab"], cwd=tmp_path, capture_output=True, text=True, check=True)
+        return subprocess.run(
+            ["make", "-s", "lab"], cwd=tmp_path, capture_output=True, text=True, check=True
+        )
 
     first = make_lab()
     copies = sorted(p.name for p in (tmp_path / "my_exercises").glob("*.ipynb"))

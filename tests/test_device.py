@@ -228,14 +228,21 @@ def test_train_full_batch_runs_on_the_models_device_with_the_cpus_numbers(corpus
     )
     reference, history_cpu = training.train_full_batch(
         TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier),
-        train.tokens, train.labels, 4, **options,
+        train.tokens,
+        train.labels,
+        4,
+        **options,
     )
     seen = []
     with simulated_device() as device:
         model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier=classifier)
         model, history = training.train_full_batch(
-            model.to(device), train.tokens, train.labels, 4,
-            on_record=lambda step, h: seen.append(step), **options,
+            model.to(device),
+            train.tokens,
+            train.labels,
+            4,
+            on_record=lambda step, h: seen.append(step),
+            **options,
         )
         assert all(on_device(p) for p in model.parameters())
     assert seen == [0, 1, 2, 3, 4]
@@ -249,8 +256,9 @@ def test_train_full_batch_runs_on_the_models_device_with_the_cpus_numbers(corpus
 def test_several_models_and_early_stopping_run_on_the_device(corpus):
     train = corpus.train
     with simulated_device() as device:
-        models = [TopicAttention(corpus.vocab_size, corpus.n_topics, seed=s).to(device)
-                  for s in range(2)]
+        models = [
+            TopicAttention(corpus.vocab_size, corpus.n_topics, seed=s).to(device) for s in range(2)
+        ]
         models, history = training.train_full_batch(models, *train, 3, engine="autograd")
         assert all(on_device(m.embedding.weight) for m in models)
         assert history.loss.shape == (2, 4) and history.loss.device == _CPU
@@ -258,12 +266,14 @@ def test_several_models_and_early_stopping_run_on_the_device(corpus):
         model = model.to(device)
         mask = torch.ones_like(train.tokens, dtype=torch.bool)
         batch = sst.Batch(train.tokens, train.labels, mask)
-        run = training.train_with_early_stopping(model, batch, batch, 4, snapshot_every=2,
-                                                 track=[0, 1])
+        run = training.train_with_early_stopping(
+            model, batch, batch, 4, snapshot_every=2, track=[0, 1]
+        )
         assert on_device(model.embedding.weight)
         assert run.scores.device == _CPU and run.norms.shape == (3, 2)
-        before = training.gradient_step(model, train.tokens.to(device), train.labels.to(device),
-                                        0.1)
+        before = training.gradient_step(
+            model, train.tokens.to(device), train.labels.to(device), 0.1
+        )
         assert isinstance(before, float) and math.isfinite(before)
         assert 0.0 <= training.accuracy(model, train.tokens, train.labels) <= 1.0
         small = reduce_fixed_classifier(TopicAttention(corpus.vocab_size, 4).to(device))
@@ -290,8 +300,13 @@ class _Subclass(TopicAttention):
 
 @pytest.mark.parametrize(
     ("device", "plain", "expected"),
-    [("cpu", True, "sparse"), ("cuda", True, "autograd"), ("meta", True, "autograd"),
-     ("cpu", False, "autograd"), ("cuda", False, "autograd")],
+    [
+        ("cpu", True, "sparse"),
+        ("cuda", True, "autograd"),
+        ("meta", True, "autograd"),
+        ("cpu", False, "autograd"),
+        ("cuda", False, "autograd"),
+    ],
 )
 def test_engine_auto_picks_sparse_on_the_cpu_only(corpus, device, plain, expected):
     model = _model(corpus, TopicAttention if plain else _Subclass)
@@ -357,12 +372,14 @@ def test_train_mosaic_runs_on_the_device_with_the_cpus_numbers(mosaics):
     torch.manual_seed(0)
     focus, classifier = LinearFocus(4, init="xavier"), LinearClassifier(4, 3, init="xavier")
     cpu_focus, cpu_classifier = copy.deepcopy(focus), copy.deepcopy(classifier)
-    _, _, expected = mt.train_mosaic(cpu_focus, cpu_classifier, mosaics, "lvml", epochs=2,
-                                     lr=0.1, batch_size=16)
+    _, _, expected = mt.train_mosaic(
+        cpu_focus, cpu_classifier, mosaics, "lvml", epochs=2, lr=0.1, batch_size=16
+    )
     with simulated_device() as device:
         focus, classifier = focus.to(device), classifier.to(device)
-        _, _, history = mt.train_mosaic(focus, classifier, mosaics.to(device), "lvml",
-                                        epochs=2, lr=0.1, batch_size=16)
+        _, _, history = mt.train_mosaic(
+            focus, classifier, mosaics.to(device), "lvml", epochs=2, lr=0.1, batch_size=16
+        )
         assert on_device(focus.weight) and on_device(classifier.net.weight)
     assert history.loss.device == _CPU and torch.allclose(history.loss, expected.loss)
     assert torch.allclose(history.mean_a_z, expected.mean_a_z)
@@ -383,13 +400,29 @@ def test_the_batched_mosaic_trainers_run_on_the_device(mosaics):
     with simulated_device() as device:
         focus, classifiers = _on_device_pairs(device, 3)
         data = mosaics.to(device)
-        _, _, runs = mt.train_mosaic_runs(focus, classifiers, data, ["soft", "hard", "lvml"],
-                                          epochs=2, lr=[0.1, 0.1, 0.05], batch_size=16)
-        _, fixed = mt.train_fixed_focus(classifiers, data, [0.5, 1.0, 0.3], ["soft", "hard",
-                                        "lvml"], epochs=2, lr=0.1, batch_size=16,
-                                        record_epochs=[0, 2], evaluation="running_mean")
-        _, full = mt.train_fixed_focus(classifiers[:1], data, [1.0], ["lvml"], epochs=1,
-                                       lr=0.1, batch_size=16, at_one="zero")
+        _, _, runs = mt.train_mosaic_runs(
+            focus,
+            classifiers,
+            data,
+            ["soft", "hard", "lvml"],
+            epochs=2,
+            lr=[0.1, 0.1, 0.05],
+            batch_size=16,
+        )
+        _, fixed = mt.train_fixed_focus(
+            classifiers,
+            data,
+            [0.5, 1.0, 0.3],
+            ["soft", "hard", "lvml"],
+            epochs=2,
+            lr=0.1,
+            batch_size=16,
+            record_epochs=[0, 2],
+            evaluation="running_mean",
+        )
+        _, full = mt.train_fixed_focus(
+            classifiers[:1], data, [1.0], ["lvml"], epochs=1, lr=0.1, batch_size=16, at_one="zero"
+        )
         assert all(on_device(f.net[0].weight) for f in focus)
         assert all(on_device(c.net[0].weight) for c in classifiers)
         attention = mt.fixed_attention(0.4, data.foreground, 4)
@@ -405,8 +438,15 @@ def test_the_hybrid_trainers_run_on_the_device(mosaics):
         focus, classifiers = _on_device_pairs(device, 2)
         data = mosaics.to(device)
         _, _, hybrid = mt.train_hybrid_runs(
-            focus, classifiers, [data] * 2, ["hybrid", "hybrid"], epochs=3, lr=0.1,
-            batch_size=16, switch_steps=[None, 2], plateau=mt.Plateau(patience=1),
+            focus,
+            classifiers,
+            [data] * 2,
+            ["hybrid", "hybrid"],
+            epochs=3,
+            lr=0.1,
+            batch_size=16,
+            switch_steps=[None, 2],
+            plateau=mt.Plateau(patience=1),
             optimizer_at_switch=["fresh", "keep"],
         )
         _, _, two_phase = mt.train_hybrid(focus[0], classifiers[0], data, 1, 1, 0.1, 16)
@@ -428,8 +468,13 @@ def _segments_case(device=None, dtype=torch.float32):
     classifier = LinearClassifier(5, 3, init="xavier").to(dtype)
     if device is None:
         return alpha, segments, labels, foreground, classifier
-    return (alpha.to(device), segments.to(device), labels.to(device), foreground.to(device),
-            classifier.to(device))
+    return (
+        alpha.to(device),
+        segments.to(device),
+        labels.to(device),
+        foreground.to(device),
+        classifier.to(device),
+    )
 
 
 @pytest.mark.parametrize("name", losses.LOSS_NAMES)
@@ -441,8 +486,9 @@ def test_the_losses_and_their_alpha_gradients_keep_the_device_and_the_values(nam
         case = _segments_case(device)
         value = losses.attention_loss(name)(*case[:3], case[4])
         grad = losses.alpha_gradient(name, *case[:3], case[4])
-        picked = losses.selected_loss(torch.tensor([1.0, 1.0, 1.0], device=device), *case[:3],
-                                      case[4])
+        picked = losses.selected_loss(
+            torch.tensor([1.0, 1.0, 1.0], device=device), *case[:3], case[4]
+        )
         assert on_device(value) and on_device(grad) and on_device(picked)
     assert torch.allclose(values(value), expected) and torch.allclose(values(grad), expected_grad)
 
@@ -450,31 +496,38 @@ def test_the_losses_and_their_alpha_gradients_keep_the_device_and_the_values(nam
 def test_the_losses_keep_float64():
     alpha, segments, labels, _, classifier = _segments_case(dtype=torch.float64)
     for name in losses.LOSS_NAMES:
-        assert losses.attention_loss(name)(alpha, segments, labels, classifier).dtype == \
-            torch.float64
-        assert losses.alpha_gradient(name, alpha, segments, labels, classifier).dtype == \
-            torch.float64
+        assert (
+            losses.attention_loss(name)(alpha, segments, labels, classifier).dtype == torch.float64
+        )
+        assert (
+            losses.alpha_gradient(name, alpha, segments, labels, classifier).dtype == torch.float64
+        )
 
 
 def test_reinforce_samples_on_the_device_and_names_a_generator_on_another_one():
     with simulated_device() as device:
         alpha, segments, labels, _, classifier = _segments_case(device)
-        value = losses.reinforce_hard_attention_loss(alpha, segments, labels, classifier, 3,
-                                                     baseline=True)
+        value = losses.reinforce_hard_attention_loss(
+            alpha, segments, labels, classifier, 3, baseline=True
+        )
         assert on_device(value)
         with pytest.raises(ValueError, match="generator is on cpu but alpha is on meta"):
-            losses.reinforce_hard_attention_loss(alpha, segments, labels, classifier, 2,
-                                                 generator=torch.Generator())
+            losses.reinforce_hard_attention_loss(
+                alpha, segments, labels, classifier, 2, generator=torch.Generator()
+            )
     alpha, segments, labels, _, classifier = _segments_case()
     draw = losses.reinforce_hard_attention_loss(  # a generator on alpha's device is accepted
-        alpha, segments, labels, classifier, 2, generator=torch.Generator().manual_seed(1))
+        alpha, segments, labels, classifier, 2, generator=torch.Generator().manual_seed(1)
+    )
     assert draw.device == _CPU
 
 
 def test_the_metrics_keep_the_device_and_the_values():
     alpha, segments, labels, foreground, classifier = _segments_case()
-    expected = {rule: metrics.class_probabilities(alpha, segments, classifier, rule)
-                for rule in metrics.RULES}
+    expected = {
+        rule: metrics.class_probabilities(alpha, segments, classifier, rule)
+        for rule in metrics.RULES
+    }
     expected_hist = metrics.signature_histogram(alpha[:, 0], alpha[:, 1], bins=3)
     expected_per_class = metrics.per_class_focus_accuracy(alpha, foreground, labels, 3)
     with simulated_device() as device:
@@ -549,8 +602,9 @@ def test_the_later_models_train_on_the_inputs_device():
     expected = later_models.train_two_layer_relu(x, y, 4, 0.01, 3)
     with simulated_device() as device:
         run = later_models.train_two_layer_relu(x.to(device), y.to(device), 4, 0.01, 3)
-        balance = later_models.unit_balance(torch.ones(2, 3, device=device),
-                                            torch.ones(1, 2, device=device))
+        balance = later_models.unit_balance(
+            torch.ones(2, 3, device=device), torch.ones(1, 2, device=device)
+        )
     assert on_device(run.balance) and on_device(run.size) and on_device(balance)
     assert torch.allclose(values(run.balance), expected.balance)
 
@@ -576,22 +630,37 @@ def test_the_sst_helpers_read_scores_from_the_device():
 
 # ------------------------------------------------------------------------ the source scan
 
-FACTORIES = {"zeros", "ones", "arange", "eye", "tensor", "randn", "rand", "randint", "empty",
-             "full", "linspace", "logspace", "randperm", "as_tensor", "normal"}
+FACTORIES = {
+    "zeros",
+    "ones",
+    "arange",
+    "eye",
+    "tensor",
+    "randn",
+    "rand",
+    "randint",
+    "empty",
+    "full",
+    "linspace",
+    "logspace",
+    "randperm",
+    "as_tensor",
+    "normal",
+}
 
 # module (prefix) or "module::function": why its tensor factories need no device=
 FACTORY_ALLOWED = {
     "checks/": "exercise checks build their own small CPU cases and call the student's function "
-               "on them; nothing comes from a device",
+    "on them; nothing comes from a device",
     "flow_descent.py": "chapter 5's gradient descent on the population of mosaics: tiny float64 "
-                       "CPU problems built inside, no tensor argument",
+    "CPU problems built inside, no tensor argument",
     "mosaic.py": "data set builders: CPU data, moved with Mosaics.to(device) by the caller",
     "sst.py::pad_batch": "builds the CPU batch from strings; the caller moves it",
     "sst.py::most_attended_word": "indexes a .cpu() copy of the scores",
     "sst.py::attended_word_stats": "indexes a .cpu() copy of the scores",
     "sst.py::real_word_sen": "works on .cpu() copies of the model's scores and norms",
     "topic.py::TopicAttention.__init__": "the model is built on the CPU from a CPU generator "
-                                         "(the same start on every device) and moved by .to()",
+    "(the same start on every device) and moved by .to()",
     "topic.py::fixed_classifier_matrix": "part of the CPU construction of the model",
     "topic.py::TopicCorpus.topic_word_ids": "word ids of a CPU corpus",
     "topic.py::topic_of_word_table": "a CPU corpus table",
@@ -601,17 +670,17 @@ FACTORY_ALLOWED = {
     "later_models.py::joma_run": "self-contained CPU float64 experiments (chapter 7)",
     "later_models.py::joma_special_case": "self-contained CPU float64 experiments (chapter 7)",
     "later_models.py::train_two_layer_relu": "draws the start on the CPU generator, then moves "
-                                             "it to the inputs' device",
+    "it to the inputs' device",
     "max_margin.py": "computes on the CPU by design: _tensor copies every input there (the SVMs "
-                     "are solved by SciPy)",
+    "are solved by SciPy)",
     "metrics.py::signature_histogram": "torch.as_tensor(a_z) keeps a tensor's device (a list "
-                                       "is read on the CPU); s_y and the counts follow a_z",
+    "is read on the CPU); s_y and the counts follow a_z",
     "identity.py::max_margin": "solves on a CPU float64 copy, returns u on the input's device",
     "training.py::_check_word_ids": "word ids from a list; the trainer moves them to the device",
     "training.py::_Recorder.history": "TrainingHistory is on the CPU by design",
     "training.py::_Snapshots.run": "EarlyStoppingRun is on the CPU by design",
     "mosaic_training.py::_Schedule.__init__": "the schedule is CPU bookkeeping (no sync): each "
-                                              "step's selector is moved to the device once",
+    "step's selector is moved to the device once",
     "mosaic_training.py::train_mosaic": "the per-epoch records are CPU floats (history on CPU)",
     "mosaic_training.py::train_fixed_focus": "the recorded epochs, a CPU history field",
 }
@@ -658,8 +727,12 @@ def scan(source: str) -> tuple[list[str], list[str]]:
         f = call.func
         if not isinstance(f, ast.Attribute):
             continue
-        if (isinstance(f.value, ast.Name) and f.value.id == "torch" and f.attr in FACTORIES
-                and not any(k.arg == "device" for k in call.keywords)):
+        if (
+            isinstance(f.value, ast.Name)
+            and f.value.id == "torch"
+            and f.attr in FACTORIES
+            and not any(k.arg == "device" for k in call.keywords)
+        ):
             factories.append(function)
         if f.attr == "numpy" and not call.args and not _goes_through_cpu(f.value):
             numpys.append(function)
@@ -678,9 +751,14 @@ def _library_findings():
 
 def _allowed(site: str, allowed: dict) -> str | None:
     module = site.split("::")[0]
-    return next((key for key in allowed
-                 if site == key or module == key or (key.endswith("/") and site.startswith(key))),
-                None)
+    return next(
+        (
+            key
+            for key in allowed
+            if site == key or module == key or (key.endswith("/") and site.startswith(key))
+        ),
+        None,
+    )
 
 
 def test_the_scan_finds_device_less_factories_and_numpy_without_cpu():
@@ -712,8 +790,12 @@ def test_no_library_code_sets_the_default_dtype_or_device_or_pins_memory():
     offending = []
     for path in sorted(SRC.rglob("*.py")):
         text = path.read_text()
-        for needle in ("set_default_dtype", "set_default_device", "pin_memory",
-                       "set_default_tensor_type"):
+        for needle in (
+            "set_default_dtype",
+            "set_default_device",
+            "pin_memory",
+            "set_default_tensor_type",
+        ):
             if needle in text:
                 offending.append((path.name, needle))
     assert not offending, offending

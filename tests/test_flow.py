@@ -18,8 +18,10 @@ def naive_rhs(method, m, C):
         a = np.exp(nu) / (np.exp(nu) + m - 1)
         b = np.exp(mu) / (np.exp(mu) + C - 1)
         if method == "soft":
-            return [a / (np.exp(a * mu) + C - 1),
-                    a * (1 - a) * (C - 1) * mu / (C * (np.exp(a * mu) + C - 1))]
+            return [
+                a / (np.exp(a * mu) + C - 1),
+                a * (1 - a) * (C - 1) * mu / (C * (np.exp(a * mu) + C - 1)),
+            ]
         if method == "hard":
             return [a / (np.exp(mu) + C - 1), a * (1 - a) * np.log(C * b) / C]
         Z = a * b + (1 - a) / C
@@ -69,8 +71,15 @@ def test_flow_rhs_at_zero_is_alpha_over_C():
 def test_solve_flow_matches_an_independent_radau_solve_of_the_official_odes(method):
     t = np.linspace(0.0, 2000.0, 41)
     mu, nu = flow.solve_flow(method, t, m=5, C=3)
-    ref = solve_ivp(naive_rhs(method, 5, 3), (0, 2000.0), [0.0, 0.0], method="Radau",
-                    t_eval=t, rtol=1e-12, atol=1e-14).y
+    ref = solve_ivp(
+        naive_rhs(method, 5, 3),
+        (0, 2000.0),
+        [0.0, 0.0],
+        method="Radau",
+        t_eval=t,
+        rtol=1e-12,
+        atol=1e-14,
+    ).y
     np.testing.assert_allclose(mu, ref[0], atol=1e-7)
     np.testing.assert_allclose(nu, ref[1], atol=1e-7)
 
@@ -104,12 +113,15 @@ def test_hybrid_switch_at_zero_is_hard_and_past_the_end_is_soft():
     t = np.linspace(0.0, 300.0, 31)
     hard = flow.solve_flow("hard", t, m=5, C=3)
     soft = flow.solve_flow("soft", t, m=5, C=3)
-    np.testing.assert_allclose(flow.solve_flow("hybrid", t, m=5, C=3, switch_time=0.0), hard,
-                               atol=1e-9)
-    np.testing.assert_allclose(flow.solve_flow("hybrid", t, m=5, C=3, switch_time=300.0), soft,
-                               atol=1e-9)
-    np.testing.assert_allclose(flow.solve_flow("hybrid", t, m=5, C=3, switch_time=1e6), soft,
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        flow.solve_flow("hybrid", t, m=5, C=3, switch_time=0.0), hard, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        flow.solve_flow("hybrid", t, m=5, C=3, switch_time=300.0), soft, atol=1e-9
+    )
+    np.testing.assert_allclose(
+        flow.solve_flow("hybrid", t, m=5, C=3, switch_time=1e6), soft, atol=1e-9
+    )
 
 
 def test_hybrid_is_soft_then_hard_and_continuous_at_the_switch():
@@ -122,8 +134,15 @@ def test_hybrid_is_soft_then_hard_and_continuous_at_the_switch():
     # continuous: a millionth after the switch the state has barely moved
     assert abs(mu[16] - mu[15]) < 1e-6 and abs(nu[16] - nu[15]) < 1e-6
     # after the switch it is the hard flow started from the soft state
-    ref = solve_ivp(naive_rhs("hard", 5, 3), (switch, t[-1]), [mu[15], nu[15]], method="Radau",
-                    t_eval=t[16:], rtol=1e-12, atol=1e-14).y
+    ref = solve_ivp(
+        naive_rhs("hard", 5, 3),
+        (switch, t[-1]),
+        [mu[15], nu[15]],
+        method="Radau",
+        t_eval=t[16:],
+        rtol=1e-12,
+        atol=1e-14,
+    ).y
     np.testing.assert_allclose(mu[16:], ref[0], atol=1e-7)
     np.testing.assert_allclose(nu[16:], ref[1], atol=1e-7)
     # and differs from pure soft later on (the switch did something)
@@ -185,7 +204,8 @@ def fixed_focus_ode(method, alpha, C, t_end):
 def test_fixed_focus_margin_solves_the_fixed_focus_ode(method, alpha, C):
     for t_end in (1.0, 100.0, 1e4):
         assert flow.fixed_focus_margin(method, alpha, t_end, C=C) == pytest.approx(
-            fixed_focus_ode(method, alpha, C, t_end), abs=1e-8, rel=1e-9)
+            fixed_focus_ode(method, alpha, C, t_end), abs=1e-8, rel=1e-9
+        )
 
 
 def test_fixed_focus_hard_margin_is_the_lambert_w_formula():
@@ -205,9 +225,12 @@ def test_fixed_focus_margin_has_no_overflow_at_huge_times():
 def test_soft_margin_is_the_hard_margin_at_time_alpha_squared_t():
     t = np.linspace(0.0, 500.0, 11)
     for alpha in (0.1, 0.5):
-        np.testing.assert_allclose(alpha * flow.fixed_focus_margin("soft", alpha, t, C=3),
-                                   flow.fixed_focus_margin("hard", 1.0, alpha**2 * t, C=3),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            alpha * flow.fixed_focus_margin("soft", alpha, t, C=3),
+            flow.fixed_focus_margin("hard", 1.0, alpha**2 * t, C=3),
+            rtol=1e-12,
+            atol=1e-14,
+        )
 
 
 def test_fixed_focus_margin_broadcasts_and_keeps_scalars():
@@ -221,8 +244,11 @@ def test_fixed_focus_margin_broadcasts_and_keeps_scalars():
 
 def test_fixed_focus_values_reproduce_the_digest_table():
     # the course's derivation at C = 20 (reference digest §5.3b): mu, L, -dL/dalpha
-    cases = {("soft", 0.2, 1e3): (9.149, 1.398, 6.889), ("hard", 0.6, 1e4): (8.672, 1.200, 2.992),
-             ("lvml", 0.2, 1e4): (8.996, 1.429, 3.956)}
+    cases = {
+        ("soft", 0.2, 1e3): (9.149, 1.398, 6.889),
+        ("hard", 0.6, 1e4): (8.672, 1.200, 2.992),
+        ("lvml", 0.2, 1e4): (8.996, 1.429, 3.956),
+    }
     for (method, alpha, t), expected in cases.items():
         mu = flow.fixed_focus_margin(method, alpha, t, C=20)
         got = (
@@ -237,10 +263,13 @@ def test_fixed_focus_values_reproduce_the_digest_table():
 def test_focus_incentive_is_minus_the_derivative_of_the_reduced_loss(method):
     for alpha, mu, C in ((0.3, 2.0, 3), (0.7, 9.0, 20), (0.5, 0.0, 1000)):
         h = 1e-6
-        derivative = (flow.reduced_loss(method, alpha + h, mu, C=C)
-                      - flow.reduced_loss(method, alpha - h, mu, C=C)) / (2 * h)
-        assert flow.focus_incentive(method, alpha, mu, C=C) == pytest.approx(-derivative, rel=1e-6,
-                                                                           abs=1e-8)
+        derivative = (
+            flow.reduced_loss(method, alpha + h, mu, C=C)
+            - flow.reduced_loss(method, alpha - h, mu, C=C)
+        ) / (2 * h)
+        assert flow.focus_incentive(method, alpha, mu, C=C) == pytest.approx(
+            -derivative, rel=1e-6, abs=1e-8
+        )
 
 
 def test_reduced_losses_start_at_log_C_and_floor_where_the_chapter_says():
@@ -250,7 +279,8 @@ def test_reduced_losses_start_at_log_C_and_floor_where_the_chapter_says():
     assert flow.reduced_loss("soft", alpha, 200.0, C=C) < 1e-30
     assert flow.reduced_loss("hard", alpha, 200.0, C=C) == pytest.approx((1 - alpha) * np.log(C))
     assert flow.reduced_loss("lvml", alpha, 200.0, C=C) == pytest.approx(
-        -np.log(alpha + (1 - alpha) / C))
+        -np.log(alpha + (1 - alpha) / C)
+    )
     assert flow.reduced_loss("lvml", 1.0, 0.0, C=C) == pytest.approx(np.log(C))
 
 
@@ -259,8 +289,13 @@ def test_focus_incentive_after_the_classifier_adapts(alpha):
     # the chapter's section-3 limits: soft -> 0, hard -> log C, lvml -> (C-1)/(C alpha + 1 - alpha)
     C = 20
     early, late = 1e3, 1e8
-    inc = {k: [flow.focus_incentive(k, alpha, flow.fixed_focus_margin(k, alpha, t, C=C), C=C)
-               for t in (early, late)] for k in LOSS_NAMES}
+    inc = {
+        k: [
+            flow.focus_incentive(k, alpha, flow.fixed_focus_margin(k, alpha, t, C=C), C=C)
+            for t in (early, late)
+        ]
+        for k in LOSS_NAMES
+    }
     assert inc["soft"][1] < 0.05 * max(inc["soft"][0], 1.0) and inc["soft"][1] < 1e-2
     assert inc["hard"][1] == pytest.approx(np.log(C), rel=1e-4)
     assert inc["hard"][0] < inc["hard"][1]
@@ -273,9 +308,13 @@ def test_focus_incentive_after_the_classifier_adapts(alpha):
 def test_hard_orbit_potential_is_the_integral():
     for C in (2, 3, 1000):
         for mu in (0.05, 1.0, 13.0):
-            integral, _ = quad(lambda s, C=C: (np.exp(s) + C - 1)
-                               * np.log(C * np.exp(s) / (np.exp(s) + C - 1)), 0, mu,
-                               epsabs=0, epsrel=1e-13)
+            integral, _ = quad(
+                lambda s, C=C: (np.exp(s) + C - 1) * np.log(C * np.exp(s) / (np.exp(s) + C - 1)),
+                0,
+                mu,
+                epsabs=0,
+                epsrel=1e-13,
+            )
             assert flow.orbit_potential("hard", mu, C=C) == pytest.approx(integral / C, rel=1e-9)
 
 
@@ -414,8 +453,10 @@ def test_soft_lead_over_hard_shrinks_like_one_over_C():
     scaled = {}
     for C in (100, 1000):
         t = np.geomspace(C, 400.0 * C, 1500)
-        alpha = {k: 1 / (1 + 99 * np.exp(-flow.solve_flow(k, t, m=100, C=C)[1]))
-                 for k in ("soft", "hard")}
+        alpha = {
+            k: 1 / (1 + 99 * np.exp(-flow.solve_flow(k, t, m=100, C=C)[1]))
+            for k in ("soft", "hard")
+        }
         scaled[C] = C * np.max(alpha["soft"] - alpha["hard"])
     assert 20 < scaled[100] < 30 and 20 < scaled[1000] < 30  # about 24/C and 27/C
     assert scaled[1000] / scaled[100] < 1.3  # a 1/sqrt(C) law would give 3.2

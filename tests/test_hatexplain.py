@@ -15,16 +15,27 @@ from course_lib.data import download, hatexplain
 from course_lib.data.download import DataError
 
 DATASET = {
-    "p1": {"post_id": "p1", "post_tokens": ["you", "are", "vile"],
-           "annotators": [{"label": "offensive", "annotator_id": 1, "target": ["None"]},
-                          {"label": "hatespeech", "annotator_id": 2, "target": ["None"]}],
-           "rationales": [[0, 0, 1], [0, 1, 1]]},
-    "p2": {"post_id": "p2", "post_tokens": ["nice", "day"],
-           "annotators": [{"label": "normal", "annotator_id": 3, "target": ["None"]}],
-           "rationales": []},
-    "p3": {"post_id": "p3", "post_tokens": ["a", "b", "c", "d"],
-           "annotators": [{"label": "hatespeech", "annotator_id": 4, "target": ["x"]}],
-           "rationales": [[1, 0, 0, 1]]},
+    "p1": {
+        "post_id": "p1",
+        "post_tokens": ["you", "are", "vile"],
+        "annotators": [
+            {"label": "offensive", "annotator_id": 1, "target": ["None"]},
+            {"label": "hatespeech", "annotator_id": 2, "target": ["None"]},
+        ],
+        "rationales": [[0, 0, 1], [0, 1, 1]],
+    },
+    "p2": {
+        "post_id": "p2",
+        "post_tokens": ["nice", "day"],
+        "annotators": [{"label": "normal", "annotator_id": 3, "target": ["None"]}],
+        "rationales": [],
+    },
+    "p3": {
+        "post_id": "p3",
+        "post_tokens": ["a", "b", "c", "d"],
+        "annotators": [{"label": "hatespeech", "annotator_id": 4, "target": ["x"]}],
+        "rationales": [[1, 0, 0, 1]],
+    },
 }
 DIVISIONS = {"train": ["p3", "p1"], "val": ["p2"], "test": []}
 
@@ -71,8 +82,9 @@ def test_git_blob_sha1_is_gits_hash(files):
     expected = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
     assert hatexplain.git_blob_sha1(files[0]) == expected
     try:
-        out = subprocess.run(["git", "hash-object", str(files[0])], capture_output=True,
-                             text=True, check=True).stdout.strip()
+        out = subprocess.run(
+            ["git", "hash-object", str(files[0])], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("git is not available")
     assert out == expected
@@ -92,6 +104,7 @@ def serve(monkeypatch, payloads, calls):
     def fake(url, timeout=60):
         calls.append(url)
         return FakeResponse(payloads[url])
+
     monkeypatch.setattr(download, "_urlopen", fake)
 
 
@@ -101,8 +114,11 @@ def test_load_downloads_verifies_and_reuses(files, tmp_path, monkeypatch, capsys
     monkeypatch.setattr(hatexplain, "DIVISIONS_SHA256", hashlib.sha256(divisions_bytes).hexdigest())
     monkeypatch.setattr(hatexplain, "DIVISIONS_SIZE", len(divisions_bytes))
     calls = []
-    serve(monkeypatch, {hatexplain.DATASET_URL: dataset_bytes,
-                        hatexplain.DIVISIONS_URL: divisions_bytes}, calls)
+    serve(
+        monkeypatch,
+        {hatexplain.DATASET_URL: dataset_bytes, hatexplain.DIVISIONS_URL: divisions_bytes},
+        calls,
+    )
     cache = tmp_path / "cache"
     train = hatexplain.load_hatexplain("train", data_dir=cache)
     assert [p.post_id for p in train] == ["p3", "p1"] and len(calls) == 2
@@ -116,8 +132,9 @@ def test_a_download_that_fails_its_blob_check_leaves_nothing(files, tmp_path, mo
     serve(monkeypatch, {hatexplain.DATASET_URL: b"tampered"}, calls)
     target = tmp_path / "d" / "dataset.json"
     with pytest.raises(DataError, match="git blob check"):
-        download.fetch_verified(hatexplain.DATASET_URL, target,
-                                git_blob=hatexplain.git_blob_sha1(files[0]))
+        download.fetch_verified(
+            hatexplain.DATASET_URL, target, git_blob=hatexplain.git_blob_sha1(files[0])
+        )
     assert not target.exists() and list(target.parent.iterdir()) == []
     with pytest.raises(ValueError, match="40 hex"):
         download.fetch_verified(hatexplain.DATASET_URL, target, git_blob="abc")

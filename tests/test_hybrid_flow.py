@@ -40,8 +40,9 @@ def test_best_switch_time():
     assert flow.best_switch_time(30.0, [0.0, 15.0, 30.0], m=5, C=3) == 30.0  # soft leads: no switch
     grid = np.linspace(0.0, 100.0, 21)
     best = flow.best_switch_time(100.0, grid, m=5, C=3)
-    finals = [alpha(flow.solve_flow("hybrid", [100.0], m=5, C=3, switch_time=T)[1][0], 5)
-              for T in grid]
+    finals = [
+        alpha(flow.solve_flow("hybrid", [100.0], m=5, C=3, switch_time=T)[1][0], 5) for T in grid
+    ]
     assert best == grid[int(np.argmax(finals))] and 25.0 <= best <= 45.0
     assert max(finals) > max(finals[0], finals[-1]) + 1e-3  # it beats both pure methods
     with pytest.raises(ValueError, match="candidates"):
@@ -69,7 +70,8 @@ def test_lvml_beside_the_hybrid():
     """Chapter 6: LVML leads soft by up to 0.60 at (20, 20); the hybrid wins at (5, 3), H = 100."""
     t = np.linspace(0.0, 1000.0, 1001)
     lead = alpha(flow.solve_flow("lvml", t, m=20, C=20)[1], 20) - alpha(
-        flow.solve_flow("soft", t, m=20, C=20)[1], 20)
+        flow.solve_flow("soft", t, m=20, C=20)[1], 20
+    )
     assert abs(lead.max() - 0.5996) < 1e-3 and abs(t[np.argmax(lead)] - 501) <= 5
     hybrid = alpha(flow.solve_flow("hybrid", [100.0], m=5, C=3, switch_time=35.0)[1][0], 5)
     lvml = alpha(flow.solve_flow("lvml", [100.0], m=5, C=3)[1][0], 5)

@@ -39,8 +39,9 @@ def test_cifar10_mosaics_with_the_four_methods(tmp_path, monkeypatch):
     torch.manual_seed(0)
     focus = [CNNFocus() for _ in methods]
     classifiers = [CNNClassifier(3) for _ in methods]
-    _, _, history = train_hybrid_runs(focus, classifiers, train, methods, epochs=2, lr=0.05,
-                                      batch_size=8, switch_steps=3)
+    _, _, history = train_hybrid_runs(
+        focus, classifiers, train, methods, epochs=2, lr=0.05, batch_size=8, switch_steps=3
+    )
     assert history.loss.shape == (4, 2) and bool(torch.isfinite(history.loss).all())
     assert history.switch_step.tolist() == [-1, 0, 0, 3]
     for f, c in zip(focus, classifiers):
@@ -52,18 +53,27 @@ def test_cifar10_mosaics_with_the_four_methods(tmp_path, monkeypatch):
 
 def test_hatexplain_posts_through_the_chapter_one_model(tmp_path, monkeypatch):
     dataset = {
-        "a": {"post_id": "a", "post_tokens": ["you", "vile", "person"],
-              "annotators": [{"label": "offensive"}], "rationales": [[0, 1, 0]]},
-        "b": {"post_id": "b", "post_tokens": ["nice", "day"],
-              "annotators": [{"label": "normal"}], "rationales": []},
+        "a": {
+            "post_id": "a",
+            "post_tokens": ["you", "vile", "person"],
+            "annotators": [{"label": "offensive"}],
+            "rationales": [[0, 1, 0]],
+        },
+        "b": {
+            "post_id": "b",
+            "post_tokens": ["nice", "day"],
+            "annotators": [{"label": "normal"}],
+            "rationales": [],
+        },
     }
     divisions = {"train": ["a", "b"], "val": [], "test": ["a", "b"]}
     folder = tmp_path / "hatexplain"
     folder.mkdir()
     (folder / hatexplain.DATASET).write_text(json.dumps(dataset))
     (folder / hatexplain.DIVISIONS).write_text(json.dumps(divisions))
-    monkeypatch.setattr(hatexplain, "DATASET_GIT_BLOB",
-                        hatexplain.git_blob_sha1(folder / hatexplain.DATASET))
+    monkeypatch.setattr(
+        hatexplain, "DATASET_GIT_BLOB", hatexplain.git_blob_sha1(folder / hatexplain.DATASET)
+    )
     raw = (folder / hatexplain.DIVISIONS).read_bytes()
     monkeypatch.setattr(hatexplain, "DIVISIONS_SHA256", hashlib.sha256(raw).hexdigest())
     monkeypatch.setattr(hatexplain, "DIVISIONS_SIZE", len(raw))
@@ -84,11 +94,15 @@ def test_hatexplain_posts_through_the_chapter_one_model(tmp_path, monkeypatch):
     assert hatexplain.rationale_focus_accuracy(alpha, rationale, True) == 100.0
     # padding drops out of every loss: the padded post b has the loss of b alone
     for name in ("soft", "hard", "lvml"):
-        padded = attention_loss(name)(alpha[1:], model.embedding(batch.tokens[1:]),
-                                      batch.labels[1:], model.classifier)
+        padded = attention_loss(name)(
+            alpha[1:], model.embedding(batch.tokens[1:]), batch.labels[1:], model.classifier
+        )
         alone = sst.pad_batch(texts[1:], vocab)
-        single = attention_loss(name)(model.attention(alone.tokens, alone.mask),
-                                      model.embedding(alone.tokens), alone.labels,
-                                      model.classifier)
+        single = attention_loss(name)(
+            model.attention(alone.tokens, alone.mask),
+            model.embedding(alone.tokens),
+            alone.labels,
+            model.classifier,
+        )
         assert alone.tokens.shape[1] == 2 and batch.tokens.shape[1] == 3
         torch.testing.assert_close(padded, single)

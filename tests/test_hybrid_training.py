@@ -46,7 +46,7 @@ def one_optimizer_loop(pair, soft_epochs):
     for epoch in range(EPOCHS):
         name = "soft" if epoch < soft_epochs else "hard"
         for start in range(0, 120, BATCH):
-            x, y = DATA.segments[start:start + BATCH], DATA.labels[start:start + BATCH]
+            x, y = DATA.segments[start : start + BATCH], DATA.labels[start : start + BATCH]
             loss = KERNELS[name](focus.attention(x), x, y, clf)
             for opt in opts:
                 opt.zero_grad()
@@ -59,12 +59,20 @@ def one_optimizer_loop(pair, soft_epochs):
 def test_switch_at_zero_is_hard_and_past_the_end_is_soft():
     pair = mlp_pair(0)
     focus, clf = copies(pair, 4)
-    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid", "hybrid", "hard", "soft"],
-                                   epochs=EPOCHS, lr=LR, batch_size=BATCH,
-                                   switch_steps=[0, STEPS, 0, 0])
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        DATA,
+        ["hybrid", "hybrid", "hard", "soft"],
+        epochs=EPOCHS,
+        lr=LR,
+        batch_size=BATCH,
+        switch_steps=[0, STEPS, 0, 0],
+    )
     ref_focus, ref_clf = copies(pair, 2)
-    _, _, ref = train_mosaic_runs(ref_focus, ref_clf, DATA, ["hard", "soft"], epochs=EPOCHS,
-                                  lr=LR, batch_size=BATCH)
+    _, _, ref = train_mosaic_runs(
+        ref_focus, ref_clf, DATA, ["hard", "soft"], epochs=EPOCHS, lr=LR, batch_size=BATCH
+    )
     for run, other in ((0, 0), (1, 1), (2, 0), (3, 1)):
         torch.testing.assert_close(params(focus[run]), params(ref_focus[other]))
         torch.testing.assert_close(params(clf[run]), params(ref_clf[other]))
@@ -79,11 +87,26 @@ def test_switch_at_zero_is_hard_and_past_the_end_is_soft():
 def test_batched_switch_equals_the_plain_loop_with_a_fresh_optimizer(soft_epochs):
     pair = mlp_pair(1)
     focus, clf = copies(pair, 1)
-    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid"], epochs=EPOCHS, lr=LR,
-                                   batch_size=BATCH, switch_steps=soft_epochs * 3)
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        DATA,
+        ["hybrid"],
+        epochs=EPOCHS,
+        lr=LR,
+        batch_size=BATCH,
+        switch_steps=soft_epochs * 3,
+    )
     plain_focus, plain_clf = copies(pair, 1)
-    _, _, plain = train_hybrid(plain_focus[0], plain_clf[0], DATA, soft_epochs=soft_epochs,
-                               hard_epochs=EPOCHS - soft_epochs, lr=LR, batch_size=BATCH)
+    _, _, plain = train_hybrid(
+        plain_focus[0],
+        plain_clf[0],
+        DATA,
+        soft_epochs=soft_epochs,
+        hard_epochs=EPOCHS - soft_epochs,
+        lr=LR,
+        batch_size=BATCH,
+    )
     torch.testing.assert_close(params(focus[0]), params(plain_focus[0]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(params(clf[0]), params(plain_clf[0]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(hist.loss[0], plain.loss, atol=1e-5, rtol=1e-5)
@@ -97,9 +120,17 @@ def test_batched_switch_equals_the_plain_loop_with_a_fresh_optimizer(soft_epochs
 def test_kept_momentum_equals_one_optimizer_across_the_switch(soft_epochs):
     pair = mlp_pair(1)
     focus, clf = copies(pair, 2)
-    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid", "hybrid"], epochs=EPOCHS,
-                                   lr=LR, batch_size=BATCH, switch_steps=soft_epochs * 3,
-                                   optimizer_at_switch=["keep", "fresh"])
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        DATA,
+        ["hybrid", "hybrid"],
+        epochs=EPOCHS,
+        lr=LR,
+        batch_size=BATCH,
+        switch_steps=soft_epochs * 3,
+        optimizer_at_switch=["keep", "fresh"],
+    )
     kept_focus, kept_clf = one_optimizer_loop(pair, soft_epochs)
     torch.testing.assert_close(params(focus[0]), params(kept_focus), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(params(clf[0]), params(kept_clf), atol=1e-5, rtol=1e-5)
@@ -107,8 +138,15 @@ def test_kept_momentum_equals_one_optimizer_across_the_switch(soft_epochs):
     # a "keep" that silently reset would equal the fresh run; a "fresh" that kept, the kept one
     assert (params(focus[0]) - params(focus[1])).abs().max() > 1e-4
     plain_focus, plain_clf = copies(pair, 1)
-    train_hybrid(plain_focus[0], plain_clf[0], DATA, soft_epochs=soft_epochs,
-                 hard_epochs=EPOCHS - soft_epochs, lr=LR, batch_size=BATCH)
+    train_hybrid(
+        plain_focus[0],
+        plain_clf[0],
+        DATA,
+        soft_epochs=soft_epochs,
+        hard_epochs=EPOCHS - soft_epochs,
+        lr=LR,
+        batch_size=BATCH,
+    )
     torch.testing.assert_close(params(focus[1]), params(plain_focus[0]), atol=1e-5, rtol=1e-5)
     # the soft phase is the same for both: the records agree until the switch
     torch.testing.assert_close(hist.loss[0, :soft_epochs], hist.loss[1, :soft_epochs])
@@ -120,8 +158,16 @@ def test_kept_momentum_changes_nothing_for_pure_runs_and_plateau_switches():
     runs = {}
     for choice in ("fresh", "keep"):
         focus, clf = copies(pair, 3)
-        train_hybrid_runs(focus, clf, DATA, ["soft", "hard", "lvml"], epochs=EPOCHS, lr=LR,
-                          batch_size=BATCH, optimizer_at_switch=choice)
+        train_hybrid_runs(
+            focus,
+            clf,
+            DATA,
+            ["soft", "hard", "lvml"],
+            epochs=EPOCHS,
+            lr=LR,
+            batch_size=BATCH,
+            optimizer_at_switch=choice,
+        )
         runs[choice] = focus
     for a, b in zip(runs["fresh"], runs["keep"]):
         torch.testing.assert_close(params(a), params(b), atol=0, rtol=0)
@@ -129,10 +175,18 @@ def test_kept_momentum_changes_nothing_for_pure_runs_and_plateau_switches():
     data = make_linear_mosaics(200, n_classes=4, m=5, seed=1)
     focus = [LinearFocus(5) for _ in range(2)]
     clf = [LinearClassifier(5, 4) for _ in range(2)]
-    _, _, hist = train_hybrid_runs(focus, clf, data, ["hybrid", "hybrid"], epochs=30, lr=0.5,
-                                   batch_size=50, switch_steps=None,
-                                   plateau=Plateau("loss", patience=2, min_delta=0.02),
-                                   optimizer_at_switch=["fresh", "keep"])
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        data,
+        ["hybrid", "hybrid"],
+        epochs=30,
+        lr=0.5,
+        batch_size=50,
+        switch_steps=None,
+        plateau=Plateau("loss", patience=2, min_delta=0.02),
+        optimizer_at_switch=["fresh", "keep"],
+    )
     assert hist.switch_step[0] == hist.switch_step[1] > 0
     assert (params(focus[0]) - params(focus[1])).abs().max() > 1e-4
 
@@ -141,8 +195,15 @@ def test_plain_hybrid_with_zero_phases_is_pure_soft_or_hard():
     for soft_epochs, name in ((0, "hard"), (EPOCHS, "soft")):
         pair = mlp_pair(2)
         a, b = copies(pair, 1), copies(pair, 1)
-        train_hybrid(a[0][0], a[1][0], DATA, soft_epochs=soft_epochs,
-                     hard_epochs=EPOCHS - soft_epochs, lr=LR, batch_size=BATCH)
+        train_hybrid(
+            a[0][0],
+            a[1][0],
+            DATA,
+            soft_epochs=soft_epochs,
+            hard_epochs=EPOCHS - soft_epochs,
+            lr=LR,
+            batch_size=BATCH,
+        )
         train_mosaic(b[0][0], b[1][0], DATA, name, epochs=EPOCHS, lr=LR, batch_size=BATCH)
         torch.testing.assert_close(params(a[0][0]), params(b[0][0]))
 
@@ -152,9 +213,17 @@ def test_plateau_switch_equals_the_same_switch_given_as_a_step():
     data = make_linear_mosaics(200, n_classes=4, m=5, seed=1)
     focus = [LinearFocus(5) for _ in range(2)]
     clf = [LinearClassifier(5, 4) for _ in range(2)]
-    _, _, hist = train_hybrid_runs(focus, clf, data, ["hybrid", "hybrid"], epochs=30, lr=0.5,
-                                   batch_size=50, switch_steps=[None, None],
-                                   plateau=Plateau("loss", patience=2, min_delta=0.02))
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        data,
+        ["hybrid", "hybrid"],
+        epochs=30,
+        lr=0.5,
+        batch_size=50,
+        switch_steps=[None, None],
+        plateau=Plateau("loss", patience=2, min_delta=0.02),
+    )
     assert isinstance(hist, HybridHistory) and hist.loss.shape == (2, 30)
     step = int(hist.switch_step[0])
     assert 0 < step < 30 * 4 and step % 4 == 0  # at the end of an epoch, during training
@@ -162,8 +231,9 @@ def test_plateau_switch_equals_the_same_switch_given_as_a_step():
     assert hist.loss[0, epoch - 2] - hist.loss[0, epoch] < 0.02  # the criterion held there
     assert all(hist.loss[0, e - 2] - hist.loss[0, e] >= 0.02 for e in range(2, epoch))
     again_f, again_c = [LinearFocus(5)], [LinearClassifier(5, 4)]
-    _, _, again = train_hybrid_runs(again_f, again_c, data, ["hybrid"], epochs=30, lr=0.5,
-                                    batch_size=50, switch_steps=step)
+    _, _, again = train_hybrid_runs(
+        again_f, again_c, data, ["hybrid"], epochs=30, lr=0.5, batch_size=50, switch_steps=step
+    )
     torch.testing.assert_close(params(again_f[0]), params(focus[0]))
     torch.testing.assert_close(again.loss[0], hist.loss[0])
 
@@ -174,9 +244,16 @@ def test_plateau_waits_for_min_epochs():
     steps = []
     for min_epochs in (0, 20):
         focus, clf = [LinearFocus(5)], [LinearClassifier(5, 4)]
-        _, _, hist = train_hybrid_runs(focus, clf, data, ["hybrid"], epochs=30, lr=0.5,
-                                       batch_size=50,
-                                       plateau=Plateau("loss", 2, 0.02, min_epochs=min_epochs))
+        _, _, hist = train_hybrid_runs(
+            focus,
+            clf,
+            data,
+            ["hybrid"],
+            epochs=30,
+            lr=0.5,
+            batch_size=50,
+            plateau=Plateau("loss", 2, 0.02, min_epochs=min_epochs),
+        )
         steps.append(int(hist.switch_step[0]))
     assert steps[0] < 20 * 4  # without a minimum it fires earlier ...
     assert steps[1] == 20 * 4  # ... with one, at the end of epoch 20 (the loss is flat there)
@@ -185,34 +262,48 @@ def test_plateau_waits_for_min_epochs():
 def test_focus_plateau_and_records():
     torch.manual_seed(0)
     focus, clf = [LinearFocus(5)], [LinearClassifier(5, 4)]
-    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid"], epochs=20, lr=0.5,
-                                   batch_size=BATCH, plateau=Plateau("focus", 2, 0.01))
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        DATA,
+        ["hybrid"],
+        epochs=20,
+        lr=0.5,
+        batch_size=BATCH,
+        plateau=Plateau("focus", 2, 0.01),
+    )
     assert 0 < int(hist.switch_step[0]) < 20 * 3
     assert torch.all((hist.focus_accuracy >= 0) & (hist.focus_accuracy <= 1))
     assert torch.all((hist.mean_a_z > 0) & (hist.mean_a_z < 1))
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"methods": ["hybrid", "mix"]}, ValueError, "methods"),
-    ({"methods": ["hybrid"]}, ValueError, "one method per run"),
-    ({"switch_steps": None}, ValueError, "plateau"),
-    ({"switch_steps": -1}, ValueError, "switch_steps"),
-    ({"switch_steps": [1, 2, 3]}, ValueError, "one per run"),
-    ({"switch_steps": None, "plateau": ("loss", 2, 0.1)}, TypeError, "Plateau"),
-    ({"switch_steps": None, "plateau": Plateau("accuracy")}, ValueError, "metric"),
-    ({"switch_steps": None, "plateau": Plateau("loss", min_epochs=-1)}, ValueError, "min_epochs"),
-    ({"epochs": 0}, ValueError, "epochs"),
-    ({"optimizer_at_switch": "reset"}, ValueError, "optimizer_at_switch"),
-    ({"optimizer_at_switch": None}, ValueError, "optimizer_at_switch"),
-    ({"optimizer_at_switch": ["keep"]}, ValueError, "optimizer_at_switch.*one per run"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"methods": ["hybrid", "mix"]}, ValueError, "methods"),
+        ({"methods": ["hybrid"]}, ValueError, "one method per run"),
+        ({"switch_steps": None}, ValueError, "plateau"),
+        ({"switch_steps": -1}, ValueError, "switch_steps"),
+        ({"switch_steps": [1, 2, 3]}, ValueError, "one per run"),
+        ({"switch_steps": None, "plateau": ("loss", 2, 0.1)}, TypeError, "Plateau"),
+        ({"switch_steps": None, "plateau": Plateau("accuracy")}, ValueError, "metric"),
+        (
+            {"switch_steps": None, "plateau": Plateau("loss", min_epochs=-1)},
+            ValueError,
+            "min_epochs",
+        ),
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"optimizer_at_switch": "reset"}, ValueError, "optimizer_at_switch"),
+        ({"optimizer_at_switch": None}, ValueError, "optimizer_at_switch"),
+        ({"optimizer_at_switch": ["keep"]}, ValueError, "optimizer_at_switch.*one per run"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, error, match):
     pair = mlp_pair(0)
     focus, clf = copies(pair, 2)
     args = {"methods": ["hybrid", "soft"], "switch_steps": 3, "epochs": 2, **kwargs}
     with pytest.raises(error, match=match):
-        train_hybrid_runs(focus, clf, DATA, args.pop("methods"), lr=LR, batch_size=BATCH,
-                          **args)
+        train_hybrid_runs(focus, clf, DATA, args.pop("methods"), lr=LR, batch_size=BATCH, **args)
 
 
 def test_plain_hybrid_refuses_empty_training():
@@ -234,7 +325,7 @@ def step_loop(pair, switch, choice):
         for start in range(0, 120, BATCH):
             if step == switch and choice == "fresh":
                 opts = optimizers()
-            x, y = DATA.segments[start:start + BATCH], DATA.labels[start:start + BATCH]
+            x, y = DATA.segments[start : start + BATCH], DATA.labels[start : start + BATCH]
             name = "soft" if step < switch else "hard"
             loss = KERNELS[name](focus.attention(x), x, y, clf)
             for opt in opts:
@@ -252,9 +343,17 @@ def test_a_switch_inside_an_epoch_equals_the_step_by_step_hybrid(choice):
     # per step, not per epoch; each run against its own hand-written loop
     pair = mlp_pair(5)
     focus, clf = copies(pair, 2)
-    _, _, hist = train_hybrid_runs(focus, clf, DATA, ["hybrid", "hybrid"], epochs=EPOCHS,
-                                   lr=LR, batch_size=BATCH, switch_steps=[7, 11],
-                                   optimizer_at_switch=choice)
+    _, _, hist = train_hybrid_runs(
+        focus,
+        clf,
+        DATA,
+        ["hybrid", "hybrid"],
+        epochs=EPOCHS,
+        lr=LR,
+        batch_size=BATCH,
+        switch_steps=[7, 11],
+        optimizer_at_switch=choice,
+    )
     assert hist.switch_step.tolist() == [7, 11]
     for run, switch in enumerate((7, 11)):
         by_hand = step_loop(pair, switch, choice)

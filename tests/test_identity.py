@@ -115,8 +115,7 @@ def test_regimes():
     # the missed attention at a given scaled norm hardly depends on m once scores are large
     x = 300.0
     misses = [
-        1 - law.attention_weight(identity.sen_score_from_norm(x, mm), mm)
-        for mm in (5, 20, 80)
+        1 - law.attention_weight(identity.sen_score_from_norm(x, mm), mm) for mm in (5, 20, 80)
     ]
     assert max(misses) / min(misses) < 1.1
 

@@ -70,12 +70,13 @@ def test_gradients_match_finite_differences_in_float64(loss):
     scores = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
 
     def f(s, weight, bias):
-        return loss(
-            torch.softmax(s, 1), segments, labels, lambda x: x @ weight.T + bias
-        )
+        return loss(torch.softmax(s, 1), segments, labels, lambda x: x @ weight.T + bias)
 
-    inputs = (scores, clf.net.weight.detach().clone().requires_grad_(),
-              clf.net.bias.detach().clone().requires_grad_())
+    inputs = (
+        scores,
+        clf.net.weight.detach().clone().requires_grad_(),
+        clf.net.bias.detach().clone().requires_grad_(),
+    )
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-7)
 
 
@@ -104,6 +105,7 @@ def test_lvml_is_exact_where_every_likelihood_underflows():
     segments[:, :, 1] = 1000.0 + offsets  # logit of class 1; the label is class 0
     labels = torch.zeros(batch, dtype=torch.long)
     alpha = torch.softmax(torch.randn(batch, m, dtype=torch.float64), 1)
+
     def clf(x):
         return x
 
@@ -139,6 +141,7 @@ def test_losses_run_in_float32_and_on_image_shaped_segments():
     torch.manual_seed(0)
     alpha = torch.softmax(torch.randn(2, 3), 1)
     segments = torch.randn(2, 3, 1, 4, 4)
+
     def clf(x):
         return x.flatten(1)[:, :5]
 

@@ -68,8 +68,13 @@ def test_make_targets_select_the_suites():
     assert "COURSE_BROWSER_REQUIRED=1" in make_recipe("browser")
     assert "-m colab" in make_recipe("colab")
     recipe = make_recipe("test")
-    steps = ["$(MAKE) unit", "$(MAKE) notebooks", "$(MAKE) build-book", "$(MAKE) browser",
-             "$(MAKE) colab"]
+    steps = [
+        "$(MAKE) unit",
+        "$(MAKE) notebooks",
+        "$(MAKE) build-book",
+        "$(MAKE) browser",
+        "$(MAKE) colab",
+    ]
     assert all(step in recipe for step in steps)
     assert [recipe.index(step) for step in steps] == sorted(recipe.index(s) for s in steps)
 

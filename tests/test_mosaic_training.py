@@ -55,19 +55,29 @@ def test_batched_runs_equal_sequential_runs(shared_data):
     sequential = []
     for r, (focus, clf, loss) in enumerate(runs):
         f, c = copy.deepcopy(focus), copy.deepcopy(clf)
-        _, _, h = train_mosaic(f, c, datasets[0] if shared_data else datasets[r], loss,
-                               epochs=4, lr=lrs[r], batch_size=64)
+        _, _, h = train_mosaic(
+            f,
+            c,
+            datasets[0] if shared_data else datasets[r],
+            loss,
+            epochs=4,
+            lr=lrs[r],
+            batch_size=64,
+        )
         sequential.append((f, c, h))
     focus_models = [copy.deepcopy(r[0]) for r in runs]
     classifiers = [copy.deepcopy(r[1]) for r in runs]
-    _, _, batched = train_mosaic_runs(focus_models, classifiers, data, [r[2] for r in runs],
-                                      epochs=4, lr=lrs, batch_size=64)
+    _, _, batched = train_mosaic_runs(
+        focus_models, classifiers, data, [r[2] for r in runs], epochs=4, lr=lrs, batch_size=64
+    )
     assert batched.loss.shape == (6, 4)
     for r, (f, c, h) in enumerate(sequential):
         assert torch.allclose(batched.loss[r], h.loss, atol=1e-5)
         assert torch.allclose(batched.mean_a_z[r], h.mean_a_z, atol=1e-5)
-        for p, q in zip(list(f.parameters()) + list(c.parameters()),
-                        list(focus_models[r].parameters()) + list(classifiers[r].parameters())):
+        for p, q in zip(
+            list(f.parameters()) + list(c.parameters()),
+            list(focus_models[r].parameters()) + list(classifiers[r].parameters()),
+        ):
             assert torch.allclose(p, q, atol=1e-5)
     # the runs really differ (a bug that trained one run R times would pass the loop above
     # only if all runs were equal)
@@ -87,9 +97,16 @@ def test_fixed_focus_hard_loss_floor_and_incentive():
     C = 4
     data = make_linear_mosaics(400, n_classes=C, m=3, seed=0)
     classifiers = [LinearClassifier(C + 1, C) for _ in range(4)]
-    _, history = train_fixed_focus(classifiers, data, [0.5, 0.5, 1.0, 0.5],
-                                   ["hard", "soft", "hard", "lvml"], epochs=60, lr=0.5,
-                                   batch_size=100, record_epochs=[1, 30, 60])
+    _, history = train_fixed_focus(
+        classifiers,
+        data,
+        [0.5, 0.5, 1.0, 0.5],
+        ["hard", "soft", "hard", "lvml"],
+        epochs=60,
+        lr=0.5,
+        batch_size=100,
+        record_epochs=[1, 30, 60],
+    )
     assert history.loss.shape == (4, 3) and history.epochs.tolist() == [1, 30, 60]
     assert abs(history.loss[0, -1] - 0.5 * math.log(C)) < 0.02
     assert abs(history.incentive[0, -1] - 0.01 * math.log(C)) < 0.001
@@ -100,13 +117,18 @@ def test_fixed_focus_hard_loss_floor_and_incentive():
     # alpha = 1.01 the weights leave the simplex, which the public losses refuse)
     for r, (alpha, loss) in enumerate(zip([0.5, 0.5, 1.0, 0.5], ["hard", "soft", "hard", "lvml"])):
         with torch.no_grad():
-            expected = [KERNELS[loss](fixed_attention(alpha + shift, data.foreground, 3),
-                                      data.segments, data.labels, classifiers[r]).item()
-                        for shift in (0.0, 0.01)]
+            expected = [
+                KERNELS[loss](
+                    fixed_attention(alpha + shift, data.foreground, 3),
+                    data.segments,
+                    data.labels,
+                    classifiers[r],
+                ).item()
+                for shift in (0.0, 0.01)
+            ]
         assert history.loss[r, -1].item() == pytest.approx(expected[0], abs=1e-5)
         assert history.loss_plus[r, -1].item() == pytest.approx(expected[1], abs=1e-5)
-        assert history.incentive[r, -1].item() == pytest.approx(expected[0] - expected[1],
-                                                                abs=1e-5)
+        assert history.incentive[r, -1].item() == pytest.approx(expected[0] - expected[1], abs=1e-5)
 
 
 def test_fixed_focus_equals_the_public_loss_on_a_manual_step():
@@ -139,11 +161,11 @@ def _official_loop(clf, data, alpha, loss, epochs, lr, batch):
         with torch.no_grad():
             return [fn(fixed_attention(a, z, m), x, y, clf).item() for a in (alpha, alpha + 0.01)]
 
-    records = [np.mean([both(*(t[s:s + batch] for t in data)) for s in starts], 0)]
+    records = [np.mean([both(*(t[s : s + batch] for t in data)) for s in starts], 0)]
     for _ in range(epochs):
         rows = []
         for s in starts:
-            x, y, z = (t[s:s + batch] for t in data)
+            x, y, z = (t[s : s + batch] for t in data)
             opt.zero_grad()
             fn(fixed_attention(alpha, z, m), x, y, clf).backward()
             opt.step()
@@ -162,8 +184,16 @@ def test_fixed_focus_running_mean_is_the_official_loop():
         runs = {}
         for evaluation in ("running_mean", "full_set"):
             _, runs[evaluation] = train_fixed_focus(
-                [copy.deepcopy(clf)], data, [0.4], [loss], epochs=2, lr=0.1, batch_size=32,
-                record_epochs=[0, 1, 2], evaluation=evaluation)
+                [copy.deepcopy(clf)],
+                data,
+                [0.4],
+                [loss],
+                epochs=2,
+                lr=0.1,
+                batch_size=32,
+                record_epochs=[0, 1, 2],
+                evaluation=evaluation,
+            )
         history = runs["running_mean"]
         assert history.epochs.tolist() == [0, 1, 2]
         assert torch.allclose(history.loss[0], expected[:, 0], atol=1e-6)
@@ -179,8 +209,15 @@ def test_fixed_focus_difference_at_alpha_one():
     for at_one in ("zero", "extrapolate"):
         classifiers = [LinearClassifier(4, 3) for _ in range(3)]
         _, histories[at_one] = train_fixed_focus(
-            classifiers, data, [1.0, 1.0, 0.5], ["lvml", "soft", "hard"], epochs=3, lr=0.5,
-            batch_size=20, at_one=at_one)
+            classifiers,
+            data,
+            [1.0, 1.0, 0.5],
+            ["lvml", "soft", "hard"],
+            epochs=3,
+            lr=0.5,
+            batch_size=20,
+            at_one=at_one,
+        )
     assert (histories["zero"].incentive[:2] == 0).all()  # the official diff: 0 by construction
     assert (histories["extrapolate"].incentive[:2] > 1e-4).all()  # L(1) - L(1.01) > 0
     assert torch.equal(histories["zero"].incentive[2], histories["extrapolate"].incentive[2])
@@ -190,8 +227,7 @@ def test_fixed_focus_flow_time_figure():
     matplotlib.use("Agg")
     times = {"soft": np.arange(3.0), "hard": np.arange(3.0) / 5}
     curves = {name: {0.2: np.ones(3), 0.8: np.zeros(3)} for name in times}
-    fig = plotting.fixed_focus_flow_time(times, curves, curves,
-                                         reference=(times, curves, curves))
+    fig = plotting.fixed_focus_flow_time(times, curves, curves, reference=(times, curves, curves))
     assert len(fig.axes) == 4
     assert len(fig.axes[0].lines) == 4 and len(fig.axes[3].lines) == 4  # 2 alphas x (run, ref)
     matplotlib.pyplot.close(fig)
@@ -239,9 +275,15 @@ def test_batched_cnn_runs_equal_sequential_runs():
         f, c = copy.deepcopy(focus), copy.deepcopy(clf)
         _, _, h = train_mosaic(f, c, data, loss, epochs=1, lr=0.05, batch_size=6)
         sequential.append(h)
-    _, _, batched = train_mosaic_runs([copy.deepcopy(r[0]) for r in runs],
-                                      [copy.deepcopy(r[1]) for r in runs], data, LOSSES,
-                                      epochs=1, lr=0.05, batch_size=6)
+    _, _, batched = train_mosaic_runs(
+        [copy.deepcopy(r[0]) for r in runs],
+        [copy.deepcopy(r[1]) for r in runs],
+        data,
+        LOSSES,
+        epochs=1,
+        lr=0.05,
+        batch_size=6,
+    )
     for r, h in enumerate(sequential):
         assert torch.allclose(batched.loss[r], h.loss, atol=1e-5)
 
@@ -262,9 +304,11 @@ def test_the_teaching_loop_equals_the_engine_with_one_run(loss):
     torch.testing.assert_close(got.loss[0], expected.loss, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(got.mean_a_z[0], expected.mean_a_z, atol=1e-6, rtol=1e-5)
     moved = 0.0
-    for p, q, start in zip([*plain[0].parameters(), *plain[1].parameters()],
-                           [*engine[0][0].parameters(), *engine[1][0].parameters()],
-                           [*focus.parameters(), *clf.parameters()]):
+    for p, q, start in zip(
+        [*plain[0].parameters(), *plain[1].parameters()],
+        [*engine[0][0].parameters(), *engine[1][0].parameters()],
+        [*focus.parameters(), *clf.parameters()],
+    ):
         torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-5)
         moved = max(moved, (p - start).abs().max().item())
     assert moved > 1e-2  # the runs trained: equal parameters are not the untouched start
@@ -273,7 +317,11 @@ def test_the_teaching_loop_equals_the_engine_with_one_run(loss):
 def test_the_engine_takes_the_losses_from_losses_public_api():
     # one source for the losses: mosaic_training imports no private name of course_lib.losses
     tree = ast.parse(inspect.getsource(mosaic_training))
-    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module == "losses" for alias in node.names]
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "losses"
+        for alias in node.names
+    ]
     assert "selected_loss" in imported
     assert not [name for name in imported if name.startswith("_")]

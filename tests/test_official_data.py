@@ -41,7 +41,9 @@ def test_reads_a_plain_csv_and_refuses_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="path"):
         official.load_official_fixed_focus(tmp_path / "missing.csv")
     bad = tmp_path / "bad.csv"
-    bad.write_text("loss,alpha,epoch,batches_per_epoch,lr,momentum,t,L,diff\n"
-                   "sparse,0.2,0,20,0.05,0.9,0,3.0,0.0\n")
+    bad.write_text(
+        "loss,alpha,epoch,batches_per_epoch,lr,momentum,t,L,diff\n"
+        "sparse,0.2,0,20,0.05,0.9,0,3.0,0.0\n"
+    )
     with pytest.raises(ValueError, match="unknown loss"):
         official.load_official_fixed_focus(bad)

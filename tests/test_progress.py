@@ -171,8 +171,15 @@ def _train_topic(early_stop: bool):
     tokens, labels = corpus.train
     stop = (lambda step, history: step >= 20) if early_stop else None
     models, history = training.train_full_batch(
-        models, tokens, labels, 40, 0.5, topic_mask=corpus.topic_mask(tokens),
-        topic_word_ids=corpus.topic_word_ids, record_every=5, on_record=stop,
+        models,
+        tokens,
+        labels,
+        40,
+        0.5,
+        topic_mask=corpus.topic_mask(tokens),
+        topic_word_ids=corpus.topic_word_ids,
+        record_every=5,
+        on_record=stop,
     )
     return [m.state_dict() for m in models], history
 
@@ -221,8 +228,14 @@ def _train_mosaics():
         focus_models.append(MLPFocus(4, 8))
         classifiers.append(MLPClassifier(4, 3, 8))
     _, _, history = mosaic_training.train_hybrid_runs(
-        focus_models, classifiers, data, ["soft", "hybrid"], epochs=3, lr=0.1,
-        switch_steps=4, batch_size=32,
+        focus_models,
+        classifiers,
+        data,
+        ["soft", "hybrid"],
+        epochs=3,
+        lr=0.1,
+        switch_steps=4,
+        batch_size=32,
     )
     states = [m.state_dict() for m in focus_models + classifiers]
     return copy.deepcopy(states), history

@@ -223,9 +223,7 @@ def solve_flow(method, t, *, m, C, switch_time=None, rtol=RTOL, atol=ATOL):
         soft_times = np.append(times[soft_part], switch_time)
         if soft_times.size > 1 and soft_times[-2] == switch_time:
             soft_times = soft_times[:-1]
-        soft_path = _integrate(
-            "soft", 0.0, [0.0, 0.0], soft_times, m=m, C=C, rtol=rtol, atol=atol
-        )
+        soft_path = _integrate("soft", 0.0, [0.0, 0.0], soft_times, m=m, C=C, rtol=rtol, atol=atol)
         out[:, soft_part] = soft_path[:, : int(soft_part.sum())]
         y_switch = soft_path[:, -1]
     else:
@@ -422,8 +420,15 @@ def _hard_antiderivative(s, C):
     A = C - 1.0
     es = np.exp(s)
     g = es + A
-    return ((s + np.log(C)) * (es + A * s) - es - A * s**2 / 2 - g * np.log(g) + g
-            - A * s * np.log(A) + A * _dilog(-es / A))
+    return (
+        (s + np.log(C)) * (es + A * s)
+        - es
+        - A * s**2 / 2
+        - g * np.log(g)
+        + g
+        - A * s * np.log(A)
+        + A * _dilog(-es / A)
+    )
 
 
 def orbit_potential(method, mu, *, C):
@@ -591,8 +596,13 @@ def time_to_half(method, *, m, C):
     high = 1.0
     while float(orbit_potential(method, high, C=C)) < target:
         high *= 2
-    mu_half = brentq(lambda mu: float(orbit_potential(method, mu, C=C)) - target, 0.0, high,
-                     xtol=1e-13, rtol=1e-13)
+    mu_half = brentq(
+        lambda mu: float(orbit_potential(method, mu, C=C)) - target,
+        0.0,
+        high,
+        xtol=1e-13,
+        rtol=1e-13,
+    )
     rhs = flow_rhs(method, m=m, C=C)
 
     def seconds_per_margin(mu):
@@ -623,8 +633,9 @@ def best_switch_time(horizon, candidates, *, m, C):
         raise ValueError("candidates must be a non-empty 1-D array of finite switch times")
     if np.any(candidates < 0):
         raise ValueError("candidates must be switch times >= 0")
-    final_nu = [solve_flow("hybrid", [horizon], m=m, C=C, switch_time=float(T))[1][0]
-                for T in candidates]
+    final_nu = [
+        solve_flow("hybrid", [horizon], m=m, C=C, switch_time=float(T))[1][0] for T in candidates
+    ]
     return float(candidates[int(np.argmax(final_nu))])
 
 

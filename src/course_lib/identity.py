@@ -146,8 +146,10 @@ def sen_score_from_norm(scaled_norm, m, score0=0.0, scaled_norm0=0.0):
     m = _check_m(m)
     score0 = real_values(score0, "score0")
     scaled_norm0 = real_values(scaled_norm0, "scaled_norm0")
-    if (scaled_norm < 0).any() if isinstance(scaled_norm, (torch.Tensor, np.ndarray)) else (
-        scaled_norm < 0
+    if (
+        (scaled_norm < 0).any()
+        if isinstance(scaled_norm, (torch.Tensor, np.ndarray))
+        else (scaled_norm < 0)
     ):
         raise ValueError("scaled_norm must be >= 0")
     potential = 0.5 * (scaled_norm * scaled_norm - scaled_norm0 * scaled_norm0) + (

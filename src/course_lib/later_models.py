@@ -168,19 +168,16 @@ def joma_run(
             bar.close()
             break
         features = torch.cat([weights, torch.zeros(width - M, K, dtype=torch.float64)])
-        features = features + torch.nn.functional.one_hot(
-            torch.tensor(M), width
-        ).double()[:, None]  # the residual token
+        features = (
+            features + torch.nn.functional.one_hot(torch.tensor(M), width).double()[:, None]
+        )  # the residual token
         loss = torch.nn.functional.cross_entropy(features.T @ W, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
         bar.update()
         show_loss(bar, loss)
-    return JomaRun(
-        torch.tensor(rec_steps), torch.stack(zs), torch.stack(z_hats), torch.stack(tops)
-    )
-
+    return JomaRun(torch.tensor(rec_steps), torch.stack(zs), torch.stack(z_hats), torch.stack(tops))
 
 
 class JomaSpecialRun(NamedTuple):
@@ -329,6 +326,7 @@ def train_two_layer_relu(
     W2 = torch.randn(y.shape[1], hidden, generator=gen, dtype=torch.float64)
     W1, W2 = W1.to(x.device).requires_grad_(), W2.to(x.device).requires_grad_()
     y = y.to(x.device)
+
     def size():
         return ((W1**2).sum(1) + (W2**2).sum(0)).detach()
 

@@ -168,9 +168,14 @@ def load_digit_images(split: str = "train", test_fraction: float = 0.3, seed: in
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     digits = load_digits()
     parts = train_test_split(
-        digits.data, digits.target, test_size=test_fraction, random_state=seed,
+        digits.data,
+        digits.target,
+        test_size=test_fraction,
+        random_state=seed,
         stratify=digits.target,
     )
     images, labels = (parts[0], parts[2]) if split == "train" else (parts[1], parts[3])
-    return (torch.tensor(images / 16.0, dtype=torch.float32),
-            torch.tensor(labels, dtype=torch.long))
+    return (
+        torch.tensor(images / 16.0, dtype=torch.float32),
+        torch.tensor(labels, dtype=torch.long),
+    )

@@ -105,9 +105,11 @@ def _check_loss_name(name) -> str:
 
 
 def _check_sgd(epochs, batch_size, momentum) -> tuple[int, int, float]:
-    return (check_int(epochs, "epochs", minimum=1),
-            check_int(batch_size, "batch_size", minimum=1),
-            check_fraction(momentum, "momentum", allow_zero=True))
+    return (
+        check_int(epochs, "epochs", minimum=1),
+        check_int(batch_size, "batch_size", minimum=1),
+        check_fraction(momentum, "momentum", allow_zero=True),
+    )
 
 
 def _per_run_list(value, runs: int, name: str) -> list:
@@ -198,8 +200,14 @@ def train_mosaic(
                 weight = (stop - start) / len(labels)
                 batch_loss = value.item()
                 losses[epoch] += weight * batch_loss
-                a_z[epoch] += weight * alpha.detach()[torch.arange(stop - start, device=device),
-                                                       foreground[start:stop]].mean().item()
+                a_z[epoch] += (
+                    weight
+                    * alpha.detach()[
+                        torch.arange(stop - start, device=device), foreground[start:stop]
+                    ]
+                    .mean()
+                    .item()
+                )
                 bar.update()
                 show_loss(bar, batch_loss)
     return focus, classifier, MosaicHistory(losses, a_z)
@@ -356,8 +364,17 @@ class _Engine:
         values, records = self.losses(index, x, y, z)
         return dict(zip(params, torch.autograd.grad(values.sum(), leaves))), records
 
-    def train(self, schedule: _Schedule, *, epochs, lrs, batch_size, momentum,
-              on_step: Callable | None = None, on_epoch: Callable | None = None):
+    def train(
+        self,
+        schedule: _Schedule,
+        *,
+        epochs,
+        lrs,
+        batch_size,
+        momentum,
+        on_step: Callable | None = None,
+        on_epoch: Callable | None = None,
+    ):
         """Train in place; returns the per-epoch records (3, R, epochs): loss, a_z and focus
         accuracy, each the batch-size-weighted mean over the epoch's steps.  ``on_step(epoch,
         x, y, z)`` runs after each step, ``on_epoch(epoch)`` after each epoch."""
@@ -423,23 +440,34 @@ def train_mosaic_runs(
     ``(focus_models, classifiers, history)`` with ``history.loss`` of shape (R, T).
     """
     if len(losses) != len(focus_models):
-        raise ValueError(f"losses must name one loss per run ({len(focus_models)}), "
-                         f"got {len(losses)}")
+        raise ValueError(
+            f"losses must name one loss per run ({len(focus_models)}), got {len(losses)}"
+        )
     names = [_check_loss_name(name) for name in losses]
     schedule = _Schedule(names, names, [NEVER] * len(names), [False] * len(names))
-    history = _train_pairs(focus_models, classifiers, data, schedule, epochs=epochs, lr=lr,
-                           batch_size=batch_size, momentum=momentum)
+    history = _train_pairs(
+        focus_models,
+        classifiers,
+        data,
+        schedule,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        momentum=momentum,
+    )
     return focus_models, classifiers, MosaicHistory(history[0], history[1])
 
 
-def _train_pairs(focus_models, classifiers, data, schedule: _Schedule, *, epochs, lr,
-                 batch_size, momentum) -> torch.Tensor:
+def _train_pairs(
+    focus_models, classifiers, data, schedule: _Schedule, *, epochs, lr, batch_size, momentum
+) -> torch.Tensor:
     """Train R (focus, classifier) pairs by the engine under ``schedule``, in place; returns
     the per-epoch records (3, R, T) on the CPU (see ``_Engine.train``)."""
     runs = len(focus_models)
     if len(classifiers) != runs:
-        raise ValueError(f"classifiers must be one per focus model ({runs}), "
-                         f"got {len(classifiers)}")
+        raise ValueError(
+            f"classifiers must be one per focus model ({runs}), got {len(classifiers)}"
+        )
     epochs, batch_size, momentum = _check_sgd(epochs, batch_size, momentum)
     stack = _Stack({"focus_models": focus_models, "classifiers": classifiers})
     lrs = _per_run(lr, runs, "lr", stack.device)
@@ -448,8 +476,9 @@ def _train_pairs(focus_models, classifiers, data, schedule: _Schedule, *, epochs
         x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in tensors[:2])
         check_loss_inputs(focus_models[0].attention(x), x, y, classifiers[0])
     engine = _Engine(stack, _learned_attention, tensors, data_dim)
-    history = engine.train(schedule, epochs=epochs, lrs=lrs, batch_size=batch_size,
-                           momentum=momentum)
+    history = engine.train(
+        schedule, epochs=epochs, lrs=lrs, batch_size=batch_size, momentum=momentum
+    )
     stack.write_back()
     return history.cpu()
 
@@ -517,10 +546,23 @@ def train_fixed_focus(
         alpha_plus = torch.where(alpha == 1, alpha, alpha_plus)
     engine = _Engine(stack, _frozen_attention, tensors, None, consts=alpha)
     schedule = _Schedule(names, names, [NEVER] * runs, [False] * runs)
-    recorder = _FixedFocusRecorder(engine, schedule.losses(0), (alpha, alpha_plus), recorded,
-                                   evaluation, _batches(len(tensors[1]), batch_size))
-    engine.train(schedule, epochs=epochs, lrs=lrs, batch_size=batch_size, momentum=momentum,
-                 on_step=recorder.on_step, on_epoch=recorder.on_epoch)
+    recorder = _FixedFocusRecorder(
+        engine,
+        schedule.losses(0),
+        (alpha, alpha_plus),
+        recorded,
+        evaluation,
+        _batches(len(tensors[1]), batch_size),
+    )
+    engine.train(
+        schedule,
+        epochs=epochs,
+        lrs=lrs,
+        batch_size=batch_size,
+        momentum=momentum,
+        on_step=recorder.on_step,
+        on_epoch=recorder.on_epoch,
+    )
     stack.write_back()
     loss, loss_plus = torch.stack(recorder.records, 2).cpu()
     return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
@@ -535,8 +577,7 @@ def _check_fixed_focus(runs, alphas, delta, evaluation, at_one, epochs, record_e
         if not 0 < float(value) <= 1:
             raise ValueError(f"alphas must lie in (0, 1], got {value}")
     if evaluation not in FIXED_FOCUS_EVALUATIONS:
-        raise ValueError(f"evaluation must be one of {FIXED_FOCUS_EVALUATIONS}, "
-                         f"got {evaluation!r}")
+        raise ValueError(f"evaluation must be one of {FIXED_FOCUS_EVALUATIONS}, got {evaluation!r}")
     if at_one not in FIXED_FOCUS_AT_ONE:
         raise ValueError(f"at_one must be one of {FIXED_FOCUS_AT_ONE}, got {at_one!r}")
     epochs = check_int(epochs, "epochs", minimum=1)
@@ -559,14 +600,17 @@ class _FixedFocusRecorder:
         self.recorded, self.evaluation, self.batches = recorded, evaluation, batches
         self.records, self.running = [], 0.0
         if 0 in recorded:
-            self.records.append(self._full() if evaluation == "full_set" else
-                                sum(self._both(*engine.batch(a, b)) for a, b in batches)
-                                / len(batches))
+            self.records.append(
+                self._full()
+                if evaluation == "full_set"
+                else sum(self._both(*engine.batch(a, b)) for a, b in batches) / len(batches)
+            )
 
     def _both(self, x, y, z) -> torch.Tensor:  # (2, R) with the current classifier
         with torch.no_grad():
-            return torch.stack([self.engine.losses(self.index, x, y, z, consts=a)[0]
-                                for a in self.alphas])
+            return torch.stack(
+                [self.engine.losses(self.index, x, y, z, consts=a)[0] for a in self.alphas]
+            )
 
     def _full(self) -> torch.Tensor:
         return self._both(*self.engine.data)
@@ -642,8 +686,16 @@ def train_hybrid(
     parts = []
     for name, epochs in (("soft", soft_epochs), ("hard", hard_epochs)):
         if epochs:
-            _, _, history = train_mosaic(focus, classifier, data, name, epochs=epochs, lr=lr,
-                                         batch_size=batch_size, momentum=momentum)
+            _, _, history = train_mosaic(
+                focus,
+                classifier,
+                data,
+                name,
+                epochs=epochs,
+                lr=lr,
+                batch_size=batch_size,
+                momentum=momentum,
+            )
             parts.append(history)
     return focus, classifier, MosaicHistory(*(torch.cat(column) for column in zip(*parts)))
 
@@ -691,12 +743,24 @@ def train_hybrid_runs(
     -------
     ``(focus_models, classifiers, history)``, a :class:`HybridHistory` of (R, T) records.
     """
-    schedule = _hybrid_schedule(methods, len(focus_models), switch_steps, plateau,
-                                optimizer_at_switch)
-    history = _train_pairs(focus_models, classifiers, data, schedule, epochs=epochs, lr=lr,
-                           batch_size=batch_size, momentum=momentum)
-    return focus_models, classifiers, HybridHistory(history[0], history[1], history[2],
-                                                    schedule.switched_at)
+    schedule = _hybrid_schedule(
+        methods, len(focus_models), switch_steps, plateau, optimizer_at_switch
+    )
+    history = _train_pairs(
+        focus_models,
+        classifiers,
+        data,
+        schedule,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        momentum=momentum,
+    )
+    return (
+        focus_models,
+        classifiers,
+        HybridHistory(history[0], history[1], history[2], schedule.switched_at),
+    )
 
 
 def _check_plateau(plateau) -> Plateau:
@@ -728,8 +792,9 @@ def _hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_swi
     keep = _per_run_list(optimizer_at_switch, runs, "optimizer_at_switch")
     for value in keep:
         if value not in OPTIMIZER_AT_SWITCH:
-            raise ValueError(f"optimizer_at_switch must be one of {OPTIMIZER_AT_SWITCH}, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"optimizer_at_switch must be one of {OPTIMIZER_AT_SWITCH}, got {value!r}"
+            )
     if any(s is None for s in switch):
         if plateau is None:
             raise ValueError("a hybrid run without a switch step needs a plateau criterion")

@@ -117,16 +117,15 @@ def finish_figure(fig):
     width = fig.get_figwidth()
     for ax in fig.axes:
         title = ax.title
-        title.set_text(_wrap(title.get_text(), ax.get_position().width * width,
-                             title.get_fontsize()))
+        title.set_text(
+            _wrap(title.get_text(), ax.get_position().width * width, title.get_fontsize())
+        )
         spec = ax.get_subplotspec()
         shared = len(ax.get_shared_x_axes().get_siblings(ax)) > 1
         if spec is not None and shared and not spec.is_last_row():
             ax.set_xlabel("")
     if fig._suptitle is not None:
-        fig._suptitle.set_text(
-            _wrap(fig._suptitle.get_text(), width, fig._suptitle.get_fontsize())
-        )
+        fig._suptitle.set_text(_wrap(fig._suptitle.get_text(), width, fig._suptitle.get_fontsize()))
     fig.tight_layout()
     return fig
 
@@ -258,8 +257,14 @@ def sentence_attention_grid(
         for j, step in enumerate(steps):
             shade = 0.3 + 0.7 * j / max(1, len(steps) - 1)
             colours = [TOPIC if t else BACKGROUND for t in is_topic]
-            ax.bar(x - 0.4 + (j + 0.5) * width, _np(attention_by_run[run][step]), width,
-                   color=colours, alpha=shade, label=f"step {step}")
+            ax.bar(
+                x - 0.4 + (j + 0.5) * width,
+                _np(attention_by_run[run][step]),
+                width,
+                color=colours,
+                alpha=shade,
+                label=f"step {step}",
+            )
         ax.axhline(1 / len(words), color="0.6", lw=0.8, ls=":")
         ax.set_ylim(0, 1)
         ax.set_ylabel("attention")
@@ -347,7 +352,10 @@ def sen_real_words(
         ax.plot(grid, curve, color="0.3", ls=ls, lw=1, label=f"identity, $m_u$ = {mv:.0f}")
     for i, w in enumerate(list(words)[:label]):
         ax.annotate(
-            w, (score[i], scaled_norm[i]), fontsize="small", xytext=(3, -3),
+            w,
+            (score[i], scaled_norm[i]),
+            fontsize="small",
+            xytext=(3, -3),
             textcoords="offset points",
         )
     ax.set_xlabel(r"score $s_u$")
@@ -776,7 +784,9 @@ def fixed_focus_curves(
         axes[1, col].set_xscale("log")
     axes[0, 0].set_ylabel("loss $L$")
     axes[1, 0].set_ylabel(r"focus incentive $-\partial L/\partial\alpha$")
-    axes[0, 0].legend(frameon=False, )
+    axes[0, 0].legend(
+        frameon=False,
+    )
     return finish_figure(fig)
 
 
@@ -1067,8 +1077,7 @@ def fixed_focus_flow_time(
             if reference is not None and alpha in reference[1].get(name, {}):
                 ref_t = _np(reference[0][name])
                 label = reference_label if k == 0 and col == 0 else None
-                axes[0, col].plot(ref_t, _np(reference[1][name][alpha]), "k--", lw=0.8,
-                                  label=label)
+                axes[0, col].plot(ref_t, _np(reference[1][name][alpha]), "k--", lw=0.8, label=label)
                 axes[1, col].plot(ref_t, _np(reference[2][name][alpha]), "k--", lw=0.8)
         axes[0, col].set_title(LOSS_LABELS.get(name, name))
         axes[1, col].set_xlabel("flow time $t$")
@@ -1127,7 +1136,13 @@ NATURAL_RULE = {
     "kept": "average_output",
 }
 METRICS_HEADER = (
-    "focus acc", "mean a_z", "acc argmax", "acc avg-out", "acc avg-in", "FTPT", "FFPT",
+    "focus acc",
+    "mean a_z",
+    "acc argmax",
+    "acc avg-out",
+    "acc avg-in",
+    "FTPT",
+    "FFPT",
 )
 
 

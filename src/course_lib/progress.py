@@ -50,8 +50,14 @@ def progress_mode() -> str:
     return mode
 
 
-def progress_bar(total: int, *, desc: str, unit: str = "step", enabled: bool | None = None,
-                 delay: float | None = None):
+def progress_bar(
+    total: int,
+    *,
+    desc: str,
+    unit: str = "step",
+    enabled: bool | None = None,
+    delay: float | None = None,
+):
     """A tqdm bar for a run of ``total`` steps; use it as a context manager and call
     ``bar.update()`` after each step.
 

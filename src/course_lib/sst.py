@@ -299,6 +299,7 @@ def early_score_with_context(data) -> dict[str, float]:
             law[w] -= sign * context / len(tokens)
     return law
 
+
 # ------------------------------------------------------------------ the identity on real words
 
 

@@ -680,8 +680,7 @@ def mlp_jacobian(classifier: nn.Module, context: torch.Tensor) -> torch.Tensor:
         raise ValueError("context must be a (N, d_e) tensor")
     if context.shape[1] != first.in_features:
         raise ValueError(
-            f"context has {context.shape[1]} features, the classifier expects "
-            f"{first.in_features}"
+            f"context has {context.shape[1]} features, the classifier expects {first.in_features}"
         )
     with torch.no_grad():
         w1, w2 = first.weight, second.weight  # (h, d_e), (K, h)

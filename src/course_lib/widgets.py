@@ -124,8 +124,10 @@ def flow_explorer():
     Each redraw solves the two-scalar ODEs with ``flow.solve_flow`` (a few hundredths of a second
     per method).  Returns the ipywidgets ``interactive`` object.
     """
-    def show(m: int, C: int, log10_horizon: float, soft: bool, hard: bool, lvml: bool,
-             log_time: bool):
+
+    def show(
+        m: int, C: int, log10_horizon: float, soft: bool, hard: bool, lvml: bool, log_time: bool
+    ):
         t = np.linspace(0.0, 10**log10_horizon, 400)
         if log_time:
             t = np.concatenate([[0.0], np.geomspace(1e-2, 10**log10_horizon, 399)])
@@ -138,8 +140,14 @@ def flow_explorer():
         show,
         m=W.IntSlider(value=5, min=2, max=200, description="m", continuous_update=False),
         C=W.IntSlider(value=3, min=2, max=1000, description="C", continuous_update=False),
-        log10_horizon=W.FloatSlider(value=3.0, min=1.0, max=6.0, step=0.1,
-                                    description="log10 t_max", continuous_update=False),
+        log10_horizon=W.FloatSlider(
+            value=3.0,
+            min=1.0,
+            max=6.0,
+            step=0.1,
+            description="log10 t_max",
+            continuous_update=False,
+        ),
         soft=W.Checkbox(value=True, description="soft"),
         hard=W.Checkbox(value=True, description="hard"),
         lvml=W.Checkbox(value=True, description="LVML"),

@@ -82,9 +82,7 @@ def dark(browser):
 
 @pytest.fixture(scope="session")
 def phone(browser):
-    ctx = _context(
-        browser, viewport=sitecheck.PHONE, color_scheme="light", device_scale_factor=1
-    )
+    ctx = _context(browser, viewport=sitecheck.PHONE, color_scheme="light", device_scale_factor=1)
     yield ctx
     ctx.close()
 

@@ -54,7 +54,9 @@ RAW_TEX = re.compile(
     r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\[A-Za-z]{2,}|\$[^$\n]*[\\^_{}][^$\n]*\$"
 )
 RAW_MYST = re.compile(r":::\s*\{|\{(prf:\w+|exercise|solution|cite(:\w+)?|ref|numref|eq)\}")
-ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(Error|Exception)\b|\bError\b")
+ERROR_TEXT = re.compile(
+    r"Traceback \(most recent call last\)|\b[A-Z]\w*(Error|Exception)\b|\bError\b"
+)
 SOURCE_MATH = re.compile(r"\$[^$]+\$|\\begin\{")
 DOUBLE_NUMBER = re.compile(r"^\d+(\.\d+)*\.\s+\d+(\.\d+)*\.\s")
 DIRECTIVE = re.compile(r"^\s*(?::{3,}|`{3,})\s*\{([\w:-]+)\}", re.M)
@@ -99,7 +101,9 @@ class PageSpec:
         """How many ``{name}`` directives the source's markdown opens; the gated form of
         sphinx-exercise (``{name-start}`` ... ``{name-end}``, which lets executed code cells sit
         inside a solution) counts as one."""
-        return sum(1 for m in DIRECTIVE.finditer(self.markdown) if m.group(1) in (name, f"{name}-start"))
+        return sum(
+            1 for m in DIRECTIVE.finditer(self.markdown) if m.group(1) in (name, f"{name}-start")
+        )
 
     @property
     def explorer_cells(self) -> int:
@@ -120,7 +124,8 @@ class PageSpec:
         return [
             c
             for c in self.notebook["cells"]
-            if c["cell_type"] == "code" and "remove-cell" not in c.get("metadata", {}).get("tags", [])
+            if c["cell_type"] == "code"
+            and "remove-cell" not in c.get("metadata", {}).get("tags", [])
         ]
 
     @property
@@ -144,7 +149,8 @@ class PageSpec:
         return {
             i: _src(c)
             for i, c in enumerate(self.shown_code_cells)
-            if "plt.show()" in _src(c) and "remove-output" not in c.get("metadata", {}).get("tags", [])
+            if "plt.show()" in _src(c)
+            and "remove-output" not in c.get("metadata", {}).get("tags", [])
         }
 
 
@@ -179,7 +185,14 @@ def toc_docnames(root: Path = ROOT) -> list[str]:
 def page_specs(root: Path = ROOT) -> list[PageSpec]:
     specs = []
     for name in toc_docnames(root):
-        source = next((root / f"{name}{ext}" for ext in (".ipynb", ".md") if (root / f"{name}{ext}").exists()), None)
+        source = next(
+            (
+                root / f"{name}{ext}"
+                for ext in (".ipynb", ".md")
+                if (root / f"{name}{ext}").exists()
+            ),
+            None,
+        )
         if source is None:
             raise FileNotFoundError(f"_toc.yml lists {name}, which has no .ipynb or .md")
         specs.append(PageSpec(name, source))
@@ -220,7 +233,10 @@ class SiteServer:
 
 def is_local(url: str) -> bool:
     parsed = urllib.parse.urlparse(url)
-    return parsed.scheme in ("data", "blob", "about") or parsed.hostname in ("127.0.0.1", "localhost")
+    return parsed.scheme in ("data", "blob", "about") or parsed.hostname in (
+        "127.0.0.1",
+        "localhost",
+    )
 
 
 @dataclass
@@ -284,7 +300,9 @@ def wait_for_math(page, timeout_ms: int = MATH_TIMEOUT_MS) -> str | None:
         )
         page.evaluate("() => window.MathJax.startup.promise")
     except Exception as exc:  # noqa: BLE001 - reported as a problem, not raised
-        return f"MathJax did not load or start within {timeout_ms / 1000:.0f} s ({type(exc).__name__})"
+        return (
+            f"MathJax did not load or start within {timeout_ms / 1000:.0f} s ({type(exc).__name__})"
+        )
     return None
 
 
@@ -331,7 +349,11 @@ def check_figures(visit: Visit, spec: PageSpec) -> list[str]:
         """() => [...document.querySelectorAll('article.bd-article img')].map(img => ({
                src: img.getAttribute('src'), complete: img.complete, width: img.naturalWidth}))"""
     )
-    problems = [f"image not decoded (naturalWidth 0): {i['src']}" for i in images if not (i["complete"] and i["width"] > 0)]
+    problems = [
+        f"image not decoded (naturalWidth 0): {i['src']}"
+        for i in images
+        if not (i["complete"] and i["width"] > 0)
+    ]
     if not spec.is_notebook:
         return problems
     cells = page.evaluate(
@@ -339,12 +361,16 @@ def check_figures(visit: Visit, spec: PageSpec) -> list[str]:
                [...cell.querySelectorAll('.cell_output img')].filter(i => i.complete && i.naturalWidth > 0).length)"""
     )
     if len(cells) != len(spec.shown_code_cells):
-        problems.append(f"{len(cells)} code cells on the page, the notebook shows {len(spec.shown_code_cells)}")
+        problems.append(
+            f"{len(cells)} code cells on the page, the notebook shows {len(spec.shown_code_cells)}"
+        )
         return problems
     for i, source in spec.figure_cells.items():
         if not cells[i]:
             first = next((line for line in source.splitlines() if line.strip()), "")
-            problems.append(f"code cell {i + 1} ({first.strip()[:60]!r}) calls plt.show() but shows no figure")
+            problems.append(
+                f"code cell {i + 1} ({first.strip()[:60]!r}) calls plt.show() but shows no figure"
+            )
     return problems
 
 
@@ -409,7 +435,11 @@ def check_proofs_and_exercises(visit: Visit, spec: PageSpec) -> list[str]:
            })"""
     )
     problems = []
-    wanted = {n.split(":", 1)[1]: spec.directives(n) for n in set(DIRECTIVE.findall(spec.markdown)) if n.startswith("prf:")}
+    wanted = {
+        n.split(":", 1)[1]: spec.directives(n)
+        for n in set(DIRECTIVE.findall(spec.markdown))
+        if n.startswith("prf:")
+    }
     wanted.update({n: spec.directives(n) for n in ("exercise", "solution")})
     for kind, n_source in sorted(wanted.items()):
         if kind == "proof":
@@ -419,13 +449,21 @@ def check_proofs_and_exercises(visit: Visit, spec: PageSpec) -> list[str]:
         else:
             found = [b for b in blocks if "proof" in b["cls"] and kind in b["cls"]]
         if len(found) != n_source:
-            problems.append(f"{n_source} {kind} directive(s) in the source, {len(found)} {kind} block(s) on the page")
-        label = kind.capitalize()  # "Theorem 2.1 (...)", "Exercise 1.1", "Solution"; a proof starts "Proof."
+            problems.append(
+                f"{n_source} {kind} directive(s) in the source, {len(found)} {kind} block(s) on the page"
+            )
+        label = (
+            kind.capitalize()
+        )  # "Theorem 2.1 (...)", "Exercise 1.1", "Solution"; a proof starts "Proof."
         for b in found:
             if not b["titleVisible"] or not b["title"].startswith(label):
-                problems.append(f"{kind} block without its visible title {label!r}: {b['title'][:60]!r}")
+                problems.append(
+                    f"{kind} block without its visible title {label!r}: {b['title'][:60]!r}"
+                )
             if not b["styled"]:
-                problems.append(f"{kind} block {b['title'][:40]!r} is not styled as a block (no border)")
+                problems.append(
+                    f"{kind} block {b['title'][:40]!r} is not styled as a block (no border)"
+                )
     return problems
 
 
@@ -436,7 +474,7 @@ def check_solutions_fold(page, spec: PageSpec) -> list[str]:
     for i in range(solutions.count()):
         sol = solutions.nth(i)
         body = sol.locator(":scope > :not(.admonition-title)").first
-        name = (sol.get_attribute("id") or f"solution {i + 1}")
+        name = sol.get_attribute("id") or f"solution {i + 1}"
         if not body.count():
             problems.append(f"{name}: empty solution")
             continue
@@ -469,12 +507,18 @@ def check_colab(visit: Visit, spec: PageSpec) -> list[str]:
     expected = colab_url(spec.docname)
     if not buttons:
         return [f"no Colab button (expected {expected})"]
-    problems = [f"Colab button points at {u}, expected {expected}" for u in sorted(set(buttons)) if u != expected]
+    problems = [
+        f"Colab button points at {u}, expected {expected}"
+        for u in sorted(set(buttons))
+        if u != expected
+    ]
     prefix = expected[: -len(f"{spec.docname}.ipynb")]
     for url in sorted(set(others)):
-        path = url[len(prefix):] if url.startswith(prefix) else None
+        path = url[len(prefix) :] if url.startswith(prefix) else None
         if path is None or not path.endswith(".ipynb") or not (ROOT / path).is_file():
-            problems.append(f"Colab link in the text points at {url}, not at a notebook of {prefix}")
+            problems.append(
+                f"Colab link in the text points at {url}, not at a notebook of {prefix}"
+            )
     return problems
 
 
@@ -521,7 +565,9 @@ def check_internal_links(visit: Visit, spec: PageSpec) -> list[str]:
         if status != 200:
             problems.append(f"link {raw!r} -> HTTP {status}")
         elif fragment and urllib.parse.unquote(fragment) not in ids:
-            problems.append(f"link {raw!r}: no element with id {urllib.parse.unquote(fragment)!r} in {target}")
+            problems.append(
+                f"link {raw!r}: no element with id {urllib.parse.unquote(fragment)!r} in {target}"
+            )
     return sorted(set(problems))
 
 
@@ -531,7 +577,9 @@ def check_widgets(visit: Visit, spec: PageSpec) -> list[str]:
     problems = []
     live = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
     if live:
-        problems.append(f"{live} live widget view(s) on the page: they cannot work on a static site (tag the cell remove-cell)")
+        problems.append(
+            f"{live} live widget view(s) on the page: they cannot work on a static site (tag the cell remove-cell)"
+        )
     notes = page.evaluate(
         """(note) => {
             const out = [];
@@ -732,9 +780,13 @@ def check_numbering(visit: Visit, spec: PageSpec) -> list[str]:
                 .filter(e => e.offsetWidth > 0 && e.offsetHeight > 0).map(e => e.innerText.trim()),
         })"""
     )
-    problems = [f"heading numbered twice: {h[:60]!r}" for h in info["headings"] if DOUBLE_NUMBER.match(h)]
+    problems = [
+        f"heading numbered twice: {h[:60]!r}" for h in info["headings"] if DOUBLE_NUMBER.match(h)
+    ]
     if info["labels"]:
-        problems.append(f"bibliography entries numbered under author-year citations: {info['labels'][:3]}")
+        problems.append(
+            f"bibliography entries numbered under author-year citations: {info['labels'][:3]}"
+        )
     return problems
 
 
@@ -742,7 +794,10 @@ def check_exercise_links(visit: Visit, spec: PageSpec) -> list[str]:
     """A chapter whose exercise notebook exists links it the same way as every other chapter: its
     page on this website, on GitHub and in Colab."""
     name = spec.docname.removeprefix("chapters/")
-    if not spec.docname.startswith("chapters/") or not (ROOT / "exercises" / f"{name}.ipynb").is_file():
+    if (
+        not spec.docname.startswith("chapters/")
+        or not (ROOT / "exercises" / f"{name}.ipynb").is_file()
+    ):
         return []
     hrefs = visit.page.evaluate(
         "() => [...document.querySelectorAll('article.bd-article a[href]')].map(a => a.href)"
@@ -750,11 +805,17 @@ def check_exercise_links(visit: Visit, spec: PageSpec) -> list[str]:
     colab = colab_url(f"exercises/{name}")
     github = colab.replace("https://colab.research.google.com/github/", "https://github.com/")
     wanted = {
-        "its page on this website": lambda h: urllib.parse.urlparse(h).path.endswith(f"/exercises/{name}.html"),
+        "its page on this website": lambda h: urllib.parse.urlparse(h).path.endswith(
+            f"/exercises/{name}.html"
+        ),
         "GitHub": lambda h: h == github,
         "Colab": lambda h: h == colab,
     }
-    return [f"no link to exercises/{name}.ipynb ({what})" for what, ok in wanted.items() if not any(map(ok, hrefs))]
+    return [
+        f"no link to exercises/{name}.ipynb ({what})"
+        for what, ok in wanted.items()
+        if not any(map(ok, hrefs))
+    ]
 
 
 def _around(text: str, m: re.Match, width: int = 40) -> str:

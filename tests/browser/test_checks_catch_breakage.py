@@ -54,7 +54,9 @@ class Broken:
         return self
 
     def insert_in_article(self, html: str) -> "Broken":
-        return self.sub(r'(<article class="bd-article"[^>]*>)', r"\g<1>" + html.replace("\\", "\\\\"))
+        return self.sub(
+            r'(<article class="bd-article"[^>]*>)', r"\g<1>" + html.replace("\\", "\\\\")
+        )
 
     def open(self, context, name: str, math_timeout_ms: int | None = None) -> sitecheck.Visit:
         stem = self.spec.url_path.removesuffix(".html")
@@ -62,7 +64,9 @@ class Broken:
         (self.root / path).write_text(self.html)
         spec = sitecheck.PageSpec(self.spec.docname, self.spec.source, url_path=path)
         self.broken_spec = spec
-        visit = sitecheck.open_page(context, self.server.base + path, math_timeout_ms=math_timeout_ms)
+        visit = sitecheck.open_page(
+            context, self.server.base + path, math_timeout_ms=math_timeout_ms
+        )
         self.opened.append(visit.page)
         return visit
 
@@ -129,7 +133,10 @@ def test_removed_figure(breaker, desktop):
 
 @pytest.mark.parametrize(
     "raw",
-    [r"<p>The mean $\frac{1}{n}\sum_i x_i$ stays raw.</p>", r"<p>An unclosed $$ \frac{1}{2} display.</p>"],
+    [
+        r"<p>The mean $\frac{1}{n}\sum_i x_i$ stays raw.</p>",
+        r"<p>An unclosed $$ \frac{1}{2} display.</p>",
+    ],
     ids=["inline-dollar", "unclosed-display"],
 )
 def test_raw_tex_in_text(raw, breaker, desktop):
@@ -156,10 +163,14 @@ def test_tex_error(breaker, desktop):
 
 def test_mathjax_from_a_cdn_is_caught_offline(breaker, desktop):
     b = breaker(r"_static/mathjax/tex-mml-chtml\.js").sub(
-        r'src="[^"]*_static/mathjax/tex-mml-chtml\.js[^"]*"', 'src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"'
+        r'src="[^"]*_static/mathjax/tex-mml-chtml\.js[^"]*"',
+        'src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"',
     )
     v = b.open(desktop, "cdn_mathjax", math_timeout_ms=3000)
-    _caught(sitecheck.check_offline(v, b.broken_spec), "requested from the internet: https://cdn.jsdelivr.net")
+    _caught(
+        sitecheck.check_offline(v, b.broken_spec),
+        "requested from the internet: https://cdn.jsdelivr.net",
+    )
     _caught(sitecheck.check_math(v, b.broken_spec), "MathJax did not load", "math not typeset")
 
 
@@ -176,7 +187,7 @@ def test_widget_manager_from_a_cdn_is_caught_offline(breaker, desktop):
 
 TRACEBACK = (
     '<div class="output stream highlight-myst-ansi notranslate"><div class="highlight"><pre><span></span>'
-    "Traceback (most recent call last):\n  File \"&lt;cell&gt;\", line 3\nValueError: boom</pre></div></div>"
+    'Traceback (most recent call last):\n  File "&lt;cell&gt;", line 3\nValueError: boom</pre></div></div>'
 )
 
 
@@ -188,7 +199,8 @@ def test_traceback_in_an_output(breaker, desktop):
 
 def test_error_output_cell(breaker, desktop):
     b = breaker(r'class="cell_output').sub(
-        r'(<div class="cell_output[^>]*>)', r'\g<1><div class="output traceback highlight-ipythontb"><pre>oops</pre></div>'
+        r'(<div class="cell_output[^>]*>)',
+        r'\g<1><div class="output traceback highlight-ipythontb"><pre>oops</pre></div>',
     )
     v = b.open(desktop, "error_output")
     _caught(sitecheck.check_outputs(v, b.broken_spec), "error output")
@@ -196,14 +208,17 @@ def test_error_output_cell(breaker, desktop):
 
 def test_javascript_error_and_missing_stylesheet(breaker, desktop):
     b = breaker(r"</head>").sub(
-        r"</head>", '<link rel="stylesheet" href="../_static/no-such.css"><script>throw new Error("boom")</script></head>'
+        r"</head>",
+        '<link rel="stylesheet" href="../_static/no-such.css"><script>throw new Error("boom")</script></head>',
     )
     v = b.open(desktop, "console")
     _caught(sitecheck.check_console(v, b.broken_spec), "uncaught exception: boom", "no-such.css")
 
 
 def test_unrendered_directive(breaker, desktop):
-    b = breaker(r"bd-article").insert_in_article("<p>:::{prf:theorem} Something</p><p>See {prf:ref}`thm-x`.</p>")
+    b = breaker(r"bd-article").insert_in_article(
+        "<p>:::{prf:theorem} Something</p><p>See {prf:ref}`thm-x`.</p>"
+    )
     v = b.open(desktop, "raw_myst")
     _caught(sitecheck.check_no_raw_markup(v, b.broken_spec), "unrendered MyST")
 
@@ -212,26 +227,36 @@ def test_unrendered_directive(breaker, desktop):
 
 
 def test_theorem_not_rendered_as_a_theorem(breaker, desktop):
-    b = breaker(r'class="proof theorem admonition"').sub(r'class="proof theorem admonition"', 'class="section"')
+    b = breaker(r'class="proof theorem admonition"').sub(
+        r'class="proof theorem admonition"', 'class="section"'
+    )
     v = b.open(desktop, "theorem")
-    _caught(sitecheck.check_proofs_and_exercises(v, b.broken_spec), "theorem directive(s) in the source")
+    _caught(
+        sitecheck.check_proofs_and_exercises(v, b.broken_spec), "theorem directive(s) in the source"
+    )
 
 
 def test_unstyled_proof(breaker, desktop):
-    b = breaker(r'class="proof admonition"').sub(r"</head>", '<style>div.proof { border: none !important; box-shadow: none !important; }</style></head>')
+    b = breaker(r'class="proof admonition"').sub(
+        r"</head>",
+        "<style>div.proof { border: none !important; box-shadow: none !important; }</style></head>",
+    )
     v = b.open(desktop, "unstyled_proof")
     _caught(sitecheck.check_proofs_and_exercises(v, b.broken_spec), "not styled as a block")
 
 
 def test_solution_not_folded(breaker, desktop):
-    b = breaker(r'class="solution dropdown admonition"').sub(r'class="solution dropdown admonition"', 'class="solution admonition"')
+    b = breaker(r'class="solution dropdown admonition"').sub(
+        r'class="solution dropdown admonition"', 'class="solution admonition"'
+    )
     v = b.open(desktop, "solution_unfolded")
     _caught(sitecheck.check_solutions_fold(v.page, b.broken_spec), "open before it is clicked")
 
 
 def test_solution_does_not_open(breaker, desktop):
     b = breaker(r'class="solution dropdown admonition"').sub(
-        r"</head>", '<style>div.solution > :not(.admonition-title) { display: none !important; }</style></head>'
+        r"</head>",
+        "<style>div.solution > :not(.admonition-title) { display: none !important; }</style></head>",
     )
     v = b.open(desktop, "solution_stuck")
     _caught(sitecheck.check_solutions_fold(v.page, b.broken_spec), "does not open")
@@ -242,8 +267,10 @@ def test_solution_does_not_open(breaker, desktop):
 
 @pytest.mark.parametrize(
     "pattern, replacement",
-    [(r"(colab\.research\.google\.com/github/[^\"]*/blob/)[^/\"]+/", r"\g<1>no-such-branch/"),
-     (r"(colab\.research\.google\.com/github/[^\"]*?)/chapters/", r"\g<1>/notebooks/")],
+    [
+        (r"(colab\.research\.google\.com/github/[^\"]*/blob/)[^/\"]+/", r"\g<1>no-such-branch/"),
+        (r"(colab\.research\.google\.com/github/[^\"]*?)/chapters/", r"\g<1>/notebooks/"),
+    ],
     ids=["wrong-branch", "wrong-path"],
 )
 def test_wrong_colab_link(pattern, replacement, breaker, desktop):
@@ -253,7 +280,9 @@ def test_wrong_colab_link(pattern, replacement, breaker, desktop):
 
 
 def test_missing_colab_button(breaker, desktop):
-    b = breaker(r"colab\.research\.google\.com/github/").sub(r'href="https://colab\.research\.google\.com/[^"]*"', 'href="#"')
+    b = breaker(r"colab\.research\.google\.com/github/").sub(
+        r'href="https://colab\.research\.google\.com/[^"]*"', 'href="#"'
+    )
     v = b.open(desktop, "no_colab")
     _caught(sitecheck.check_colab(v, b.broken_spec), "no Colab button")
 
@@ -263,7 +292,11 @@ def test_broken_internal_links(breaker, desktop):
         '<p><a href="no_such_page.html">gone</a> and <a href="../intro.html#no-such-anchor">nowhere</a></p>'
     )
     v = b.open(desktop, "links")
-    _caught(sitecheck.check_internal_links(v, b.broken_spec), "no_such_page.html' -> HTTP 404", "no-such-anchor")
+    _caught(
+        sitecheck.check_internal_links(v, b.broken_spec),
+        "no_such_page.html' -> HTTP 404",
+        "no-such-anchor",
+    )
 
 
 # --- widgets ---------------------------------------------------------------------------------
@@ -290,10 +323,13 @@ def test_live_widget_view(breaker, desktop):
 
 def test_figure_dark_in_dark_mode(breaker, dark):
     b = breaker(FIGURE).sub(
-        r"</head>", "<style>html[data-theme=dark] .bd-article img { filter: invert(1) !important; }</style></head>"
+        r"</head>",
+        "<style>html[data-theme=dark] .bd-article img { filter: invert(1) !important; }</style></head>",
     )
     v = b.open(dark, "dark")
-    _caught(sitecheck.check_dark_mode_figures(v.page, b.broken_spec), "dark background in dark mode")
+    _caught(
+        sitecheck.check_dark_mode_figures(v.page, b.broken_spec), "dark background in dark mode"
+    )
 
 
 def test_transparent_figure_readable_in_dark_mode_thanks_to_course_css(copy_site, breaker, dark):
@@ -313,15 +349,25 @@ def test_transparent_figure_readable_in_dark_mode_thanks_to_course_css(copy_site
     v = b.open(dark, "transparent_with_css")
     assert not sitecheck.check_dark_mode_figures(v.page, b.broken_spec)
 
-    b = breaker(r"_static/course\.css").sub(*swap).sub(r'<link [^>]*course\.css[^>]*>', "").sub(
-        r"</head>", "<style>html[data-theme=dark] .bd-content div.cell_output img { background: none !important; }</style></head>"
+    b = (
+        breaker(r"_static/course\.css")
+        .sub(*swap)
+        .sub(r"<link [^>]*course\.css[^>]*>", "")
+        .sub(
+            r"</head>",
+            "<style>html[data-theme=dark] .bd-content div.cell_output img { background: none !important; }</style></head>",
+        )
     )
     v = b.open(dark, "transparent_without_css")
-    _caught(sitecheck.check_dark_mode_figures(v.page, b.broken_spec), "dark background in dark mode")
+    _caught(
+        sitecheck.check_dark_mode_figures(v.page, b.broken_spec), "dark background in dark mode"
+    )
 
 
 def test_sideways_scroll_on_a_phone(breaker, phone):
-    b = breaker(r"bd-article").insert_in_article('<div style="width: 900px">a fixed-width box</div>')
+    b = breaker(r"bd-article").insert_in_article(
+        '<div style="width: 900px">a fixed-width box</div>'
+    )
     v = b.open(phone, "wide_box")
     _caught(sitecheck.check_narrow_screen(v.page, b.broken_spec), "scrolls sideways", "div")
 
@@ -332,48 +378,72 @@ def test_long_url_wraps_only_with_course_css(breaker, phone):
     v = b.open(phone, "long_url_with_css")
     assert not sitecheck.check_narrow_screen(v.page, b.broken_spec)
 
-    b = breaker(r"_static/course\.css").insert_in_article(url).sub(r'<link [^>]*course\.css[^>]*>', "")
+    b = (
+        breaker(r"_static/course\.css")
+        .insert_in_article(url)
+        .sub(r"<link [^>]*course\.css[^>]*>", "")
+    )
     v = b.open(phone, "long_url_without_css")
-    _caught(sitecheck.check_narrow_screen(v.page, b.broken_spec), "scrolls sideways", "On_the_Dynamics")
+    _caught(
+        sitecheck.check_narrow_screen(v.page, b.broken_spec), "scrolls sideways", "On_the_Dynamics"
+    )
 
 
 def test_colab_link_in_text_to_a_missing_notebook(breaker, desktop):
     b = breaker(r'class="reference external" href="https://colab\.research\.google\.com/')
-    b.sub(r'(class="reference external" href="https://colab\.research\.google\.com/[^"]*?)\.ipynb"',
-          r'\g<1>_missing.ipynb"')
+    b.sub(
+        r'(class="reference external" href="https://colab\.research\.google\.com/[^"]*?)\.ipynb"',
+        r'\g<1>_missing.ipynb"',
+    )
     v = b.open(desktop, "colab_text")
     _caught(sitecheck.check_colab(v, b.broken_spec), "Colab link in the text")
 
 
 # --- wide content: equations, code, tables (issue 20) ----------------------------------------
 
+
 def test_wide_equation_readable_only_with_course_css(breaker, phone):
     """A display equation wider than a phone: with course.css and course.js it scrolls with a cue;
     without them (the theme alone) the check catches it cut off."""
-    eq = r'<div class="math notranslate nohighlight">\[' + " + ".join(f"x_{{{i}}}^2" for i in range(40)) + r"\]</div>"
+    eq = (
+        r'<div class="math notranslate nohighlight">\['
+        + " + ".join(f"x_{{{i}}}^2" for i in range(40))
+        + r"\]</div>"
+    )
     b = breaker(r"_static/course\.css").insert_in_article(eq)
     v = b.open(phone, "wide_equation_with_css")
     assert not sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False)
 
     b = breaker(r"_static/course\.css").insert_in_article(eq)
-    b.sub(r'<link [^>]*course\.css[^>]*>', "").sub(r'<script [^>]*course\.js[^>]*></script>', "")
+    b.sub(r"<link [^>]*course\.css[^>]*>", "").sub(r"<script [^>]*course\.js[^>]*></script>", "")
     v = b.open(phone, "wide_equation_without_css")
     _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "equation")
 
 
 def test_equation_without_cue(breaker, phone):
-    eq = r'<div class="math notranslate nohighlight">\[' + " + ".join(f"y_{{{i}}}" for i in range(60)) + r"\]</div>"
-    b = breaker(r"_static/course\.js").insert_in_article(eq).sub(r'<script [^>]*course\.js[^>]*></script>', "")
+    eq = (
+        r'<div class="math notranslate nohighlight">\['
+        + " + ".join(f"y_{{{i}}}" for i in range(60))
+        + r"\]</div>"
+    )
+    b = (
+        breaker(r"_static/course\.js")
+        .insert_in_article(eq)
+        .sub(r"<script [^>]*course\.js[^>]*></script>", "")
+    )
     v = b.open(phone, "equation_no_cue")
     _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "no cue")
 
 
 def test_code_line_cut_on_desktop(breaker, desktop):
     b = breaker(r"cell_input").sub(
-        r"</head>", "<style>.bd-article div.cell div.highlight pre { font-size: 18px !important; }</style></head>"
+        r"</head>",
+        "<style>.bd-article div.cell div.highlight pre { font-size: 18px !important; }</style></head>",
     )
     v = b.open(desktop, "code_cut")
-    _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=True), "code column shows")
+    _caught(
+        sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=True), "code column shows"
+    )
 
 
 def test_wide_table_without_scroll_box(breaker, phone):
@@ -381,7 +451,10 @@ def test_wide_table_without_scroll_box(breaker, phone):
     table = f'<div style="overflow: hidden"><table><tr>{row}</tr></table></div>'
     b = breaker(r"bd-article").insert_in_article(table)
     v = b.open(phone, "wide_table")
-    _caught(sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False), "table output wider")
+    _caught(
+        sitecheck.check_wide_content(v.page, b.broken_spec, code_must_fit=False),
+        "table output wider",
+    )
 
 
 def test_doubled_section_number(breaker, desktop):

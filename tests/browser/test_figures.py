@@ -24,9 +24,7 @@ from course_lib import plotting
 
 pytestmark = pytest.mark.browser
 
-CHAPTERS = [
-    s for s in sitecheck.page_specs() if s.docname.startswith("chapters/") and s.executed
-]
+CHAPTERS = [s for s in sitecheck.page_specs() if s.docname.startswith("chapters/") and s.executed]
 SMALLEST_TEXT_PX = plotting.SMALLEST_TEXT_PT * plotting.COURSE_STYLE["figure.dpi"] / 72
 MIN_TEXT_PX = {"desktop": 12.0, "phone": 9.0}
 FIRST_RESULT_SCREENS = 3

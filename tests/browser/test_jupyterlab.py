@@ -35,12 +35,26 @@ pytestmark = pytest.mark.browser
 
 ROOT = sitecheck.ROOT
 JUPYTER = Path(sys.executable).parent / "jupyter"
-NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted(
+    (ROOT / "exercises").glob("*.ipynb")
+)
 TOKEN = "course-test"
-RAW_MYST = (":::{prf:", ":::{exercise", "{prf:ref}", "{cite}", "{cite:t}", "{cite:p}", "{eq}", "{solution-start}",
-            "{solution-end}", ":label:")
+RAW_MYST = (
+    ":::{prf:",
+    ":::{exercise",
+    "{prf:ref}",
+    "{cite}",
+    "{cite:t}",
+    "{cite:p}",
+    "{eq}",
+    "{solution-start}",
+    "{solution-end}",
+    ":label:",
+)
 # TeX that a renderer should have typeset, found in the text outside the typeset formulas
-RAW_TEX = re.compile(r"\$\$|\\begin\{|\\end\{|\\tag\{|\\(?:frac|lVert|mathbf|mathcal|mathbb|sum|alpha|tau)\b")
+RAW_TEX = re.compile(
+    r"\$\$|\\begin\{|\\end\{|\\tag\{|\\(?:frac|lVert|mathbf|mathcal|mathbb|sum|alpha|tau)\b"
+)
 
 
 def free_port() -> int:
@@ -56,27 +70,49 @@ def rel(path: Path) -> str:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     if not JUPYTER.exists():
-        pytest.fail("jupyter is not installed beside this Python (requirements.txt: jupyterlab, jupyterlab_myst)")
+        pytest.fail(
+            "jupyter is not installed beside this Python (requirements.txt: jupyterlab, jupyterlab_myst)"
+        )
     listed = subprocess.run([str(JUPYTER), "labextension", "list"], capture_output=True, text=True)
     lines = [l for l in (listed.stdout + listed.stderr).splitlines() if "jupyterlab-myst" in l]
-    assert lines and "enabled" in lines[0] and "OK" in lines[0], f"jupyterlab-myst is not enabled and OK:\n{listed.stdout}{listed.stderr}"
+    assert lines and "enabled" in lines[0] and "OK" in lines[0], (
+        f"jupyterlab-myst is not enabled and OK:\n{listed.stdout}{listed.stderr}"
+    )
     base = tmp_path_factory.mktemp("lab")
     root, home, settings = base / "root", base / "home", base / "settings"
     root.mkdir(), home.mkdir()
-    for notebook in NOTEBOOKS:  # as committed, in their folders (the links between them keep working)
+    for (
+        notebook
+    ) in NOTEBOOKS:  # as committed, in their folders (the links between them keep working)
         (root / rel(notebook)).parent.mkdir(exist_ok=True)
         shutil.copy(notebook, root / rel(notebook))
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "COURSE_"))}
-    env.update(HOME=str(home), JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTER_CONFIG_DIR=str(home / "config"))
+    env.update(
+        HOME=str(home),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+    )
     port = free_port()
     log = open(base / "lab.log", "w")
     proc = subprocess.Popen(
-        [str(JUPYTER), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={TOKEN}",
-         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--allow-root", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(JUPYTER),
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=",
+            "--allow-root",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -139,7 +175,9 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
     name = rel(notebook).replace("/", "_").removesuffix(".ipynb")
     try:
         # a workspace of its own (reset), so no other notebook's tab is restored beside it
-        page.goto(f"{lab}/lab/workspaces/{name}/tree/{rel(notebook)}?reset&token={TOKEN}", timeout=120_000)
+        page.goto(
+            f"{lab}/lab/workspaces/{name}/tree/{rel(notebook)}?reset&token={TOKEN}", timeout=120_000
+        )
         page.wait_for_function(
             f"() => document.querySelectorAll('.jp-Notebook .jp-MarkdownCell .myst').length >= {markdown_cells}",
             timeout=120_000,
@@ -148,14 +186,21 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
         for _ in range(20):  # until the typesetting has settled
             time.sleep(1)
             found = page.evaluate(READ_CELLS)
-            if previous is not None and (found["math"], found["cells"]) == (previous["math"], previous["cells"]):
+            if previous is not None and (found["math"], found["cells"]) == (
+                previous["math"],
+                previous["cells"],
+            ):
                 break
             previous = found
         page.screenshot(path=str(screenshot_path(f"jupyterlab_{name}")), full_page=False)
     finally:
         context.close()
-    assert found["cells"] >= markdown_cells, f"only {found['cells']} of {markdown_cells} markdown cells were rendered"
-    assert not found["errors"], f"{len(found['errors'])} math errors in JupyterLab: {found['errors'][:5]}"
+    assert found["cells"] >= markdown_cells, (
+        f"only {found['cells']} of {markdown_cells} markdown cells were rendered"
+    )
+    assert not found["errors"], (
+        f"{len(found['errors'])} math errors in JupyterLab: {found['errors'][:5]}"
+    )
     assert not found["own_numbers"], (
         f"jupyterlab-myst numbered {len(found['own_numbers'])} equations itself ({found['own_numbers'][:5]}), beside "
         "the book's \\tag numbers: write display math as equation* (python scripts/plainmath.py)"
@@ -169,5 +214,7 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
     if ":::{prf:" in source or ":::{exercise" in source:
         assert found["boxes"] > 0, "no rendered theorem, exercise or solution box"
     # known limit, recorded: a citation shows its key (jupyterlab-myst does not read references.bib)
-    print(f"{rel(notebook)}: {found['cells']} markdown cells, {found['boxes']} boxes, {found['math']} formulas, 0 errors; "
-          f"unresolved citations or references: {sorted(set(found['unresolved']))}")
+    print(
+        f"{rel(notebook)}: {found['cells']} markdown cells, {found['boxes']} boxes, {found['math']} formulas, 0 errors; "
+        f"unresolved citations or references: {sorted(set(found['unresolved']))}"
+    )

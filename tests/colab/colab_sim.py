@@ -23,6 +23,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CONSTRAINTS = HERE / "colab-constraints.txt"
+
+
 def _default_venv() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "how-attention-learns" / "colab-runtime"
@@ -35,9 +37,24 @@ PYTHON_CANDIDATES = ("/root/.pyenv/versions/3.13.0/bin/python", "python3.13")
 # What a Colab runtime holds that a course notebook touches; their dependencies come along, every
 # one at Colab's version (the constraints file).
 PREINSTALLED = (
-    "pip", "setuptools", "wheel", "torch", "numpy", "scipy", "matplotlib", "scikit-learn",
-    "ipywidgets", "widgetsnbextension", "jupyterlab_widgets", "ipykernel", "ipython",
-    "jupyter_client", "pandas", "pillow", "packaging", "tqdm",
+    "pip",
+    "setuptools",
+    "wheel",
+    "torch",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "scikit-learn",
+    "ipywidgets",
+    "widgetsnbextension",
+    "jupyterlab_widgets",
+    "ipykernel",
+    "ipython",
+    "jupyter_client",
+    "pandas",
+    "pillow",
+    "packaging",
+    "tqdm",
 )
 
 

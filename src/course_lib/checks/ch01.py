@@ -14,8 +14,9 @@ from ._core import CheckFailed, close, expect_tensor, run_check
 # ----------------------------------------------------------------------- the forward pass
 
 
-def _forward_case(seed: int, batch: int = 5, length: int = 7, vocab: int = 11, d: int = 3,
-                  dk: int = 4):
+def _forward_case(
+    seed: int, batch: int = 5, length: int = 7, vocab: int = 11, d: int = 3, dk: int = 4
+):
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.randint(vocab, (batch, length), generator=gen)
     embedding = torch.randn(vocab, d, generator=gen)
@@ -26,23 +27,32 @@ def _forward_case(seed: int, batch: int = 5, length: int = 7, vocab: int = 11, d
 
 def _diagnose_scores(scores, ref_scores, tokens, embedding, keys, query) -> None:
     if close(scores, ref_scores / math.sqrt(keys.shape[1])):
-        raise CheckFailed("scores are divided by sqrt(d): this model has no 1/sqrt(d) scaling, "
-                          "s_u = q . k_u.")
+        raise CheckFailed(
+            "scores are divided by sqrt(d): this model has no 1/sqrt(d) scaling, s_u = q . k_u."
+        )
     if embedding.shape[1] <= query.numel():
         if close(scores, embedding[tokens] @ query[: embedding.shape[1]]):
-            raise CheckFailed("scores use the embeddings; the score of word u is the query "
-                              "times its *key*, s_u = q . k_u.")
-    raise CheckFailed("scores differ from s_u = q . k_u for each word of each sentence: look up "
-                      "keys[tokens] and take the dot product with the query.")
+            raise CheckFailed(
+                "scores use the embeddings; the score of word u is the query "
+                "times its *key*, s_u = q . k_u."
+            )
+    raise CheckFailed(
+        "scores differ from s_u = q . k_u for each word of each sentence: look up "
+        "keys[tokens] and take the dot product with the query."
+    )
 
 
 def _diagnose_attention(attention, ref_scores, batch) -> None:
     if close(attention, torch.softmax(ref_scores, dim=0)):
-        raise CheckFailed("attention is a softmax over the batch (dim=0); it must be over the "
-                          "words of each sentence (dim=-1).")
+        raise CheckFailed(
+            "attention is a softmax over the batch (dim=0); it must be over the "
+            "words of each sentence (dim=-1)."
+        )
     if close(attention, ref_scores / ref_scores.sum(-1, keepdim=True)):
-        raise CheckFailed("attention divides raw scores by their sum; use the softmax, exp(s) "
-                          "normalised over the sentence.")
+        raise CheckFailed(
+            "attention divides raw scores by their sum; use the softmax, exp(s) "
+            "normalised over the sentence."
+        )
     if not torch.allclose(attention.sum(-1), torch.ones(batch), atol=1e-5):
         raise CheckFailed("attention rows should sum to 1 over the words of each sentence.")
     raise CheckFailed("attention differs from softmax(scores) over each sentence.")
@@ -50,13 +60,19 @@ def _diagnose_attention(attention, ref_scores, batch) -> None:
 
 def _diagnose_context(context, tokens, embedding) -> None:
     if close(context, embedding[tokens].mean(1)):
-        raise CheckFailed("context is the plain mean of the embeddings; weight each word's "
-                          "embedding by its attention.")
+        raise CheckFailed(
+            "context is the plain mean of the embeddings; weight each word's "
+            "embedding by its attention."
+        )
     if close(context, embedding[tokens].sum(1)):
-        raise CheckFailed("context is the plain sum of the embeddings; weight each word's "
-                          "embedding by its attention.")
-    raise CheckFailed("context differs from v = sum_i a_i w_{x_i}: weight each word's embedding "
-                      "by its attention and sum over the sentence.")
+        raise CheckFailed(
+            "context is the plain sum of the embeddings; weight each word's "
+            "embedding by its attention."
+        )
+    raise CheckFailed(
+        "context differs from v = sum_i a_i w_{x_i}: weight each word's embedding "
+        "by its attention and sum over the sentence."
+    )
 
 
 @run_check("attention forward pass (scores, attention, context)")
@@ -85,8 +101,10 @@ def check_attention_forward(student_fn) -> None:
     _, attention, _ = student_fn(tokens, embedding, keys, query)
     _, ref_attention, _ = attention_forward(tokens, embedding, keys, query)
     if not close(attention, ref_attention):
-        raise CheckFailed("with a repeated word, each occurrence gets its own attention weight "
-                          "(the softmax runs over positions, not over distinct words).")
+        raise CheckFailed(
+            "with a repeated word, each occurrence gets its own attention weight "
+            "(the softmax runs over positions, not over distinct words)."
+        )
 
 
 # ---------------------------------------------------------------------------- the labelling
@@ -110,29 +128,45 @@ def _label_case():
 
 def _diagnose_labels(labels, expected, tokens, topic_of_word, topic_word, position) -> None:
     if torch.equal(labels, topic_word):
-        raise CheckFailed("labels are the topic words' ids; the label is the *topic* of that "
-                          "word, topic_of_word[word].")
+        raise CheckFailed(
+            "labels are the topic words' ids; the label is the *topic* of that "
+            "word, topic_of_word[word]."
+        )
     if torch.equal(labels, position):
-        raise CheckFailed("labels are the positions of the topic words; the label is the topic "
-                          "of the word at that position, topic_of_word[word].")
+        raise CheckFailed(
+            "labels are the positions of the topic words; the label is the topic "
+            "of the word at that position, topic_of_word[word]."
+        )
     if torch.equal(labels, topic_of_word[tokens[:, 0]]):
-        raise CheckFailed("labels come from the first word of each sentence; the topic word "
-                          "can sit anywhere in the sentence.")
-    raise CheckFailed("some labels are wrong: find the one word of each sentence with "
-                      "topic_of_word >= 0 and return its topic.")
+        raise CheckFailed(
+            "labels come from the first word of each sentence; the topic word "
+            "can sit anywhere in the sentence."
+        )
+    raise CheckFailed(
+        "some labels are wrong: find the one word of each sentence with "
+        "topic_of_word >= 0 and return its topic."
+    )
 
 
 # sentences that do not hold exactly one topic word, with the hint for a function that accepts them
 _NOT_ONE = (
-    ([[6, 7, 8]], "a sentence with no topic word has no label: raise a ValueError for it "
-                  "(check that each sentence holds exactly one)."),
-    ([[0, 7, 2]], "a sentence with two topic words (here of topics 0 and 1) has no single "
-                  "label: raise a ValueError when a sentence holds more than one topic word, "
-                  "not only when it holds none."),
-    ([[0, 7, 2], [6, 7, 8], [9, 4, 10]],
-     "count the topic words of *each* sentence: in this batch one sentence holds two and "
-     "another none, so the batch's total (3 for 3 sentences) looks right while two sentences "
-     "are wrong. Raise a ValueError unless every row's count is exactly 1."),
+    (
+        [[6, 7, 8]],
+        "a sentence with no topic word has no label: raise a ValueError for it "
+        "(check that each sentence holds exactly one).",
+    ),
+    (
+        [[0, 7, 2]],
+        "a sentence with two topic words (here of topics 0 and 1) has no single "
+        "label: raise a ValueError when a sentence holds more than one topic word, "
+        "not only when it holds none.",
+    ),
+    (
+        [[0, 7, 2], [6, 7, 8], [9, 4, 10]],
+        "count the topic words of *each* sentence: in this batch one sentence holds two and "
+        "another none, so the batch's total (3 for 3 sentences) looks right while two sentences "
+        "are wrong. Raise a ValueError unless every row's count is exactly 1.",
+    ),
 )
 
 
@@ -145,9 +179,11 @@ def check_label_sentences(student_fn) -> None:
     try:
         labels = student_fn(tokens.clone(), topic_of_word.clone())
     except ValueError as error:
-        raise CheckFailed(f"your function raised ValueError ({error}) on a batch in which every "
-                          "sentence holds exactly one topic word: topic ids start at 0, and only "
-                          "-1 marks a background word (topic_of_word >= 0).") from None
+        raise CheckFailed(
+            f"your function raised ValueError ({error}) on a batch in which every "
+            "sentence holds exactly one topic word: topic ids start at 0, and only "
+            "-1 marks a background word (topic_of_word >= 0)."
+        ) from None
     expect_tensor(labels, "labels", (len(tokens),))
     if labels.dtype != torch.long:
         raise CheckFailed(f"labels should be class ids of dtype torch.long, got {labels.dtype}.")
@@ -167,8 +203,7 @@ def check_label_sentences(student_fn) -> None:
 def _mlp_case(seed: int, n: int = 6, d: int = 5, hidden: int = 7, k: int = 3):
     """Attn-TL's classifier with spread-out weights, and contexts (the first one zero) at which
     the ReLU's pattern differs from the one at v = 0 and from the one without the bias."""
-    model = TopicAttention(4, k, embed_dim=d, key_dim=2, classifier="mlp", hidden=hidden,
-                           seed=seed)
+    model = TopicAttention(4, k, embed_dim=d, key_dim=2, classifier="mlp", hidden=hidden, seed=seed)
     gen = torch.Generator().manual_seed(200 + seed)
     with torch.no_grad():
         for layer in (model.classifier[0], model.classifier[2]):
@@ -184,17 +219,23 @@ def _as_jacobian(value, n: int, k: int, d: int) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if not isinstance(value, torch.Tensor):
-        raise CheckFailed("return the Jacobians as one tensor (or NumPy array) of shape "
-                          f"(N, K, d_e), not {type(value).__name__}.")
+        raise CheckFailed(
+            "return the Jacobians as one tensor (or NumPy array) of shape "
+            f"(N, K, d_e), not {type(value).__name__}."
+        )
     shape = tuple(value.shape)
     if shape == (n, d, k):
-        raise CheckFailed(f"the result has shape {shape}: that is the transpose of each "
-                          "Jacobian. d logits / d v has one row per logit (K) and one column per "
-                          "coordinate of v (d_e): (N, K, d_e).")
+        raise CheckFailed(
+            f"the result has shape {shape}: that is the transpose of each "
+            "Jacobian. d logits / d v has one row per logit (K) and one column per "
+            "coordinate of v (d_e): (N, K, d_e)."
+        )
     if shape == (k, d):
-        raise CheckFailed(f"the result has shape {shape}: one Jacobian for all contexts. The "
-                          "ReLU's pattern depends on v, so return one (K, d_e) Jacobian per "
-                          "context vector, (N, K, d_e) in all.")
+        raise CheckFailed(
+            f"the result has shape {shape}: one Jacobian for all contexts. The "
+            "ReLU's pattern depends on v, so return one (K, d_e) Jacobian per "
+            "context vector, (N, K, d_e) in all."
+        )
     if shape != (n, k, d):
         raise CheckFailed(f"the result should have shape (N, K, d_e) = {(n, k, d)}, got {shape}.")
     return value.detach().double()
@@ -212,27 +253,39 @@ def _diagnose_jacobian(jac, classifier, context) -> None:
     pre = v @ w1.T + b1  # (N, h)
     n = len(v)
     if close(jac, (w2 @ w1).expand(n, -1, -1)):
-        raise CheckFailed("the Jacobian is W2 W1 at every context: that ignores the ReLU. A "
-                          "hidden unit passes a change of v only where it is active, where its "
-                          "pre-activation W1 v + b1 is positive.")
+        raise CheckFailed(
+            "the Jacobian is W2 W1 at every context: that ignores the ReLU. A "
+            "hidden unit passes a change of v only where it is active, where its "
+            "pre-activation W1 v + b1 is positive."
+        )
     if close(jac, through(v @ w1.T > 0)):
-        raise CheckFailed("the ReLU's mask is taken from W1 v alone: the pre-activation of the "
-                          "hidden layer is W1 v + b1, bias included.")
+        raise CheckFailed(
+            "the ReLU's mask is taken from W1 v alone: the pre-activation of the "
+            "hidden layer is W1 v + b1, bias included."
+        )
     if close(jac, through((b1 > 0).expand(n, -1))):
-        raise CheckFailed("every context gets the mask of v = 0 (b1 > 0): the hidden units that "
-                          "are active depend on v, through W1 v + b1.")
+        raise CheckFailed(
+            "every context gets the mask of v = 0 (b1 > 0): the hidden units that "
+            "are active depend on v, through W1 v + b1."
+        )
     if close(jac, through(pre <= 0)):
-        raise CheckFailed("the mask is inverted: ReLU passes the units whose pre-activation is "
-                          "positive and blocks the others.")
+        raise CheckFailed(
+            "the mask is inverted: ReLU passes the units whose pre-activation is "
+            "positive and blocks the others."
+        )
     hidden = torch.relu(pre)
     logits = hidden @ w2.T + second.bias.detach().double()
     probs = torch.softmax(logits, -1)  # (N, K)
     jac_probs = (torch.diag_embed(probs) - probs[:, :, None] * probs[:, None, :]) @ through(pre > 0)
     if close(jac, jac_probs):
-        raise CheckFailed("this is the Jacobian of the softmax probabilities; the exercise asks "
-                          "for that of the logits, the classifier's output.")
-    raise CheckFailed("the Jacobians differ from d logits / d v: chain the two linear layers "
-                      "through the ReLU's derivative at the pre-activation W1 v + b1.")
+        raise CheckFailed(
+            "this is the Jacobian of the softmax probabilities; the exercise asks "
+            "for that of the logits, the classifier's output."
+        )
+    raise CheckFailed(
+        "the Jacobians differ from d logits / d v: chain the two linear layers "
+        "through the ReLU's derivative at the pre-activation W1 v + b1."
+    )
 
 
 @run_check("Attn-TL's classifier: the Jacobian d logits / d v")
@@ -247,7 +300,8 @@ def check_mlp_jacobian(student_fn) -> None:
         n, k, d = expected.shape
         jac = _as_jacobian(student_fn(classifier, context.clone()), n, k, d)
         if not all(torch.equal(a, b.detach()) for a, b in zip(before, classifier.parameters())):
-            raise CheckFailed("the classifier's weights changed: computing a Jacobian must not "
-                              "modify the model.")
+            raise CheckFailed(
+                "the classifier's weights changed: computing a Jacobian must not modify the model."
+            )
         if not close(jac, expected, tol=1e-5):
             _diagnose_jacobian(jac, classifier, context)

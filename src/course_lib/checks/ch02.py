@@ -21,7 +21,9 @@ def _gradient_case(seed: int, batch: int = 4, length: int = 6, d: int = 3, n_cla
     context = torch.einsum("bl,bld->bd", attention, word_embeddings)
     U = torch.randn(d, n_classes, generator=gen, dtype=torch.float64)
     labels = torch.randint(n_classes, (batch,), generator=gen)
-    grad_context = (torch.softmax(context @ U, dim=-1) - F.one_hot(labels, n_classes).double()) @ U.T
+    grad_context = (
+        torch.softmax(context @ U, dim=-1) - F.one_hot(labels, n_classes).double()
+    ) @ U.T
     return scores, attention, word_embeddings, context, grad_context, U, labels
 
 
@@ -44,14 +46,26 @@ def check_score_gradient(student_fn) -> None:
         if not close(out, truth, tol=1e-6):
             plain = torch.einsum("bld,bd->bl", word_embeddings, g)
             if close(out, -truth, tol=1e-6):
-                raise CheckFailed("the sign is flipped: d loss / d s_i = + a_i (w_i - v) . g, with g = d loss / d v.")
+                raise CheckFailed(
+                    "the sign is flipped: d loss / d s_i = + a_i (w_i - v) . g, with g = d loss / d v."
+                )
             if close(out, attention * plain, tol=1e-6):
-                raise CheckFailed("you used a_i w_i . g; the softmax couples the positions: raising s_i also lowers the other weights, which subtracts the context v: a_i (w_i - v) . g.")
-            if close(out, torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], g), tol=1e-6):
-                raise CheckFailed("the factor a_i is missing: d v / d s_i = a_i (w_i - v) (differentiate the softmax).")
+                raise CheckFailed(
+                    "you used a_i w_i . g; the softmax couples the positions: raising s_i also lowers the other weights, which subtracts the context v: a_i (w_i - v) . g."
+                )
+            if close(
+                out, torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], g), tol=1e-6
+            ):
+                raise CheckFailed(
+                    "the factor a_i is missing: d v / d s_i = a_i (w_i - v) (differentiate the softmax)."
+                )
             if close(out, attention * (1 - attention) * plain, tol=1e-6):
-                raise CheckFailed("a_i (1 - a_i) w_i . g is the special case where all other words have zero embedding; in general d v / d s_i = a_i (w_i - v).")
-            raise CheckFailed("the values differ from autograd's; start from v = sum_l a_l w_l and d a_l / d s_i = a_l (delta_il - a_i).")
+                raise CheckFailed(
+                    "a_i (1 - a_i) w_i . g is the special case where all other words have zero embedding; in general d v / d s_i = a_i (w_i - v)."
+                )
+            raise CheckFailed(
+                "the values differ from autograd's; start from v = sum_l a_l w_l and d a_l / d s_i = a_l (delta_il - a_i)."
+            )
         if not close(out, score_gradient(attention, word_embeddings, context, g), tol=1e-6):
             raise CheckFailed("the values differ from the reference on this case.")
     # a uniform attention over identical embeddings: the scores cannot matter, the gradient is 0
@@ -59,7 +73,9 @@ def check_score_gradient(student_fn) -> None:
     a = torch.full((2, 5), 0.2, dtype=torch.float64)
     out = student_fn(a, w, w[:, 0], torch.randn(2, 3, dtype=torch.float64))
     if not close(out, torch.zeros(2, 5, dtype=torch.float64), tol=1e-9):
-        raise CheckFailed("when all words of a sentence have the same embedding, the scores cannot change v, so the gradient must be 0.")
+        raise CheckFailed(
+            "when all words of a sentence have the same embedding, the scores cannot change v, so the gradient must be 0."
+        )
 
 
 # ------------------------------------------------------------ exercise 2.3: sigmoid attention
@@ -83,20 +99,30 @@ def _sigmoid_forms(m: float):
     e = torch.exp(s)
     return (
         (2 * s + 2 * e, None),
-        (2 * s + 2 * e / m,
-         "that is the softmax's C, with its m: a sigmoid weighs each word on its own, so the "
-         "topic word's attention a = sigmoid(s) does not depend on the m background words."),
-        (2 * s,
-         "the score's rate lost its factor (1 - a): the derivative of sigmoid(s) is "
-         "sigmoid(s) (1 - sigmoid(s)), so ds / d||w||^2 = (||q||^2 / 2)(1 - a) still."),
-        (2 * s - 2 * torch.exp(-s),
-         "1 / (1 - sigmoid(s)) is 1 + e^s, not 1 + e^{-s}: 1 - sigmoid(s) = 1 / (1 + e^s)."),
-        (s + e,
-         "a factor 2 is lost: d||w||^2 / dt = 2 w . dw/dt = 2 a R, so "
-         "ds / d||w||^2 = (||q||^2 / 2)(1 - a)."),
-        (4 * s + 4 * e,
-         "a factor 2 too many: d||w||^2 / dt = 2 a R and ds / dt = ||q||^2 a (1 - a) R, so "
-         "ds / d||w||^2 = (||q||^2 / 2)(1 - a)."),
+        (
+            2 * s + 2 * e / m,
+            "that is the softmax's C, with its m: a sigmoid weighs each word on its own, so the "
+            "topic word's attention a = sigmoid(s) does not depend on the m background words.",
+        ),
+        (
+            2 * s,
+            "the score's rate lost its factor (1 - a): the derivative of sigmoid(s) is "
+            "sigmoid(s) (1 - sigmoid(s)), so ds / d||w||^2 = (||q||^2 / 2)(1 - a) still.",
+        ),
+        (
+            2 * s - 2 * torch.exp(-s),
+            "1 / (1 - sigmoid(s)) is 1 + e^s, not 1 + e^{-s}: 1 - sigmoid(s) = 1 / (1 + e^s).",
+        ),
+        (
+            s + e,
+            "a factor 2 is lost: d||w||^2 / dt = 2 w . dw/dt = 2 a R, so "
+            "ds / d||w||^2 = (||q||^2 / 2)(1 - a).",
+        ),
+        (
+            4 * s + 4 * e,
+            "a factor 2 too many: d||w||^2 / dt = 2 a R and ds / dt = ||q||^2 a (1 - a) R, so "
+            "ds / d||w||^2 = (||q||^2 / 2)(1 - a).",
+        ),
     )
 
 
@@ -105,11 +131,15 @@ def _invariant_values(student_fn, s, w2, q2, m) -> torch.Tensor:
     if isinstance(out, np.ndarray) or isinstance(out, (float, int)):
         out = torch.as_tensor(out, dtype=torch.float64)
     if not isinstance(out, torch.Tensor):
-        raise CheckFailed("return a tensor (or NumPy array) of the same shape as score, not "
-                          f"{type(out).__name__}.")
+        raise CheckFailed(
+            "return a tensor (or NumPy array) of the same shape as score, not "
+            f"{type(out).__name__}."
+        )
     if tuple(out.shape) != tuple(s.shape):
-        raise CheckFailed(f"the result should have the shape of score, {tuple(s.shape)} "
-                          f"(elementwise), got {tuple(out.shape)}.")
+        raise CheckFailed(
+            f"the result should have the shape of score, {tuple(s.shape)} "
+            f"(elementwise), got {tuple(out.shape)}."
+        )
     out = out.detach().double()
     if not torch.isfinite(out).all():
         raise CheckFailed("some values are not finite (inf or nan) at moderate scores and norms.")
@@ -143,9 +173,11 @@ def check_sigmoid_invariant(student_fn) -> None:
         if _kept_on(values):
             continue
         if float(values.max() - values.min()) <= 1e-9 * (1.0 + float(values.abs().max())):
-            raise CheckFailed("your quantity is the same number everywhere: that is conserved by "
-                              "any flow and says nothing. Find one that differs between "
-                              "trajectories.")
+            raise CheckFailed(
+                "your quantity is the same number everywhere: that is conserved by "
+                "any flow and says nothing. Find one that differs between "
+                "trajectories."
+            )
         for f, hint in forms[1:]:
             if _kept_on(_invariant_values(student_fn, s, _orbits(f, q2), q2, m)):
                 raise CheckFailed(hint + f" (||q||^2 = {q2}, m = {m})")
@@ -163,10 +195,16 @@ def check_sen_drift(student_fn) -> None:
     T, n = 12, 5
     scores = torch.cumsum(torch.rand(T, n, generator=gen, dtype=torch.float64) * 0.3, dim=0)
     norms = torch.sqrt(2 * scores + 2 * (torch.exp(scores) - 1) / 20) / 1.3
-    norms = norms + 0.05 * torch.randn(T, n, generator=gen, dtype=torch.float64)  # off the curve a little
+    norms = norms + 0.05 * torch.randn(
+        T, n, generator=gen, dtype=torch.float64
+    )  # off the curve a little
     norms[T // 2, :3] += 0.5  # a bump mid-run: the largest drift is not at the end
-    norms[:, 3:] *= torch.linspace(1.0, 0.05, T, dtype=torch.float64)[:, None]  # shrinking norms: C drifts downwards
-    query_norms = 1.3 * (1 + 0.5 * torch.sin(torch.linspace(0, 3.0, T, dtype=torch.float64)))  # a trained query's norm changes
+    norms[:, 3:] *= torch.linspace(1.0, 0.05, T, dtype=torch.float64)[
+        :, None
+    ]  # shrinking norms: C drifts downwards
+    query_norms = 1.3 * (
+        1 + 0.5 * torch.sin(torch.linspace(0, 3.0, T, dtype=torch.float64))
+    )  # a trained query's norm changes
     m = 20
     out = student_fn(scores, norms.abs(), query_norms, m)
     expect_tensor(out, "the drift", (n,))
@@ -175,21 +213,29 @@ def check_sen_drift(student_fn) -> None:
         C = sen_invariant(scores, norms.abs().square(), query_norms.square()[:, None], m)
         C_first_q = sen_invariant(scores, norms.abs().square(), query_norms[0].square(), m)
         if close(out, (C_first_q - C_first_q[:1]).abs().amax(dim=0), tol=1e-8):
-            raise CheckFailed("you used the first step's query norm throughout; when the query is trained ||q|| changes, so use query_norms[t] at step t.")
+            raise CheckFailed(
+                "you used the first step's query norm throughout; when the query is trained ||q|| changes, so use query_norms[t] at step t."
+            )
         if close(out, (C[-1] - C[0]).abs(), tol=1e-8) or close(out, C[-1] - C[0], tol=1e-8):
-            raise CheckFailed("that is the change at the last step only; the drift is the largest change over all recorded steps, max_t |C(t) - C(0)|.")
+            raise CheckFailed(
+                "that is the change at the last step only; the drift is the largest change over all recorded steps, max_t |C(t) - C(0)|."
+            )
         if close(out, (C - C[:1]).amax(dim=0), tol=1e-8):
             raise CheckFailed("take the absolute value: C can drift downwards too.")
         sen_q = sen_invariant(scores, norms.abs().square(), query_norms[:, None], m)
         if close(out, (sen_q - sen_q[:1]).abs().amax(dim=0), tol=1e-8):
             raise CheckFailed("query_norms holds ||q||, not ||q||^2: square it in C.")
-        raise CheckFailed("the drift differs from max_t |C(t) - C(0)| with C from sen_invariant at each step.")
+        raise CheckFailed(
+            "the drift differs from max_t |C(t) - C(0)| with C from sen_invariant at each step."
+        )
     # a word exactly on the curve with a fixed query has no drift
     s = torch.linspace(0, 3, 7, dtype=torch.float64)[:, None]
     w = torch.sqrt(2 * s + 2 * (torch.exp(s) - 1) / m)
     zero = student_fn(s, w, torch.ones(7, dtype=torch.float64), m)
     if not close(zero, torch.zeros(1, dtype=torch.float64), tol=1e-9):
-        raise CheckFailed("a word on the identity's curve with a fixed query (||q|| = 1) must have zero drift.")
+        raise CheckFailed(
+            "a word on the identity's curve with a fixed query (||q|| = 1) must have zero drift."
+        )
 
 
 def _measured_score_per_norm_sq(score: float, query_norm: float, m: int, seed: int) -> float:
@@ -226,7 +272,10 @@ def check_score_per_norm_sq(student_fn) -> None:
     score = torch.tensor([-2.0, -0.5, 0.0, 0.3, 1.0, 2.5, 4.0, 7.0], dtype=torch.float64)
     for query_norm, m in ((1.3, 20), (0.6, 5), (2.0, 50)):
         measured = torch.tensor(
-            [_measured_score_per_norm_sq(float(s), query_norm, m, seed) for seed, s in enumerate(score)],
+            [
+                _measured_score_per_norm_sq(float(s), query_norm, m, seed)
+                for seed, s in enumerate(score)
+            ],
             dtype=torch.float64,
         )
         q_sq = query_norm**2
@@ -236,15 +285,31 @@ def check_score_per_norm_sq(student_fn) -> None:
             continue
         a = torch.exp(score) / (torch.exp(score) + m)
         wrong = {
-            "the factor 1/2 is missing: d||w||^2/dt = 2 w . dw/dt = 2 a R, while ds/dt = ||q||^2 a (1 - a) R.": q_sq * (1 - a),
-            "the ratio is 1 - a, not a: the score's rate carries a (1 - a), the squared norm's rate only a.": q_sq / 2 * a,
-            "a (1 - a) is the score's rate alone; divide by the squared norm's rate 2 a R: the a and R cancel.": q_sq / 2 * a * (1 - a),
-            "that is d||w||^2 / ds, the inverse: divide the score's rate by the squared norm's rate.": 2 / (q_sq * (1 - a)),
-            "query_norm_sq is already ||q||^2: multiply by it, do not square it again.": q_sq**2 / 2 * (1 - a),
+            "the factor 1/2 is missing: d||w||^2/dt = 2 w . dw/dt = 2 a R, while ds/dt = ||q||^2 a (1 - a) R.": q_sq
+            * (1 - a),
+            "the ratio is 1 - a, not a: the score's rate carries a (1 - a), the squared norm's rate only a.": q_sq
+            / 2
+            * a,
+            "a (1 - a) is the score's rate alone; divide by the squared norm's rate 2 a R: the a and R cancel.": q_sq
+            / 2
+            * a
+            * (1 - a),
+            "that is d||w||^2 / ds, the inverse: divide the score's rate by the squared norm's rate.": 2
+            / (q_sq * (1 - a)),
+            "query_norm_sq is already ||q||^2: multiply by it, do not square it again.": q_sq**2
+            / 2
+            * (1 - a),
             "use ||q||^2 (query_norm_sq itself), not its square root.": q_sq**0.5 / 2 * (1 - a),
-            "a depends on the score: a(s) = e^s / (e^s + m), not its value 1 / (m + 1) at s = 0.": q_sq / 2 * (1 - 1 / (m + 1)) * torch.ones_like(score),
-            "the topic word is one of the m + 1 words: a(s) = e^s / (e^s + m), not e^s / (e^s + m + 1).": q_sq / 2 * (1 - torch.exp(score) / (torch.exp(score) + m + 1)),
-            "the m background words (score 0) compete for attention: a(s) = e^s / (e^s + m), not 1 / (1 + e^-s).": q_sq / 2 * (1 - torch.sigmoid(score)),
+            "a depends on the score: a(s) = e^s / (e^s + m), not its value 1 / (m + 1) at s = 0.": q_sq
+            / 2
+            * (1 - 1 / (m + 1))
+            * torch.ones_like(score),
+            "the topic word is one of the m + 1 words: a(s) = e^s / (e^s + m), not e^s / (e^s + m + 1).": q_sq
+            / 2
+            * (1 - torch.exp(score) / (torch.exp(score) + m + 1)),
+            "the m background words (score 0) compete for attention: a(s) = e^s / (e^s + m), not 1 / (1 + e^-s).": q_sq
+            / 2
+            * (1 - torch.sigmoid(score)),
         }
         for hint, value in wrong.items():
             if close(out, value, tol=1e-8):

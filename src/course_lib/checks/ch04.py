@@ -66,21 +66,27 @@ def check_soft_attention_loss(student_fn) -> None:
             blend_mean = (alpha[..., None] * segments).mean(1)
             candidates = {
                 "you averaged the per-segment losses (that is hard attention); soft attention "
-                "classifies ONE input, the blend sum_j alpha_j x_j.":
-                    -(alpha * log_q).sum(1).mean(),
+                "classifies ONE input, the blend sum_j alpha_j x_j.": -(alpha * log_q)
+                .sum(1)
+                .mean(),
                 "you averaged the segments' logits; soft attention averages the INPUTS and then "
-                "classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these differ).":
-                    F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
+                "classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these differ).": F.cross_entropy(
+                    (alpha[..., None] * logits).sum(1), labels
+                ),
                 "the blend must weight each segment by its attention: sum_j alpha_j x_j, not "
                 "the plain mean over segments.": F.cross_entropy(clf(blend_uniform), labels),
                 "the blend is the SUM over segments (dim 1) of alpha_j x_j; alpha already sums "
-                "to 1, so taking the mean divides it by m.":
-                    F.cross_entropy(clf(blend_mean), labels),
+                "to 1, so taking the mean divides it by m.": F.cross_entropy(
+                    clf(blend_mean), labels
+                ),
                 "return the MEAN over the batch, not the sum.": ref * len(labels),
             }
             hint = _first_match(out, candidates)
-            raise CheckFailed(hint or "the value differs from CE(g(sum_j alpha_j x_j), y) "
-                              "averaged over the batch; blend over dim 1, then classify.")
+            raise CheckFailed(
+                hint
+                or "the value differs from CE(g(sum_j alpha_j x_j), y) "
+                "averaged over the batch; blend over dim 1, then classify."
+            )
 
 
 @run_check("hard attention loss: the attention-weighted average of the losses")
@@ -96,20 +102,22 @@ def check_hard_attention_loss(student_fn) -> None:
             log_q = _log_q(segments, labels, clf)
             candidates = {
                 "you computed -log sum_j alpha_j p_j(y) (that is LVML); hard attention averages "
-                "the LOSSES: sum_j alpha_j (-log p_j(y)).":
-                    -torch.logsumexp(torch.log(alpha) + log_q, 1).mean(),
+                "the LOSSES: sum_j alpha_j (-log p_j(y)).": -torch.logsumexp(
+                    torch.log(alpha) + log_q, 1
+                ).mean(),
                 "you classified the blend (that is soft attention); hard attention classifies "
                 "each segment on its own.": soft_attention_loss(alpha, segments, labels, clf),
-                "weight each segment's cross-entropy by its attention alpha_j, not equally.":
-                    -log_q.mean(),
+                "weight each segment's cross-entropy by its attention alpha_j, not equally.": -log_q.mean(),
                 "sum over the segments (dim 1) and average over the batch (dim 0); your axes "
                 "are swapped.": -(alpha * log_q).sum(0).mean(),
                 "return the MEAN over the batch, not the sum.": ref * len(labels),
                 "the cross-entropy is -log p_j(y): the sign is flipped.": -ref,
             }
             hint = _first_match(out, candidates)
-            raise CheckFailed(hint or "the value differs from sum_j alpha_j CE(g(x_j), y) "
-                              "averaged over the batch.")
+            raise CheckFailed(
+                hint
+                or "the value differs from sum_j alpha_j CE(g(x_j), y) averaged over the batch."
+            )
 
 
 @run_check("LVML loss: -log sum_j alpha_j p_j(y), in log space")
@@ -127,29 +135,35 @@ def check_lvml_loss(student_fn) -> None:
             logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
             candidates = {
                 "you averaged the LOGITS, CE(sum_j alpha_j g(x_j), y); LVML averages the "
-                "PROBABILITIES: -log sum_j alpha_j softmax(g(x_j))_y.":
-                    F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
+                "PROBABILITIES: -log sum_j alpha_j softmax(g(x_j))_y.": F.cross_entropy(
+                    (alpha[..., None] * logits).sum(1), labels
+                ),
                 "you averaged the per-segment losses (that is hard attention); LVML takes the "
-                "log of the averaged likelihood: -log sum_j alpha_j p_j(y).":
-                    -(alpha * log_q).sum(1).mean(),
+                "log of the averaged likelihood: -log sum_j alpha_j p_j(y).": -(alpha * log_q)
+                .sum(1)
+                .mean(),
                 "sum the likelihoods over the segments (dim 1), not the mean: alpha already "
-                "sums to 1.": -torch.logsumexp(torch.log(alpha) + log_q - math.log(alpha.shape[1]),
-                                               1).mean(),
+                "sums to 1.": -torch.logsumexp(
+                    torch.log(alpha) + log_q - math.log(alpha.shape[1]), 1
+                ).mean(),
                 "the sum runs over the segments (dim 1) of each example, then average over the "
-                "batch (dim 0); your axes are swapped.":
-                    -torch.logsumexp(torch.log(alpha) + log_q, 0).mean(),
+                "batch (dim 0); your axes are swapped.": -torch.logsumexp(
+                    torch.log(alpha) + log_q, 0
+                ).mean(),
                 "return the MEAN over the batch, not the sum.": ref * len(labels),
             }
             hint = _first_match(out, candidates)
-            raise CheckFailed(hint or "the value differs from -log sum_j alpha_j p_j(y) "
-                              "averaged over the batch.")
+            raise CheckFailed(
+                hint or "the value differs from -log sum_j alpha_j p_j(y) averaged over the batch."
+            )
     # every true-class probability underflows: p_j(y) = e^{-1000 - j}
     m = 4
     segments = torch.zeros(3, m, 2, dtype=torch.float64)
     segments[:, :, 1] = 1000.0 + torch.arange(m, dtype=torch.float64)
     labels = torch.zeros(3, dtype=torch.long)
-    alpha = torch.softmax(torch.randn(3, m, dtype=torch.float64,
-                                      generator=torch.Generator().manual_seed(0)), 1)
+    alpha = torch.softmax(
+        torch.randn(3, m, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), 1
+    )
     with torch.no_grad():
         out = _scalar(student_fn(alpha, segments, labels, lambda x: x), "lvml_loss")
     ref = lvml_loss(alpha, segments, labels, lambda x: x)
@@ -172,9 +186,11 @@ def check_alpha_gradient(student_fn) -> None:
             alpha, segments, labels, clf = _case(seed)
             out = student_fn(name, alpha, segments, labels, clf)
             if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(alpha.shape):
-                raise CheckFailed(f"for {name!r} return a tensor of shape {tuple(alpha.shape)} "
-                                  f"(one entry per example and segment), got "
-                                  f"{getattr(out, 'shape', type(out).__name__)}.")
+                raise CheckFailed(
+                    f"for {name!r} return a tensor of shape {tuple(alpha.shape)} "
+                    f"(one entry per example and segment), got "
+                    f"{getattr(out, 'shape', type(out).__name__)}."
+                )
             a = alpha.clone().requires_grad_()
             (auto,) = torch.autograd.grad(losses[name](a, segments, labels, clf), a)
             truth = auto * len(labels)  # each example's own loss, not the batch mean
@@ -190,24 +206,27 @@ def check_alpha_gradient(student_fn) -> None:
                     "the sign is flipped (a worse segment gets a LARGER gradient: for hard "
                     "attention d l / d alpha_j = -log q_j >= 0).": -truth,
                     "that is the gradient with respect to the SCORES (it went through the "
-                    "softmax); the exercise asks for d loss / d alpha_j.":
-                        alpha * (truth - (alpha * truth).sum(1, keepdim=True)),
+                    "softmax); the exercise asks for d loss / d alpha_j.": alpha
+                    * (truth - (alpha * truth).sum(1, keepdim=True)),
                     "missing the normalisation: d/d alpha_j of -log sum_k alpha_k q_k is "
                     "-q_j / sum_k alpha_k q_k.": -q,
                     "that is the posterior gamma_j = alpha_j q_j / sum_k alpha_k q_k; the "
-                    "gradient is -q_j / sum_k alpha_k q_k (no alpha_j in the numerator).":
-                        -alpha * q / mixture,
+                    "gradient is -q_j / sum_k alpha_k q_k (no alpha_j in the numerator).": -alpha
+                    * q
+                    / mixture,
                     "segment j's loss is -log q_j, not q_j.": q,
                 }
             hint = _first_match(out.detach(), candidates, tol=1e-7)
             derivations = {
                 "soft": "soft attention depends on alpha only through the blend xbar = sum_j "
-                        "alpha_j x_j, so d l / d alpha_j = (grad of CE at xbar) . x_j.",
+                "alpha_j x_j, so d l / d alpha_j = (grad of CE at xbar) . x_j.",
                 "hard": "hard attention is linear in alpha: d l / d alpha_j = -log q_j.",
                 "lvml": "d/d alpha_j of -log sum_k alpha_k q_k = -q_j / sum_k alpha_k q_k.",
             }
-            raise CheckFailed(f"for {name!r}: " + (hint or "the values differ from autograd's. "
-                                                   + derivations[name]))
+            raise CheckFailed(
+                f"for {name!r}: "
+                + (hint or "the values differ from autograd's. " + derivations[name])
+            )
 
 
 _CROSSOVER_CLASSES = (2, 3, 10, 20, 1000)
@@ -225,17 +244,16 @@ _CROSSOVER_MISTAKES = {
     "alpha), not 1/alpha.": lambda C: 1 / math.log(C),
     "LVML's incentive is (1 - 1/C) / (alpha + (1 - alpha)/C): keep the (1 - alpha)/C in the "
     "denominator.": lambda C: (C - 1) / (C * math.log(C)),
-    "use the natural logarithm: the cross-entropy of a uniform guess is ln C.":
-        lambda C: 1 / math.log2(C) - 1 / (C - 1),
+    "use the natural logarithm: the cross-entropy of a uniform guess is ln C.": lambda C: (
+        1 / math.log2(C) - 1 / (C - 1)
+    ),
     "the sign of the second term: (C - 1)/(C alpha + 1 - alpha) = ln C gives "
     "alpha = 1/ln C - 1/(C - 1).": lambda C: 1 / math.log(C) + 1 / (C - 1),
-    "C - 1, not C: alpha C + 1 - alpha = alpha (C - 1) + 1.":
-        lambda C: 1 / math.log(C) - 1 / C,
+    "C - 1, not C: alpha C + 1 - alpha = alpha (C - 1) + 1.": lambda C: 1 / math.log(C) - 1 / C,
     "that is the crossover of the official code's finite differences L(alpha) - L(alpha + "
     "0.01); the question asks for the derivatives -dL/dalpha.": _finite_difference_crossover,
     "that is where hard attention starts to push HARDER, read from the other end: the "
-    "crossover is alpha*, not 1 - alpha*.":
-        lambda C: 1 - (1 / math.log(C) - 1 / (C - 1)),
+    "crossover is alpha*, not 1 - alpha*.": lambda C: 1 - (1 / math.log(C) - 1 / (C - 1)),
 }
 
 
@@ -256,13 +274,14 @@ def check_incentive_crossover(student_fn) -> None:
             raise CheckFailed(hint)
     for C, out in zip(_CROSSOVER_CLASSES, outs):
         if not 0 < out < 1:
-            raise CheckFailed(f"for C = {C} you returned {out:.6g}, not a focus quality in "
-                              "(0, 1).")
+            raise CheckFailed(f"for C = {C} you returned {out:.6g}, not a focus quality in (0, 1).")
     for C, out, ref in zip(_CROSSOVER_CLASSES, outs, refs):
         if not math.isclose(out, ref, rel_tol=1e-6):
-            raise CheckFailed(f"for C = {C} the crossover is {ref:.6g}, you returned "
-                              f"{out:.6g}: take each loss's floor with the classifier "
-                              "converged, differentiate in alpha, and set the two equal.")
+            raise CheckFailed(
+                f"for C = {C} the crossover is {ref:.6g}, you returned "
+                f"{out:.6g}: take each loss's floor with the classifier "
+                "converged, differentiate in alpha, and set the two equal."
+            )
 
 
 def compare_prediction(prediction, focus_accuracy: dict) -> bool:
@@ -274,12 +293,15 @@ def compare_prediction(prediction, focus_accuracy: dict) -> bool:
         print(f"[to do] set `prediction` to one of {LOSS_NAMES} before running the experiment.")
         return False
     winner = max(focus_accuracy, key=focus_accuracy.get)
-    ranking = ", ".join(f"{k} {v:.1f} %" for k, v in
-                        sorted(focus_accuracy.items(), key=lambda kv: -kv[1]))
+    ranking = ", ".join(
+        f"{k} {v:.1f} %" for k, v in sorted(focus_accuracy.items(), key=lambda kv: -kv[1])
+    )
     if prediction == winner:
         print(f"[passed] you predicted {prediction!r} and it won: {ranking}.")
         return True
-    print(f"[different] you predicted {prediction!r}, but {winner!r} won: {ranking}. "
-          "Look at the signatures of chapter 4: which loss keeps every segment in view while "
-          "the focus is still poor?")
+    print(
+        f"[different] you predicted {prediction!r}, but {winner!r} won: {ranking}. "
+        "Look at the signatures of chapter 4: which loss keeps every segment in view while "
+        "the focus is still poor?"
+    )
     return False

@@ -12,8 +12,10 @@ from ._core import CheckFailed, run_check
 
 def _number(value, what: str) -> np.ndarray:
     if np.iscomplexobj(value):
-        raise CheckFailed(f"{what} is complex (scipy.special.lambertw returns complex numbers): "
-                          "take the real part, np.real(...) or .real.")
+        raise CheckFailed(
+            f"{what} is complex (scipy.special.lambertw returns complex numbers): "
+            "take the real part, np.real(...) or .real."
+        )
     try:
         out = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
@@ -44,20 +46,26 @@ def check_reduced_soft_loss(student_fn) -> None:
         if _close(out, ref, 1e-9):
             continue
         wrong = {
-            "the classifier sees the blend alpha e_y, so its margin is alpha mu, not mu.":
-                np.log1p((C - 1) * np.exp(-mu)),
-            "there are C - 1 wrong classes, each with logit b: 1 + (C - 1) e^(-alpha mu).":
-                np.log1p(C * np.exp(-alpha * mu)),
-            "that is hard attention's loss; soft attention classifies the blend of segments.":
-                flow.reduced_loss("hard", alpha, mu, C=C),
-            "the cross-entropy is -log p_y = log(1 + (C - 1) e^(-alpha mu)): check the sign.":
-                -np.log1p((C - 1) * np.exp(-alpha * mu)),
+            "the classifier sees the blend alpha e_y, so its margin is alpha mu, not mu.": np.log1p(
+                (C - 1) * np.exp(-mu)
+            ),
+            "there are C - 1 wrong classes, each with logit b: 1 + (C - 1) e^(-alpha mu).": np.log1p(
+                C * np.exp(-alpha * mu)
+            ),
+            "that is hard attention's loss; soft attention classifies the blend of segments.": flow.reduced_loss(
+                "hard", alpha, mu, C=C
+            ),
+            "the cross-entropy is -log p_y = log(1 + (C - 1) e^(-alpha mu)): check the sign.": -np.log1p(
+                (C - 1) * np.exp(-alpha * mu)
+            ),
         }
         for hint, value in wrong.items():
             if _close(out, value, 1e-9):
                 raise CheckFailed(hint)
-        raise CheckFailed("the values differ from the reference; at mu = 0 the loss must be log C, "
-                          "and the true-class logit of the blend is alpha a, the others alpha b.")
+        raise CheckFailed(
+            "the values differ from the reference; at mu = 0 the loss must be log C, "
+            "and the true-class logit of the blend is alpha a, the others alpha b."
+        )
     far = _number(student_fn(np.array([1.0]), np.array([-800.0]), C=3), "the loss")
     if not np.isfinite(far).all():
         raise CheckFailed(
@@ -77,14 +85,20 @@ def check_fixed_focus_hard_margin(student_fn) -> None:
         ref = flow.fixed_focus_hard_margin(alpha, t, C=C)
         x = (alpha * t + 1) / (C - 1.0)
         if _close(out, x - ref, 1e-8):
-            raise CheckFailed("you returned W_0(e^x / (C - 1)) itself; that is w = x - mu, so "
-                              "mu = x - W_0(e^x / (C - 1)) with x = (alpha t + 1)/(C - 1).")
+            raise CheckFailed(
+                "you returned W_0(e^x / (C - 1)) itself; that is w = x - mu, so "
+                "mu = x - W_0(e^x / (C - 1)) with x = (alpha t + 1)/(C - 1)."
+            )
         if _close(out, -ref, 1e-8):
-            raise CheckFailed("the sign: you returned W_0(e^x / (C - 1)) - x; the margin grows, "
-                              "mu = x - W_0(e^x / (C - 1)).")
+            raise CheckFailed(
+                "the sign: you returned W_0(e^x / (C - 1)) - x; the margin grows, "
+                "mu = x - W_0(e^x / (C - 1))."
+            )
         if abs(out[0]) > 1e-9:
-            raise CheckFailed(f"at t = 0 the margin must be 0, got {out[0]:.4g}: the integration "
-                              "constant is e^0 = 1, so e^mu + (C - 1) mu = alpha t + 1.")
+            raise CheckFailed(
+                f"at t = 0 the margin must be 0, got {out[0]:.4g}: the integration "
+                "constant is e^0 = 1, so e^mu + (C - 1) mu = alpha t + 1."
+            )
         if _close(out, ref, 1e-8):
             continue
         A = C - 1.0
@@ -112,8 +126,9 @@ def _pair(out, what: str) -> np.ndarray:
             value = value.detach().cpu().double().numpy()
         value = _number(value, name)
         if value.size != 1:
-            raise CheckFailed(f"{name} should be one number at a scalar (mu, nu), got "
-                              f"{value.size} values.")
+            raise CheckFailed(
+                f"{name} should be one number at a scalar (mu, nu), got {value.size} values."
+            )
         pair.append(float(value.reshape(())))
     return np.array(pair)
 
@@ -135,26 +150,36 @@ def _likelihood_wrong(mu, nu, m, C) -> dict:
     a_m, b_m = _likelihood_terms(mu, nu, m, C, n_focus=m)
     _, b_c = _likelihood_terms(mu, nu, m, C, n_class=C)
     return {
-        "the signs: gradient flow must go downhill on the loss, d(theta)/dt = -grad L.":
-            (-dmu, -dnu),
+        "the signs: gradient flow must go downhill on the loss, d(theta)/dt = -grad L.": (
+            -dmu,
+            -dnu,
+        ),
         "you returned (dnu/dt, dmu/dt): return (dmu/dt, dnu/dt).": (dnu, dmu),
         "that is LVML's flow, with its 1/Z: this loss has no logarithm, so nothing divides "
         "the derivatives by the likelihood Z.": tuple(lvml),
         "dmu/dt is -dL/dmu without the factor 1/(C - 1): the gradient reaches the margin "
-        "through W_yy (weight 1/C) and the C - 1 entries W_ky (see the derivation of (5.2)).":
-            (a * b * (1 - b), dnu),
+        "through W_yy (weight 1/C) and the C - 1 entries W_ky (see the derivation of (5.2)).": (
+            a * b * (1 - b),
+            dnu,
+        ),
         "dmu/dt divides by C; the margin moves at -(1/C)(1 + 1/(C - 1)) dL/dmu = "
         "-dL/dmu / (C - 1).": (a * b * (1 - b) / C, dnu),
-        "dnu/dt lacks the chain-rule factor d(alpha)/d(nu) = alpha (1 - alpha).":
-            (dmu, (b - 1 / C) / C),
+        "dnu/dt lacks the chain-rule factor d(alpha)/d(nu) = alpha (1 - alpha).": (
+            dmu,
+            (b - 1 / C) / C,
+        ),
         "dnu/dt lacks the factor 1/C: the focus weight u_y only sees class y's mosaics, "
         "which have weight 1/C.": (dmu, a * (1 - a) * (b - 1 / C)),
         "the background segments are zero vectors: the classifier gives them the uniform "
         "probability 1/C, not 0, so -dL/dalpha = beta - 1/C.": (dmu, a * (1 - a) * b / C),
-        "alpha = e^nu / (e^nu + m - 1): there are m - 1 background segments, not m.":
-            (a_m * b * (1 - b) / (C - 1), a_m * (1 - a_m) * (b - 1 / C) / C),
-        "beta = e^mu / (e^mu + C - 1): there are C - 1 wrong classes, not C.":
-            (a * b_c * (1 - b_c) / (C - 1), a * (1 - a) * (b_c - 1 / C) / C),
+        "alpha = e^nu / (e^nu + m - 1): there are m - 1 background segments, not m.": (
+            a_m * b * (1 - b) / (C - 1),
+            a_m * (1 - a_m) * (b - 1 / C) / C,
+        ),
+        "beta = e^mu / (e^mu + C - 1): there are C - 1 wrong classes, not C.": (
+            a * b_c * (1 - b_c) / (C - 1),
+            a * (1 - a) * (b_c - 1 / C) / C,
+        ),
     }
 
 
@@ -169,19 +194,27 @@ def check_likelihood_flow_rhs(student_fn) -> None:
         for hint, wrong in _likelihood_wrong(mu, nu, m, C).items():
             if _close(out, np.array(wrong, dtype=float), 1e-8):
                 raise CheckFailed(hint)
-        right = [name for name, o, r in zip(("dmu/dt", "dnu/dt"), out, ref)
-                 if abs(o - r) <= 1e-8 * (1 + abs(r))]
+        right = [
+            name
+            for name, o, r in zip(("dmu/dt", "dnu/dt"), out, ref)
+            if abs(o - r) <= 1e-8 * (1 + abs(r))
+        ]
         where = f"at mu = {mu}, nu = {nu}, m = {m}, C = {C}"
         if right:
             wrong_one = "dnu/dt" if right == ["dmu/dt"] else "dmu/dt"
-            raise CheckFailed(f"{right[0]} is right but {wrong_one} is not ({where}): reduce "
-                              "the loss to alpha and beta first, then apply (5.2).")
-        raise CheckFailed(f"both derivatives differ from the reference {where}: reduce the loss "
-                          "to 1 - alpha beta - (1 - alpha)/C, then apply (5.2).")
+            raise CheckFailed(
+                f"{right[0]} is right but {wrong_one} is not ({where}): reduce "
+                "the loss to alpha and beta first, then apply (5.2)."
+            )
+        raise CheckFailed(
+            f"both derivatives differ from the reference {where}: reduce the loss "
+            "to 1 - alpha beta - (1 - alpha)/C, then apply (5.2)."
+        )
 
 
-def _time_along_orbit(method, m, C, nu_target, *, frozen_focus=False, integrand="inverse",
-                      orbit_of=None):
+def _time_along_orbit(
+    method, m, C, nu_target, *, frozen_focus=False, integrand="inverse", orbit_of=None
+):
     """The usual wrong derivations of exercise 5.4 share the reference's quadrature."""
     from scipy.integrate import quad
     from scipy.optimize import brentq
@@ -191,8 +224,13 @@ def _time_along_orbit(method, m, C, nu_target, *, frozen_focus=False, integrand=
     high = 1.0
     while float(flow.orbit_potential(orbit_of, high, C=C)) < target:
         high *= 2
-    mu_end = brentq(lambda mu: float(flow.orbit_potential(orbit_of, mu, C=C)) - target, 0.0,
-                    high, xtol=1e-13, rtol=1e-13)
+    mu_end = brentq(
+        lambda mu: float(flow.orbit_potential(orbit_of, mu, C=C)) - target,
+        0.0,
+        high,
+        xtol=1e-13,
+        rtol=1e-13,
+    )
     if integrand == "margin":
         return mu_end
     rhs = flow.flow_rhs(method, m=m, C=C)
@@ -228,22 +266,23 @@ def check_time_to_half(student_fn) -> None:
     half = {case: np.log(case[1] - 1) for case in _HALF_CASES}
     mistakes = {
         "alpha = e^nu / (e^nu + m - 1) is 1/2 where e^nu = m - 1, not m: the foreground "
-        "competes with m - 1 background segments.":
-            lambda method, m, C: _time_along_orbit(method, m, C, np.log(m)),
+        "competes with m - 1 background segments.": lambda method, m, C: _time_along_orbit(
+            method, m, C, np.log(m)
+        ),
         "that is the MARGIN mu at which alpha reaches 1/2; the question asks for the time: "
-        "dt = dmu / (dmu/dt), integrated along the orbit.":
-            lambda method, m, C: _time_along_orbit(method, m, C, half[method, m, C],
-                                                   integrand="margin"),
-        "dt = dmu / (dmu/dt): integrate the reciprocal of the margin's speed, not the speed.":
-            lambda method, m, C: _time_along_orbit(method, m, C, half[method, m, C],
-                                                   integrand="speed"),
+        "dt = dmu / (dmu/dt), integrated along the orbit.": lambda method, m, C: _time_along_orbit(
+            method, m, C, half[method, m, C], integrand="margin"
+        ),
+        "dt = dmu / (dmu/dt): integrate the reciprocal of the margin's speed, not the speed.": lambda method, m, C: (
+            _time_along_orbit(method, m, C, half[method, m, C], integrand="speed")
+        ),
         "the focus moves while the margin grows: evaluate dmu/dt at the orbit's nu(mu), not "
-        "at nu = 0 (that is the fixed-focus clock).":
-            lambda method, m, C: _time_along_orbit(method, m, C, half[method, m, C],
-                                                   frozen_focus=True),
-        "each loss has its own orbit: you used soft attention's G(mu) for every method.":
-            lambda method, m, C: _time_along_orbit(method, m, C, half[method, m, C],
-                                                   orbit_of="soft"),
+        "at nu = 0 (that is the fixed-focus clock).": lambda method, m, C: _time_along_orbit(
+            method, m, C, half[method, m, C], frozen_focus=True
+        ),
+        "each loss has its own orbit: you used soft attention's G(mu) for every method.": lambda method, m, C: (
+            _time_along_orbit(method, m, C, half[method, m, C], orbit_of="soft")
+        ),
     }
     for hint, formula in mistakes.items():
         if _close_rel(outs, np.array([formula(*case) for case in _HALF_CASES]), 1e-5):
@@ -251,13 +290,17 @@ def check_time_to_half(student_fn) -> None:
     bad = int(np.argmax(np.abs(outs - refs) / refs))
     (method, m, C), out, ref = _HALF_CASES[bad], outs[bad], refs[bad]
     if abs(out - ref) / ref < 1e-2:
-        raise CheckFailed(f"for {method!r} at m = {m}, C = {C} you are within 1 % of the time "
-                          f"({out:.6g} against {ref:.6g}) but not within 1e-5: a fixed-step "
-                          "integrator or a coarse grid is too rough; integrate along the orbit "
-                          "with scipy.integrate.quad.")
-    raise CheckFailed(f"for {method!r} at m = {m}, C = {C} alpha reaches 1/2 at t = {ref:.6g}, "
-                      f"you returned {out:.6g}: find the margin where the orbit reaches "
-                      "alpha = 1/2, then add up dt = dmu / (dmu/dt) along the orbit.")
+        raise CheckFailed(
+            f"for {method!r} at m = {m}, C = {C} you are within 1 % of the time "
+            f"({out:.6g} against {ref:.6g}) but not within 1e-5: a fixed-step "
+            "integrator or a coarse grid is too rough; integrate along the orbit "
+            "with scipy.integrate.quad."
+        )
+    raise CheckFailed(
+        f"for {method!r} at m = {m}, C = {C} alpha reaches 1/2 at t = {ref:.6g}, "
+        f"you returned {out:.6g}: find the margin where the orbit reaches "
+        "alpha = 1/2, then add up dt = dmu / (dmu/dt) along the orbit."
+    )
 
 
 def _close_rel(a, b, tol) -> bool:

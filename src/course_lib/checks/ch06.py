@@ -35,8 +35,8 @@ def _one_optimizer(pair, phases):
     for name, epochs in phases:
         for _ in range(epochs):
             for start in range(0, len(_DATA.labels), _BATCH):
-                x = _DATA.segments[start:start + _BATCH]
-                y = _DATA.labels[start:start + _BATCH]
+                x = _DATA.segments[start : start + _BATCH]
+                y = _DATA.labels[start : start + _BATCH]
                 loss = KERNELS[name](focus.attention(x), x, y, classifier)
                 for opt in opts:
                     opt.zero_grad()
@@ -69,41 +69,53 @@ def check_train_hybrid(student_fn) -> None:
         history = out[2]
         loss = getattr(history, "loss", None)
         if not isinstance(loss, torch.Tensor) or loss.shape != (soft + hard,):
-            raise CheckFailed(f"history.loss should hold one value per epoch, shape "
-                              f"({soft + hard},): join the two phases' histories with torch.cat.")
+            raise CheckFailed(
+                f"history.loss should hold one value per epoch, shape "
+                f"({soft + hard},): join the two phases' histories with torch.cat."
+            )
         if _same(mine, _reference(pair, soft, hard)):
             continue
         if soft and hard:
             if _same(mine, _one_optimizer(pair, [("soft", soft), ("hard", hard)])):
-                raise CheckFailed("the hard phase must start with a FRESH optimizer (zero "
-                                  "momentum), as the official code does: call train_mosaic "
-                                  "twice instead of keeping one optimizer.")
+                raise CheckFailed(
+                    "the hard phase must start with a FRESH optimizer (zero "
+                    "momentum), as the official code does: call train_mosaic "
+                    "twice instead of keeping one optimizer."
+                )
             if _same(mine, _hard_then_soft(pair, soft, hard)):
-                raise CheckFailed("soft comes FIRST, then hard: the hybrid starts with the "
-                                  "soft loss.")
+                raise CheckFailed(
+                    "soft comes FIRST, then hard: the hybrid starts with the soft loss."
+                )
             for name in ("soft", "hard"):
                 if _same(mine, _only(pair, name, soft + hard)):
-                    raise CheckFailed(f"your model was trained with the {name} loss only; "
-                                      "use soft for soft_epochs, then hard for hard_epochs.")
-        raise CheckFailed(f"with soft_epochs={soft}, hard_epochs={hard} the parameters differ "
-                          "from the reference: train_mosaic(..., 'soft', epochs=soft_epochs) "
-                          "then train_mosaic(..., 'hard', epochs=hard_epochs), same lr and "
-                          "batch size; skip a phase with 0 epochs.")
+                    raise CheckFailed(
+                        f"your model was trained with the {name} loss only; "
+                        "use soft for soft_epochs, then hard for hard_epochs."
+                    )
+        raise CheckFailed(
+            f"with soft_epochs={soft}, hard_epochs={hard} the parameters differ "
+            "from the reference: train_mosaic(..., 'soft', epochs=soft_epochs) "
+            "then train_mosaic(..., 'hard', epochs=hard_epochs), same lr and "
+            "batch size; skip a phase with 0 epochs."
+        )
 
 
 def _hard_then_soft(pair, soft, hard):
     focus, classifier = copy.deepcopy(pair[0]), copy.deepcopy(pair[1])
-    mosaic_training.train_mosaic(focus, classifier, _DATA, "hard", epochs=hard, lr=_LR,
-                                 batch_size=_BATCH)
-    mosaic_training.train_mosaic(focus, classifier, _DATA, "soft", epochs=soft, lr=_LR,
-                                 batch_size=_BATCH)
+    mosaic_training.train_mosaic(
+        focus, classifier, _DATA, "hard", epochs=hard, lr=_LR, batch_size=_BATCH
+    )
+    mosaic_training.train_mosaic(
+        focus, classifier, _DATA, "soft", epochs=soft, lr=_LR, batch_size=_BATCH
+    )
     return focus, classifier
 
 
 def _only(pair, name, epochs):
     focus, classifier = copy.deepcopy(pair[0]), copy.deepcopy(pair[1])
-    mosaic_training.train_mosaic(focus, classifier, _DATA, name, epochs=epochs, lr=_LR,
-                                 batch_size=_BATCH)
+    mosaic_training.train_mosaic(
+        focus, classifier, _DATA, name, epochs=epochs, lr=_LR, batch_size=_BATCH
+    )
     return focus, classifier
 
 
@@ -134,14 +146,16 @@ def _lag_mistakes(beta: float, k: int) -> dict:
             "off by one: the n-th step misses beta^n kept steps for n = 1..k (you stopped at "
             "k - 1).": beta * (1 - beta ** max(k - 1, 0)) / (1 - beta),
             "that is measured in plain SGD steps lr g; the lag is asked in steps of the kept "
-            "run, each lr g/(1 - beta): divide by 1/(1 - beta).":
-                beta * (1 - beta**k) / (1 - beta) ** 2,
+            "run, each lr g/(1 - beta): divide by 1/(1 - beta).": beta
+            * (1 - beta**k)
+            / (1 - beta) ** 2,
             "beta^k is what the k-th step alone misses; the lag adds the misses of all k "
             "steps.": beta**k,
             "beta^k/(1 - beta) is the k-th step's shortfall of the buffer; the lag adds the "
             "misses of all k steps, in kept steps.": beta**k / (1 - beta),
-            "the fresh run is BEHIND the kept one: return a positive lag.":
-                -beta * (1 - beta**k) / (1 - beta),
+            "the fresh run is BEHIND the kept one: return a positive lag.": -beta
+            * (1 - beta**k)
+            / (1 - beta),
         }
 
 
@@ -164,14 +178,18 @@ def check_fresh_momentum_lag(student_fn) -> None:
     for (beta, k), out, ref in zip(_LAG_CASES, outs, refs):
         if not np.isclose(out, ref, rtol=1e-6, atol=1e-9):
             if k == 0 and out != 0:
-                raise CheckFailed(f"after 0 steps nothing has moved yet: the lag is 0, you "
-                                  f"returned {out:g}.")
+                raise CheckFailed(
+                    f"after 0 steps nothing has moved yet: the lag is 0, you returned {out:g}."
+                )
             if beta == 0 and out != 0:
-                raise CheckFailed(f"with beta = 0 there is no buffer to restart, so no lag; "
-                                  f"you returned {out:g}.")
-            raise CheckFailed(f"at beta = {beta}, steps = {k} the lag is {ref:.6g} kept "
-                              f"steps, you returned {out:.6g}: write the fresh buffer after "
-                              "n steps, compare it with the kept one, and add up.")
+                raise CheckFailed(
+                    f"with beta = 0 there is no buffer to restart, so no lag; you returned {out:g}."
+                )
+            raise CheckFailed(
+                f"at beta = {beta}, steps = {k} the lag is {ref:.6g} kept "
+                f"steps, you returned {out:.6g}: write the fresh buffer after "
+                "n steps, compare it with the kept one, and add up."
+            )
 
 
 _SHORTCUT_CASES = ((3, 20), (3, 5), (10, 2), (2, 10))
@@ -185,23 +203,26 @@ def _table(FTPT, FFPT, FTPF=0.0, FFPF=0.0) -> dict:
 _SHORTCUT_MISTAKES = {
     "on a mosaic of the eliminated class the most-attended segment is a random one of the m, "
     "and by chance it is sometimes the foreground: then the focus is true, so FFPT is less "
-    "than 100/C.":
-        lambda C, m: _table(100 * (1 - 1 / C), 100 / C),
+    "than 100/C.": lambda C, m: _table(100 * (1 - 1 / C), 100 / C),
     "the random segment is one of ALL m segments, the foreground included: count the "
-    "chance of hitting it out of m, not m - 1.":
-        lambda C, m: _table(100 - 100 * (1 - 1 / (m - 1)) / C, 100 * (1 - 1 / (m - 1)) / C),
-    "give percentages (0 to 100), not fractions.":
-        lambda C, m: {k: v / 100 for k, v in shortcut_table(C, m).items()},
+    "chance of hitting it out of m, not m - 1.": lambda C, m: _table(
+        100 - 100 * (1 - 1 / (m - 1)) / C, 100 * (1 - 1 / (m - 1)) / C
+    ),
+    "give percentages (0 to 100), not fractions.": lambda C, m: {
+        k: v / 100 for k, v in shortcut_table(C, m).items()
+    },
     "the eliminator predicts the eliminated class RIGHT (it answers it whenever it finds no "
-    "other foreground): those mosaics are prediction true, FFPT, not FFPF.":
-        lambda C, m: _table(shortcut_table(C, m)["FTPT"], 0.0, 0.0,
-                            shortcut_table(C, m)["FFPT"]),
+    "other foreground): those mosaics are prediction true, FFPT, not FFPF.": lambda C, m: _table(
+        shortcut_table(C, m)["FTPT"], 0.0, 0.0, shortcut_table(C, m)["FFPT"]
+    ),
     "FFPT is focus False, prediction True; FTPF is focus True, prediction False: yours are "
-    "swapped.": lambda C, m: _table(shortcut_table(C, m)["FTPT"], 0.0,
-                                    shortcut_table(C, m)["FFPT"]),
+    "swapped.": lambda C, m: _table(
+        shortcut_table(C, m)["FTPT"], 0.0, shortcut_table(C, m)["FFPT"]
+    ),
     "the C - 1 classes it finds are C - 1 of C equally frequent classes; the eliminated one "
-    "is 1/C of the mosaics, not 1/(C - 1).":
-        lambda C, m: _table(100 - 100 * (1 - 1 / m) / (C - 1), 100 * (1 - 1 / m) / (C - 1)),
+    "is 1/C of the mosaics, not 1/(C - 1).": lambda C, m: _table(
+        100 - 100 * (1 - 1 / m) / (C - 1), 100 * (1 - 1 / m) / (C - 1)
+    ),
 }
 
 
@@ -218,8 +239,11 @@ def check_shortcut_table(student_fn) -> None:
         outs.append({k: expect_number(v, k) for k, v in out.items()})
 
     def same(tables) -> bool:
-        return all(abs(o[k] - t[k]) <= 1e-6 * max(1.0, abs(t[k]))
-                   for o, t in zip(outs, tables) for k in _CELLS)
+        return all(
+            abs(o[k] - t[k]) <= 1e-6 * max(1.0, abs(t[k]))
+            for o, t in zip(outs, tables)
+            for k in _CELLS
+        )
 
     if same([shortcut_table(C, m) for C, m in _SHORTCUT_CASES]):
         return
@@ -228,13 +252,16 @@ def check_shortcut_table(student_fn) -> None:
             raise CheckFailed(hint)
     for (C, m), out in zip(_SHORTCUT_CASES, outs):
         if abs(sum(out.values()) - 100) > 1e-6:
-            raise CheckFailed(f"the four cells split the mosaics, so they sum to 100; at "
-                              f"n_classes = {C}, m = {m} yours sum to {sum(out.values()):.6g}.")
+            raise CheckFailed(
+                f"the four cells split the mosaics, so they sum to 100; at "
+                f"n_classes = {C}, m = {m} yours sum to {sum(out.values()):.6g}."
+            )
         if out["FTPF"] or out["FFPF"]:
-            raise CheckFailed("the eliminator classifies every mosaic right: FTPF and FFPF "
-                              "are 0.")
+            raise CheckFailed("the eliminator classifies every mosaic right: FTPF and FFPF are 0.")
     C, m = _SHORTCUT_CASES[0]
-    raise CheckFailed(f"at n_classes = {C}, m = {m} the table is "
-                      f"{ {k: round(v, 4) for k, v in shortcut_table(C, m).items()} }, "
-                      f"yours is { {k: round(v, 4) for k, v in outs[0].items()} }: split the "
-                      "mosaics by class first, then by where the most-attended segment is.")
+    raise CheckFailed(
+        f"at n_classes = {C}, m = {m} the table is "
+        f"{ {k: round(v, 4) for k, v in shortcut_table(C, m).items()} }, "
+        f"yours is { {k: round(v, 4) for k, v in outs[0].items()} }: split the "
+        "mosaics by class first, then by where the most-attended segment is."
+    )

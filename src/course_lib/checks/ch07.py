@@ -32,8 +32,14 @@ def _judge_constant(student_fn, cases, reference, mistakes, fallback) -> None:
 
 
 # (query_norm_sq, temperature, lr_key, lr_embedding): every argument varies on its own
-_TEMPERATURE_CASES = ((2.0, 1.0, 0.1, 0.1), (0.5, 2.0, 0.1, 0.1), (1.3, 0.5, 0.2, 0.05),
-                      (3.0, 3.0, 0.01, 0.3), (0.7, 1.5, 1.0, 1.0), (1.0, 0.8, 0.3, 0.3))
+_TEMPERATURE_CASES = (
+    (2.0, 1.0, 0.1, 0.1),
+    (0.5, 2.0, 0.1, 0.1),
+    (1.3, 0.5, 0.2, 0.05),
+    (3.0, 3.0, 0.01, 0.3),
+    (0.7, 1.5, 1.0, 1.0),
+    (1.0, 0.8, 0.3, 0.3),
+)
 
 
 @run_check("the law's constant with a temperature and two learning rates")
@@ -43,41 +49,55 @@ def check_temperature_law_constant(student_fn) -> None:
     every case is named."""
     mistakes = {
         "the temperature divides the logit once and then the logit's gradient with respect to "
-        "the key once more: theta' carries 1/T^2, not 1/T.":
-            lambda q2, T, lk, lw: lk * q2 / (2 * T * lw),
-        "a higher temperature makes the logit move SLOWER: it divides, 1/T^2.":
-            lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw),
-        "the temperature is missing: theta = q.k/T, so theta' = q.k'/T with k' along q/T.":
-            lambda q2, T, lk, lw: lk * q2 / (2 * lw),
+        "the key once more: theta' carries 1/T^2, not 1/T.": lambda q2, T, lk, lw: (
+            lk * q2 / (2 * T * lw)
+        ),
+        "a higher temperature makes the logit move SLOWER: it divides, 1/T^2.": lambda q2, T, lk, lw: (
+            lk * q2 * T**2 / (2 * lw)
+        ),
+        "the temperature is missing: theta = q.k/T, so theta' = q.k'/T with k' along q/T.": lambda q2, T, lk, lw: (
+            lk * q2 / (2 * lw)
+        ),
         "the learning rates are upside down: the key's rate speeds up the logit (numerator), "
-        "the embedding's the strength S (denominator).":
-            lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk),
+        "the embedding's the strength S (denominator).": lambda q2, T, lk, lw: (
+            lw * q2 / (2 * T**2 * lk)
+        ),
         "the learning rates are missing: the keys move at lr_key, the embeddings at "
-        "lr_embedding, and c is a ratio of the two speeds.":
-            lambda q2, T, lk, lw: q2 / (2 * T**2),
-        "the factor 1/2 is missing: d||w||^2/dt = 2 w . w' (corollary 1 has ||q||^2 / 2).":
-            lambda q2, T, lk, lw: lk * q2 / (T**2 * lw),
-        "query_norm_sq is already ||q||^2: do not square it again.":
-            lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw),
-        "the logit's speed carries ||q||^2 (q . k' with k' along q), not ||q||.":
-            lambda q2, T, lk, lw: lk * np.sqrt(q2) / (2 * T**2 * lw),
-        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').":
-            lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2),
+        "lr_embedding, and c is a ratio of the two speeds.": lambda q2, T, lk, lw: q2 / (2 * T**2),
+        "the factor 1/2 is missing: d||w||^2/dt = 2 w . w' (corollary 1 has ||q||^2 / 2).": lambda q2, T, lk, lw: (
+            lk * q2 / (T**2 * lw)
+        ),
+        "query_norm_sq is already ||q||^2: do not square it again.": lambda q2, T, lk, lw: (
+            lk * q2**2 / (2 * T**2 * lw)
+        ),
+        "the logit's speed carries ||q||^2 (q . k' with k' along q), not ||q||.": lambda q2, T, lk, lw: (
+            lk * np.sqrt(q2) / (2 * T**2 * lw)
+        ),
+        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').": lambda q2, T, lk, lw: (
+            2 * T**2 * lw / (lk * q2)
+        ),
     }
 
     def fallback(case, out, ref):
         q2, T, lk, lw = case
-        return (f"at query_norm_sq = {q2}, temperature = {T}, lr_key = {lk}, lr_embedding = "
-                f"{lw} the constant is {ref:.6g}, you returned {out:.6g}: write theta' and "
-                "(||w||^2)' with chapter 2's proof, each with its learning rate, and divide.")
+        return (
+            f"at query_norm_sq = {q2}, temperature = {T}, lr_key = {lk}, lr_embedding = "
+            f"{lw} the constant is {ref:.6g}, you returned {out:.6g}: write theta' and "
+            "(||w||^2)' with chapter 2's proof, each with its learning rate, and divide."
+        )
 
-    _judge_constant(student_fn, _TEMPERATURE_CASES, temperature_law_constant, mistakes,
-                    fallback)
+    _judge_constant(student_fn, _TEMPERATURE_CASES, temperature_law_constant, mistakes, fallback)
 
 
 # (m, C, lr_focus, lr_classifier): every argument varies on its own
-_SOFT_CASES = ((5, 3, 1.0, 1.0), (50, 3, 1.0, 1.0), (5, 10, 1.0, 1.0), (5, 3, 0.3, 0.1),
-               (9, 2, 0.05, 0.2), (20, 20, 0.5, 0.5))
+_SOFT_CASES = (
+    (5, 3, 1.0, 1.0),
+    (50, 3, 1.0, 1.0),
+    (5, 10, 1.0, 1.0),
+    (5, 3, 0.3, 0.1),
+    (9, 2, 0.05, 0.2),
+    (20, 20, 0.5, 0.5),
+)
 
 
 @run_check("the soft orbit's constant with S = mu^2 and two learning rates")
@@ -86,30 +106,35 @@ def check_soft_orbit_constant(student_fn) -> None:
     where each argument varies alone; a formula wrong in the same way everywhere is named."""
     mistakes = {
         "1/2 is corollary 2's constant for S = ||W e_y||^2; the exercise takes S = mu^2, and "
-        "on the symmetric manifold ||W e_y||^2 is not mu^2 (write W e_y with a and b).":
-            lambda m, C, lf, lc: lf / (2 * lc),
-        "the factor 1/2 is missing: d(mu^2)/dt = 2 mu mu'.":
-            lambda m, C, lf, lc: lf * (C - 1) / (C * lc),
+        "on the symmetric manifold ||W e_y||^2 is not mu^2 (write W e_y with a and b).": lambda m, C, lf, lc: (
+            lf / (2 * lc)
+        ),
+        "the factor 1/2 is missing: d(mu^2)/dt = 2 mu mu'.": lambda m, C, lf, lc: (
+            lf * (C - 1) / (C * lc)
+        ),
         "the class factor is upside down: ||W e_y||^2 = (C - 1) mu^2 / C, so c = (1/2) "
         "(C - 1)/C.": lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc),
         "the learning rates are upside down: the focus's rate speeds up nu (the logit), the "
         "classifier's the strength S.": lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf),
         "the learning rates are missing: nu moves at lr_focus times its gradient, mu at "
-        "lr_classifier times its own, and c is a ratio of the two speeds.":
-            lambda m, C, lf, lc: (C - 1) / (2 * C),
+        "lr_classifier times its own, and c is a ratio of the two speeds.": lambda m, C, lf, lc: (
+            (C - 1) / (2 * C)
+        ),
         "c does not depend on m: the m - 1 background segments enter the law through n = m - "
-        "1 in Psi_n, not through c.":
-            lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc),
-        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').":
-            lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)),
+        "1 in Psi_n, not through c.": lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc),
+        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').": lambda m, C, lf, lc: (
+            2 * C * lc / (lf * (C - 1))
+        ),
     }
 
     def fallback(case, out, ref):
         m, C, lf, lc = case
-        return (f"at m = {m}, C = {C}, lr_focus = {lf}, lr_classifier = {lc} the constant is "
-                f"{ref:.6g}, you returned {out:.6g}: take corollary 2 (c = 1/2 for "
-                "S = ||W e_y||^2), write ||W e_y||^2 through mu, and scale each speed by its "
-                "rate.")
+        return (
+            f"at m = {m}, C = {C}, lr_focus = {lf}, lr_classifier = {lc} the constant is "
+            f"{ref:.6g}, you returned {out:.6g}: take corollary 2 (c = 1/2 for "
+            "S = ||W e_y||^2), write ||W e_y||^2 through mu, and scale each speed by its "
+            "rate."
+        )
 
     _judge_constant(student_fn, _SOFT_CASES, soft_orbit_constant, mistakes, fallback)
 
@@ -142,17 +167,15 @@ def check_topic_invariant(student_fn) -> None:
         wrong = {
             "you used n = m, as if the word occurred once. Add up the word's attention over "
             "its k positions and bring the total to the lemma's form e^s / (e^s + n): which n "
-            "is that?":
-                score + (e - 1) / m - half,
+            "is that?": score + (e - 1) / m - half,
             "with more copies the word should win MORE of the attention, so the background "
-            "should count for less, not more: check how k enters n.":
-                score + (e - 1) / (m * k) - half,
+            "should count for less, not more: check how k enters n.": score
+            + (e - 1) / (m * k)
+            - half,
             "the coupling is ||q||^2 / 2 (score speed ||q||^2 a(1 - a) R, squared-norm speed 2 a "
-            "R), not ||q||^2.":
-                score + k * (e - 1) / m - 2 * half,
+            "R), not ||q||^2.": score + k * (e - 1) / m - 2 * half,
             "the signs: the score side and the norm side enter with opposite signs, Psi(s) - "
-            "||q||^2 ||w||^2 / 2 (or a multiple of it).":
-                score + k * (e - 1) / m + half,
+            "||q||^2 ||w||^2 / 2 (or a multiple of it).": score + k * (e - 1) / m + half,
         }
         for hint, value in wrong.items():
             c = _factor(out, value)

@@ -54,10 +54,7 @@ def check_log_space_gradient(student_fn) -> None:
         g = y[:, None] * (X @ v)
         f = (a * g).sum(dim=1)
         lp = -torch.sigmoid(-f)
-        no_w = (
-            (lp[:, None, None] * (a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1))
-            / 3
-        )
+        no_w = (lp[:, None, None] * (a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1)) / 3
         no_dloss = W.T @ ((a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1)) / 3
         wrong = {
             "the sign is flipped: l'(u) = -1 / (1 + e^u) is negative, so the pairs pull p "
@@ -99,8 +96,7 @@ def check_log_space_gradient(student_fn) -> None:
     expected = float(scaled.norm()) * np.exp(shift)
     if abs(size / expected - 1) > 1e-6:
         raise CheckFailed(
-            f"at ||p|| = 200 the direction is right but the size is {size:.3e}, "
-            f"not {expected:.3e}."
+            f"at ||p|| = 200 the direction is right but the size is {size:.3e}, not {expected:.3e}."
         )
 
 

@@ -27,7 +27,16 @@ SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 SIZE_BYTES = 170_498_071
 ARCHIVE = "cifar-10-python.tar.gz"
 CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 MEMBERS = {
     "train": [f"cifar-10-batches-py/data_batch_{k}" for k in range(1, 6)],
@@ -49,8 +58,9 @@ def read_archive(path: str | os.PathLike, split: str = "train"):
                 batch = pickle.load(handle, encoding="bytes")
                 data = np.asarray(batch[b"data"], dtype=np.uint8)
                 if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-                    raise DataError(f"{path}: {name} holds data of shape {data.shape}, "
-                                    "expected (N, 3072)")
+                    raise DataError(
+                        f"{path}: {name} holds data of shape {data.shape}, expected (N, 3072)"
+                    )
                 images.append(data.reshape(-1, 3, 32, 32))
                 labels.append(np.asarray(batch[b"labels"], dtype=np.int64))
     except (KeyError, tarfile.TarError, pickle.UnpicklingError, EOFError) as error:
@@ -72,7 +82,8 @@ def load_cifar10(split: str = "train", data_dir: str | os.PathLike | None = None
     if split not in MEMBERS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = Path(data_dir) if data_dir is not None else cache_dir()
-    path = fetch_verified(URL, folder / ARCHIVE, SHA256, size_bytes=SIZE_BYTES,
-                          what="CIFAR-10 (python version)")
+    path = fetch_verified(
+        URL, folder / ARCHIVE, SHA256, size_bytes=SIZE_BYTES, what="CIFAR-10 (python version)"
+    )
     images, labels = read_archive(path, split)
     return torch.from_numpy(images).float().div_(255.0), torch.from_numpy(labels)

@@ -155,8 +155,7 @@ def fetch_verified(
                         length = getattr(response, "headers", {}).get("Content-Length")
                         announced = int(length) if length and str(length).isdigit() else None
                     print(
-                        f"Downloading {label} ({_megabytes(announced)}) from {url} "
-                        f"to {destination}"
+                        f"Downloading {label} ({_megabytes(announced)}) from {url} to {destination}"
                     )
                     for block in iter(lambda: response.read(CHUNK), b""):
                         handle.write(block)

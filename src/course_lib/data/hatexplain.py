@@ -77,8 +77,10 @@ def parse_hatexplain(dataset: dict, divisions: dict, split: str) -> list[Post]:
             raise DataError(f"post {post_id!r} has label {label_name!r}, expected one of {CLASSES}")
         rationale = [int(v) for v in rationales[0]] if rationales else [0] * len(tokens)
         if len(rationale) != len(tokens):
-            raise DataError(f"post {post_id!r}: its rationale has {len(rationale)} entries for "
-                            f"{len(tokens)} tokens")
+            raise DataError(
+                f"post {post_id!r}: its rationale has {len(rationale)} entries for "
+                f"{len(tokens)} tokens"
+            )
         posts.append(Post(str(post_id), tokens, CLASSES.index(label_name), rationale))
     return posts
 
@@ -89,8 +91,9 @@ def read_hatexplain(dataset_path, divisions_path, split: str) -> list[Post]:
         dataset = json.loads(Path(dataset_path).read_text(encoding="utf-8"))
         divisions = json.loads(Path(divisions_path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"could not read the HateXplain files ({error}); delete them and load "
-                        "again") from error
+        raise DataError(
+            f"could not read the HateXplain files ({error}); delete them and load again"
+        ) from error
     return parse_hatexplain(dataset, divisions, split)
 
 
@@ -100,16 +103,25 @@ def load_hatexplain(split: str = "train", data_dir: str | os.PathLike | None = N
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(data_dir) if data_dir is not None else cache_dir()
-    dataset = fetch_verified(DATASET_URL, folder / "hatexplain" / DATASET,
-                             git_blob=DATASET_GIT_BLOB, what="HateXplain posts (dataset.json)")
-    divisions = fetch_verified(DIVISIONS_URL, folder / "hatexplain" / DIVISIONS,
-                               DIVISIONS_SHA256, size_bytes=DIVISIONS_SIZE,
-                               what="HateXplain splits (post_id_divisions.json)")
+    dataset = fetch_verified(
+        DATASET_URL,
+        folder / "hatexplain" / DATASET,
+        git_blob=DATASET_GIT_BLOB,
+        what="HateXplain posts (dataset.json)",
+    )
+    divisions = fetch_verified(
+        DIVISIONS_URL,
+        folder / "hatexplain" / DIVISIONS,
+        DIVISIONS_SHA256,
+        size_bytes=DIVISIONS_SIZE,
+        what="HateXplain splits (post_id_divisions.json)",
+    )
     return read_hatexplain(dataset, divisions, split)
 
 
-def rationale_focus_accuracy(alpha: torch.Tensor, rationale: torch.Tensor,
-                             with_rationale_only: bool = False) -> float:
+def rationale_focus_accuracy(
+    alpha: torch.Tensor, rationale: torch.Tensor, with_rationale_only: bool = False
+) -> float:
     """Focus accuracy against rationales, as the official code measures it (chapter 6): the
     percentage of posts whose most-attended token is a rationale token.
 

@@ -40,8 +40,9 @@ def load_official_fixed_focus(path=None) -> dict[tuple[str, float], np.ndarray]:
     """
     path = OFFICIAL_FIXED_FOCUS if path is None else Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"path: no file {path} (write one with "
-                                "benchmarks/official_fixed_focus.py)")
+        raise FileNotFoundError(
+            f"path: no file {path} (write one with benchmarks/official_fixed_focus.py)"
+        )
     raw = path.read_bytes()
     text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
     rows: dict[tuple[str, float], list[tuple[float, ...]]] = {}
@@ -50,5 +51,6 @@ def load_official_fixed_focus(path=None) -> dict[tuple[str, float], np.ndarray]:
             raise ValueError(f"path: unknown loss {row['loss']!r} in {path}")
         key = (row["loss"], round(float(row["alpha"]), 6))
         rows.setdefault(key, []).append(
-            (int(row["epoch"]), float(row["t"]), float(row["L"]), float(row["diff"])))
+            (int(row["epoch"]), float(row["t"]), float(row["L"]), float(row["diff"]))
+        )
     return {key: np.array(sorted(values), dtype=float).T for key, values in rows.items()}
