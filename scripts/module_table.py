@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("trainers", ["_sparse_attention", "training", "mosaic_training", "flow_descent"]),
     ("metrics", ["metrics"]),
     ("figures", ["plotting", "widgets"]),
+    ("chapters", ["chapters"] + [f"chapters.ch{n:02d}" for n in range(1, 9)]),
     ("checks", ["checks", "checks._core"] + [f"checks.ch{n:02d}" for n in range(1, 9)]),
 ]
 
