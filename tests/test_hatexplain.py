@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from course_lib.data import download, hatexplain
-from course_lib.data.download import DataError
+from course_lib.data.download import DataError, git_blob_sha1
 
 DATASET = {
     "p1": {
@@ -80,7 +80,7 @@ def test_parser_refuses_bad_files(files, tmp_path):
 def test_git_blob_sha1_is_gits_hash(files):
     content = files[0].read_bytes()
     expected = hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-    assert hatexplain.git_blob_sha1(files[0]) == expected
+    assert git_blob_sha1(files[0]) == expected
     try:
         out = subprocess.run(
             ["git", "hash-object", str(files[0])], capture_output=True, text=True, check=True
@@ -110,7 +110,7 @@ def serve(monkeypatch, payloads, calls):
 
 def test_load_downloads_verifies_and_reuses(files, tmp_path, monkeypatch, capsys):
     dataset_bytes, divisions_bytes = files[0].read_bytes(), files[1].read_bytes()
-    monkeypatch.setattr(hatexplain, "DATASET_GIT_BLOB", hatexplain.git_blob_sha1(files[0]))
+    monkeypatch.setattr(hatexplain, "DATASET_GIT_BLOB", git_blob_sha1(files[0]))
     monkeypatch.setattr(hatexplain, "DIVISIONS_SHA256", hashlib.sha256(divisions_bytes).hexdigest())
     monkeypatch.setattr(hatexplain, "DIVISIONS_SIZE", len(divisions_bytes))
     calls = []
@@ -132,9 +132,7 @@ def test_a_download_that_fails_its_blob_check_leaves_nothing(files, tmp_path, mo
     serve(monkeypatch, {hatexplain.DATASET_URL: b"tampered"}, calls)
     target = tmp_path / "d" / "dataset.json"
     with pytest.raises(DataError, match="git blob check"):
-        download.fetch_verified(
-            hatexplain.DATASET_URL, target, git_blob=hatexplain.git_blob_sha1(files[0])
-        )
+        download.fetch_verified(hatexplain.DATASET_URL, target, git_blob=git_blob_sha1(files[0]))
     assert not target.exists() and list(target.parent.iterdir()) == []
     with pytest.raises(ValueError, match="40 hex"):
         download.fetch_verified(hatexplain.DATASET_URL, target, git_blob="abc")

@@ -12,6 +12,7 @@ from test_cifar10 import write_fixture
 
 from course_lib import sst
 from course_lib.data import cifar10, download, hatexplain
+from course_lib.data.download import git_blob_sha1
 from course_lib.focus import CNNClassifier, CNNFocus
 from course_lib.losses import attention_loss
 from course_lib.metrics import evaluate_mosaics, per_class_focus_accuracy
@@ -71,9 +72,7 @@ def test_hatexplain_posts_through_the_chapter_one_model(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / hatexplain.DATASET).write_text(json.dumps(dataset))
     (folder / hatexplain.DIVISIONS).write_text(json.dumps(divisions))
-    monkeypatch.setattr(
-        hatexplain, "DATASET_GIT_BLOB", hatexplain.git_blob_sha1(folder / hatexplain.DATASET)
-    )
+    monkeypatch.setattr(hatexplain, "DATASET_GIT_BLOB", git_blob_sha1(folder / hatexplain.DATASET))
     raw = (folder / hatexplain.DIVISIONS).read_bytes()
     monkeypatch.setattr(hatexplain, "DIVISIONS_SHA256", hashlib.sha256(raw).hexdigest())
     monkeypatch.setattr(hatexplain, "DIVISIONS_SIZE", len(raw))

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import torch
 
-from .download import DataError, cache_dir, fetch_verified, git_blob_sha1  # noqa: F401
+from .download import DataError, cache_dir, fetch_verified
 
 BASE_URL = "https://raw.githubusercontent.com/hate-alert/HateXplain/master/Data/"
 DATASET = "dataset.json"
