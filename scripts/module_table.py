@@ -27,14 +27,24 @@ END = "<!-- end of module table -->"
 LAYERS: list[tuple[str, list[str]]] = [
     ("support", ["_validate", "config", "progress"]),
     ("law", ["law"]),
-    ("theory", ["conservation", "identity", "flow", "max_margin", "later_models"]),
+    ("theory", ["conservation", "identity", "flow"]),
     (
         "data",
         ["data", "data.download", "data.sst", "data.cifar10", "data.hatexplain", "data.official"],
     ),
     ("models and corpora", ["topic", "sst", "mosaic", "focus"]),
     ("losses", ["losses"]),
-    ("trainers", ["_sparse_attention", "training", "mosaic_training", "flow_descent"]),
+    (
+        "trainers",
+        [
+            "_sparse_attention",
+            "training",
+            "mosaic_training",
+            "flow_descent",
+            "max_margin",
+            "later_models",
+        ],
+    ),
     ("metrics", ["metrics"]),
     ("figures", ["plotting", "widgets"]),
     ("chapters", ["chapters"] + [f"chapters.ch{n:02d}" for n in range(1, 9)]),

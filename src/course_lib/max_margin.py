@@ -71,7 +71,6 @@ __all__ = [
     "official_single_input",
     "official_two_sequences",
     "OneHotRun",
-    "plot_direction_runs",
     "svm_two_constraints",
     "train_one_hot_joint",
 ]
@@ -703,29 +702,3 @@ def train_one_hot_joint(
     return OneHotRun(
         np.array(out["steps"]), P, np.array(out["value"]), P[:, 0] - P[:, 1:].mean(axis=1)
     )
-
-
-# --------------------------------------------------------------------------- figure
-
-
-def plot_direction_runs(curves: dict, norms: dict):
-    """Chapter 8's figure: ``1 - cos(p_t, p_mm)`` (left) and ``||p_t||`` (right) against the step,
-    log-log.  ``curves[label] = (steps, errors)`` and ``norms[label] = (steps, norms)``, 1-d arrays.
-    Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    if not isinstance(curves, dict) or not isinstance(norms, dict):
-        raise TypeError("curves and norms must be dicts of label -> (steps, values)")
-    # stacked, at the course's figure width, so that a phone shows the text legibly
-    fig, axes = plt.subplots(2, 1, figsize=(5.8, 5.4), sharex=True)
-    for label, (steps, err) in curves.items():
-        axes[0].loglog(steps, err, label=label)
-    for label, (steps, nrm) in norms.items():
-        axes[1].loglog(steps, nrm, label=label)
-    axes[0].set_ylabel(r"$1 - \cos(p_t, p_{mm})$")
-    axes[1].set_ylabel(r"$\|p_t\|$")
-    axes[1].set_xlabel("step $t$")
-    for ax in axes:
-        ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
