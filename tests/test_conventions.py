@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -90,9 +89,9 @@ def test_chapter_asserts_its_claims_and_shows_figures(path):
 def test_plot_cells_end_with_show(path):
     for cell in code_cells(load(path)):
         lines = [
-            l
-            for l in cell.source.strip().split("\n")
-            if l.strip() and not l.strip().startswith("#")
+            line
+            for line in cell.source.strip().split("\n")
+            if line.strip() and not line.strip().startswith("#")
         ]
         if lines and re.match(r"^(fig\s*=\s*)?plotting\.", lines[-1].strip()):
             pytest.fail(f"a plotting cell must end with plt.show(): {lines[-1]!r}")
@@ -143,7 +142,8 @@ def test_math_is_written_to_render_everywhere(path):
 
 def test_references_to_other_notebooks_have_words():
     """jupyterlab-myst resolves a {prf:ref} only inside its own notebook; elsewhere it shows the
-    link text, so a reference to another chapter's result carries words ({prf:ref}`words <label>`)."""
+    link text, so a reference to another chapter's result carries words
+    ({prf:ref}`words <label>`)."""
     defined, bare = {}, []
     for path in ALL:
         for cell in load(path).cells:
@@ -306,7 +306,8 @@ def test_notebook_code_lines_fit_the_page():
             for line in cell.source.split("\n"):
                 if len(line) > MAX_CODE_LINE:
                     offenders.append(
-                        f"{path.relative_to(ROOT)} cell {number}: {len(line)} chars: {line.strip()[:60]}"
+                        f"{path.relative_to(ROOT)} cell {number}: {len(line)} chars: "
+                        f"{line.strip()[:60]}"
                     )
     assert not offenders, (
         f"{len(offenders)} code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(offenders)
@@ -335,7 +336,8 @@ def test_dependency_lower_bounds_accept_colab_versions():
         name = requirement.name.lower().replace("_", "-")
         assert name in colab, f"{name} is not preinstalled on Colab: the install cell would add it"
         assert requirement.specifier.contains(colab[name], prereleases=True), (
-            f"pyproject.toml asks for {requirement}, Colab ships {name} {colab[name]}: the install would replace it"
+            f"pyproject.toml asks for {requirement}, Colab ships {name} {colab[name]}: the "
+            "install would replace it"
         )
     assert colab["ipywidgets"] == Version("7.7.1")
 

@@ -200,7 +200,8 @@ def page_specs(root: Path = ROOT) -> list[PageSpec]:
 
 
 def colab_url(docname: str) -> str:
-    """The Colab link a notebook page must carry: repository and branch of _config.yml (book at its root)."""
+    """The Colab link a notebook page must carry: repository and branch of _config.yml (book at
+    its root)."""
     url, branch = nbtool.repository()
     owner_repo = urllib.parse.urlparse(url).path.strip("/").removesuffix(".git")
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{docname}.ipynb"
@@ -253,7 +254,8 @@ class Visit:
 
 
 def open_page(context, url: str, math_timeout_ms: int | None = None) -> Visit:
-    """Load ``url`` in a new page of ``context`` offline (only localhost answers) and let MathJax finish."""
+    """Load ``url`` in a new page of ``context`` offline (only localhost answers) and let MathJax
+    finish."""
     page = context.new_page()
     visit = Visit(page, url)
 
@@ -315,7 +317,8 @@ _PROSE_JS = """
 () => {
   const article = document.querySelector('article.bd-article') || document.body;
   const copy = article.cloneNode(true);
-  copy.querySelectorAll('pre, code, .highlight, script, style, mjx-container, .cell_input, .cell_output')
+  copy.querySelectorAll(
+      'pre, code, .highlight, script, style, mjx-container, .cell_input, .cell_output')
       .forEach(e => e.remove());
   return copy.textContent;
 }
@@ -343,7 +346,8 @@ def check_offline(visit: Visit, spec: PageSpec) -> list[str]:
 
 
 def check_figures(visit: Visit, spec: PageSpec) -> list[str]:
-    """Every image of the page is decoded, and every figure cell of the notebook shows its figure."""
+    """Every image of the page is decoded, and every figure cell of the notebook shows its
+    figure."""
     page = visit.page
     images = page.evaluate(
         """() => [...document.querySelectorAll('article.bd-article img')].map(img => ({
@@ -358,7 +362,8 @@ def check_figures(visit: Visit, spec: PageSpec) -> list[str]:
         return problems
     cells = page.evaluate(
         """() => [...document.querySelectorAll('article.bd-article div.cell')].map(cell =>
-               [...cell.querySelectorAll('.cell_output img')].filter(i => i.complete && i.naturalWidth > 0).length)"""
+               [...cell.querySelectorAll('.cell_output img')]
+                   .filter(i => i.complete && i.naturalWidth > 0).length)"""
     )
     if len(cells) != len(spec.shown_code_cells):
         problems.append(
@@ -382,10 +387,13 @@ def check_math(visit: Visit, spec: PageSpec) -> list[str]:
         """() => ({
             containers: document.querySelectorAll('article.bd-article mjx-container').length,
             untypeset: [...document.querySelectorAll('article.bd-article .math')]
-                .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.trim().slice(0, 80)),
-            errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 80)),
+                .filter(e => !e.querySelector('mjx-container'))
+                .map(e => e.textContent.trim().slice(0, 80)),
+            errors: [...document.querySelectorAll('mjx-merror')]
+                .map(e => e.textContent.slice(0, 80)),
             // MathJax's noundefined extension draws an unknown macro as its name in red
-            undefined: [...document.querySelectorAll('mjx-container mjx-assistive-mml mtext[mathcolor="red"]')]
+            undefined: [...document.querySelectorAll(
+                    'mjx-container mjx-assistive-mml mtext[mathcolor="red"]')]
                 .map(e => e.textContent).filter(t => t.startsWith('\\\\')),
         })"""
     )
@@ -427,7 +435,8 @@ def check_proofs_and_exercises(visit: Visit, spec: PageSpec) -> list[str]:
     blocks = page.evaluate(
         """() => [...document.querySelectorAll('article.bd-article div.admonition')].map(e => {
                const s = getComputedStyle(e),
-                     t = e.querySelector(':scope > .admonition-title') || e.querySelector(':scope > p');
+                     t = e.querySelector(':scope > .admonition-title')
+                         || e.querySelector(':scope > p');
                return {cls: [...e.classList], title: t ? t.innerText.trim() : '',
                        titleVisible: !!(t && t.offsetHeight),
                        styled: parseFloat(s.borderLeftWidth) > 0 || parseFloat(s.borderTopWidth) > 0
@@ -450,7 +459,8 @@ def check_proofs_and_exercises(visit: Visit, spec: PageSpec) -> list[str]:
             found = [b for b in blocks if "proof" in b["cls"] and kind in b["cls"]]
         if len(found) != n_source:
             problems.append(
-                f"{n_source} {kind} directive(s) in the source, {len(found)} {kind} block(s) on the page"
+                f"{n_source} {kind} directive(s) in the source, {len(found)} {kind} block(s) on "
+                "the page"
             )
         label = (
             kind.capitalize()
@@ -499,7 +509,8 @@ def check_colab(visit: Visit, spec: PageSpec) -> list[str]:
         """() => {
             const all = [...document.querySelectorAll('a[href*="colab.research.google.com"]')];
             const inButtons = a => a.closest('.dropdown-launch-buttons') !== null;
-            return [all.filter(inButtons).map(a => a.href), all.filter(a => !inButtons(a)).map(a => a.href)];
+            return [all.filter(inButtons).map(a => a.href),
+                    all.filter(a => !inButtons(a)).map(a => a.href)];
         }"""
     )
     if not spec.is_notebook:
@@ -578,21 +589,30 @@ def check_widgets(visit: Visit, spec: PageSpec) -> list[str]:
     live = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
     if live:
         problems.append(
-            f"{live} live widget view(s) on the page: they cannot work on a static site (tag the cell remove-cell)"
+            f"{live} live widget view(s) on the page: they cannot work on a static site (tag the "
+            "cell remove-cell)"
         )
     notes = page.evaluate(
         """(note) => {
             const out = [];
-            const walker = document.createTreeWalker(document.querySelector('article.bd-article') || document.body,
-                                                     NodeFilter.SHOW_ELEMENT);
+            const walker = document.createTreeWalker(
+                document.querySelector('article.bd-article') || document.body,
+                NodeFilter.SHOW_ELEMENT);
             const all = []; while (walker.nextNode()) all.push(walker.currentNode);
-            const isFigure = e => e.tagName === 'IMG' && e.closest('.cell_output') && e.naturalWidth > 0;
+            const isFigure = e => e.tagName === 'IMG' && e.closest('.cell_output')
+                                  && e.naturalWidth > 0;
             const isHeading = e => /^H[1-6]$/.test(e.tagName);
             all.forEach((el, i) => {
               if (el.tagName !== 'P' || !el.textContent.includes(note)) return;
               let figure = false;  // a static figure in the same section, after or before the note
-              for (const next of all.slice(i + 1)) { if (isHeading(next)) break; if (isFigure(next)) { figure = true; break; } }
-              for (const prev of all.slice(0, i).reverse()) { if (figure || isHeading(prev)) break; if (isFigure(prev)) figure = true; }
+              for (const next of all.slice(i + 1)) {
+                if (isHeading(next)) break;
+                if (isFigure(next)) { figure = true; break; }
+              }
+              for (const prev of all.slice(0, i).reverse()) {
+                if (figure || isHeading(prev)) break;
+                if (isFigure(prev)) figure = true;
+              }
               out.push({visible: !!el.offsetHeight, figure});
             });
             return out;
@@ -655,8 +675,9 @@ def check_narrow_screen(page, spec: PageSpec) -> list[str]:
               }
               return false;
             };
-            const name = el => el.tagName.toLowerCase() + (typeof el.className === 'string' && el.className.trim()
-                ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+            const name = el => el.tagName.toLowerCase()
+                + (typeof el.className === 'string' && el.className.trim()
+                   ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
             if (doc > width + tol) {
               const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
               const range = document.createRange();
@@ -666,7 +687,9 @@ def check_narrow_screen(page, spec: PageSpec) -> list[str]:
                 range.selectNodeContents(node);
                 const r = range.getBoundingClientRect();
                 if (r.width && r.right > width + tol && !contained(node))
-                  culprits.push(`${name(node.parentElement)} "${node.textContent.trim().slice(0, 50)}" (right edge ${Math.round(r.right)} px)`);
+                  culprits.push(`${name(node.parentElement)} `
+                                + `"${node.textContent.trim().slice(0, 50)}"`
+                                + ` (right edge ${Math.round(r.right)} px)`);
               }
               for (const el of document.querySelectorAll('body *')) {
                 if (culprits.length >= 5) break;
@@ -695,7 +718,8 @@ async () => {
   const art = document.querySelector('article.bd-article');
   if (!art) return {equations: [], code: [], tables: [], codeChars: null};
   const tol = 2, col = art.getBoundingClientRect();
-  const scroller = el => {  // the nearest box (el itself or above it, inside the article) that scrolls sideways
+  // the nearest box (el itself or above it, inside the article) that scrolls sideways
+  const scroller = el => {
     for (let p = el; p && p !== art; p = p.parentElement) {
       const o = getComputedStyle(p).overflowX;
       if (o === 'auto' || o === 'scroll') return p;
@@ -708,17 +732,20 @@ async () => {
   for (const m of art.querySelectorAll('mjx-container[display="true"]')) {
     const math = m.querySelector(':scope > mjx-math') || m;
     const r = math.getBoundingClientRect();
-    const wide = m.scrollWidth > m.clientWidth + tol || r.left < col.left - tol || r.right > col.right + tol;
+    const wide = m.scrollWidth > m.clientWidth + tol || r.left < col.left - tol
+                 || r.right > col.right + tol;
     if (!wide) continue;
     const box = scroller(m);
     const b = box && box.getBoundingClientRect();
     if (!box) equations.push(`equation wider than the column without a scroll box: "${text(m)}"`);
     else if (b.left < col.left - tol || b.right > col.right + tol)
-      equations.push(`equation's scroll box is wider than the column (${Math.round(b.width)} px): "${text(m)}"`);
+      equations.push(`equation's scroll box is wider than the column (${Math.round(b.width)} px): `
+                     + `"${text(m)}"`);
     else if (box.scrollLeft === 0 && r.left < b.left - tol)
       equations.push(`equation's left end cannot be scrolled to: "${text(m)}"`);
     else if (!(m.getAttribute('data-course-more') || '').includes('right') && box.scrollLeft === 0)
-      equations.push(`equation scrolls with no cue (data-course-more, _static/course.js): "${text(m)}"`);
+      equations.push('equation scrolls with no cue (data-course-more, _static/course.js): '
+                     + `"${text(m)}"`);
   }
   const code = [];
   let codeChars = null;
@@ -731,14 +758,18 @@ async () => {
       s.remove();
     }
     if (pre.scrollWidth > pre.clientWidth + tol)
-      code.push(`code cut at the right edge (${pre.scrollWidth - pre.clientWidth} px more): "${text(pre)}"`);
+      code.push(`code cut at the right edge (${pre.scrollWidth - pre.clientWidth} px more): `
+                + `"${text(pre)}"`);
   }
   const tables = [];
   for (const t of art.querySelectorAll('table, div.cell_output pre')) {
     const r = t.getBoundingClientRect();
     if (t.scrollWidth <= t.clientWidth + tol && r.right <= col.right + tol) continue;
-    const box = t.tagName === 'PRE' && t.scrollWidth > t.clientWidth + tol ? scroller(t) : scroller(t.parentElement);
-    if (!box) tables.push(`${t.tagName.toLowerCase()} output wider than the column without a scroll box: "${text(t)}"`);
+    const box = t.tagName === 'PRE' && t.scrollWidth > t.clientWidth + tol
+                ? scroller(t) : scroller(t.parentElement);
+    if (!box)
+      tables.push(`${t.tagName.toLowerCase()} output wider than the column without a scroll box: `
+                  + `"${text(t)}"`);
   }
   return {equations, code, tables, codeChars};
 }

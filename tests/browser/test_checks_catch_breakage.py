@@ -177,7 +177,8 @@ def test_mathjax_from_a_cdn_is_caught_offline(breaker, desktop):
 def test_widget_manager_from_a_cdn_is_caught_offline(breaker, desktop):
     b = breaker(r"</head>").sub(
         r"</head>",
-        '<script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/require.min.js"></script></head>',
+        "<script "
+        'src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.4/require.min.js"></script></head>',
     )
     v = b.open(desktop, "cdn_require")
     _caught(sitecheck.check_offline(v, b.broken_spec), "cdnjs.cloudflare.com")
@@ -186,8 +187,10 @@ def test_widget_manager_from_a_cdn_is_caught_offline(breaker, desktop):
 # --- outputs, console, markup ----------------------------------------------------------------
 
 TRACEBACK = (
-    '<div class="output stream highlight-myst-ansi notranslate"><div class="highlight"><pre><span></span>'
-    'Traceback (most recent call last):\n  File "&lt;cell&gt;", line 3\nValueError: boom</pre></div></div>'
+    '<div class="output stream highlight-myst-ansi notranslate"><div '
+    'class="highlight"><pre><span></span>'
+    'Traceback (most recent call last):\n  File "&lt;cell&gt;", line 3\nValueError: '
+    "boom</pre></div></div>"
 )
 
 
@@ -209,7 +212,8 @@ def test_error_output_cell(breaker, desktop):
 def test_javascript_error_and_missing_stylesheet(breaker, desktop):
     b = breaker(r"</head>").sub(
         r"</head>",
-        '<link rel="stylesheet" href="../_static/no-such.css"><script>throw new Error("boom")</script></head>',
+        '<link rel="stylesheet" href="../_static/no-such.css"><script>throw new '
+        'Error("boom")</script></head>',
     )
     v = b.open(desktop, "console")
     _caught(sitecheck.check_console(v, b.broken_spec), "uncaught exception: boom", "no-such.css")
@@ -256,7 +260,8 @@ def test_solution_not_folded(breaker, desktop):
 def test_solution_does_not_open(breaker, desktop):
     b = breaker(r'class="solution dropdown admonition"').sub(
         r"</head>",
-        "<style>div.solution > :not(.admonition-title) { display: none !important; }</style></head>",
+        "<style>div.solution > :not(.admonition-title) { display: none !important; "
+        "}</style></head>",
     )
     v = b.open(desktop, "solution_stuck")
     _caught(sitecheck.check_solutions_fold(v.page, b.broken_spec), "does not open")
@@ -289,7 +294,8 @@ def test_missing_colab_button(breaker, desktop):
 
 def test_broken_internal_links(breaker, desktop):
     b = breaker(r"bd-article").insert_in_article(
-        '<p><a href="no_such_page.html">gone</a> and <a href="../intro.html#no-such-anchor">nowhere</a></p>'
+        '<p><a href="no_such_page.html">gone</a> and <a '
+        'href="../intro.html#no-such-anchor">nowhere</a></p>'
     )
     v = b.open(desktop, "links")
     _caught(
@@ -312,7 +318,8 @@ def test_widget_note_missing(breaker, desktop):
 
 def test_live_widget_view(breaker, desktop):
     b = breaker(r"bd-article").insert_in_article(
-        '<script type="application/vnd.jupyter.widget-view+json">{"model_id": "x", "version_major": 2}</script>'
+        '<script type="application/vnd.jupyter.widget-view+json">{"model_id": "x", '
+        '"version_major": 2}</script>'
     )
     v = b.open(desktop, "widget_view")
     _caught(sitecheck.check_widgets(v, b.broken_spec), "live widget view")
@@ -324,7 +331,8 @@ def test_live_widget_view(breaker, desktop):
 def test_figure_dark_in_dark_mode(breaker, dark):
     b = breaker(FIGURE).sub(
         r"</head>",
-        "<style>html[data-theme=dark] .bd-article img { filter: invert(1) !important; }</style></head>",
+        "<style>html[data-theme=dark] .bd-article img { filter: invert(1) !important; "
+        "}</style></head>",
     )
     v = b.open(dark, "dark")
     _caught(
@@ -333,7 +341,8 @@ def test_figure_dark_in_dark_mode(breaker, dark):
 
 
 def test_transparent_figure_readable_in_dark_mode_thanks_to_course_css(copy_site, breaker, dark):
-    """A figure saved with a transparent background: course.css gives it white; without it, caught."""
+    """A figure saved with a transparent background: course.css gives it white; without it,
+    caught."""
     from PIL import Image, ImageDraw
 
     root, _ = copy_site
@@ -355,7 +364,8 @@ def test_transparent_figure_readable_in_dark_mode_thanks_to_course_css(copy_site
         .sub(r"<link [^>]*course\.css[^>]*>", "")
         .sub(
             r"</head>",
-            "<style>html[data-theme=dark] .bd-content div.cell_output img { background: none !important; }</style></head>",
+            "<style>html[data-theme=dark] .bd-content div.cell_output img { background: none "
+            "!important; }</style></head>",
         )
     )
     v = b.open(dark, "transparent_without_css")
@@ -438,7 +448,8 @@ def test_equation_without_cue(breaker, phone):
 def test_code_line_cut_on_desktop(breaker, desktop):
     b = breaker(r"cell_input").sub(
         r"</head>",
-        "<style>.bd-article div.cell div.highlight pre { font-size: 18px !important; }</style></head>",
+        "<style>.bd-article div.cell div.highlight pre { font-size: 18px !important; "
+        "}</style></head>",
     )
     v = b.open(desktop, "code_cut")
     _caught(

@@ -71,10 +71,13 @@ def rel(path: Path) -> str:
 def lab(tmp_path_factory):
     if not JUPYTER.exists():
         pytest.fail(
-            "jupyter is not installed beside this Python (requirements.txt: jupyterlab, jupyterlab_myst)"
+            "jupyter is not installed beside this Python (requirements.txt: jupyterlab, "
+            "jupyterlab_myst)"
         )
     listed = subprocess.run([str(JUPYTER), "labextension", "list"], capture_output=True, text=True)
-    lines = [l for l in (listed.stdout + listed.stderr).splitlines() if "jupyterlab-myst" in l]
+    lines = [
+        line for line in (listed.stdout + listed.stderr).splitlines() if "jupyterlab-myst" in line
+    ]
     assert lines and "enabled" in lines[0] and "OK" in lines[0], (
         f"jupyterlab-myst is not enabled and OK:\n{listed.stdout}{listed.stderr}"
     )
@@ -139,8 +142,10 @@ READ_CELLS = r"""() => {
     const inCells = sel => cells.reduce((n, c) => n + c.querySelectorAll(sel).length, 0);
     const errors = [], unresolved = [];
     for (const c of cells) {
-        for (const e of c.querySelectorAll('.text-yellow-600[title], .text-red-500, pre[title], .katex-error')) {
-            const title = e.getAttribute('title') || e.closest('[title]')?.getAttribute('title') || e.innerText;
+        for (const e of c.querySelectorAll(
+                '.text-yellow-600[title], .text-red-500, pre[title], .katex-error')) {
+            const title = e.getAttribute('title') || e.closest('[title]')?.getAttribute('title')
+                || e.innerText;
             // a citation or a reference to another notebook that jupyterlab-myst cannot resolve
             if (/^(Citation|Cross Reference) Not Found/.test(title)) unresolved.push(e.innerText);
             else errors.push(title.slice(0, 160));
@@ -155,11 +160,13 @@ READ_CELLS = r"""() => {
         cells: cells.length,
         text: cells.map(c => c.innerText).join('\n'),
         plain,
-        boxes: inCells('[class*="admonition"], [class*="proof"], [class*="exercise"], aside, details'),
+        boxes: inCells(
+            '[class*="admonition"], [class*="proof"], [class*="exercise"], aside, details'),
         math: inCells('.katex'),
         errors,
         unresolved,
-        own_numbers: [...document.querySelectorAll('.jp-Notebook .jp-MarkdownCell a[title="Link to this Equation"]')]
+        own_numbers: [...document.querySelectorAll(
+                '.jp-Notebook .jp-MarkdownCell a[title="Link to this Equation"]')]
             .map(a => a.innerText),
     };
 }"""
@@ -179,7 +186,8 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
             f"{lab}/lab/workspaces/{name}/tree/{rel(notebook)}?reset&token={TOKEN}", timeout=120_000
         )
         page.wait_for_function(
-            f"() => document.querySelectorAll('.jp-Notebook .jp-MarkdownCell .myst').length >= {markdown_cells}",
+            "() => document.querySelectorAll('.jp-Notebook .jp-MarkdownCell .myst').length >= "
+            f"{markdown_cells}",
             timeout=120_000,
         )
         previous = None
@@ -202,7 +210,8 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
         f"{len(found['errors'])} math errors in JupyterLab: {found['errors'][:5]}"
     )
     assert not found["own_numbers"], (
-        f"jupyterlab-myst numbered {len(found['own_numbers'])} equations itself ({found['own_numbers'][:5]}), beside "
+        f"jupyterlab-myst numbered {len(found['own_numbers'])} equations itself "
+        f"({found['own_numbers'][:5]}), beside "
         "the book's \\tag numbers: write display math as equation* (python scripts/plainmath.py)"
     )
     raw_tex = sorted(set(RAW_TEX.findall(found["plain"])))
@@ -215,6 +224,7 @@ def test_notebook_renders_its_math_and_myst_in_jupyterlab(lab, browser, screensh
         assert found["boxes"] > 0, "no rendered theorem, exercise or solution box"
     # known limit, recorded: a citation shows its key (jupyterlab-myst does not read references.bib)
     print(
-        f"{rel(notebook)}: {found['cells']} markdown cells, {found['boxes']} boxes, {found['math']} formulas, 0 errors; "
+        f"{rel(notebook)}: {found['cells']} markdown cells, {found['boxes']} boxes, "
+        f"{found['math']} formulas, 0 errors; "
         f"unresolved citations or references: {sorted(set(found['unresolved']))}"
     )

@@ -133,7 +133,8 @@ def clean_env(home: Path, python: Path, wheelhouse: Path, pip_cache: Path) -> di
         "HOME": str(home),
         "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
-        # one torch thread, as CI runs everything (benchmarks/: faster on this shared 2-core machine)
+        # one torch thread, as CI runs everything (benchmarks/: faster on this shared 2-core
+        # machine)
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         # offline: the install may use only what the runtime holds and the build backend
         "PIP_NO_INDEX": "1",
@@ -185,10 +186,13 @@ def test_notebook_runs_alone_on_colab(notebook, runtime, clone, tmp_path_factory
         )
         seconds = time.perf_counter() - start
         print(
-            f"{nb_id(notebook)}: {run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ''} ({seconds:.0f} s with the install)"
+            f"{nb_id(notebook)}: "
+            f"{run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ''} "
+            f"({seconds:.0f} s with the install)"
         )
         assert run.returncode == 0, (
-            f"{nb_id(notebook)} failed on the simulated Colab:\n{run.stdout[-5000:]}\n{run.stderr[-3000:]}"
+            f"{nb_id(notebook)} failed on the simulated Colab:\n"
+            f"{run.stdout[-5000:]}\n{run.stderr[-3000:]}"
         )
         after = colab_sim.freeze(python)
         changed = {
@@ -224,12 +228,13 @@ def test_notebook_runs_alone_on_colab(notebook, runtime, clone, tmp_path_factory
     assert colab_sim.freeze(python) == before, "uninstalling course_lib did not restore the runtime"
 
 
-# --------------------------------------------------------------------------- math outside the website
+# ------------------------------------------------------------------------- math outside the website
 
 
 MATHJAX_CONFIG = """<script>
 window.MathJax = {
-  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
+  tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']],
+        displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
         processEscapes: true, processEnvironments: true,
         packages: {'[-]': ['noundefined']}},  // an undefined macro is an error, not red text
   startup: {typeset: true}
@@ -251,7 +256,8 @@ RAW_TEX_SCAN = """() => {
     }
   }
   return {
-    errors: [...document.querySelectorAll('mjx-merror')].map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 120)),
+    errors: [...document.querySelectorAll('mjx-merror')]
+      .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 120)),
     typeset: document.querySelectorAll('mjx-container').length,
     raw: offenders,
   };

@@ -13,7 +13,8 @@ from ._core import CheckFailed, close, expect_tensor, run_check
 
 
 def _gradient_case(seed: int, batch: int = 4, length: int = 6, d: int = 3, n_classes: int = 3):
-    """Random attention, embeddings, context and g; g is a real dloss/dv (linear classifier + CE)."""
+    """Random attention, embeddings, context and g; g is a real dloss/dv
+    (linear classifier + CE)."""
     gen = torch.Generator().manual_seed(seed)
     scores = torch.randn(batch, length, generator=gen, dtype=torch.float64)
     attention = torch.softmax(scores, dim=-1)
@@ -36,7 +37,8 @@ def _autograd_score_gradient(scores, word_embeddings, U, labels):
 
 @run_check("gradient of the loss with respect to the scores")
 def check_score_gradient(student_fn) -> None:
-    """Check ``student_fn(attention, word_embeddings, context, grad_context) -> (batch, length)``."""
+    """Check
+    ``student_fn(attention, word_embeddings, context, grad_context) -> (batch, length)``."""
     for seed in range(3):
         scores, attention, word_embeddings, context, g, U, labels = _gradient_case(seed)
         batch, length = attention.shape
@@ -47,24 +49,29 @@ def check_score_gradient(student_fn) -> None:
             plain = torch.einsum("bld,bd->bl", word_embeddings, g)
             if close(out, -truth, tol=1e-6):
                 raise CheckFailed(
-                    "the sign is flipped: d loss / d s_i = + a_i (w_i - v) . g, with g = d loss / d v."
+                    "the sign is flipped: d loss / d s_i = + a_i (w_i - v) . g, with "
+                    "g = d loss / d v."
                 )
             if close(out, attention * plain, tol=1e-6):
                 raise CheckFailed(
-                    "you used a_i w_i . g; the softmax couples the positions: raising s_i also lowers the other weights, which subtracts the context v: a_i (w_i - v) . g."
+                    "you used a_i w_i . g; the softmax couples the positions: raising s_i also "
+                    "lowers the other weights, which subtracts the context v: a_i (w_i - v) . g."
                 )
             if close(
                 out, torch.einsum("bld,bd->bl", word_embeddings - context[:, None, :], g), tol=1e-6
             ):
                 raise CheckFailed(
-                    "the factor a_i is missing: d v / d s_i = a_i (w_i - v) (differentiate the softmax)."
+                    "the factor a_i is missing: d v / d s_i = a_i (w_i - v) (differentiate the "
+                    "softmax)."
                 )
             if close(out, attention * (1 - attention) * plain, tol=1e-6):
                 raise CheckFailed(
-                    "a_i (1 - a_i) w_i . g is the special case where all other words have zero embedding; in general d v / d s_i = a_i (w_i - v)."
+                    "a_i (1 - a_i) w_i . g is the special case where all other words have zero "
+                    "embedding; in general d v / d s_i = a_i (w_i - v)."
                 )
             raise CheckFailed(
-                "the values differ from autograd's; start from v = sum_l a_l w_l and d a_l / d s_i = a_l (delta_il - a_i)."
+                "the values differ from autograd's; start from v = sum_l a_l w_l and "
+                "d a_l / d s_i = a_l (delta_il - a_i)."
             )
         if not close(out, score_gradient(attention, word_embeddings, context, g), tol=1e-6):
             raise CheckFailed("the values differ from the reference on this case.")
@@ -74,7 +81,8 @@ def check_score_gradient(student_fn) -> None:
     out = student_fn(a, w, w[:, 0], torch.randn(2, 3, dtype=torch.float64))
     if not close(out, torch.zeros(2, 5, dtype=torch.float64), tol=1e-9):
         raise CheckFailed(
-            "when all words of a sentence have the same embedding, the scores cannot change v, so the gradient must be 0."
+            "when all words of a sentence have the same embedding, the scores cannot change v, "
+            "so the gradient must be 0."
         )
 
 
@@ -190,21 +198,19 @@ def check_sigmoid_invariant(student_fn) -> None:
 
 @run_check("drift of the conserved quantity along a run")
 def check_sen_drift(student_fn) -> None:
-    """Check ``student_fn(scores, norms, query_norms, m) -> (n_words,)``: ``max_t |C(t) - C(0)|``."""
+    """Check ``student_fn(scores, norms, query_norms, m) -> (n_words,)``:
+    ``max_t |C(t) - C(0)|``."""
     gen = torch.Generator().manual_seed(3)
     T, n = 12, 5
     scores = torch.cumsum(torch.rand(T, n, generator=gen, dtype=torch.float64) * 0.3, dim=0)
     norms = torch.sqrt(2 * scores + 2 * (torch.exp(scores) - 1) / 20) / 1.3
-    norms = norms + 0.05 * torch.randn(
-        T, n, generator=gen, dtype=torch.float64
-    )  # off the curve a little
+    # off the curve a little
+    norms = norms + 0.05 * torch.randn(T, n, generator=gen, dtype=torch.float64)
     norms[T // 2, :3] += 0.5  # a bump mid-run: the largest drift is not at the end
-    norms[:, 3:] *= torch.linspace(1.0, 0.05, T, dtype=torch.float64)[
-        :, None
-    ]  # shrinking norms: C drifts downwards
-    query_norms = 1.3 * (
-        1 + 0.5 * torch.sin(torch.linspace(0, 3.0, T, dtype=torch.float64))
-    )  # a trained query's norm changes
+    # shrinking norms: C drifts downwards
+    norms[:, 3:] *= torch.linspace(1.0, 0.05, T, dtype=torch.float64)[:, None]
+    # a trained query's norm changes
+    query_norms = 1.3 * (1 + 0.5 * torch.sin(torch.linspace(0, 3.0, T, dtype=torch.float64)))
     m = 20
     out = student_fn(scores, norms.abs(), query_norms, m)
     expect_tensor(out, "the drift", (n,))
@@ -214,11 +220,13 @@ def check_sen_drift(student_fn) -> None:
         C_first_q = sen_invariant(scores, norms.abs().square(), query_norms[0].square(), m)
         if close(out, (C_first_q - C_first_q[:1]).abs().amax(dim=0), tol=1e-8):
             raise CheckFailed(
-                "you used the first step's query norm throughout; when the query is trained ||q|| changes, so use query_norms[t] at step t."
+                "you used the first step's query norm throughout; when the query is trained "
+                "||q|| changes, so use query_norms[t] at step t."
             )
         if close(out, (C[-1] - C[0]).abs(), tol=1e-8) or close(out, C[-1] - C[0], tol=1e-8):
             raise CheckFailed(
-                "that is the change at the last step only; the drift is the largest change over all recorded steps, max_t |C(t) - C(0)|."
+                "that is the change at the last step only; the drift is the largest change over "
+                "all recorded steps, max_t |C(t) - C(0)|."
             )
         if close(out, (C - C[:1]).amax(dim=0), tol=1e-8):
             raise CheckFailed("take the absolute value: C can drift downwards too.")
@@ -266,6 +274,55 @@ def _measured_score_per_norm_sq(score: float, query_norm: float, m: int, seed: i
     return float(score_rate / norm_sq_rate)
 
 
+def _norm_sq_mistakes(score: torch.Tensor, q_sq: float, m: int) -> list:
+    """``(value, hint)`` for the usual wrong derivations of ``ds / d||w||^2``."""
+    a = torch.exp(score) / (torch.exp(score) + m)
+    return [
+        (
+            q_sq * (1 - a),
+            "the factor 1/2 is missing: d||w||^2/dt = 2 w . dw/dt = 2 a R, while ds/dt = "
+            "||q||^2 a (1 - a) R.",
+        ),
+        (
+            q_sq / 2 * a,
+            "the ratio is 1 - a, not a: the score's rate carries a (1 - a), the squared norm's "
+            "rate only a.",
+        ),
+        (
+            q_sq / 2 * a * (1 - a),
+            "a (1 - a) is the score's rate alone; divide by the squared norm's rate 2 a R: the "
+            "a and R cancel.",
+        ),
+        (
+            2 / (q_sq * (1 - a)),
+            "that is d||w||^2 / ds, the inverse: divide the score's rate by the squared norm's "
+            "rate.",
+        ),
+        (
+            q_sq**2 / 2 * (1 - a),
+            "query_norm_sq is already ||q||^2: multiply by it, do not square it again.",
+        ),
+        (
+            q_sq**0.5 / 2 * (1 - a),
+            "use ||q||^2 (query_norm_sq itself), not its square root.",
+        ),
+        (
+            q_sq / 2 * (1 - 1 / (m + 1)) * torch.ones_like(score),
+            "a depends on the score: a(s) = e^s / (e^s + m), not its value 1 / (m + 1) at s = 0.",
+        ),
+        (
+            q_sq / 2 * (1 - torch.exp(score) / (torch.exp(score) + m + 1)),
+            "the topic word is one of the m + 1 words: a(s) = e^s / (e^s + m), not "
+            "e^s / (e^s + m + 1).",
+        ),
+        (
+            q_sq / 2 * (1 - torch.sigmoid(score)),
+            "the m background words (score 0) compete for attention: a(s) = e^s / (e^s + m), "
+            "not 1 / (1 + e^-s).",
+        ),
+    ]
+
+
 @run_check("the proof's common factor, d s / d ||w||^2")
 def check_score_per_norm_sq(student_fn) -> None:
     """Check ``student_fn(score, query_norm_sq, m)`` (elementwise) against a measurement."""
@@ -283,40 +340,14 @@ def check_score_per_norm_sq(student_fn) -> None:
         expect_tensor(out, "ds / d||w||^2", tuple(score.shape))
         if close(out, measured, tol=1e-8):
             continue
-        a = torch.exp(score) / (torch.exp(score) + m)
-        wrong = {
-            "the factor 1/2 is missing: d||w||^2/dt = 2 w . dw/dt = 2 a R, while ds/dt = ||q||^2 a (1 - a) R.": q_sq
-            * (1 - a),
-            "the ratio is 1 - a, not a: the score's rate carries a (1 - a), the squared norm's rate only a.": q_sq
-            / 2
-            * a,
-            "a (1 - a) is the score's rate alone; divide by the squared norm's rate 2 a R: the a and R cancel.": q_sq
-            / 2
-            * a
-            * (1 - a),
-            "that is d||w||^2 / ds, the inverse: divide the score's rate by the squared norm's rate.": 2
-            / (q_sq * (1 - a)),
-            "query_norm_sq is already ||q||^2: multiply by it, do not square it again.": q_sq**2
-            / 2
-            * (1 - a),
-            "use ||q||^2 (query_norm_sq itself), not its square root.": q_sq**0.5 / 2 * (1 - a),
-            "a depends on the score: a(s) = e^s / (e^s + m), not its value 1 / (m + 1) at s = 0.": q_sq
-            / 2
-            * (1 - 1 / (m + 1))
-            * torch.ones_like(score),
-            "the topic word is one of the m + 1 words: a(s) = e^s / (e^s + m), not e^s / (e^s + m + 1).": q_sq
-            / 2
-            * (1 - torch.exp(score) / (torch.exp(score) + m + 1)),
-            "the m background words (score 0) compete for attention: a(s) = e^s / (e^s + m), not 1 / (1 + e^-s).": q_sq
-            / 2
-            * (1 - torch.sigmoid(score)),
-        }
-        for hint, value in wrong.items():
+        for value, hint in _norm_sq_mistakes(score, q_sq, m):
             if close(out, value, tol=1e-8):
                 raise CheckFailed(hint)
         raise CheckFailed(
-            f"for ||q|| = {query_norm}, m = {m} the measured ds/d||w||^2 at scores {score.tolist()} is "
-            f"{[round(v, 4) for v in measured.tolist()]}, yours {[round(v, 4) for v in out.double().tolist()]}; "
+            f"for ||q|| = {query_norm}, m = {m} the measured ds/d||w||^2 at scores "
+            f"{score.tolist()} is "
+            f"{[round(v, 4) for v in measured.tolist()]}, yours "
+            f"{[round(v, 4) for v in out.double().tolist()]}; "
             "divide ds/dt = ||q||^2 a (1 - a) R by d||w||^2/dt = 2 a R."
         )
     if not close(student_fn(score, 1.7, 20), score_per_norm_sq(score, 1.7, 20), tol=1e-8):

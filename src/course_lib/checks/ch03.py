@@ -320,14 +320,14 @@ def check_most_attended_word(student_fn) -> None:
         vocab, scores, sentence = _attention_case(seed)
         scores[vocab.pad_id] = 5.0  # the pad has the largest score of all but is in no sentence
         outside = [w for w in vocab.words if w not in sentence and w != PAD]
-        scores[vocab[outside[0]]] = (
-            4.0  # and a word outside the sentence scores above every word in it
-        )
+        # and a word outside the sentence scores above every word in it
+        scores[vocab[outside[0]]] = 4.0
         expected = most_attended_word(scores, sentence, vocab)
         got = student_fn(scores.clone(), list(sentence), vocab)
         if isinstance(got, (int, torch.Tensor)) and not isinstance(got, bool):
             raise CheckFailed(
-                "return the word itself (a str), not its id or position: e.g. sentence[i] or vocab.words[u]."
+                "return the word itself (a str), not its id or position: e.g. sentence[i] or "
+                "vocab.words[u]."
             )
         if not isinstance(got, str):
             raise CheckFailed(f"return a word (str), got {type(got).__name__}.")
@@ -335,26 +335,31 @@ def check_most_attended_word(student_fn) -> None:
             continue
         if got == PAD:
             raise CheckFailed(
-                "you returned the pad token: look only at the words of the sentence, not at the whole vocabulary."
+                "you returned the pad token: look only at the words of the sentence, not at the "
+                "whole vocabulary."
             )
         if got not in sentence:
             raise CheckFailed(
-                f"{got!r} is not in the sentence: take the largest score among the sentence's own words (scores[vocab[w]] for w in sentence)."
+                f"{got!r} is not in the sentence: take the largest score among the sentence's "
+                "own words (scores[vocab[w]] for w in sentence)."
             )
         ids = torch.tensor(vocab.ids(sentence))
         if got == sentence[int(torch.argmin(scores[ids]))]:
             raise CheckFailed(
-                "you picked the word with the *smallest* score; attention is largest where the score is largest."
+                "you picked the word with the *smallest* score; attention is largest where the "
+                "score is largest."
             )
         raise CheckFailed(
-            f"in {' '.join(sentence)!r} the largest score belongs to {expected!r}, you returned {got!r}."
+            f"in {' '.join(sentence)!r} the largest score belongs to {expected!r}, you returned "
+            f"{got!r}."
         )
     # the same score for every word: the softmax is uniform, and the first word is the convention
     vocab = build_vocabulary(_FIXED)
     got = student_fn(torch.zeros(len(vocab)), ["the", "best", "film"], vocab)
     if got != "the":
         raise CheckFailed(
-            f"with equal scores every word gets the same attention; return the first of them ('the'), got {got!r}."
+            "with equal scores every word gets the same attention; return the first of them "
+            f"('the'), got {got!r}."
         )
 
 
@@ -422,43 +427,55 @@ def _law_guesses(data, freq, pos, net):
     return [
         (
             {w: float(occ_net[w]) ** 2 for w in freq},
-            "you count occurrences; count *sentences*: a word twice in one sentence counts once in its net label count (use set(tokens)).",
+            "you count occurrences; count *sentences*: a word twice in one sentence counts once "
+            "in its net label count (use set(tokens)).",
         ),
         (
             {w: weighted[w] ** 2 for w in freq},
-            "you weight each sentence by 1/n_i; this exercise treats every sentence length as equal, so count each sentence +1 or -1.",
+            "you weight each sentence by 1/n_i; this exercise treats every sentence length as "
+            "equal, so count each sentence +1 or -1.",
         ),
         (
             {w: float(freq[w]) for w in freq},
-            "your values follow the frequency; but a positive and a negative sentence push a word's embedding in opposite directions: which count of its sentences is left once they cancel?",
+            "your values follow the frequency; but a positive and a negative sentence push a "
+            "word's embedding in opposite directions: which count of its sentences is left once "
+            "they cancel?",
         ),
         (
             {w: float(freq[w]) ** 2 for w in freq},
-            "you square the frequency; but a positive and a negative sentence push a word's embedding in opposite directions, so the frequency is not what grows: which count of its sentences is?",
+            "you square the frequency; but a positive and a negative sentence push a word's "
+            "embedding in opposite directions, so the frequency is not what grows: which count "
+            "of its sentences is?",
         ),
         (
             {w: float(abs(net[w])) for w in freq},
-            "|net label count| is how the *embedding* grows; the score's speed is the embedding times the same push, so the score grows with its square.",
+            "|net label count| is how the *embedding* grows; the score's speed is the embedding "
+            "times the same push, so the score grows with its square.",
         ),
         (
             {w: float(net[w]) for w in freq},
-            "the net label count is how the embedding grows (with a sign); the score grows with the embedding times the same push: square it (negative words gain attention too).",
+            "the net label count is how the embedding grows (with a sign); the score grows with "
+            "the embedding times the same push: square it (negative words gain attention too).",
         ),
         (
             {w: float(pos[w]) ** 2 for w in freq},
-            "you count only positive sentences; a negative sentence pushes the other way, so count it with -1 (positives minus negatives) before squaring.",
+            "you count only positive sentences; a negative sentence pushes the other way, so "
+            "count it with -1 (positives minus negatives) before squaring.",
         ),
         (
             {w: pure[w] for w in freq},
-            "purity alone forgets how many sentences push: a word seen once is perfectly pure. Use the net label count, frequency times purity in size, and square it.",
+            "purity alone forgets how many sentences push: a word seen once is perfectly pure. "
+            "Use the net label count, frequency times purity in size, and square it.",
         ),
         (
             {w: pure[w] ** 2 for w in freq},
-            "purity squared forgets how many sentences push: multiply purity by the frequency (the net label count) before squaring.",
+            "purity squared forgets how many sentences push: multiply purity by the frequency "
+            "(the net label count) before squaring.",
         ),
         (
             {w: float(net[w]) ** 2 / freq[w] for w in freq},
-            "you divide the squared net label count by the frequency (that is frequency times purity squared); square the net label count itself.",
+            "you divide the squared net label count by the frequency (that is frequency times "
+            "purity squared); square the net label count itself.",
         ),
     ]
 
@@ -473,20 +490,24 @@ def check_early_score_law(student_fn) -> None:
         if set(got) != set(expected):
             missing = sorted(set(expected) - set(got))[:3]
             raise CheckFailed(
-                f"the dict should have one key per word of the corpus; missing for example {missing}."
+                "the dict should have one key per word of the corpus; missing for example "
+                f"{missing}."
             )
         values = {w: _as_number(v) for w, v in got.items()}
         odd = next((w for w, v in values.items() if v is None or not math.isfinite(v)), None)
         if odd is not None:
             raise CheckFailed(
-                f"every value should be a finite number; {odd!r} maps to {got[odd]!r} ({type(got[odd]).__name__})."
+                f"every value should be a finite number; {odd!r} maps to {got[odd]!r} "
+                f"({type(got[odd]).__name__})."
             )
         got = values
         if _proportional(got, expected):
             continue
         if _proportional({w: -v for w, v in got.items()}, expected):
             raise CheckFailed(
-                "your values are the law times a negative number: the early score *grows* (attention rises on every word with a nonzero net label count), so the constant is positive."
+                "your values are the law times a negative number: the early score *grows* "
+                "(attention rises on every word with a nonzero net label count), so the "
+                "constant is positive."
             )
         freq = word_frequency(data)
         pos = {w: sum(1 for t, y in data if w in t and y == 1) for w in freq}
@@ -496,5 +517,9 @@ def check_early_score_law(student_fn) -> None:
                 raise CheckFailed(hint)
         bad = max(expected, key=lambda w: expected[w])
         raise CheckFailed(
-            f"your values are not proportional to the early scores: for example {bad!r}, in {pos[bad]} positive and {freq[bad] - pos[bad]} negative sentences, gets {float(got[bad]):.3g}. Follow the steps: how one sentence pushes an embedding, what the pushes of a word's sentences add up to, and how fast the score grows with that embedding."
+            f"your values are not proportional to the early scores: for example {bad!r}, in "
+            f"{pos[bad]} positive and {freq[bad] - pos[bad]} negative sentences, gets "
+            f"{float(got[bad]):.3g}. Follow the steps: how one sentence pushes an embedding, "
+            "what the pushes of a word's sentences add up to, and how fast the score grows with "
+            "that embedding."
         )

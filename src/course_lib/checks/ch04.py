@@ -43,8 +43,9 @@ def _log_q(segments, labels, classifier):
     return torch.log_softmax(logits, -1).gather(-1, labels.view(-1, 1, 1).expand(-1, m, 1))[..., 0]
 
 
-def _first_match(out, candidates: dict, tol: float = 1e-8):
-    for hint, value in candidates.items():
+def _first_match(out, candidates, tol: float = 1e-8):
+    """The hint of the first ``(value, hint)`` pair whose value ``out`` matches, else None."""
+    for value, hint in candidates:
         if value.shape == out.shape and close(out, value, tol=tol):
             return hint
     return None
@@ -64,23 +65,30 @@ def check_soft_attention_loss(student_fn) -> None:
             logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
             blend_uniform = segments.mean(1)
             blend_mean = (alpha[..., None] * segments).mean(1)
-            candidates = {
-                "you averaged the per-segment losses (that is hard attention); soft attention "
-                "classifies ONE input, the blend sum_j alpha_j x_j.": -(alpha * log_q)
-                .sum(1)
-                .mean(),
-                "you averaged the segments' logits; soft attention averages the INPUTS and then "
-                "classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these differ).": F.cross_entropy(
-                    (alpha[..., None] * logits).sum(1), labels
+            candidates = (
+                (
+                    -(alpha * log_q).sum(1).mean(),
+                    "you averaged the per-segment losses (that is hard attention); soft "
+                    "attention classifies ONE input, the blend sum_j alpha_j x_j.",
                 ),
-                "the blend must weight each segment by its attention: sum_j alpha_j x_j, not "
-                "the plain mean over segments.": F.cross_entropy(clf(blend_uniform), labels),
-                "the blend is the SUM over segments (dim 1) of alpha_j x_j; alpha already sums "
-                "to 1, so taking the mean divides it by m.": F.cross_entropy(
-                    clf(blend_mean), labels
+                (
+                    F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
+                    "you averaged the segments' logits; soft attention averages the INPUTS and "
+                    "then classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these "
+                    "differ).",
                 ),
-                "return the MEAN over the batch, not the sum.": ref * len(labels),
-            }
+                (
+                    F.cross_entropy(clf(blend_uniform), labels),
+                    "the blend must weight each segment by its attention: sum_j alpha_j x_j, "
+                    "not the plain mean over segments.",
+                ),
+                (
+                    F.cross_entropy(clf(blend_mean), labels),
+                    "the blend is the SUM over segments (dim 1) of alpha_j x_j; alpha already "
+                    "sums to 1, so taking the mean divides it by m.",
+                ),
+                (ref * len(labels), "return the MEAN over the batch, not the sum."),
+            )
             hint = _first_match(out, candidates)
             raise CheckFailed(
                 hint
@@ -100,19 +108,29 @@ def check_hard_attention_loss(student_fn) -> None:
             if close(out, ref, tol=1e-8):
                 continue
             log_q = _log_q(segments, labels, clf)
-            candidates = {
-                "you computed -log sum_j alpha_j p_j(y) (that is LVML); hard attention averages "
-                "the LOSSES: sum_j alpha_j (-log p_j(y)).": -torch.logsumexp(
-                    torch.log(alpha) + log_q, 1
-                ).mean(),
-                "you classified the blend (that is soft attention); hard attention classifies "
-                "each segment on its own.": soft_attention_loss(alpha, segments, labels, clf),
-                "weight each segment's cross-entropy by its attention alpha_j, not equally.": -log_q.mean(),
-                "sum over the segments (dim 1) and average over the batch (dim 0); your axes "
-                "are swapped.": -(alpha * log_q).sum(0).mean(),
-                "return the MEAN over the batch, not the sum.": ref * len(labels),
-                "the cross-entropy is -log p_j(y): the sign is flipped.": -ref,
-            }
+            candidates = (
+                (
+                    -torch.logsumexp(torch.log(alpha) + log_q, 1).mean(),
+                    "you computed -log sum_j alpha_j p_j(y) (that is LVML); hard attention "
+                    "averages the LOSSES: sum_j alpha_j (-log p_j(y)).",
+                ),
+                (
+                    soft_attention_loss(alpha, segments, labels, clf),
+                    "you classified the blend (that is soft attention); hard attention "
+                    "classifies each segment on its own.",
+                ),
+                (
+                    -log_q.mean(),
+                    "weight each segment's cross-entropy by its attention alpha_j, not equally.",
+                ),
+                (
+                    -(alpha * log_q).sum(0).mean(),
+                    "sum over the segments (dim 1) and average over the batch (dim 0); your "
+                    "axes are swapped.",
+                ),
+                (ref * len(labels), "return the MEAN over the batch, not the sum."),
+                (-ref, "the cross-entropy is -log p_j(y): the sign is flipped."),
+            )
             hint = _first_match(out, candidates)
             raise CheckFailed(
                 hint
@@ -133,25 +151,29 @@ def check_lvml_loss(student_fn) -> None:
                 continue
             log_q = _log_q(segments, labels, clf)
             logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
-            candidates = {
-                "you averaged the LOGITS, CE(sum_j alpha_j g(x_j), y); LVML averages the "
-                "PROBABILITIES: -log sum_j alpha_j softmax(g(x_j))_y.": F.cross_entropy(
-                    (alpha[..., None] * logits).sum(1), labels
+            candidates = (
+                (
+                    F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
+                    "you averaged the LOGITS, CE(sum_j alpha_j g(x_j), y); LVML averages the "
+                    "PROBABILITIES: -log sum_j alpha_j softmax(g(x_j))_y.",
                 ),
-                "you averaged the per-segment losses (that is hard attention); LVML takes the "
-                "log of the averaged likelihood: -log sum_j alpha_j p_j(y).": -(alpha * log_q)
-                .sum(1)
-                .mean(),
-                "sum the likelihoods over the segments (dim 1), not the mean: alpha already "
-                "sums to 1.": -torch.logsumexp(
-                    torch.log(alpha) + log_q - math.log(alpha.shape[1]), 1
-                ).mean(),
-                "the sum runs over the segments (dim 1) of each example, then average over the "
-                "batch (dim 0); your axes are swapped.": -torch.logsumexp(
-                    torch.log(alpha) + log_q, 0
-                ).mean(),
-                "return the MEAN over the batch, not the sum.": ref * len(labels),
-            }
+                (
+                    -(alpha * log_q).sum(1).mean(),
+                    "you averaged the per-segment losses (that is hard attention); LVML takes "
+                    "the log of the averaged likelihood: -log sum_j alpha_j p_j(y).",
+                ),
+                (
+                    -torch.logsumexp(torch.log(alpha) + log_q - math.log(alpha.shape[1]), 1).mean(),
+                    "sum the likelihoods over the segments (dim 1), not the mean: alpha already "
+                    "sums to 1.",
+                ),
+                (
+                    -torch.logsumexp(torch.log(alpha) + log_q, 0).mean(),
+                    "the sum runs over the segments (dim 1) of each example, then average over "
+                    "the batch (dim 0); your axes are swapped.",
+                ),
+                (ref * len(labels), "return the MEAN over the batch, not the sum."),
+            )
             hint = _first_match(out, candidates)
             raise CheckFailed(
                 hint or "the value differs from -log sum_j alpha_j p_j(y) averaged over the batch."
@@ -200,22 +222,34 @@ def check_alpha_gradient(student_fn) -> None:
                 log_q = _log_q(segments, labels, clf)
                 q = log_q.exp()
                 mixture = (alpha * q).sum(1, keepdim=True)
-                candidates = {
-                    "that is the gradient of the batch MEAN; give each example's own loss "
-                    "(multiply by the batch size).": auto,
-                    "the sign is flipped (a worse segment gets a LARGER gradient: for hard "
-                    "attention d l / d alpha_j = -log q_j >= 0).": -truth,
-                    "that is the gradient with respect to the SCORES (it went through the "
-                    "softmax); the exercise asks for d loss / d alpha_j.": alpha
-                    * (truth - (alpha * truth).sum(1, keepdim=True)),
-                    "missing the normalisation: d/d alpha_j of -log sum_k alpha_k q_k is "
-                    "-q_j / sum_k alpha_k q_k.": -q,
-                    "that is the posterior gamma_j = alpha_j q_j / sum_k alpha_k q_k; the "
-                    "gradient is -q_j / sum_k alpha_k q_k (no alpha_j in the numerator).": -alpha
-                    * q
-                    / mixture,
-                    "segment j's loss is -log q_j, not q_j.": q,
-                }
+                candidates = (
+                    (
+                        auto,
+                        "that is the gradient of the batch MEAN; give each example's own loss "
+                        "(multiply by the batch size).",
+                    ),
+                    (
+                        -truth,
+                        "the sign is flipped (a worse segment gets a LARGER gradient: for hard "
+                        "attention d l / d alpha_j = -log q_j >= 0).",
+                    ),
+                    (
+                        alpha * (truth - (alpha * truth).sum(1, keepdim=True)),
+                        "that is the gradient with respect to the SCORES (it went through the "
+                        "softmax); the exercise asks for d loss / d alpha_j.",
+                    ),
+                    (
+                        -q,
+                        "missing the normalisation: d/d alpha_j of -log sum_k alpha_k q_k is "
+                        "-q_j / sum_k alpha_k q_k.",
+                    ),
+                    (
+                        -alpha * q / mixture,
+                        "that is the posterior gamma_j = alpha_j q_j / sum_k alpha_k q_k; the "
+                        "gradient is -q_j / sum_k alpha_k q_k (no alpha_j in the numerator).",
+                    ),
+                    (q, "segment j's loss is -log q_j, not q_j."),
+                )
             hint = _first_match(out.detach(), candidates, tol=1e-7)
             derivations = {
                 "soft": "soft attention depends on alpha only through the blend xbar = sum_j "
@@ -238,23 +272,43 @@ def _finite_difference_crossover(C, delta=0.01):
     return (Z - 1 / C) / (1 - 1 / C)
 
 
-_CROSSOVER_MISTAKES = {
-    "the background segments still give the true class probability 1/C, so LVML's floor is "
-    "-log(alpha + (1 - alpha)/C), not -log(alpha): its incentive is (C - 1)/(C alpha + 1 - "
-    "alpha), not 1/alpha.": lambda C: 1 / math.log(C),
-    "LVML's incentive is (1 - 1/C) / (alpha + (1 - alpha)/C): keep the (1 - alpha)/C in the "
-    "denominator.": lambda C: (C - 1) / (C * math.log(C)),
-    "use the natural logarithm: the cross-entropy of a uniform guess is ln C.": lambda C: (
-        1 / math.log2(C) - 1 / (C - 1)
+# (formula of C, hint): the usual wrong derivations of alpha*
+_CROSSOVER_MISTAKES = (
+    (
+        lambda C: 1 / math.log(C),
+        "the background segments still give the true class probability 1/C, so LVML's floor "
+        "is -log(alpha + (1 - alpha)/C), not -log(alpha): its incentive is "
+        "(C - 1)/(C alpha + 1 - alpha), not 1/alpha.",
     ),
-    "the sign of the second term: (C - 1)/(C alpha + 1 - alpha) = ln C gives "
-    "alpha = 1/ln C - 1/(C - 1).": lambda C: 1 / math.log(C) + 1 / (C - 1),
-    "C - 1, not C: alpha C + 1 - alpha = alpha (C - 1) + 1.": lambda C: 1 / math.log(C) - 1 / C,
-    "that is the crossover of the official code's finite differences L(alpha) - L(alpha + "
-    "0.01); the question asks for the derivatives -dL/dalpha.": _finite_difference_crossover,
-    "that is where hard attention starts to push HARDER, read from the other end: the "
-    "crossover is alpha*, not 1 - alpha*.": lambda C: 1 - (1 / math.log(C) - 1 / (C - 1)),
-}
+    (
+        lambda C: (C - 1) / (C * math.log(C)),
+        "LVML's incentive is (1 - 1/C) / (alpha + (1 - alpha)/C): keep the (1 - alpha)/C in "
+        "the denominator.",
+    ),
+    (
+        lambda C: 1 / math.log2(C) - 1 / (C - 1),
+        "use the natural logarithm: the cross-entropy of a uniform guess is ln C.",
+    ),
+    (
+        lambda C: 1 / math.log(C) + 1 / (C - 1),
+        "the sign of the second term: (C - 1)/(C alpha + 1 - alpha) = ln C gives "
+        "alpha = 1/ln C - 1/(C - 1).",
+    ),
+    (
+        lambda C: 1 / math.log(C) - 1 / C,
+        "C - 1, not C: alpha C + 1 - alpha = alpha (C - 1) + 1.",
+    ),
+    (
+        _finite_difference_crossover,
+        "that is the crossover of the official code's finite differences "
+        "L(alpha) - L(alpha + 0.01); the question asks for the derivatives -dL/dalpha.",
+    ),
+    (
+        lambda C: 1 - (1 / math.log(C) - 1 / (C - 1)),
+        "that is where hard attention starts to push HARDER, read from the other end: the "
+        "crossover is alpha*, not 1 - alpha*.",
+    ),
+)
 
 
 @run_check("where hard attention's and LVML's late focus incentives cross")
@@ -269,7 +323,7 @@ def check_incentive_crossover(student_fn) -> None:
 
     if same(refs):
         return
-    for hint, formula in _CROSSOVER_MISTAKES.items():
+    for formula, hint in _CROSSOVER_MISTAKES:
         if same([formula(C) for C in _CROSSOVER_CLASSES]):
             raise CheckFailed(hint)
     for C, out in zip(_CROSSOVER_CLASSES, outs):

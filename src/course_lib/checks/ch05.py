@@ -45,21 +45,25 @@ def check_reduced_soft_loss(student_fn) -> None:
         ref = flow.reduced_soft_loss(alpha, mu, C=C)
         if _close(out, ref, 1e-9):
             continue
-        wrong = {
-            "the classifier sees the blend alpha e_y, so its margin is alpha mu, not mu.": np.log1p(
-                (C - 1) * np.exp(-mu)
+        wrong = (
+            (
+                np.log1p((C - 1) * np.exp(-mu)),
+                "the classifier sees the blend alpha e_y, so its margin is alpha mu, not mu.",
             ),
-            "there are C - 1 wrong classes, each with logit b: 1 + (C - 1) e^(-alpha mu).": np.log1p(
-                C * np.exp(-alpha * mu)
+            (
+                np.log1p(C * np.exp(-alpha * mu)),
+                "there are C - 1 wrong classes, each with logit b: 1 + (C - 1) e^(-alpha mu).",
             ),
-            "that is hard attention's loss; soft attention classifies the blend of segments.": flow.reduced_loss(
-                "hard", alpha, mu, C=C
+            (
+                flow.reduced_loss("hard", alpha, mu, C=C),
+                "that is hard attention's loss; soft attention classifies the blend of segments.",
             ),
-            "the cross-entropy is -log p_y = log(1 + (C - 1) e^(-alpha mu)): check the sign.": -np.log1p(
-                (C - 1) * np.exp(-alpha * mu)
+            (
+                -np.log1p((C - 1) * np.exp(-alpha * mu)),
+                "the cross-entropy is -log p_y = log(1 + (C - 1) e^(-alpha mu)): check the sign.",
             ),
-        }
-        for hint, value in wrong.items():
+        )
+        for value, hint in wrong:
             if _close(out, value, 1e-9):
                 raise CheckFailed(hint)
         raise CheckFailed(
@@ -142,45 +146,57 @@ def _likelihood_terms(mu, nu, m, C, *, n_focus=None, n_class=None):
     return alpha, beta
 
 
-def _likelihood_wrong(mu, nu, m, C) -> dict:
-    """The usual wrong derivations of exercise 5.3, each with its hint."""
+def _likelihood_wrong(mu, nu, m, C) -> list:
+    """The usual wrong derivations of exercise 5.3: ``((dmu/dt, dnu/dt), hint)`` pairs."""
     a, b = _likelihood_terms(mu, nu, m, C)
     dmu, dnu = flow.likelihood_flow_rhs(mu, nu, m=m, C=C)
     lvml = flow.flow_rhs("lvml", m=m, C=C)(0.0, [mu, nu])
     a_m, b_m = _likelihood_terms(mu, nu, m, C, n_focus=m)
     _, b_c = _likelihood_terms(mu, nu, m, C, n_class=C)
-    return {
-        "the signs: gradient flow must go downhill on the loss, d(theta)/dt = -grad L.": (
-            -dmu,
-            -dnu,
+    return [
+        (
+            (-dmu, -dnu),
+            "the signs: gradient flow must go downhill on the loss, d(theta)/dt = -grad L.",
         ),
-        "you returned (dnu/dt, dmu/dt): return (dmu/dt, dnu/dt).": (dnu, dmu),
-        "that is LVML's flow, with its 1/Z: this loss has no logarithm, so nothing divides "
-        "the derivatives by the likelihood Z.": tuple(lvml),
-        "dmu/dt is -dL/dmu without the factor 1/(C - 1): the gradient reaches the margin "
-        "through W_yy (weight 1/C) and the C - 1 entries W_ky (see the derivation of (5.2)).": (
-            a * b * (1 - b),
-            dnu,
+        ((dnu, dmu), "you returned (dnu/dt, dmu/dt): return (dmu/dt, dnu/dt)."),
+        (
+            tuple(lvml),
+            "that is LVML's flow, with its 1/Z: this loss has no logarithm, so nothing divides "
+            "the derivatives by the likelihood Z.",
         ),
-        "dmu/dt divides by C; the margin moves at -(1/C)(1 + 1/(C - 1)) dL/dmu = "
-        "-dL/dmu / (C - 1).": (a * b * (1 - b) / C, dnu),
-        "dnu/dt lacks the chain-rule factor d(alpha)/d(nu) = alpha (1 - alpha).": (
-            dmu,
-            (b - 1 / C) / C,
+        (
+            (a * b * (1 - b), dnu),
+            "dmu/dt is -dL/dmu without the factor 1/(C - 1): the gradient reaches the margin "
+            "through W_yy (weight 1/C) and the C - 1 entries W_ky (see the derivation of (5.2)).",
         ),
-        "dnu/dt lacks the factor 1/C: the focus weight u_y only sees class y's mosaics, "
-        "which have weight 1/C.": (dmu, a * (1 - a) * (b - 1 / C)),
-        "the background segments are zero vectors: the classifier gives them the uniform "
-        "probability 1/C, not 0, so -dL/dalpha = beta - 1/C.": (dmu, a * (1 - a) * b / C),
-        "alpha = e^nu / (e^nu + m - 1): there are m - 1 background segments, not m.": (
-            a_m * b * (1 - b) / (C - 1),
-            a_m * (1 - a_m) * (b - 1 / C) / C,
+        (
+            (a * b * (1 - b) / C, dnu),
+            "dmu/dt divides by C; the margin moves at -(1/C)(1 + 1/(C - 1)) dL/dmu = "
+            "-dL/dmu / (C - 1).",
         ),
-        "beta = e^mu / (e^mu + C - 1): there are C - 1 wrong classes, not C.": (
-            a * b_c * (1 - b_c) / (C - 1),
-            a * (1 - a) * (b_c - 1 / C) / C,
+        (
+            (dmu, (b - 1 / C) / C),
+            "dnu/dt lacks the chain-rule factor d(alpha)/d(nu) = alpha (1 - alpha).",
         ),
-    }
+        (
+            (dmu, a * (1 - a) * (b - 1 / C)),
+            "dnu/dt lacks the factor 1/C: the focus weight u_y only sees class y's mosaics, "
+            "which have weight 1/C.",
+        ),
+        (
+            (dmu, a * (1 - a) * b / C),
+            "the background segments are zero vectors: the classifier gives them the uniform "
+            "probability 1/C, not 0, so -dL/dalpha = beta - 1/C.",
+        ),
+        (
+            (a_m * b * (1 - b) / (C - 1), a_m * (1 - a_m) * (b - 1 / C) / C),
+            "alpha = e^nu / (e^nu + m - 1): there are m - 1 background segments, not m.",
+        ),
+        (
+            (a * b_c * (1 - b_c) / (C - 1), a * (1 - a) * (b_c - 1 / C) / C),
+            "beta = e^mu / (e^mu + C - 1): there are C - 1 wrong classes, not C.",
+        ),
+    ]
 
 
 @run_check("the reduced flow of the expected-likelihood loss")
@@ -191,7 +207,7 @@ def check_likelihood_flow_rhs(student_fn) -> None:
         ref = np.array(flow.likelihood_flow_rhs(mu, nu, m=m, C=C), dtype=float)
         if _close(out, ref, 1e-8):
             continue
-        for hint, wrong in _likelihood_wrong(mu, nu, m, C).items():
+        for wrong, hint in _likelihood_wrong(mu, nu, m, C):
             if _close(out, np.array(wrong, dtype=float), 1e-8):
                 raise CheckFailed(hint)
         right = [
@@ -264,27 +280,40 @@ def check_time_to_half(student_fn) -> None:
     if _close_rel(outs, refs, 1e-5):
         return
     half = {case: np.log(case[1] - 1) for case in _HALF_CASES}
-    mistakes = {
-        "alpha = e^nu / (e^nu + m - 1) is 1/2 where e^nu = m - 1, not m: the foreground "
-        "competes with m - 1 background segments.": lambda method, m, C: _time_along_orbit(
-            method, m, C, np.log(m)
+    mistakes = (
+        (
+            lambda method, m, C: _time_along_orbit(method, m, C, np.log(m)),
+            "alpha = e^nu / (e^nu + m - 1) is 1/2 where e^nu = m - 1, not m: the foreground "
+            "competes with m - 1 background segments.",
         ),
-        "that is the MARGIN mu at which alpha reaches 1/2; the question asks for the time: "
-        "dt = dmu / (dmu/dt), integrated along the orbit.": lambda method, m, C: _time_along_orbit(
-            method, m, C, half[method, m, C], integrand="margin"
+        (
+            lambda method, m, C: _time_along_orbit(
+                method, m, C, half[method, m, C], integrand="margin"
+            ),
+            "that is the MARGIN mu at which alpha reaches 1/2; the question asks for the time: "
+            "dt = dmu / (dmu/dt), integrated along the orbit.",
         ),
-        "dt = dmu / (dmu/dt): integrate the reciprocal of the margin's speed, not the speed.": lambda method, m, C: (
-            _time_along_orbit(method, m, C, half[method, m, C], integrand="speed")
+        (
+            lambda method, m, C: _time_along_orbit(
+                method, m, C, half[method, m, C], integrand="speed"
+            ),
+            "dt = dmu / (dmu/dt): integrate the reciprocal of the margin's speed, not the speed.",
         ),
-        "the focus moves while the margin grows: evaluate dmu/dt at the orbit's nu(mu), not "
-        "at nu = 0 (that is the fixed-focus clock).": lambda method, m, C: _time_along_orbit(
-            method, m, C, half[method, m, C], frozen_focus=True
+        (
+            lambda method, m, C: _time_along_orbit(
+                method, m, C, half[method, m, C], frozen_focus=True
+            ),
+            "the focus moves while the margin grows: evaluate dmu/dt at the orbit's nu(mu), not "
+            "at nu = 0 (that is the fixed-focus clock).",
         ),
-        "each loss has its own orbit: you used soft attention's G(mu) for every method.": lambda method, m, C: (
-            _time_along_orbit(method, m, C, half[method, m, C], orbit_of="soft")
+        (
+            lambda method, m, C: _time_along_orbit(
+                method, m, C, half[method, m, C], orbit_of="soft"
+            ),
+            "each loss has its own orbit: you used soft attention's G(mu) for every method.",
         ),
-    }
-    for hint, formula in mistakes.items():
+    )
+    for formula, hint in mistakes:
         if _close_rel(outs, np.array([formula(*case) for case in _HALF_CASES]), 1e-5):
             raise CheckFailed(hint)
     bad = int(np.argmax(np.abs(outs - refs) / refs))
