@@ -13,7 +13,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 CHUNK = 1 << 20
 
@@ -124,6 +126,51 @@ def fetch_verified(
     pathlib.Path
         ``destination``.
     """
+    request = _request(url, destination, sha256, git_blob, size_bytes, what)
+    destination = request.destination
+    if destination.exists() and request.checksum_of(destination) == request.expected:
+        return destination
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+    )
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            written = _download(request, handle)
+        _verify(request, tmp, written)
+        os.replace(tmp, destination)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return destination
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One call of :func:`fetch_verified`, its arguments checked: where the file comes from and
+    goes, how it is named in messages, its checksum (``kind``, ``expected``, ``checksum_of``)
+    and its size when known."""
+
+    url: str
+    destination: Path
+    label: str
+    kind: str
+    expected: str
+    checksum_of: Callable[[str | os.PathLike], str]
+    size_bytes: int | None
+
+    @property
+    def advice(self) -> str:
+        """What to do after a failed download (the end of every message)."""
+        return (
+            f"Delete any partial file and try again, or download {self.url} yourself, check its "
+            f"{self.kind} ({self.expected}) and put it at {self.destination}."
+        )
+
+
+def _request(url, destination, sha256, git_blob, size_bytes, what) -> _Request:
+    """:func:`fetch_verified`'s arguments checked (in their order) and gathered."""
     if not isinstance(url, str) or not url:
         raise TypeError(f"url must be a non-empty str, got {url!r}")
     if not isinstance(destination, (str, os.PathLike)):
@@ -135,52 +182,49 @@ def fetch_verified(
         raise ValueError(f"size_bytes must be a non-negative int or None, got {size_bytes!r}")
     destination = Path(destination)
     label = what or destination.name
-    advice = (
-        f"Delete any partial file and try again, or download {url} yourself, check its {kind} "
-        f"({expected}) and put it at {destination}."
-    )
-    if destination.exists() and checksum_of(destination) == expected:
-        return destination
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-    )
+    return _Request(url, destination, label, kind, expected, checksum_of, size_bytes)
+
+
+def _download(request: _Request, handle) -> int:
+    """Copy ``request.url`` into the open file ``handle`` (one line printed first); the number
+    of bytes written.  A network error of any kind becomes a :class:`DataError` with advice."""
+    written = 0
     try:
-        written = 0
-        with os.fdopen(fd, "wb") as handle:
-            try:
-                with _urlopen(url) as response:
-                    announced = size_bytes
-                    if announced is None:
-                        length = getattr(response, "headers", {}).get("Content-Length")
-                        announced = int(length) if length and str(length).isdigit() else None
-                    print(
-                        f"Downloading {label} ({_megabytes(announced)}) from {url} to {destination}"
-                    )
-                    for block in iter(lambda: response.read(CHUNK), b""):
-                        handle.write(block)
-                        written += len(block)
-            except DataError:
-                raise
-            except Exception as error:  # network errors of every kind get the same advice
-                raise DataError(
-                    f"could not download {label} from {url}: {error}. {advice}"
-                ) from error
-        if size_bytes is not None and written != size_bytes:
-            problem = "truncated" if written < size_bytes else "too long"
-            raise DataError(
-                f"the download of {label} ({url}) is {problem}: {written} bytes, expected "
-                f"{size_bytes}; nothing was written to {destination}. {advice}"
+        with _urlopen(request.url) as response:
+            announced = request.size_bytes
+            if announced is None:
+                length = getattr(response, "headers", {}).get("Content-Length")
+                announced = int(length) if length and str(length).isdigit() else None
+            print(
+                f"Downloading {request.label} ({_megabytes(announced)}) from {request.url} to "
+                f"{request.destination}"
             )
-        actual = checksum_of(tmp)
-        if actual != expected:
-            raise DataError(
-                f"the download of {label} ({url}) fails its {kind} check (got {actual}, "
-                f"expected {expected}); nothing was written to {destination}. {advice}"
-            )
-        os.replace(tmp, destination)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            for block in iter(lambda: response.read(CHUNK), b""):
+                handle.write(block)
+                written += len(block)
+    except DataError:
         raise
-    return destination
+    except Exception as error:  # network errors of every kind get the same advice
+        raise DataError(
+            f"could not download {request.label} from {request.url}: {error}. {request.advice}"
+        ) from error
+    return written
+
+
+def _verify(request: _Request, tmp: str, written: int) -> None:
+    """Raise :class:`DataError` unless the download at ``tmp`` (``written`` bytes) has the
+    expected size (when known) and checksum."""
+    label, url, destination = request.label, request.url, request.destination
+    if request.size_bytes is not None and written != request.size_bytes:
+        problem = "truncated" if written < request.size_bytes else "too long"
+        raise DataError(
+            f"the download of {label} ({url}) is {problem}: {written} bytes, expected "
+            f"{request.size_bytes}; nothing was written to {destination}. {request.advice}"
+        )
+    actual = request.checksum_of(tmp)
+    if actual != request.expected:
+        raise DataError(
+            f"the download of {label} ({url}) fails its {request.kind} check (got {actual}, "
+            f"expected {request.expected}); nothing was written to {destination}. "
+            f"{request.advice}"
+        )
