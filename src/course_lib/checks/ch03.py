@@ -414,9 +414,8 @@ def _proportional(got: dict, expected: dict) -> bool:
     )
 
 
-def _law_guesses(data, freq, pos, net):
-    """Plausible wrong laws, each with the hint it earns."""
-    pure = word_purity(data)
+def _count_guesses(data, freq, pos, net):
+    """Plausible wrong laws that count sentences or words wrongly, each with its hint."""
     occ_net: dict = {}
     weighted: dict = {}
     for tokens, y in data:
@@ -462,6 +461,13 @@ def _law_guesses(data, freq, pos, net):
             "you count only positive sentences; a negative sentence pushes the other way, so "
             "count it with -1 (positives minus negatives) before squaring.",
         ),
+    ]
+
+
+def _purity_guesses(data, freq, net):
+    """Plausible wrong laws built on the purity, each with its hint."""
+    pure = word_purity(data)
+    return [
         (
             {w: pure[w] for w in freq},
             "purity alone forgets how many sentences push: a word seen once is perfectly pure. "
@@ -478,6 +484,11 @@ def _law_guesses(data, freq, pos, net):
             "purity squared); square the net label count itself.",
         ),
     ]
+
+
+def _law_guesses(data, freq, pos, net):
+    """Plausible wrong laws, each with the hint it earns."""
+    return _count_guesses(data, freq, pos, net) + _purity_guesses(data, freq, net)
 
 
 @run_check("the early-time law behind 'frequency first'")

@@ -51,6 +51,38 @@ def _first_match(out, candidates, tol: float = 1e-8):
     return None
 
 
+def _soft_mistakes(alpha, segments, labels, clf, ref) -> tuple:
+    """``(value, hint)`` for the usual wrong soft attention losses."""
+    log_q = _log_q(segments, labels, clf)
+    logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
+    blend_uniform = segments.mean(1)
+    blend_mean = (alpha[..., None] * segments).mean(1)
+    return (
+        (
+            -(alpha * log_q).sum(1).mean(),
+            "you averaged the per-segment losses (that is hard attention); soft "
+            "attention classifies ONE input, the blend sum_j alpha_j x_j.",
+        ),
+        (
+            F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
+            "you averaged the segments' logits; soft attention averages the INPUTS and "
+            "then classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these "
+            "differ).",
+        ),
+        (
+            F.cross_entropy(clf(blend_uniform), labels),
+            "the blend must weight each segment by its attention: sum_j alpha_j x_j, "
+            "not the plain mean over segments.",
+        ),
+        (
+            F.cross_entropy(clf(blend_mean), labels),
+            "the blend is the SUM over segments (dim 1) of alpha_j x_j; alpha already "
+            "sums to 1, so taking the mean divides it by m.",
+        ),
+        (ref * len(labels), "return the MEAN over the batch, not the sum."),
+    )
+
+
 @run_check("soft attention loss: classify the blended input")
 def check_soft_attention_loss(student_fn) -> None:
     """Check ``student_fn(alpha, segments, labels, classifier) -> scalar``."""
@@ -61,40 +93,41 @@ def check_soft_attention_loss(student_fn) -> None:
             ref = soft_attention_loss(alpha, segments, labels, clf)
             if close(out, ref, tol=1e-8):
                 continue
-            log_q = _log_q(segments, labels, clf)
-            logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
-            blend_uniform = segments.mean(1)
-            blend_mean = (alpha[..., None] * segments).mean(1)
-            candidates = (
-                (
-                    -(alpha * log_q).sum(1).mean(),
-                    "you averaged the per-segment losses (that is hard attention); soft "
-                    "attention classifies ONE input, the blend sum_j alpha_j x_j.",
-                ),
-                (
-                    F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
-                    "you averaged the segments' logits; soft attention averages the INPUTS and "
-                    "then classifies: g(sum_j alpha_j x_j) (with a nonlinear classifier these "
-                    "differ).",
-                ),
-                (
-                    F.cross_entropy(clf(blend_uniform), labels),
-                    "the blend must weight each segment by its attention: sum_j alpha_j x_j, "
-                    "not the plain mean over segments.",
-                ),
-                (
-                    F.cross_entropy(clf(blend_mean), labels),
-                    "the blend is the SUM over segments (dim 1) of alpha_j x_j; alpha already "
-                    "sums to 1, so taking the mean divides it by m.",
-                ),
-                (ref * len(labels), "return the MEAN over the batch, not the sum."),
-            )
+            candidates = _soft_mistakes(alpha, segments, labels, clf, ref)
             hint = _first_match(out, candidates)
             raise CheckFailed(
                 hint
                 or "the value differs from CE(g(sum_j alpha_j x_j), y) "
                 "averaged over the batch; blend over dim 1, then classify."
             )
+
+
+def _hard_mistakes(alpha, segments, labels, clf, ref) -> tuple:
+    """``(value, hint)`` for the usual wrong hard attention losses."""
+    log_q = _log_q(segments, labels, clf)
+    return (
+        (
+            -torch.logsumexp(torch.log(alpha) + log_q, 1).mean(),
+            "you computed -log sum_j alpha_j p_j(y) (that is LVML); hard attention "
+            "averages the LOSSES: sum_j alpha_j (-log p_j(y)).",
+        ),
+        (
+            soft_attention_loss(alpha, segments, labels, clf),
+            "you classified the blend (that is soft attention); hard attention "
+            "classifies each segment on its own.",
+        ),
+        (
+            -log_q.mean(),
+            "weight each segment's cross-entropy by its attention alpha_j, not equally.",
+        ),
+        (
+            -(alpha * log_q).sum(0).mean(),
+            "sum over the segments (dim 1) and average over the batch (dim 0); your "
+            "axes are swapped.",
+        ),
+        (ref * len(labels), "return the MEAN over the batch, not the sum."),
+        (-ref, "the cross-entropy is -log p_j(y): the sign is flipped."),
+    )
 
 
 @run_check("hard attention loss: the attention-weighted average of the losses")
@@ -107,35 +140,40 @@ def check_hard_attention_loss(student_fn) -> None:
             ref = hard_attention_loss(alpha, segments, labels, clf)
             if close(out, ref, tol=1e-8):
                 continue
-            log_q = _log_q(segments, labels, clf)
-            candidates = (
-                (
-                    -torch.logsumexp(torch.log(alpha) + log_q, 1).mean(),
-                    "you computed -log sum_j alpha_j p_j(y) (that is LVML); hard attention "
-                    "averages the LOSSES: sum_j alpha_j (-log p_j(y)).",
-                ),
-                (
-                    soft_attention_loss(alpha, segments, labels, clf),
-                    "you classified the blend (that is soft attention); hard attention "
-                    "classifies each segment on its own.",
-                ),
-                (
-                    -log_q.mean(),
-                    "weight each segment's cross-entropy by its attention alpha_j, not equally.",
-                ),
-                (
-                    -(alpha * log_q).sum(0).mean(),
-                    "sum over the segments (dim 1) and average over the batch (dim 0); your "
-                    "axes are swapped.",
-                ),
-                (ref * len(labels), "return the MEAN over the batch, not the sum."),
-                (-ref, "the cross-entropy is -log p_j(y): the sign is flipped."),
-            )
+            candidates = _hard_mistakes(alpha, segments, labels, clf, ref)
             hint = _first_match(out, candidates)
             raise CheckFailed(
                 hint
                 or "the value differs from sum_j alpha_j CE(g(x_j), y) averaged over the batch."
             )
+
+
+def _lvml_mistakes(alpha, segments, labels, clf, ref) -> tuple:
+    """``(value, hint)`` for the usual wrong LVML losses."""
+    log_q = _log_q(segments, labels, clf)
+    logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
+    return (
+        (
+            F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
+            "you averaged the LOGITS, CE(sum_j alpha_j g(x_j), y); LVML averages the "
+            "PROBABILITIES: -log sum_j alpha_j softmax(g(x_j))_y.",
+        ),
+        (
+            -(alpha * log_q).sum(1).mean(),
+            "you averaged the per-segment losses (that is hard attention); LVML takes "
+            "the log of the averaged likelihood: -log sum_j alpha_j p_j(y).",
+        ),
+        (
+            -torch.logsumexp(torch.log(alpha) + log_q - math.log(alpha.shape[1]), 1).mean(),
+            "sum the likelihoods over the segments (dim 1), not the mean: alpha already sums to 1.",
+        ),
+        (
+            -torch.logsumexp(torch.log(alpha) + log_q, 0).mean(),
+            "the sum runs over the segments (dim 1) of each example, then average over "
+            "the batch (dim 0); your axes are swapped.",
+        ),
+        (ref * len(labels), "return the MEAN over the batch, not the sum."),
+    )
 
 
 @run_check("LVML loss: -log sum_j alpha_j p_j(y), in log space")
@@ -149,31 +187,7 @@ def check_lvml_loss(student_fn) -> None:
             ref = lvml_loss(alpha, segments, labels, clf)
             if close(out, ref, tol=1e-8):
                 continue
-            log_q = _log_q(segments, labels, clf)
-            logits = clf(segments.reshape(-1, segments.shape[-1])).reshape(*alpha.shape, -1)
-            candidates = (
-                (
-                    F.cross_entropy((alpha[..., None] * logits).sum(1), labels),
-                    "you averaged the LOGITS, CE(sum_j alpha_j g(x_j), y); LVML averages the "
-                    "PROBABILITIES: -log sum_j alpha_j softmax(g(x_j))_y.",
-                ),
-                (
-                    -(alpha * log_q).sum(1).mean(),
-                    "you averaged the per-segment losses (that is hard attention); LVML takes "
-                    "the log of the averaged likelihood: -log sum_j alpha_j p_j(y).",
-                ),
-                (
-                    -torch.logsumexp(torch.log(alpha) + log_q - math.log(alpha.shape[1]), 1).mean(),
-                    "sum the likelihoods over the segments (dim 1), not the mean: alpha already "
-                    "sums to 1.",
-                ),
-                (
-                    -torch.logsumexp(torch.log(alpha) + log_q, 0).mean(),
-                    "the sum runs over the segments (dim 1) of each example, then average over "
-                    "the batch (dim 0); your axes are swapped.",
-                ),
-                (ref * len(labels), "return the MEAN over the batch, not the sum."),
-            )
+            candidates = _lvml_mistakes(alpha, segments, labels, clf, ref)
             hint = _first_match(out, candidates)
             raise CheckFailed(
                 hint or "the value differs from -log sum_j alpha_j p_j(y) averaged over the batch."
@@ -198,6 +212,52 @@ def check_lvml_loss(student_fn) -> None:
         )
 
 
+def _alpha_gradient_mistakes(alpha, segments, labels, clf, auto, truth) -> tuple:
+    """``(value, hint)`` for the usual wrong gradients with respect to alpha; ``auto`` is
+    autograd's gradient of the batch mean, ``truth`` that of each example's own loss."""
+    with torch.no_grad():
+        log_q = _log_q(segments, labels, clf)
+        q = log_q.exp()
+        mixture = (alpha * q).sum(1, keepdim=True)
+        return (
+            (
+                auto,
+                "that is the gradient of the batch MEAN; give each example's own loss "
+                "(multiply by the batch size).",
+            ),
+            (
+                -truth,
+                "the sign is flipped (a worse segment gets a LARGER gradient: for hard "
+                "attention d l / d alpha_j = -log q_j >= 0).",
+            ),
+            (
+                alpha * (truth - (alpha * truth).sum(1, keepdim=True)),
+                "that is the gradient with respect to the SCORES (it went through the "
+                "softmax); the exercise asks for d loss / d alpha_j.",
+            ),
+            (
+                -q,
+                "missing the normalisation: d/d alpha_j of -log sum_k alpha_k q_k is "
+                "-q_j / sum_k alpha_k q_k.",
+            ),
+            (
+                -alpha * q / mixture,
+                "that is the posterior gamma_j = alpha_j q_j / sum_k alpha_k q_k; the "
+                "gradient is -q_j / sum_k alpha_k q_k (no alpha_j in the numerator).",
+            ),
+            (q, "segment j's loss is -log q_j, not q_j."),
+        )
+
+
+# the derivation of each loss's gradient, the hint when no usual mistake matches
+_ALPHA_DERIVATIONS = {
+    "soft": "soft attention depends on alpha only through the blend xbar = sum_j "
+    "alpha_j x_j, so d l / d alpha_j = (grad of CE at xbar) . x_j.",
+    "hard": "hard attention is linear in alpha: d l / d alpha_j = -log q_j.",
+    "lvml": "d/d alpha_j of -log sum_k alpha_k q_k = -q_j / sum_k alpha_k q_k.",
+}
+
+
 @run_check("the gradient each loss sends to the attention weights alpha_j")
 def check_alpha_gradient(student_fn) -> None:
     """Check ``student_fn(loss, alpha, segments, labels, classifier) -> (B, m)``: d l_b/d alpha_bj
@@ -218,48 +278,11 @@ def check_alpha_gradient(student_fn) -> None:
             truth = auto * len(labels)  # each example's own loss, not the batch mean
             if close(out.detach(), truth, tol=1e-7):
                 continue
-            with torch.no_grad():
-                log_q = _log_q(segments, labels, clf)
-                q = log_q.exp()
-                mixture = (alpha * q).sum(1, keepdim=True)
-                candidates = (
-                    (
-                        auto,
-                        "that is the gradient of the batch MEAN; give each example's own loss "
-                        "(multiply by the batch size).",
-                    ),
-                    (
-                        -truth,
-                        "the sign is flipped (a worse segment gets a LARGER gradient: for hard "
-                        "attention d l / d alpha_j = -log q_j >= 0).",
-                    ),
-                    (
-                        alpha * (truth - (alpha * truth).sum(1, keepdim=True)),
-                        "that is the gradient with respect to the SCORES (it went through the "
-                        "softmax); the exercise asks for d loss / d alpha_j.",
-                    ),
-                    (
-                        -q,
-                        "missing the normalisation: d/d alpha_j of -log sum_k alpha_k q_k is "
-                        "-q_j / sum_k alpha_k q_k.",
-                    ),
-                    (
-                        -alpha * q / mixture,
-                        "that is the posterior gamma_j = alpha_j q_j / sum_k alpha_k q_k; the "
-                        "gradient is -q_j / sum_k alpha_k q_k (no alpha_j in the numerator).",
-                    ),
-                    (q, "segment j's loss is -log q_j, not q_j."),
-                )
+            candidates = _alpha_gradient_mistakes(alpha, segments, labels, clf, auto, truth)
             hint = _first_match(out.detach(), candidates, tol=1e-7)
-            derivations = {
-                "soft": "soft attention depends on alpha only through the blend xbar = sum_j "
-                "alpha_j x_j, so d l / d alpha_j = (grad of CE at xbar) . x_j.",
-                "hard": "hard attention is linear in alpha: d l / d alpha_j = -log q_j.",
-                "lvml": "d/d alpha_j of -log sum_k alpha_k q_k = -q_j / sum_k alpha_k q_k.",
-            }
             raise CheckFailed(
                 f"for {name!r}: "
-                + (hint or "the values differ from autograd's. " + derivations[name])
+                + (hint or "the values differ from autograd's. " + _ALPHA_DERIVATIONS[name])
             )
 
 

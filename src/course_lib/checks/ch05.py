@@ -262,10 +262,8 @@ def _time_along_orbit(
 _HALF_CASES = [(method, m, C) for m, C in ((5, 3), (10, 10)) for method in law.LOSS_NAMES]
 
 
-@run_check("the time to half the attention, as one integral along the orbit")
-def check_time_to_half(student_fn) -> None:
-    """Check ``student_fn(method, m=m, C=C) -> t`` (any real scalar) for the three methods at two
-    sizes, read all at once so that a derivation wrong in the same way everywhere is named."""
+def _student_times(student_fn) -> np.ndarray:
+    """The student's time for each of ``_HALF_CASES``, each checked to be one number."""
     outs = []
     for method, m, C in _HALF_CASES:
         value = student_fn(method, m=m, C=C)
@@ -275,12 +273,13 @@ def check_time_to_half(student_fn) -> None:
         if out.size != 1:
             raise CheckFailed(f"return one time, a number; got {out.size} values.")
         outs.append(float(out.reshape(())))
-    outs = np.array(outs)
-    refs = np.array([flow.time_to_half(method, m=m, C=C) for method, m, C in _HALF_CASES])
-    if _close_rel(outs, refs, 1e-5):
-        return
+    return np.array(outs)
+
+
+def _half_mistakes() -> tuple:
+    """``(formula of (method, m, C), hint)`` for the usual wrong derivations of exercise 5.4."""
     half = {case: np.log(case[1] - 1) for case in _HALF_CASES}
-    mistakes = (
+    return (
         (
             lambda method, m, C: _time_along_orbit(method, m, C, np.log(m)),
             "alpha = e^nu / (e^nu + m - 1) is 1/2 where e^nu = m - 1, not m: the foreground "
@@ -313,7 +312,17 @@ def check_time_to_half(student_fn) -> None:
             "each loss has its own orbit: you used soft attention's G(mu) for every method.",
         ),
     )
-    for formula, hint in mistakes:
+
+
+@run_check("the time to half the attention, as one integral along the orbit")
+def check_time_to_half(student_fn) -> None:
+    """Check ``student_fn(method, m=m, C=C) -> t`` (any real scalar) for the three methods at two
+    sizes, read all at once so that a derivation wrong in the same way everywhere is named."""
+    outs = _student_times(student_fn)
+    refs = np.array([flow.time_to_half(method, m=m, C=C) for method, m, C in _HALF_CASES])
+    if _close_rel(outs, refs, 1e-5):
+        return
+    for formula, hint in _half_mistakes():
         if _close_rel(outs, np.array([formula(*case) for case in _HALF_CASES]), 1e-5):
             raise CheckFailed(hint)
     bad = int(np.argmax(np.abs(outs - refs) / refs))

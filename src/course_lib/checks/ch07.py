@@ -42,52 +42,55 @@ _TEMPERATURE_CASES = (
 )
 
 
+# (formula of (query_norm_sq, temperature, lr_key, lr_embedding), hint)
+_TEMPERATURE_MISTAKES = (
+    (
+        lambda q2, T, lk, lw: lk * q2 / (2 * T * lw),
+        "the temperature divides the logit once and then the logit's gradient with respect "
+        "to the key once more: theta' carries 1/T^2, not 1/T.",
+    ),
+    (
+        lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw),
+        "a higher temperature makes the logit move SLOWER: it divides, 1/T^2.",
+    ),
+    (
+        lambda q2, T, lk, lw: lk * q2 / (2 * lw),
+        "the temperature is missing: theta = q.k/T, so theta' = q.k'/T with k' along q/T.",
+    ),
+    (
+        lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk),
+        "the learning rates are upside down: the key's rate speeds up the logit "
+        "(numerator), the embedding's the strength S (denominator).",
+    ),
+    (
+        lambda q2, T, lk, lw: q2 / (2 * T**2),
+        "the learning rates are missing: the keys move at lr_key, the embeddings at "
+        "lr_embedding, and c is a ratio of the two speeds.",
+    ),
+    (
+        lambda q2, T, lk, lw: lk * q2 / (T**2 * lw),
+        "the factor 1/2 is missing: d||w||^2/dt = 2 w . w' (corollary 1 has ||q||^2 / 2).",
+    ),
+    (
+        lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw),
+        "query_norm_sq is already ||q||^2: do not square it again.",
+    ),
+    (
+        lambda q2, T, lk, lw: lk * np.sqrt(q2) / (2 * T**2 * lw),
+        "the logit's speed carries ||q||^2 (q . k' with k' along q), not ||q||.",
+    ),
+    (
+        lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2),
+        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').",
+    ),
+)
+
+
 @run_check("the law's constant with a temperature and two learning rates")
 def check_temperature_law_constant(student_fn) -> None:
     """Check ``student_fn(query_norm_sq, temperature, lr_key, lr_embedding) -> c`` (any real
     scalar) at cases where each argument varies alone; a formula wrong in the same way at
     every case is named."""
-    mistakes = (
-        (
-            lambda q2, T, lk, lw: lk * q2 / (2 * T * lw),
-            "the temperature divides the logit once and then the logit's gradient with respect "
-            "to the key once more: theta' carries 1/T^2, not 1/T.",
-        ),
-        (
-            lambda q2, T, lk, lw: lk * q2 * T**2 / (2 * lw),
-            "a higher temperature makes the logit move SLOWER: it divides, 1/T^2.",
-        ),
-        (
-            lambda q2, T, lk, lw: lk * q2 / (2 * lw),
-            "the temperature is missing: theta = q.k/T, so theta' = q.k'/T with k' along q/T.",
-        ),
-        (
-            lambda q2, T, lk, lw: lw * q2 / (2 * T**2 * lk),
-            "the learning rates are upside down: the key's rate speeds up the logit "
-            "(numerator), the embedding's the strength S (denominator).",
-        ),
-        (
-            lambda q2, T, lk, lw: q2 / (2 * T**2),
-            "the learning rates are missing: the keys move at lr_key, the embeddings at "
-            "lr_embedding, and c is a ratio of the two speeds.",
-        ),
-        (
-            lambda q2, T, lk, lw: lk * q2 / (T**2 * lw),
-            "the factor 1/2 is missing: d||w||^2/dt = 2 w . w' (corollary 1 has ||q||^2 / 2).",
-        ),
-        (
-            lambda q2, T, lk, lw: lk * q2**2 / (2 * T**2 * lw),
-            "query_norm_sq is already ||q||^2: do not square it again.",
-        ),
-        (
-            lambda q2, T, lk, lw: lk * np.sqrt(q2) / (2 * T**2 * lw),
-            "the logit's speed carries ||q||^2 (q . k' with k' along q), not ||q||.",
-        ),
-        (
-            lambda q2, T, lk, lw: 2 * T**2 * lw / (lk * q2),
-            "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').",
-        ),
-    )
 
     def fallback(case, out, ref):
         q2, T, lk, lw = case
@@ -97,7 +100,9 @@ def check_temperature_law_constant(student_fn) -> None:
             "(||w||^2)' with chapter 2's proof, each with its learning rate, and divide."
         )
 
-    _judge_constant(student_fn, _TEMPERATURE_CASES, temperature_law_constant, mistakes, fallback)
+    _judge_constant(
+        student_fn, _TEMPERATURE_CASES, temperature_law_constant, _TEMPERATURE_MISTAKES, fallback
+    )
 
 
 # (m, C, lr_focus, lr_classifier): every argument varies on its own
@@ -111,45 +116,47 @@ _SOFT_CASES = (
 )
 
 
+# (formula of (m, C, lr_focus, lr_classifier), hint)
+_SOFT_MISTAKES = (
+    (
+        lambda m, C, lf, lc: lf / (2 * lc),
+        "1/2 is corollary 2's constant for S = ||W e_y||^2; the exercise takes S = mu^2, "
+        "and on the symmetric manifold ||W e_y||^2 is not mu^2 (write W e_y with a and b).",
+    ),
+    (
+        lambda m, C, lf, lc: lf * (C - 1) / (C * lc),
+        "the factor 1/2 is missing: d(mu^2)/dt = 2 mu mu'.",
+    ),
+    (
+        lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc),
+        "the class factor is upside down: ||W e_y||^2 = (C - 1) mu^2 / C, so c = (1/2) (C - 1)/C.",
+    ),
+    (
+        lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf),
+        "the learning rates are upside down: the focus's rate speeds up nu (the logit), the "
+        "classifier's the strength S.",
+    ),
+    (
+        lambda m, C, lf, lc: (C - 1) / (2 * C),
+        "the learning rates are missing: nu moves at lr_focus times its gradient, mu at "
+        "lr_classifier times its own, and c is a ratio of the two speeds.",
+    ),
+    (
+        lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc),
+        "c does not depend on m: the m - 1 background segments enter the law through "
+        "n = m - 1 in Psi_n, not through c.",
+    ),
+    (
+        lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)),
+        "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').",
+    ),
+)
+
+
 @run_check("the soft orbit's constant with S = mu^2 and two learning rates")
 def check_soft_orbit_constant(student_fn) -> None:
     """Check ``student_fn(m, C, lr_focus, lr_classifier) -> c`` (any real scalar) at cases
     where each argument varies alone; a formula wrong in the same way everywhere is named."""
-    mistakes = (
-        (
-            lambda m, C, lf, lc: lf / (2 * lc),
-            "1/2 is corollary 2's constant for S = ||W e_y||^2; the exercise takes S = mu^2, "
-            "and on the symmetric manifold ||W e_y||^2 is not mu^2 (write W e_y with a and b).",
-        ),
-        (
-            lambda m, C, lf, lc: lf * (C - 1) / (C * lc),
-            "the factor 1/2 is missing: d(mu^2)/dt = 2 mu mu'.",
-        ),
-        (
-            lambda m, C, lf, lc: lf * C / (2 * (C - 1) * lc),
-            "the class factor is upside down: ||W e_y||^2 = (C - 1) mu^2 / C, so "
-            "c = (1/2) (C - 1)/C.",
-        ),
-        (
-            lambda m, C, lf, lc: lc * (C - 1) / (2 * C * lf),
-            "the learning rates are upside down: the focus's rate speeds up nu (the logit), the "
-            "classifier's the strength S.",
-        ),
-        (
-            lambda m, C, lf, lc: (C - 1) / (2 * C),
-            "the learning rates are missing: nu moves at lr_focus times its gradient, mu at "
-            "lr_classifier times its own, and c is a ratio of the two speeds.",
-        ),
-        (
-            lambda m, C, lf, lc: lf * (m - 1) / (2 * m * lc),
-            "c does not depend on m: the m - 1 background segments enter the law through "
-            "n = m - 1 in Psi_n, not through c.",
-        ),
-        (
-            lambda m, C, lf, lc: 2 * C * lc / (lf * (C - 1)),
-            "that is 1/c: the law is theta' = c (1 - a) S', so c = theta' / ((1 - a) S').",
-        ),
-    )
 
     def fallback(case, out, ref):
         m, C, lf, lc = case
@@ -160,13 +167,42 @@ def check_soft_orbit_constant(student_fn) -> None:
             "rate."
         )
 
-    _judge_constant(student_fn, _SOFT_CASES, soft_orbit_constant, mistakes, fallback)
+    _judge_constant(student_fn, _SOFT_CASES, soft_orbit_constant, _SOFT_MISTAKES, fallback)
 
 
 def _factor(out: torch.Tensor, ref: torch.Tensor) -> float:
     """The c with out = c ref, by least squares (0 when ref vanishes)."""
     scale = float((ref.double() * ref.double()).sum())
     return float((out.double() * ref.double()).sum()) / scale if scale > 0 else 0.0
+
+
+def _topic_mistakes(score, embed_norm_sq, query_norm_sq, m, k) -> tuple:
+    """``(value, hint)`` for the usual wrong laws of a word repeated ``k`` times."""
+    e = torch.exp(score)
+    half = 0.5 * query_norm_sq * embed_norm_sq
+    return (
+        (
+            score + (e - 1) / m - half,
+            "you used n = m, as if the word occurred once. Add up the word's attention over "
+            "its k positions and bring the total to the lemma's form e^s / (e^s + n): which "
+            "n is that?",
+        ),
+        (
+            score + (e - 1) / (m * k) - half,
+            "with more copies the word should win MORE of the attention, so the background "
+            "should count for less, not more: check how k enters n.",
+        ),
+        (
+            score + k * (e - 1) / m - 2 * half,
+            "the coupling is ||q||^2 / 2 (score speed ||q||^2 a(1 - a) R, squared-norm "
+            "speed 2 a R), not ||q||^2.",
+        ),
+        (
+            score + k * (e - 1) / m + half,
+            "the signs: the score side and the norm side enter with opposite signs, "
+            "Psi(s) - ||q||^2 ||w||^2 / 2 (or a multiple of it).",
+        ),
+    )
 
 
 @run_check("the law for a topic word repeated k times")
@@ -186,32 +222,7 @@ def check_topic_invariant(student_fn) -> None:
         c = _factor(out, ref)
         if abs(c) > 1e-6 and close(out / c, ref, tol=1e-9):
             continue
-        e = torch.exp(score)
-        half = 0.5 * query_norm_sq * embed_norm_sq
-        wrong = (
-            (
-                score + (e - 1) / m - half,
-                "you used n = m, as if the word occurred once. Add up the word's attention over "
-                "its k positions and bring the total to the lemma's form e^s / (e^s + n): which "
-                "n is that?",
-            ),
-            (
-                score + (e - 1) / (m * k) - half,
-                "with more copies the word should win MORE of the attention, so the background "
-                "should count for less, not more: check how k enters n.",
-            ),
-            (
-                score + k * (e - 1) / m - 2 * half,
-                "the coupling is ||q||^2 / 2 (score speed ||q||^2 a(1 - a) R, squared-norm "
-                "speed 2 a R), not ||q||^2.",
-            ),
-            (
-                score + k * (e - 1) / m + half,
-                "the signs: the score side and the norm side enter with opposite signs, "
-                "Psi(s) - ||q||^2 ||w||^2 / 2 (or a multiple of it).",
-            ),
-        )
-        for value, hint in wrong:
+        for value, hint in _topic_mistakes(score, embed_norm_sq, query_norm_sq, m, k):
             c = _factor(out, value)
             if abs(c) > 1e-6 and close(out / c, value, tol=1e-9):
                 raise CheckFailed(hint)

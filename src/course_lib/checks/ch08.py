@@ -43,37 +43,56 @@ def _moderate_case():
     return p, X, v, y, W
 
 
-@run_check("the gradient of prompt attention over pairs of tokens, in log space")
-def check_log_space_gradient(student_fn) -> None:
-    """Check ``student_fn(p, X, v, y, W)``: the gradient of the mean logistic loss of (8.1)."""
+def _log_space_mistakes(p, X, v, y, W, truth) -> list:
+    """``(value, hint)`` for the usual wrong gradients on the moderate case."""
+    a = torch.softmax(X @ (W @ p), dim=1)
+    g = y[:, None] * (X @ v)
+    f = (a * g).sum(dim=1)
+    lp = -torch.sigmoid(-f)
+    no_w = (lp[:, None, None] * (a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1)) / 3
+    no_dloss = W.T @ ((a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1)) / 3
+    return [
+        (
+            -truth,
+            "the sign is flipped: l'(u) = -1 / (1 + e^u) is negative, so the pairs pull p "
+            "toward the token of larger score.",
+        ),
+        (3 * truth, "that is the sum over sequences; the loss is their mean (divide by n)."),
+        (
+            2 * truth,
+            "each unordered pair is counted twice: sum over t < u, or halve the sum over all "
+            "(t, u).",
+        ),
+        (
+            no_w,
+            "multiply by W^T: the logit of token t is x_t^T W p, so its gradient in p is W^T x_t.",
+        ),
+        (
+            no_dloss,
+            "the factor l'(y f) of the logistic loss is missing (it is -sigmoid(-y f)).",
+        ),
+    ]
+
+
+def _check_moderate_prompt(student_fn) -> None:
+    """The gradient on a random case (3 sequences, 4 tokens, d = 3), a mistake named."""
     p, X, v, y, W = _moderate_case()
     out = _vector(student_fn(p, X, v, y, W), "the gradient", 3)
     truth = log_space_gradient(p, X, v, y, W)
-    if not torch.allclose(out, truth, rtol=1e-8, atol=1e-12):
-        a = torch.softmax(X @ (W @ p), dim=1)
-        g = y[:, None] * (X @ v)
-        f = (a * g).sum(dim=1)
-        lp = -torch.sigmoid(-f)
-        no_w = (lp[:, None, None] * (a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1)) / 3
-        no_dloss = W.T @ ((a * (g - f[:, None]))[:, :, None] * X).sum(dim=(0, 1)) / 3
-        wrong = {
-            "the sign is flipped: l'(u) = -1 / (1 + e^u) is negative, so the pairs pull p "
-            "toward the token of larger score.": -truth,
-            "that is the sum over sequences; the loss is their mean (divide by n).": 3 * truth,
-            "each unordered pair is counted twice: sum over t < u, or halve the sum over all "
-            "(t, u).": 2 * truth,
-            "multiply by W^T: the logit of token t is x_t^T W p, so its gradient in p is "
-            "W^T x_t.": no_w,
-            "the factor l'(y f) of the logistic loss is missing (it is -sigmoid(-y f)).": no_dloss,
-        }
-        for hint, value in wrong.items():
-            if torch.allclose(out, value, rtol=1e-6, atol=1e-12):
-                raise CheckFailed(hint)
-        raise CheckFailed(
-            "on a random case (3 sequences, 4 tokens, d = 3) your gradient differs from "
-            "autograd's; write a_t a_u = exp(z_t + z_u - 2 logsumexp(z))."
-        )
-    # at a large prompt the textbook sum is lost to cancellation; the pair sum is not
+    if torch.allclose(out, truth, rtol=1e-8, atol=1e-12):
+        return
+    for value, hint in _log_space_mistakes(p, X, v, y, W, truth):
+        if torch.allclose(out, value, rtol=1e-6, atol=1e-12):
+            raise CheckFailed(hint)
+    raise CheckFailed(
+        "on a random case (3 sequences, 4 tokens, d = 3) your gradient differs from "
+        "autograd's; write a_t a_u = exp(z_t + z_u - 2 logsumexp(z))."
+    )
+
+
+def _check_large_prompt(student_fn) -> None:
+    """At a large prompt (the official example, ||p|| = 200) the textbook sum is lost to
+    cancellation; the pair sum is not: the direction, then the size."""
     X, v, y, W = official_single_input()
     p = torch.tensor([-0.0995, 0.995, 0.0], dtype=torch.float64) * 200
     p[1] += 0.05
@@ -98,6 +117,14 @@ def check_log_space_gradient(student_fn) -> None:
         raise CheckFailed(
             f"at ||p|| = 200 the direction is right but the size is {size:.3e}, not {expected:.3e}."
         )
+
+
+@run_check("the gradient of prompt attention over pairs of tokens, in log space")
+def check_log_space_gradient(student_fn) -> None:
+    """Check ``student_fn(p, X, v, y, W)``: the gradient of the mean logistic loss of (8.1), on
+    a moderate case and at a large prompt where only a log-space pair sum keeps the direction."""
+    _check_moderate_prompt(student_fn)
+    _check_large_prompt(student_fn)
 
 
 @run_check("a two-constraint SVM solved by hand")
