@@ -124,6 +124,7 @@ browser: venv
 # website's extension at 100 columns, the notebooks' code cells at 88.
 lint: venv
 	$(BIN)/ruff check src tests benchmarks scripts _ext
+	$(BIN)/ruff format --check src tests benchmarks scripts _ext
 	$(BIN)/ruff check --line-length 88 chapters exercises
 
 # Colab, simulated (tests/colab): Colab's Python and versions in a virtual environment built once
