@@ -90,3 +90,24 @@ def test_stub_has_reference_and_check(path, nb, index, capsys):
         capsys.readouterr()
         assert check(stub) is False
         assert "[to do]" in capsys.readouterr().out
+
+
+def test_yours_or_reference_keeps_a_working_function_and_falls_back_otherwise(capsys):
+    def reference(x):
+        return 2 * x
+
+    def working(x):
+        return x + x
+
+    def stub(x):
+        raise NotImplementedError
+
+    def buggy(x):
+        return x.missing
+
+    assert checks.yours_or_reference(working, reference, 3) is working
+    assert capsys.readouterr().out == ""
+    assert checks.yours_or_reference(stub, reference, 3) is reference
+    assert "stub is not implemented yet" in capsys.readouterr().out
+    assert checks.yours_or_reference(buggy, reference, 3) is reference
+    assert "buggy raised AttributeError" in capsys.readouterr().out

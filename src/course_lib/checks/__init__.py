@@ -6,7 +6,7 @@ implemented, or wrong), so an exercise notebook always runs top to bottom.  One 
 chapter; everything is re-exported here so notebooks call ``checks.check_...``.
 """
 
-from ._core import CheckFailed, run_check
+from ._core import CheckFailed, run_check, yours_or_reference
 from .ch01 import check_attention_forward, check_label_sentences, check_mlp_jacobian
 from .ch02 import (
     check_score_gradient,
@@ -46,6 +46,7 @@ __all__ = [
     # the checks machinery
     "CheckFailed",
     "run_check",
+    "yours_or_reference",
     # chapter 1
     "check_attention_forward",
     "check_label_sentences",
