@@ -320,7 +320,14 @@ class _Engine:
     ``attend(stack, params, consts, x, z)`` gives one run's attention (b, m) from its parameters
     and its constants (``consts``, one per run, or None); the classifier is the stack's
     "classifiers" group; ``data`` the (segments, labels, foreground) tensors, shared
-    (``data_dim`` None) or one per run (``data_dim`` 0)."""
+    (``data_dim`` None) or one per run (``data_dim`` 0).
+
+    Other data go through the same loop by a subclass that overrides ``batch`` (a batch's
+    tensors from its rows) and ``_one_run`` (one run's loss and its three records, inside
+    ``vmap``), and names its runs in the progress bar by ``kind``; chapter 6 trains its models
+    on text so (``course_lib.chapters.ch06``)."""
+
+    kind = "mosaic"
 
     def __init__(self, stack: _Stack, attend: Callable, data, data_dim, consts=None):
         self.stack, self.attend, self.consts = stack, attend, consts
@@ -383,7 +390,7 @@ class _Engine:
         history = torch.zeros(3, len(lrs), epochs, device=self.stack.device)
         step, batches = 0, _batches(n, batch_size)
         # one bar over the optimizer steps of all runs; the loss shown is the mean over runs
-        with progress_bar(epochs * len(batches), desc=f"{len(lrs)} mosaic runs") as bar:
+        with progress_bar(epochs * len(batches), desc=f"{len(lrs)} {self.kind} runs") as bar:
             for epoch in range(epochs):
                 for start, stop in batches:
                     x, y, z = self.batch(start, stop)

@@ -945,6 +945,9 @@ def repeated_word_curves(
 
 LOSS_COLOURS = {name: FLOW_COLOURS[name] for name in LOSS_NAMES}
 LOSS_LABELS = {name: FLOW_NAMES[name] for name in LOSS_NAMES}
+# the methods of the mosaic runs (chapters 4 and 6): "kept" is the hybrid that keeps its momentum
+MOSAIC_COLOURS = {**FLOW_COLOURS, "kept": "#8c564b"}
+MOSAIC_NAMES = {**FLOW_NAMES, "kept": "hybrid, momentum kept"}
 
 
 def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: int = 3):
@@ -973,27 +976,49 @@ def mosaic_examples(segments, foreground, labels, image_shape=(8, 8), n_rows: in
 
 
 def focus_curves(
-    epochs, mean_a_z: Mapping[str, np.ndarray], title: str = "Attention on the foreground"
+    epochs,
+    mean_a_z: Mapping[str, np.ndarray],
+    title: str = "Attention on the foreground",
+    *,
+    band: bool = False,
+    ax=None,
 ):
-    """Mean a_z against epoch, one colour per loss, one thin line per seed (chapter 4).
-    ``mean_a_z[loss]`` has shape (seeds, epochs)."""
-    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
-    for loss, curves in mean_a_z.items():
-        curves = np.atleast_2d(_np(curves))
+    """Mean a_z against epoch, one colour per method, for (seeds, epochs) curves per method
+    (``mean_a_z[method]``; methods: the losses, "hybrid" and "kept", the hybrid that keeps its
+    momentum).
+
+    Two styles: one thin line per seed on a (0, 1) axis, in a figure of its own that is
+    finished and returned (chapter 4, the default); or, with ``band``, the mean over the seeds
+    as a line and their range as a band (chapter 6).  With ``ax`` the curves are drawn into
+    that axis and its figure is returned unfinished (the caller adds to it and calls
+    :func:`finish_figure`)."""
+    if not isinstance(band, bool):
+        raise TypeError(f"band must be a bool, got {type(band).__name__}")
+    unknown = set(mean_a_z) - set(MOSAIC_COLOURS)
+    if unknown:
+        raise ValueError(f"mean_a_z's methods must be among {tuple(MOSAIC_COLOURS)}: {unknown}")
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(FIGURE_WIDTH, 3.6))
+    epochs = _np(epochs)
+    for method, curves in mean_a_z.items():
+        curves, colour = np.atleast_2d(_np(curves)), MOSAIC_COLOURS[method]
+        if band:
+            ax.plot(epochs, curves.mean(0), color=colour, label=MOSAIC_NAMES[method])
+            ax.fill_between(epochs, curves.min(0), curves.max(0), color=colour, alpha=0.2, lw=0)
+            continue
         for k, curve in enumerate(curves):
-            ax.plot(
-                _np(epochs),
-                curve,
-                color=LOSS_COLOURS[loss],
-                lw=1.2,
-                label=LOSS_LABELS[loss] if k == 0 else None,
-            )
+            label = MOSAIC_NAMES[method] if k == 0 else None
+            ax.plot(epochs, curve, color=colour, lw=1.2, label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean attention on the foreground $a_z$")
-    ax.set_ylim(0, 1)
+    if band:
+        ax.set_ylabel("mean $a_z$ (training)")
+    else:
+        ax.set_ylabel("mean attention on the foreground $a_z$")
+        ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(frameon=False)
-    return finish_figure(fig)
+    return finish_figure(ax.figure) if own else ax.figure
 
 
 def signature_heatmaps(
