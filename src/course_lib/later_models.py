@@ -96,6 +96,76 @@ def joma_tokens(n_distinct: int = 10, n_common: int = 10, n_classes: int = 20, s
     return X / X.sum(0, keepdim=True)
 
 
+def _check_joma_run_args(X, steps, lr, temperature, width, every, seed):
+    # joma_run's arguments, checked in this order; returns them converted (X in float64)
+    if not isinstance(X, torch.Tensor) or X.dim() != 2:
+        raise TypeError("X must be a 2-D torch.Tensor (tokens, classes)")
+    X = X.double()
+    steps = check_int(steps, "steps", minimum=1)
+    lr = check_positive(lr, "lr")
+    T = check_positive(temperature, "temperature")
+    width = check_int(width, "width", minimum=X.shape[0] + 1)
+    every = check_int(every, "every", minimum=1)
+    return X, steps, lr, T, width, every, check_int(seed, "seed", minimum=0)
+
+
+def _check_joma_special_args(masses, steps, lr, temperature, every, seed):
+    # joma_special_case's arguments, checked in this order; returns them converted
+    if not isinstance(masses, torch.Tensor) or masses.dim() != 1 or masses.numel() < 2:
+        raise TypeError("masses must be a 1-D torch.Tensor of at least 2 values")
+    x = masses.double()
+    if not bool(((x > 0) & (x < 1)).all()):
+        raise ValueError("masses must lie in (0, 1)")
+    steps = check_int(steps, "steps", minimum=1)
+    lr = check_positive(lr, "lr")
+    T = check_positive(temperature, "temperature")
+    every = check_int(every, "every", minimum=1)
+    return x, steps, lr, T, every, check_int(seed, "seed", minimum=0)
+
+
+def _joma_start(rows: int, n_classes: int, n_logits: int, seed: int):
+    """The JoMA runs' start, drawn in this order from ``seed``: the read-out ``W``
+    ``(rows, n_classes)`` and the logits ``z`` ``(n_logits,)``, float64 ``N(0, 1) / 100`` each,
+    both trained (chapter 7)."""
+    gen = torch.Generator().manual_seed(seed)
+    W = (torch.randn(rows, n_classes, generator=gen, dtype=torch.float64) / 100).requires_grad_()
+    z = (torch.randn(n_logits, generator=gen, dtype=torch.float64) / 100).requires_grad_()
+    return W, z
+
+
+def _joma_prediction(W: torch.Tensor, xbar: torch.Tensor, T: float) -> torch.Tensor:
+    """The official script's predicted logits without their constant (chapter 7):
+    ``(||W_l||^2 - xbar_l ||W||^2) / (2T)`` for the ``len(xbar)`` tokens ``l``, ``(len(xbar),)``."""
+    return ((W[: len(xbar)] ** 2).sum(1) - xbar * (W**2).sum()) / (2 * T)
+
+
+def _joma_descend(params, lr, steps, every, desc, attend, loss_of, record) -> dict:
+    """Full-batch SGD of step ``lr`` on ``loss_of(attend())`` for ``steps`` steps (chapter 7's
+    JoMA runs), with a progress bar named ``desc``.  Every ``every`` steps and at the last,
+    ``record(weights)`` (a dict of tensors, computed without gradients) is kept; returns
+    ``{"steps": (R,) tensor, name: (R, ...) stacked records}``."""
+    opt = torch.optim.SGD(params, lr=lr)
+    rec = {"steps": []}
+    bar = progress_bar(steps, desc=desc)
+    for t in range(steps + 1):
+        weights = attend()
+        if t % every == 0 or t == steps:
+            with torch.no_grad():
+                rec["steps"].append(t)
+                for name, value in record(weights).items():
+                    rec.setdefault(name, []).append(value)
+        if t == steps:
+            bar.close()
+            break
+        loss = loss_of(weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        bar.update()
+        show_loss(bar, loss)
+    return {k: torch.stack(v) if k != "steps" else torch.tensor(v) for k, v in rec.items()}
+
+
 class JomaRun(NamedTuple):
     """What ``joma_run`` returns (chapter 7): per recorded step ``steps`` ``(R,)``, the logits
     ``z`` and the predictions ``z_hat`` ``(R, M)``, and ``top_weight`` ``(R,)``, the mean over
@@ -133,51 +203,35 @@ def joma_run(
         ``z_hat = (||W_l||^2 - xbar_l ||W||^2) / (2T) + const`` with ``xbar`` the row means of
         ``X`` and the constant fixing ``z_hat = z`` at the start, as in the script.
     """
-    if not isinstance(X, torch.Tensor) or X.dim() != 2:
-        raise TypeError("X must be a 2-D torch.Tensor (tokens, classes)")
-    X = X.double()
+    X, steps, lr, T, width, every, seed = _check_joma_run_args(
+        X, steps, lr, temperature, width, every, seed
+    )
     M, K = X.shape
-    steps = check_int(steps, "steps", minimum=1)
-    lr = check_positive(lr, "lr")
-    T = check_positive(temperature, "temperature")
-    width = check_int(width, "width", minimum=M + 1)
-    every = check_int(every, "every", minimum=1)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    W = (torch.randn(width, K, generator=gen, dtype=torch.float64) / 100).requires_grad_()
-    z = (torch.randn(M, generator=gen, dtype=torch.float64) / 100).requires_grad_()
+    W, z = _joma_start(width, K, M, seed)
     xbar = X.mean(1)
     labels = torch.arange(K)
-
-    def predicted():
-        return ((W[:M] ** 2).sum(1) - xbar * (W**2).sum()) / (2 * T)
-
     with torch.no_grad():
-        offset = z - predicted()
-    opt = torch.optim.SGD([W, z], lr=lr)
-    rec_steps, zs, z_hats, tops = [], [], [], []
-    bar = progress_bar(steps, desc="joma_run")
-    for t in range(steps + 1):
-        weights = torch.softmax(z / T + X.log().T, dim=1).T  # (M, K): b_l ~ x_l e^{z_l / T}
-        if t % every == 0 or t == steps:
-            with torch.no_grad():
-                rec_steps.append(t)
-                zs.append(z.detach().clone())
-                z_hats.append(predicted() + offset)
-                tops.append(weights.max(0).values.mean())
-        if t == steps:
-            bar.close()
-            break
+        offset = z - _joma_prediction(W, xbar, T)
+
+    def attend():  # (M, K): b_l ~ x_l e^{z_l / T}
+        return torch.softmax(z / T + X.log().T, dim=1).T
+
+    def loss_of(weights):
         features = torch.cat([weights, torch.zeros(width - M, K, dtype=torch.float64)])
         features = (
             features + torch.nn.functional.one_hot(torch.tensor(M), width).double()[:, None]
         )  # the residual token
-        loss = torch.nn.functional.cross_entropy(features.T @ W, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        bar.update()
-        show_loss(bar, loss)
-    return JomaRun(torch.tensor(rec_steps), torch.stack(zs), torch.stack(z_hats), torch.stack(tops))
+        return torch.nn.functional.cross_entropy(features.T @ W, labels)
+
+    def record(weights):
+        return {
+            "z": z.detach().clone(),
+            "z_hat": _joma_prediction(W, xbar, T) + offset,
+            "top_weight": weights.max(0).values.mean(),
+        }
+
+    rec = _joma_descend([W, z], lr, steps, every, "joma_run", attend, loss_of, record)
+    return JomaRun(**rec)
 
 
 class JomaSpecialRun(NamedTuple):
@@ -214,51 +268,33 @@ def joma_special_case(
     JomaSpecialRun
         with ``n = (1 - x) / x``, the number of zero-logit competitors the lemma sees.
     """
-    if not isinstance(masses, torch.Tensor) or masses.dim() != 1 or masses.numel() < 2:
-        raise TypeError("masses must be a 1-D torch.Tensor of at least 2 values")
-    x = masses.double()
-    if not bool(((x > 0) & (x < 1)).all()):
-        raise ValueError("masses must lie in (0, 1)")
+    x, steps, lr, T, every, seed = _check_joma_special_args(
+        masses, steps, lr, temperature, every, seed
+    )
     K = x.numel()
-    steps = check_int(steps, "steps", minimum=1)
-    lr = check_positive(lr, "lr")
-    T = check_positive(temperature, "temperature")
-    every = check_int(every, "every", minimum=1)
-    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
-    W = (torch.randn(K + 1, K, generator=gen, dtype=torch.float64) / 100).requires_grad_()
-    z = (torch.randn(K, generator=gen, dtype=torch.float64) / 100).requires_grad_()
+    W, z = _joma_start(K + 1, K, K, seed)
     xbar = x / K  # the script's row means of X for the own tokens (X[k, k] = x_k, else 0)
     labels = torch.arange(K)
-
-    def predicted():
-        return ((W[:K] ** 2).sum(1) - xbar * (W**2).sum()) / (2 * T)
-
     with torch.no_grad():
-        offset = z - predicted()
-    opt = torch.optim.SGD([W, z], lr=lr)
-    rec = {"steps": [], "z": [], "strength": [], "z_hat": []}
-    bar = progress_bar(steps, desc="joma_special_case")
-    for t in range(steps + 1):
-        if t % every == 0 or t == steps:
-            with torch.no_grad():
-                rec["steps"].append(t)
-                rec["z"].append(z.detach().clone())
-                rec["strength"].append((W[:K] ** 2).sum(1))
-                rec["z_hat"].append(predicted() + offset)
-        if t == steps:
-            bar.close()
-            break
+        offset = z - _joma_prediction(W, xbar, T)
+
+    def attend():
         own = x * (z / T).exp()
-        weights = own / (own + 1 - x)  # the common token: logit 0, feature 0
+        return own / (own + 1 - x)  # the common token: logit 0, feature 0
+
+    def loss_of(weights):
         outputs = weights[:, None] * W[:K] + W[K]  # class k reads its own row and the residual
-        loss = torch.nn.functional.cross_entropy(outputs, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        bar.update()
-        show_loss(bar, loss)
-    out = {k: torch.stack(v) if k != "steps" else torch.tensor(v) for k, v in rec.items()}
-    return JomaSpecialRun(n=(1 - x) / x, **out)
+        return torch.nn.functional.cross_entropy(outputs, labels)
+
+    def record(weights):
+        return {
+            "z": z.detach().clone(),
+            "strength": (W[:K] ** 2).sum(1),
+            "z_hat": _joma_prediction(W, xbar, T) + offset,
+        }
+
+    rec = _joma_descend([W, z], lr, steps, every, "joma_special_case", attend, loss_of, record)
+    return JomaSpecialRun(n=(1 - x) / x, **rec)
 
 
 def unit_balance(w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:

@@ -475,6 +475,47 @@ def _default_linear(layer: nn.Linear, generator: torch.Generator) -> nn.Linear:
     return layer
 
 
+def _check_topic_sizes(vocab_size, n_classes, embed_dim, key_dim, hidden, seed) -> None:
+    # TopicAttention's sizes and seed, checked first and in this order (the first bad one is named)
+    check_int(vocab_size, "vocab_size", minimum=2)
+    check_int(n_classes, "n_classes", minimum=2)
+    check_int(embed_dim, "embed_dim", minimum=1)
+    check_int(key_dim, "key_dim", minimum=1)
+    check_int(hidden, "hidden", minimum=1)
+    check_int(seed, "seed", minimum=0)
+
+
+def _check_topic_options(classifier, query_std, embedding_std, train_query) -> None:
+    # TopicAttention's other arguments, checked after the sizes and in this order
+    check_positive(query_std, "query_std")
+    check_positive(embedding_std, "embedding_std", allow_zero=True)
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
+    if not isinstance(train_query, bool):
+        raise TypeError(f"train_query must be a bool, got {type(train_query).__name__}")
+
+
+def _topic_classifier(
+    kind: str, embed_dim: int, n_classes: int, hidden: int, generator: torch.Generator
+) -> nn.Module:
+    """TopicAttention's classifier ``f``, drawn from ``generator``: ``"fixed"`` (Attn-FC, the
+    frozen ``fixed_classifier_matrix``), ``"linear"`` (Attn-TC, no bias) or ``"mlp"`` (Attn-TL,
+    ``Linear(embed_dim, hidden) -> ReLU -> Linear(hidden, n_classes)``)."""
+    if kind == "fixed":
+        classifier = nn.Linear(embed_dim, n_classes, bias=False)
+        with torch.no_grad():
+            classifier.weight.copy_(fixed_classifier_matrix(embed_dim, n_classes, generator).T)
+        classifier.weight.requires_grad_(False)
+        return classifier
+    if kind == "linear":
+        return _default_linear(nn.Linear(embed_dim, n_classes, bias=False), generator)
+    return nn.Sequential(
+        _default_linear(nn.Linear(embed_dim, hidden), generator),
+        nn.ReLU(),
+        _default_linear(nn.Linear(hidden, n_classes), generator),
+    )
+
+
 class TopicAttention(nn.Module):
     """One attention layer with a single fixed query, then a classifier (chapter 1).
 
@@ -517,18 +558,8 @@ class TopicAttention(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        check_int(vocab_size, "vocab_size", minimum=2)
-        check_int(n_classes, "n_classes", minimum=2)
-        check_int(embed_dim, "embed_dim", minimum=1)
-        check_int(key_dim, "key_dim", minimum=1)
-        check_int(hidden, "hidden", minimum=1)
-        check_int(seed, "seed", minimum=0)
-        check_positive(query_std, "query_std")
-        check_positive(embedding_std, "embedding_std", allow_zero=True)
-        if classifier not in CLASSIFIERS:
-            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
-        if not isinstance(train_query, bool):
-            raise TypeError(f"train_query must be a bool, got {type(train_query).__name__}")
+        _check_topic_sizes(vocab_size, n_classes, embed_dim, key_dim, hidden, seed)
+        _check_topic_options(classifier, query_std, embedding_std, train_query)
         self.classifier_kind = classifier
         self.n_classes = n_classes
         gen = torch.Generator().manual_seed(seed)
@@ -543,20 +574,7 @@ class TopicAttention(nn.Module):
             self.query = nn.Parameter(query)
         else:
             self.register_buffer("query", query)
-
-        if classifier == "fixed":
-            self.classifier = nn.Linear(embed_dim, n_classes, bias=False)
-            with torch.no_grad():
-                self.classifier.weight.copy_(fixed_classifier_matrix(embed_dim, n_classes, gen).T)
-            self.classifier.weight.requires_grad_(False)
-        elif classifier == "linear":
-            self.classifier = _default_linear(nn.Linear(embed_dim, n_classes, bias=False), gen)
-        else:
-            self.classifier = nn.Sequential(
-                _default_linear(nn.Linear(embed_dim, hidden), gen),
-                nn.ReLU(),
-                _default_linear(nn.Linear(hidden, n_classes), gen),
-            )
+        self.classifier = _topic_classifier(classifier, embed_dim, n_classes, hidden, gen)
 
     @property
     def vocab_size(self) -> int:
