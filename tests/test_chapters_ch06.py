@@ -104,6 +104,8 @@ def test_first_epoch_above_and_crossing():
     curve = [0.1, 0.4, 0.8, 0.95]
     assert ch06.first_epoch_above(curve, 0.5) == 3
     assert ch06.first_epoch_above(curve, 0.99) is None
+    with pytest.raises(ValueError, match="1-D"):
+        ch06.first_epoch_above(np.zeros((2, 3)), 0.5)
     assert ch06.crossing(curve, 0.6) == pytest.approx(2.5)
     with pytest.raises(ValueError, match="cross"):
         ch06.crossing(curve, 0.99)
@@ -118,6 +120,8 @@ def test_gain_envelope_and_table():
     largest, at, shortfall, when = ch06.envelope_row(hybrid, soft, hard, 2)
     assert (at, when) == (2, 3) and largest == pytest.approx(0.05)
     assert shortfall == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="switch"):
+        ch06.envelope_row(hybrid, soft, hard, 4)  # after the last epoch
     with pytest.raises(ValueError, match="one shape"):
         ch06.gain_over_pure(hybrid[:, :3], soft, hard)
     plan = [("soft", 0, "fresh"), ("hard", 0, "fresh"), ("hybrid", 1, "keep")]

@@ -228,7 +228,10 @@ def first_epoch_above(curve, level: float) -> int | None:
     >>> first_epoch_above([0.1, 0.4, 0.6, 0.9], 0.5)
     3
     """
-    above = np.nonzero(np.asarray(curve) > level)[0]
+    curve = np.asarray(curve)
+    if curve.ndim != 1:
+        raise ValueError(f"curve must be 1-D (one value per epoch), got shape {curve.shape}")
+    above = np.nonzero(curve > level)[0]
     return int(above[0]) + 1 if above.size else None
 
 
