@@ -28,7 +28,7 @@ from ..focus import CNNClassifier, CNNFocus, MLPClassifier, MLPFocus
 from ..law import METHODS
 from ..losses import selected_loss
 from ..metrics import evaluate_mosaics, per_class_focus_accuracy
-from ..mosaic import Mosaics, load_digit_images
+from ..mosaic import Mosaics
 from ..mosaic_training import (
     HybridHistory,
     _Engine,
@@ -39,6 +39,7 @@ from ..mosaic_training import (
 )
 from ..plotting import NATURAL_RULE
 from ..topic import TopicAttention
+from . import ch04
 
 __all__ = [
     "Settings",
@@ -367,24 +368,14 @@ def evaluations(
 def load_images(name: str):
     """Section 3's image data: ``(train_images, train_classes, test_images, test_classes,
     make_focus, make_classifier)`` for "digits" (scikit-learn's 8x8, MLP models) or
-    "cifar10" (downloaded once, scaled to [-1, 1] as the official code does, CNN models)."""
-    if name == "digits":
-        images = (*load_digit_images("train"), *load_digit_images("test"))
-        return (*images, lambda: MLPFocus(64, 32), lambda: MLPClassifier(64, 3, 32))
-    if name != "cifar10":
+    "cifar10" (downloaded once, scaled to [-1, 1] as the official code does, CNN models); the
+    images are chapter 4's (:func:`course_lib.chapters.ch04.load_images`)."""
+    if name not in ("digits", "cifar10"):
         raise ValueError(f"name must be 'digits' or 'cifar10', got {name!r}")
-    from ..data.cifar10 import load_cifar10
-
-    train_images, train_classes = load_cifar10("train")
-    test_images, test_classes = load_cifar10("test")
-    return (
-        2 * train_images - 1,
-        train_classes,
-        2 * test_images - 1,
-        test_classes,
-        CNNFocus,
-        lambda: CNNClassifier(3),
-    )
+    images = (*ch04.load_images(name, "train"), *ch04.load_images(name, "test"))
+    if name == "digits":
+        return (*images, lambda: MLPFocus(64, 32), lambda: MLPClassifier(64, 3, 32))
+    return (*images, CNNFocus, lambda: CNNClassifier(3))
 
 
 def shortcut_report(results, test: Mosaics, label: str, natural=NATURAL_RULE) -> list:
