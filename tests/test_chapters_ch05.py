@@ -32,15 +32,6 @@ def test_fixed_focus_theory_nests_every_loss_and_focus():
     assert np.array_equal(loss, expected[0]) and np.array_equal(incentive, expected[1])
 
 
-def test_sgd_flow_time_subtracts_the_momentum_lag():
-    steps = np.array([0, 5, 9, 10, 109])
-    times = ch05.sgd_flow_time(steps, lr=0.01)  # a step is 0.1, after 9 steps of lag
-    assert np.allclose(times, [0.0, 0.0, 0.0, 0.1, 10.0])
-    no_lag = ch05.sgd_flow_time(steps, lr=0.01, momentum=0.0)
-    assert np.allclose(no_lag, steps * 0.01)
-    assert np.allclose(ch05.sgd_flow_time(steps, lr=0.01, lag=0), steps * 0.1)
-
-
 def test_gap_to_closed_form_is_zero_on_the_closed_form_and_sees_a_scale():
     times = np.geomspace(1.0, 1e3, 20)
     exact = ch05.fixed_focus_closed_form("hard", 0.2, times, C=20)[1]
@@ -60,10 +51,6 @@ def test_bad_arguments_are_named():
         ch05.fixed_focus_closed_form("soft", 0.5, 1.0, C=1)
     with pytest.raises(ValueError, match="alphas"):
         ch05.fixed_focus_theory([1.0], (), C=3)
-    with pytest.raises(ValueError, match="momentum"):
-        ch05.sgd_flow_time([1, 2], lr=0.1, momentum=1.0)
-    with pytest.raises(ValueError, match="lr"):
-        ch05.sgd_flow_time([1, 2], lr=0.0)
     with pytest.raises(ValueError, match="keep"):
         ch05.gap_to_closed_form("soft", 0.2, [1.0, 2.0], [1.0, 1.0], C=3, keep=[0, 1])
     with pytest.raises(ValueError, match="times and incentive"):

@@ -460,3 +460,16 @@ def test_soft_lead_over_hard_shrinks_like_one_over_C():
         scaled[C] = C * np.max(alpha["soft"] - alpha["hard"])
     assert 20 < scaled[100] < 30 and 20 < scaled[1000] < 30  # about 24/C and 27/C
     assert scaled[1000] / scaled[100] < 1.3  # a 1/sqrt(C) law would give 3.2
+
+
+def test_sgd_flow_time_subtracts_the_momentum_lag():
+    steps = np.array([0, 5, 9, 10, 109])
+    times = flow.sgd_flow_time(steps, lr=0.01)  # a step is 0.1, after 9 steps of lag
+    assert np.allclose(times, [0.0, 0.0, 0.0, 0.1, 10.0])
+    no_lag = flow.sgd_flow_time(steps, lr=0.01, momentum=0.0)
+    assert np.allclose(no_lag, steps * 0.01)
+    assert np.allclose(flow.sgd_flow_time(steps, lr=0.01, lag=0), steps * 0.1)
+    with pytest.raises(ValueError, match="momentum"):
+        flow.sgd_flow_time([1, 2], lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="lr"):
+        flow.sgd_flow_time([1, 2], lr=0.0)

@@ -37,7 +37,7 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.special import spence
 
-from ._validate import check_int, check_positive
+from ._validate import check_fraction, check_int, check_positive
 from .conservation import soft_orbit_strength
 from .law import (
     LOSS_NAMES,
@@ -670,6 +670,23 @@ def likelihood_flow_rhs(mu, nu, *, m, C):
     dmu = alpha * beta * one_minus_beta / (C - 1)
     dnu = alpha * one_minus_alpha * (beta - 1.0 / C) / C
     return np.stack([dmu, dnu])
+
+
+def sgd_flow_time(steps, *, lr: float, momentum: float = 0.9, lag: float | None = None):
+    """``(k,)`` float: the flow time of SGD after ``steps`` ``(k,)`` steps of size ``lr`` with
+    heavy-ball momentum ``momentum`` (chapter 5; chapter 4 compares its runs on this axis): a
+    step is flow time ``lr / (1 - momentum)`` once the momentum has built up, which takes
+    ``lag`` steps, by default ``momentum / (1 - momentum)`` (9 steps at 0.9); times before the
+    lag are 0.
+
+    >>> sgd_flow_time([0, 9, 19], lr=0.05)
+    array([0., 0., 5.])
+    """
+    lr = check_positive(lr, "lr")
+    momentum = check_fraction(momentum, "momentum", allow_zero=True)
+    lag = momentum / (1 - momentum) if lag is None else check_positive(lag, "lag", allow_zero=True)
+    steps = np.asarray(steps, dtype=float)
+    return np.maximum(steps - lag, 0) * lr / (1 - momentum)
 
 
 def fresh_momentum_lag(beta, steps):

@@ -378,7 +378,7 @@ def incentive_predictions(
     Parameters
     ----------
     steps : array (k,), the SGD steps at which the runs were recorded
-    lr, momentum : the runs' learning rate and momentum; a step is flow time lr / (1 - momentum)
+    lr, momentum : the runs' learning rate and momentum (``flow.sgd_flow_time``)
     alphas : the focus qualities a
     C : the number of classes
     lag : steps momentum needs to build up, subtracted first; by default chapter 5's
@@ -390,12 +390,8 @@ def incentive_predictions(
     -------
     dict {(loss, a): array (k,)}, the losses in ``LOSS_NAMES`` order.
     """
-    lr = check_positive(lr, "lr")
-    momentum = check_fraction(momentum, "momentum", allow_zero=True)
-    lag = momentum / (1 - momentum) if lag is None else check_positive(lag, "lag", allow_zero=True)
     time_scale = check_positive(time_scale, "time_scale")
-    shifted = np.maximum(np.asarray(steps, dtype=float) - lag, 0)
-    flow_time = shifted * lr / (1 - momentum) * time_scale
+    flow_time = flow.sgd_flow_time(steps, lr=lr, momentum=momentum, lag=lag) * time_scale
     return {
         (n, a): closed_form_incentive(n, a, flow_time, C=C, margin_alpha=margin_alpha)
         for n in LOSS_NAMES

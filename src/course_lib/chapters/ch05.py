@@ -1,12 +1,11 @@
-"""Chapter 5 (gradient flow): the fixed-focus closed forms its figures draw, and the time axis
-on which SGD with momentum is compared with them (section "Fixed focus: the real classifier").
+"""Chapter 5 (gradient flow): the fixed-focus closed forms its figures draw, and their gap from
+SGD with momentum on the time axis ``flow.sgd_flow_time`` (section "Fixed focus: the real
+classifier").
 
 * :func:`fixed_focus_closed_form`: the reduced loss and the focus incentive along the
   fixed-focus margin ``mu(t)``, at a focus ``alpha`` held fixed;
 * :func:`fixed_focus_theory`: the same for every loss and several ``alpha``, in the nesting
   ``plotting.fixed_focus_curves`` takes;
-* :func:`sgd_flow_time`: the flow time of SGD steps with heavy-ball momentum, less the steps
-  the momentum needs to build up;
 * :func:`gap_to_closed_form`: the largest relative gap of a measured incentive from the closed
   form.
 """
@@ -18,10 +17,10 @@ from typing import Sequence
 import numpy as np
 
 from .. import flow
-from .._validate import check_fraction, check_int, check_positive
+from .._validate import check_int, check_positive
 from ..law import LOSS_NAMES
 
-__all__ = ["fixed_focus_closed_form", "fixed_focus_theory", "sgd_flow_time", "gap_to_closed_form"]
+__all__ = ["fixed_focus_closed_form", "fixed_focus_theory", "gap_to_closed_form"]
 
 
 def _check_method(method: str) -> str:
@@ -62,22 +61,6 @@ def fixed_focus_theory(t, alphas: Sequence[float], *, C: int) -> dict:
     }
 
 
-def sgd_flow_time(steps, *, lr: float, momentum: float = 0.9, lag: float | None = None):
-    """``(k,)`` float: the flow time of SGD after ``steps`` ``(k,)`` steps of size ``lr`` with
-    heavy-ball momentum ``momentum`` (chapter 5): a step is flow time ``lr / (1 - momentum)``
-    once the momentum has built up, which takes ``lag`` steps, by default
-    ``momentum / (1 - momentum)`` (9 steps at 0.9); times before the lag are 0.
-
-    >>> sgd_flow_time([0, 9, 19], lr=0.05)
-    array([0., 0., 5.])
-    """
-    lr = check_positive(lr, "lr")
-    momentum = check_fraction(momentum, "momentum", allow_zero=True)
-    lag = momentum / (1 - momentum) if lag is None else check_positive(lag, "lag", allow_zero=True)
-    steps = np.asarray(steps, dtype=float)
-    return np.maximum(steps - lag, 0) * lr / (1 - momentum)
-
-
 def gap_to_closed_form(method: str, alpha: float, times, incentive, *, C: int, keep=None) -> float:
     """The largest ``|measured / closed form - 1|`` of a fixed-focus run's focus incentive
     against :func:`fixed_focus_closed_form` (chapter 5, "Fixed focus: the real classifier").
@@ -87,7 +70,7 @@ def gap_to_closed_form(method: str, alpha: float, times, incentive, *, C: int, k
     method, alpha
         The run's loss (one of ``law.LOSS_NAMES``) and its fixed focus quality.
     times
-        ``(k,)``: the flow times of the run's records (:func:`sgd_flow_time` for SGD).
+        ``(k,)``: the flow times of the run's records (`flow.sgd_flow_time` for SGD).
     incentive
         ``(k,)``: the measured focus incentive at those times.
     C
