@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import flow, plotting
-from .topic import sentence_attention_at  # noqa: F401  (chapter 1 calls it from here too)
+from .topic import sentence_attention_at
 from .training import TrainingHistory, sen_curve_run
 
 
