@@ -667,10 +667,29 @@ FACTORY_ALLOWED = {
     "topic.py::make_repeated_topic_corpus": "a CPU corpus builder",
     "focus.py::_conv_features": "a shape probe at construction, on the CPU",
     "later_models.py::joma_tokens": "self-contained CPU float64 experiments (chapter 7)",
+    "later_models.py::_joma_start": "self-contained CPU float64 experiments (chapter 7)",
+    "later_models.py::_joma_descend": "self-contained CPU float64 experiments (chapter 7)",
     "later_models.py::joma_run": "self-contained CPU float64 experiments (chapter 7)",
+    "later_models.py::joma_run.loss_of": "self-contained CPU float64 experiments (chapter 7)",
     "later_models.py::joma_special_case": "self-contained CPU float64 experiments (chapter 7)",
     "later_models.py::train_two_layer_relu": "draws the start on the CPU generator, then moves "
     "it to the inputs' device",
+    "chapters/ch02.py::background_word_ids": "word ids of a CPU corpus; the trainer moves them",
+    "chapters/ch06.py::measured_momentum_lag": "a self-contained one-parameter CPU experiment "
+    "on PyTorch's own SGD (exercise 6.2)",
+    "chapters/ch07.py::LawRun.drift": "as_tensor of law.lemma_drift's value, which is already "
+    "on the run's device (or a float)",
+    "chapters/ch07.py::train_topic": "word ids of a CPU corpus; the trainer moves them",
+    "chapters/ch07.py::one_step_coupling": "word ids of a CPU corpus, for a CPU float64 model "
+    "built inside",
+    "chapters/ch07.py::class_vectors": "data set builder: CPU float64 data (chapter 7's "
+    "Part II runs are CPU float64 by design)",
+    "chapters/ch07.py::mosaics": "data set builder: CPU float64 data, as class_vectors",
+    "chapters/ch07.py::_LawRecorder.record": "class indices for a CPU float64 run",
+    "chapters/ch07.py::train_mosaics": "a CPU float64 run built inside; the record times are "
+    "CPU bookkeeping",
+    "chapters/ch07.py::record_fits": "Python floats from later_models' fits, collected in a "
+    "CPU tensor",
     "max_margin.py": "computes on the CPU by design: _tensor copies every input there (the SVMs "
     "are solved by SciPy)",
     "metrics.py::signature_histogram": "torch.as_tensor(a_z) keeps a tensor's device (a list "

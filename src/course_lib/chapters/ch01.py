@@ -71,7 +71,7 @@ def predicted_speed(model: TopicAttention, tokens: torch.Tensor, labels: torch.T
     jacobian = classifier_jacobian(model)  # (K, d_e)
     with torch.no_grad():
         error = torch.softmax(model(tokens), -1)  # (n, K): p - e_y after the next line
-        error[torch.arange(len(labels)), labels] -= 1
+        error[torch.arange(len(labels), device=labels.device), labels] -= 1
     push = error @ (jacobian @ jacobian.T)  # (n, K), J J^T is symmetric
     return _centred_size(push)
 
@@ -90,7 +90,7 @@ def first_embedding_step(
     model = _check_model(model)
     _check_data(model, tokens, labels)
     lr = check_positive(lr, "lr")
-    word_ids = torch.as_tensor(word_ids, dtype=torch.long)
+    word_ids = torch.as_tensor(word_ids, dtype=torch.long, device=model.query.device)
     check_tokens(word_ids.reshape(1, -1), "word_ids", vocab_size=model.vocab_size)
     start = model.embedding.weight[word_ids].detach().clone()
     gradient_step(model, tokens, labels, lr)

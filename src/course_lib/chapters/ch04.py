@@ -299,7 +299,7 @@ def fixed_focus_curves(history, names: Sequence[str], alphas: Sequence[float]) -
             f"got {len(names)} and {len(alphas)}"
         )
     return {
-        (n, a): (history.loss[r].numpy(), history.incentive[r].numpy())
+        (n, a): (history.loss[r].cpu().numpy(), history.incentive[r].cpu().numpy())
         for r, (n, a) in enumerate(zip(names, alphas))
     }
 
