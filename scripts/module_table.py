@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     (
         "trainers",
         [
+            "engine",
             "_sparse_attention",
             "training",
             "mosaic_training",
@@ -48,7 +49,10 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("metrics", ["metrics"]),
     ("figures", ["plotting", "widgets"]),
     ("chapters", ["chapters"] + [f"chapters.ch{n:02d}" for n in range(1, 9)]),
-    ("checks", ["checks", "checks._core"] + [f"checks.ch{n:02d}" for n in range(1, 9)]),
+    (
+        "checks",
+        ["checks", "checks._core", "checks.solutions"] + [f"checks.ch{n:02d}" for n in range(1, 9)],
+    ),
 ]
 
 

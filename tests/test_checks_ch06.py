@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_lib import checks, flow, metrics, mosaic_training
-from course_lib.checks import ch06
+from course_lib.checks import ch06, solutions
 
 
 def stub(*args, **kwargs):
@@ -204,9 +204,9 @@ def _eliminator_by_simulation(C, m):
 @pytest.mark.parametrize(
     "student",
     [
-        metrics.shortcut_table,
-        lambda C, m: {k: np.float32(v) for k, v in metrics.shortcut_table(C, m).items()},
-        lambda C, m: {k: torch.tensor(v) for k, v in metrics.shortcut_table(C, m).items()},
+        solutions.shortcut_table,
+        lambda C, m: {k: np.float32(v) for k, v in solutions.shortcut_table(C, m).items()},
+        lambda C, m: {k: torch.tensor(v) for k, v in solutions.shortcut_table(C, m).items()},
         lambda C, m: {
             "FTPT": 100 * ((C - 1) + 1 / m) / C,
             "FFPT": 100 * (m - 1) / (m * C),
@@ -231,7 +231,7 @@ def test_shortcut_table_names_each_mistake(run_check, hint):
 @pytest.mark.parametrize(
     "student, hint",
     [
-        (lambda C, m: {**metrics.shortcut_table(C, m), "FTPT": 100.0}, "sum to 100"),
+        (lambda C, m: {**solutions.shortcut_table(C, m), "FTPT": 100.0}, "sum to 100"),
         (lambda C, m: {"FTPT": 50.0, "FFPT": 30.0, "FTPF": 10.0, "FFPF": 10.0}, "FTPF and FFPF"),
         (lambda C, m: {"FTPT": 60.0, "FFPT": 40.0, "FTPF": 0.0, "FFPF": 0.0}, "split the mosaics"),
         (lambda C, m: {"FTPT": 1.0}, "keys"),
@@ -249,11 +249,11 @@ def test_shortcut_table_check_stub(run_check):
 
 
 def test_shortcut_table_reference():
-    assert metrics.shortcut_table(2, 2) == {"FTPT": 75.0, "FFPT": 25.0, "FTPF": 0.0, "FFPF": 0.0}
-    table = metrics.shortcut_table(3, 20)
+    assert solutions.shortcut_table(2, 2) == {"FTPT": 75.0, "FFPT": 25.0, "FTPF": 0.0, "FFPF": 0.0}
+    table = solutions.shortcut_table(3, 20)
     assert abs(table["FFPT"] - 100 * 19 / 60) < 1e-12
     with pytest.raises(ValueError, match="m"):
-        metrics.shortcut_table(3, 1)
+        solutions.shortcut_table(3, 1)
 
 
 def test_per_class_focus_accuracy_reference():

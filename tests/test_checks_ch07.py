@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from course_lib import checks, conservation, flow, law
+from course_lib.checks import solutions
 
 
 def stub(*args):
@@ -116,7 +117,7 @@ def _measured_soft_constant(m, C, lr_focus, lr_classifier):
 @pytest.mark.parametrize(
     "student",
     [
-        conservation.soft_orbit_constant,
+        solutions.soft_orbit_constant,
         lambda m, C, lf, lc: 0.5 * (1 - 1 / C) * lf / lc,
         lambda m, C, lf, lc: np.float32(lf * (C - 1) / (2 * C * lc)),
         lambda m, C, lf, lc: torch.tensor(lf * (C - 1) / (2 * C * lc)),
@@ -153,10 +154,10 @@ def test_soft_orbit_constant_check_stub(run_check):
 
 
 def test_soft_orbit_constant_reference():
-    assert math.isclose(conservation.soft_orbit_constant(5, 3, 1.0, 1.0), 1 / 3)
-    assert math.isclose(conservation.soft_orbit_constant(50, 3, 0.2, 0.1), 2 / 3)
+    assert math.isclose(solutions.soft_orbit_constant(5, 3, 1.0, 1.0), 1 / 3)
+    assert math.isclose(solutions.soft_orbit_constant(50, 3, 0.2, 0.1), 2 / 3)
     with pytest.raises(ValueError, match="lr_classifier"):
-        conservation.soft_orbit_constant(5, 3, 1.0, 0.0)
+        solutions.soft_orbit_constant(5, 3, 1.0, 0.0)
 
 
 def test_topic_invariant_check(run_check):

@@ -9,6 +9,7 @@ import torch
 
 from course_lib import checks
 from course_lib import max_margin as mm
+from course_lib.checks import solutions
 
 
 def stub(*args, **kwargs):
@@ -71,7 +72,7 @@ def test_log_space_gradient_check(run_check):
 
 
 def test_svm_two_constraints_check(run_check):
-    ok, out = run_check(checks.check_svm_two_constraints, mm.svm_two_constraints)
+    ok, out = run_check(checks.check_svm_two_constraints, solutions.svm_two_constraints)
     assert ok and "[passed]" in out
     ok, out = run_check(checks.check_svm_two_constraints, stub)
     assert not ok and "[to do]" in out
@@ -94,7 +95,7 @@ def test_svm_two_constraints_check(run_check):
         return a1 / a1.norm()
 
     def feasible_not_shortest(a1, a2):
-        return 2 * mm.svm_two_constraints(a1, a2)
+        return 2 * solutions.svm_two_constraints(a1, a2)
 
     cases = {
         "one constraint is slack": both_active,
@@ -114,4 +115,4 @@ def test_svm_two_constraints_matches_slsqp():
         a = torch.randn(2, 3, generator=gen, dtype=torch.float64)
         X = torch.cat([torch.zeros(1, 3, dtype=torch.float64), -a])[None]
         ref = mm.svm_direction(X, torch.eye(3, dtype=torch.float64), [0])
-        assert np.allclose(mm.svm_two_constraints(a[0], a[1]).numpy(), ref, atol=1e-6)
+        assert np.allclose(solutions.svm_two_constraints(a[0], a[1]).numpy(), ref, atol=1e-6)

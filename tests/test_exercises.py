@@ -1,10 +1,12 @@
 """Every exercise stub is tied to a reference solution and a check (CONTRIBUTING.md, Exercises).
 
-For each cell tagged ``exercise-stub`` in ``exercises/*.ipynb``: the functions it defines have a
-public reference in course_lib with the same name and parameters; the cell right after calls the
-matching ``checks.check_<name>``; that check passes the reference and says "[to do]" for the
-unfilled stub (without raising).  Wrong answers with hints are tested per chapter in
-``test_checks_chNN.py``.
+For each cell tagged ``exercise-stub`` in ``exercises/*.ipynb``: the functions it defines have
+one reference with the same name and parameters, either in ``course_lib.checks.solutions`` (the
+exercises no chapter uses) or a public function of a library module (an answer a chapter or the
+library uses); the cell right after calls the matching ``checks.check_<name>``; that check
+passes the reference and says "[to do]" for the unfilled stub (without raising).  Every function
+of ``checks.solutions`` is the reference of a stub.  Wrong answers with hints are tested per
+chapter in ``test_checks_chNN.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 import course_lib
 from course_lib import checks
+from course_lib.checks import solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -35,8 +38,9 @@ def stub_cells():
 
 
 def reference(name: str):
-    """The public course_lib function called ``name`` (searched through every module)."""
-    found = []
+    """The functions called ``name`` in ``checks.solutions`` and, public, in every library
+    module (one of them is the reference)."""
+    found = [getattr(solutions, name)] if name in solutions.__all__ else []
     for info in pkgutil.iter_modules(course_lib.__path__):
         if info.name.startswith("_") or info.name in ("checks", "widgets"):
             continue
@@ -45,6 +49,28 @@ def reference(name: str):
         if callable(value) and getattr(value, "__module__", "") == module.__name__:
             found.append(value)
     return found
+
+
+def stub_names() -> set[str]:
+    names = set()
+    for param in stub_cells():
+        _, nb, index = param.values
+        tree = ast.parse(nb.cells[index].source)
+        names |= {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return names
+
+
+def test_every_solution_is_the_reference_of_a_stub():
+    defined = {
+        name
+        for name, value in vars(solutions).items()
+        if inspect.isfunction(value)
+        and value.__module__ == solutions.__name__
+        and not name.startswith("_")
+    }
+    assert defined == set(solutions.__all__)
+    orphans = sorted(defined - stub_names())
+    assert not orphans, f"checks.solutions holds functions no exercise stub asks for: {orphans}"
 
 
 def test_there_are_exercise_notebooks_with_stubs():
@@ -64,7 +90,8 @@ def test_stub_has_reference_and_check(path, nb, index, capsys):
         name = node.name
         refs = reference(name)
         assert len(refs) == 1, (
-            f"{name}: expected one reference solution in course_lib, found {len(refs)}"
+            f"{name}: expected one reference solution in checks.solutions or the library, "
+            f"found {len(refs)}"
         )
         ref = refs[0]
         stub = namespace[name]

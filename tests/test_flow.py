@@ -208,13 +208,13 @@ def test_fixed_focus_margin_solves_the_fixed_focus_ode(method, alpha, C):
         )
 
 
-def test_fixed_focus_hard_margin_is_the_lambert_w_formula():
+def test_the_hard_fixed_focus_margin_is_the_lambert_w_formula():
     from scipy.special import lambertw
 
     for alpha, C, t in ((0.3, 3, 50.0), (1.0, 20, 1e3), (0.8, 1000, 4e5)):
         x = (alpha * t + 1) / (C - 1)
         expected = x - np.real(lambertw(np.exp(x) / (C - 1)))
-        assert flow.fixed_focus_hard_margin(alpha, t, C=C) == pytest.approx(expected, rel=1e-12)
+        assert flow.fixed_focus_margin("hard", alpha, t, C=C) == pytest.approx(expected, rel=1e-12)
 
 
 def test_fixed_focus_margin_has_no_overflow_at_huge_times():

@@ -311,7 +311,7 @@ def gate_descent(
     return theta, gap
 
 
-# ----------------------------------------------------------- new corollaries (exercises 7.1, 7.2)
+# --------------------------------------------------------------- a new corollary (exercise 7.1)
 
 
 def temperature_law_constant(query_norm_sq, temperature, lr_key, lr_embedding):
@@ -333,23 +333,3 @@ def temperature_law_constant(query_norm_sq, temperature, lr_key, lr_embedding):
     lr_key = check_positive(lr_key, "lr_key")
     lr_embedding = check_positive(lr_embedding, "lr_embedding")
     return lr_key * query_norm_sq / (2.0 * temperature**2 * lr_embedding)
-
-
-def soft_orbit_constant(m, C, lr_focus, lr_classifier):
-    """The law's constant ``c`` for chapter 5's soft flow with ``S = mu^2`` and two learning
-    rates (exercise 7.2, the course's derivation).
-
-    Corollary 2 gives ``c = 1/2`` for ``S = ||W e_y||^2``; on chapter 5's symmetric manifold
-    ``||W e_y||^2 = (C - 1) mu^2 / C``, so with ``S = mu^2`` the constant is ``(C - 1)/(2C)``.
-    A focus trained at ``lr_focus`` and a classifier at ``lr_classifier`` scale ``nu'`` and
-    ``mu'`` by their rates, so ``c = lr_focus (C - 1) / (2 C lr_classifier)``.  It does not
-    depend on ``m``, which enters the law only through ``n = m - 1``.
-
-    >>> soft_orbit_constant(5, 3, 1.0, 1.0)  # chapter 5's soft orbit, (C - 1)/(2C)
-    0.3333333333333333
-    """
-    check_int(m, "m", minimum=2)
-    C = check_int(C, "C", minimum=2)
-    lr_focus = check_positive(lr_focus, "lr_focus")
-    lr_classifier = check_positive(lr_classifier, "lr_classifier")
-    return lr_focus * (C - 1) / (2.0 * C * lr_classifier)

@@ -333,26 +333,6 @@ def focus_incentive(method, alpha, mu, *, C):
 # ---------------------------------------------------------------- focus held fixed (section 3)
 
 
-def fixed_focus_hard_margin(alpha, t, *, C):
-    """Hard-attention classifier margin at time ``t`` with the focus frozen at ``alpha`` (ch. 5).
-
-    The margin obeys dmu/dt = alpha / (e^mu + C - 1) from mu = 0, so e^mu + (C - 1) mu =
-    alpha t + 1 and, with x = (alpha t + 1)/(C - 1),
-
-        mu(t) = x - W_0(e^x / (C - 1))    (``law.solve_exp_plus_linear``).
-
-    >>> round(fixed_focus_hard_margin(1.0, 0.0, C=3), 12)
-    0.0
-    """
-    raw = (alpha, t)
-    C = check_int(C, "C", minimum=2)
-    alpha = _check_alpha(alpha)
-    t = _as_float_array(t, "t")
-    if np.any(t < 0):
-        raise ValueError("t must be >= 0")
-    return _same_kind(solve_exp_plus_linear(alpha * t + 1.0, C - 1.0), *raw)
-
-
 def _lvml_fixed_focus_time(mu, alpha, C):
     """alpha t(mu): the LVML fixed-focus time at which the margin reaches mu, times alpha."""
     A = C - 1.0
@@ -364,7 +344,7 @@ def _lvml_fixed_focus_time(mu, alpha, C):
 def fixed_focus_margin(method, alpha, t, *, C):
     """Classifier margin mu(t) from mu(0) = 0 with the focus frozen at ``alpha`` (chapter 5, §3).
 
-    hard:  e^mu + (C - 1) mu = alpha t + 1                  (Lambert W, ``fixed_focus_hard_margin``)
+    hard:  e^mu + (C - 1) mu = alpha t + 1                  (Lambert W: ``solve_exp_plus_linear``)
     soft:  e^{alpha mu} + (C - 1) alpha mu = alpha^2 t + 1  (the same with alpha mu, time alpha^2 t)
     lvml:  alpha t = alpha (e^mu - 1 + (C-1) mu)
                      + ((1 - alpha)/C)(e^mu - 1 + 2(C-1) mu + (C-1)^2 (1 - e^{-mu}))
@@ -575,43 +555,6 @@ def euler_flow(method, t_end, *, m, C, step):
     return mu, nu
 
 
-def time_to_half(method, *, m, C):
-    """The time at which the ``method`` flow from mu = nu = 0 puts half its attention on the
-    foreground, as one integral along the orbit (exercise 5.4, the course's derivation).
-
-    alpha = 1/2 at ``nu_half = log(m - 1)``; the orbit ``Phi(nu) = G(mu)`` (``orbit``) reaches it
-    at ``mu_half`` with ``G(mu_half) = Phi(nu_half)``.  Along the orbit the margin grows strictly,
-    so ``t = int_0^{mu_half} dmu / (dmu/dt)(mu, orbit(mu))``; ``scipy.integrate.quad`` does it
-    without solving the ODE in time.
-
-    >>> round(time_to_half("soft", m=5, C=3), 2)
-    32.13
-    """
-    from scipy.integrate import quad
-    from scipy.optimize import brentq
-
-    method = _check_method(method)
-    m, C = _check_sizes(m, C)
-    target = float(attention_potential(math.log(m - 1), m - 1))
-    high = 1.0
-    while float(orbit_potential(method, high, C=C)) < target:
-        high *= 2
-    mu_half = brentq(
-        lambda mu: float(orbit_potential(method, mu, C=C)) - target,
-        0.0,
-        high,
-        xtol=1e-13,
-        rtol=1e-13,
-    )
-    rhs = flow_rhs(method, m=m, C=C)
-
-    def seconds_per_margin(mu):
-        return 1.0 / float(rhs(0.0, [mu, float(orbit(method, mu, m=m, C=C))])[0])
-
-    time, _ = quad(seconds_per_margin, 0.0, mu_half, epsabs=0.0, epsrel=1e-11, limit=200)
-    return time
-
-
 # ---------------------------------------------------------------- the hybrid's switch (chapter 6)
 
 
@@ -639,37 +582,7 @@ def best_switch_time(horizon, candidates, *, m, C):
     return float(candidates[int(np.argmax(final_nu))])
 
 
-# ---------------------------------------------------------------- a fourth loss (exercise 5.3)
-
-
-def likelihood_flow_rhs(mu, nu, *, m, C):
-    """``(dmu/dt, dnu/dt)`` of the chapter-5 flow for the expected-likelihood loss.
-
-    The loss ``1 - sum_j alpha_j p_y(x_j)`` (LVML without its logarithm) reduces, in chapter 5's
-    setting, to ``1 - alpha beta - (1 - alpha)/C``; (5.2) then gives
-
-        dmu/dt = alpha beta (1 - beta) / (C - 1) = alpha beta / (e^mu + C - 1),
-        dnu/dt = alpha (1 - alpha) (beta - 1/C) / C,
-
-    with alpha = e^nu/(e^nu + m - 1), beta = e^mu/(e^mu + C - 1) (exercise 5.3; its orbit is
-    LVML's, because LVML's factor 1/Z cancels in the ratio).  Elementwise over arrays ``mu`` and
-    ``nu`` of one shape; returns an array of shape ``(2, *mu.shape)``.
-
-    >>> [round(float(v), 6) for v in likelihood_flow_rhs(0.0, 0.0, m=5, C=3)]  # alpha/C^2, 0
-    [0.022222, 0.0]
-    """
-    m, C = _check_sizes(m, C)
-    mu = _as_float_array(mu, "mu")
-    nu = _as_float_array(nu, "nu")
-    if mu.shape != nu.shape:
-        raise ValueError(f"mu and nu must have one shape, got {mu.shape} and {nu.shape}")
-    alpha = _sigmoid(nu - np.log(m - 1))
-    one_minus_alpha = _sigmoid(np.log(m - 1) - nu)
-    beta = _sigmoid(mu - np.log(C - 1))
-    one_minus_beta = _sigmoid(np.log(C - 1) - mu)
-    dmu = alpha * beta * one_minus_beta / (C - 1)
-    dnu = alpha * one_minus_alpha * (beta - 1.0 / C) / C
-    return np.stack([dmu, dnu])
+# ---------------------------------------------------------------- momentum (chapters 5 and 6)
 
 
 def sgd_flow_time(steps, *, lr: float, momentum: float = 0.9, lag: float | None = None):
@@ -707,20 +620,3 @@ def fresh_momentum_lag(beta, steps):
         raise ValueError(f"beta must lie in [0, 1), got {beta}")
     steps = check_int(steps, "steps", minimum=0)
     return beta * (1 - beta**steps) / (1 - beta)
-
-
-def incentive_crossover(C):
-    """The focus quality below which LVML pushes the focus harder than hard attention, once the
-    classifier has converged with the focus held fixed (exercise 4.5, the course's derivation).
-
-    With the focus fixed at ``alpha`` and the classifier trained to convergence on the
-    population (no bias), the losses level off at ``(1 - alpha) log C`` (hard) and
-    ``-log(alpha + (1 - alpha)/C)`` (LVML), so the focus incentives ``-dL/dalpha`` tend to
-    ``log C`` and ``(C - 1)/(C alpha + 1 - alpha)`` (``focus_incentive`` at a large margin).
-    They are equal at ``alpha* = 1/log C - 1/(C - 1)``; below it LVML's is the larger.
-
-    >>> round(incentive_crossover(10), 4)
-    0.3232
-    """
-    C = check_int(C, "C", minimum=2)
-    return 1.0 / math.log(C) - 1.0 / (C - 1)

@@ -52,7 +52,6 @@ __all__ = [
     "history_invariant",
     "max_margin",
     "score_per_norm_sq",
-    "sigmoid_invariant",
 ]
 
 
@@ -336,26 +335,3 @@ def score_per_norm_sq(score, query_norm_sq, m):
     m = _check_m(m)
     out = 0.5 * query_norm_sq / miss_reciprocal(score, m)  # 1 - a = 1 / (1 + e^s / m), exact
     return same_kind(out, score, query_norm_sq, m)
-
-
-# ------------------------------------------------------- exercise 2.3: sigmoid attention
-
-
-def sigmoid_invariant(score, embed_norm_sq, query_norm_sq, m):
-    """Chapter 2, exercise 2.3: the conserved quantity when attention is a sigmoid.
-
-    With ``a_i = sigmoid(s_{x_i})`` at each position instead of the softmax (no normalisation:
-    ``v = sum_i a_i w_{x_i}``), the restricted flow of theorem ``thm-ch2-identity`` gives
-    ``dv / ds_i = a_i (1 - a_i) w_{x_i}``, so ``d||w||^2 / dt = 2 a R`` and
-    ``ds / dt = ||q||^2 a (1 - a) R`` as before, now with ``a = sigmoid(s)``; since
-    ``1 / (1 - sigmoid(s)) = 1 + e^s`` the flow keeps ``||q||^2 ||w||^2 - 2 s - 2 e^s``.  The
-    topic word no longer competes with its background words, so ``m`` drops out: it is the
-    softmax's (2.2) with ``m = 1``.  ``m`` is accepted (and checked) only to make that visible.
-    Elementwise over floats, arrays or tensors; ``query_norm_sq`` is ``||q||^2`` and
-    ``embed_norm_sq`` is ``||w||^2`` (both already squared).
-
-    >>> round(float(sigmoid_invariant(0.0, 2.0, 1.0, 20)), 4)  # 2 - 0 - 2
-    0.0
-    """
-    _check_m(m)
-    return sen_invariant(score, embed_norm_sq, query_norm_sq, 1.0)

@@ -71,7 +71,6 @@ __all__ = [
     "official_single_input",
     "official_two_sequences",
     "OneHotRun",
-    "svm_two_constraints",
     "train_one_hot_joint",
 ]
 
@@ -331,32 +330,6 @@ def svm_support(X, W, opt, p_mm, tol: float = 1e-6) -> torch.Tensor:
     for (i, t), margin in zip(pairs, A @ p_mm):
         mask[i, t] = bool(margin <= 1 + tol)
     return mask
-
-
-def svm_two_constraints(a1, a2) -> torch.Tensor:
-    """Chapter 8, exercise 8.2: (8.2) with two constraints, by hand.
-
-    ``min ||p||^2`` subject to ``a1^T p >= 1`` and ``a2^T p >= 1`` (``a1``, ``a2`` of shape
-    ``(d,)``, linearly independent).  Either one constraint is active, ``p = a_k / ||a_k||^2``
-    when that point satisfies the other, or both are, ``p = A^T (A A^T)^{-1} 1`` with rows
-    ``a1, a2``.  Returns ``p`` as a float64 tensor ``(d,)``.
-
-    >>> svm_two_constraints(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 1.0])).tolist()
-    [0.5, 1.0]
-    """
-    a1, a2 = _tensor(a1, "a1", 1), _tensor(a2, "a2", 1)
-    if a1.shape != a2.shape:
-        raise ValueError(
-            f"a1 and a2 must have the same shape, got {tuple(a1.shape)} and {tuple(a2.shape)}"
-        )
-    A = torch.stack([a1, a2])
-    if torch.linalg.matrix_rank(A) < 2:
-        raise ValueError("a1 and a2 must be linearly independent")
-    for k, other in ((a1, a2), (a2, a1)):
-        p = k / (k @ k)
-        if float(other @ p) >= 1:
-            return p
-    return A.T @ torch.linalg.solve(A @ A.T, torch.ones(2, dtype=torch.float64))
 
 
 # --------------------------------------------------------------------------- training p

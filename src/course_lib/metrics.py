@@ -189,22 +189,3 @@ def per_class_focus_accuracy(alpha, foreground, labels, n_classes: int) -> torch
     totals = hit.new_zeros(n_classes).index_add_(0, labels, torch.ones_like(hit))
     found = hit.new_zeros(n_classes).index_add_(0, labels, hit)
     return 100.0 * found / totals
-
-
-def shortcut_table(n_classes: int, m: int) -> dict:
-    """The FTPT/FFPT table of a perfect eliminator (exercise 6.3, the course's derivation).
-
-    The model finds the foreground of every class but one: on a mosaic of another class its
-    most-attended segment is the foreground and it predicts right; on a mosaic of the eliminated
-    class it knows no segment, its most-attended segment is a uniformly random one of the ``m``,
-    and it predicts the eliminated class (right, by elimination).  With equally frequent
-    classes, in percent: FTPT = 100 (1 - (1 - 1/m)/C), FFPT = 100 (1 - 1/m)/C, FTPF = FFPF = 0.
-    Its accuracy is 100 % while its focus accuracy is FTPT.
-
-    >>> shortcut_table(2, 2)
-    {'FTPT': 75.0, 'FFPT': 25.0, 'FTPF': 0.0, 'FFPF': 0.0}
-    """
-    n_classes = check_int(n_classes, "n_classes", minimum=2)
-    m = check_int(m, "m", minimum=2)
-    missed = 100.0 * (1.0 - 1.0 / m) / n_classes
-    return {"FTPT": 100.0 - missed, "FFPT": missed, "FTPF": 0.0, "FFPF": 0.0}

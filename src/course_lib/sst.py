@@ -241,65 +241,6 @@ def attended_word_stats(
     )
 
 
-def early_score_law(data) -> dict[str, float]:
-    """Chapter 3, exercise 3.4: the early-time law behind "frequency first", for Attn-FC.
-
-    At the start (embeddings near zero, uniform attention, fixed classifier output ``(1/2, 1/2)``)
-    a word's embedding grows in proportion to its *net label count*, the number of positive
-    sentences of ``data`` containing it minus the number of negative ones (frequency times
-    purity in size), and its score grows with the square of that count.  Returns
-    ``{word: net_label_count ** 2}``, proportional to the early scores.
-
-    >>> early_score_law([(["good", "film"], 1), (["good"], 1), (["bad", "film"], 0)])
-    {'good': 4.0, 'film': 0.0, 'bad': 1.0}
-    """
-    _check_data(data)
-    net: dict[str, int] = {}
-    for tokens, label in data:
-        if label not in (0, 1):
-            raise ValueError(f"data: early_score_law needs binary labels 0/1, found {label!r}")
-        for w in dict.fromkeys(tokens):
-            net[w] = net.get(w, 0) + (1 if label == 1 else -1)
-    return {w: float(n * n) for w, n in net.items()}
-
-
-def early_score_with_context(data) -> dict[str, float]:
-    """Chapter 3, exercise 3.2: every word's early Attn-FC score, its neighbours included.
-
-    At the start (keys zero, so sentence ``i`` of ``n_i`` words attends uniformly; embeddings
-    near zero, so the fixed classifier outputs ``(1/2, 1/2)`` and ``g_i = -(sigma_i / 2) d`` with
-    ``sigma_i = +1`` for label 1, ``-1`` for label 0 and ``d = U_1 - U_0``), gradient flow gives
-    ``w_u(t) = t B_u d / (2N)`` with ``B_u = sum_i sigma_i c_ui / n_i`` (``c_ui`` the occurrences
-    of ``u`` in sentence ``i``), the context ``v_i = t V_i d / (2N)`` with
-    ``V_i = sum_u c_ui B_u / n_i``, and by chapter 2's score gradient
-    ``s_u(t) = t^2 ||q||^2 ||d||^2 / (8 N^2) * sum_i sigma_i (c_ui / n_i) (B_u - V_i)``, that is
-    ``B_u^2 - sum_i sigma_i c_ui V_i / n_i`` up to a positive factor.  Returns that bracket for
-    every word of ``data`` (binary labels 0/1): the first term is the word's own evidence, the
-    second its neighbours', which pushes down words whose sentences already lean their way.
-
-    >>> law = early_score_with_context([(["good", "film"], 1), (["bad", "film"], 0)])
-    >>> {w: round(v, 4) for w, v in law.items()}
-    {'good': 0.125, 'film': -0.25, 'bad': 0.125}
-    """
-    _check_data(data)
-    own: dict[str, float] = {}  # B_u
-    for tokens, label in data:
-        if label not in (0, 1):
-            raise ValueError(f"data: early_score_with_context needs labels 0/1, found {label!r}")
-        if not tokens:
-            raise ValueError("data: every sentence needs at least one word")
-        sign = 1.0 if label == 1 else -1.0
-        for w in tokens:
-            own[w] = own.get(w, 0.0) + sign / len(tokens)
-    law = {w: b * b for w, b in own.items()}
-    for tokens, label in data:
-        sign = 1.0 if label == 1 else -1.0
-        context = sum(own[w] for w in tokens) / len(tokens)  # V_i
-        for w in tokens:
-            law[w] -= sign * context / len(tokens)
-    return law
-
-
 # ------------------------------------------------------------------ the identity on real words
 
 

@@ -3,9 +3,11 @@ course's reference on fixed and random cases, tests edge cases, and prints a tar
 
 A check never raises: it prints what happened and returns ``True`` (passed) or ``False`` (not yet
 implemented, or wrong), so an exercise notebook always runs top to bottom.  One module per
-chapter; everything is re-exported here so notebooks call ``checks.check_...``.
+chapter; everything is re-exported here so notebooks call ``checks.check_...``.  The reference
+solutions that no chapter uses are in ``checks.solutions`` (``checks.solutions.<name>``).
 """
 
+from . import solutions
 from ._core import CheckFailed, run_check, yours_or_reference
 from .ch01 import check_attention_forward, check_label_sentences, check_mlp_jacobian
 from .ch02 import (
@@ -47,6 +49,8 @@ __all__ = [
     "CheckFailed",
     "run_check",
     "yours_or_reference",
+    # the reference solutions no chapter uses (checks.solutions.<name>)
+    "solutions",
     # chapter 1
     "check_attention_forward",
     "check_label_sentences",

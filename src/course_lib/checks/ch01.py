@@ -8,8 +8,9 @@ import math
 import numpy as np
 import torch
 
-from ..topic import TopicAttention, attention_forward, label_sentences, mlp_jacobian
+from ..topic import TopicAttention, attention_forward, label_sentences
 from ._core import CheckFailed, close, expect_tensor, run_check
+from .solutions import mlp_jacobian
 
 # ----------------------------------------------------------------------- the forward pass
 
@@ -291,7 +292,7 @@ def _diagnose_jacobian(jac, classifier, context) -> None:
 @run_check("Attn-TL's classifier: the Jacobian d logits / d v")
 def check_mlp_jacobian(student_fn) -> None:
     """Check ``student_fn(classifier, context) -> (N, K, d_e)`` Jacobians of Attn-TL's
-    classifier, against ``topic.mlp_jacobian`` on three classifiers, at contexts (one of them
+    classifier, against ``solutions.mlp_jacobian`` on three classifiers, at contexts (one of them
     zero) where the ReLU's pattern varies; then that the classifier was left as it was."""
     for seed in range(3):
         classifier, context = _mlp_case(seed)

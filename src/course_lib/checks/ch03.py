@@ -14,15 +14,14 @@ import torch
 from ..sst import (
     PAD,
     build_vocabulary,
-    early_score_law,
-    early_score_with_context,
     most_attended_word,
     word_frequency,
     word_purity,
 )
-from ..topic import TopicAttention, lift_embeddings, make_topic_corpus, reduce_fixed_classifier
+from ..topic import TopicAttention, make_topic_corpus, reduce_fixed_classifier
 from ..training import train_full_batch
 from ._core import CheckFailed, run_check
+from .solutions import early_score_law, early_score_with_context, lift_embeddings
 
 _FIXED = [
     (["a", "powerful", "sequel", "and", "one", "of", "the", "best", "films"], 1),
@@ -125,9 +124,9 @@ def _diagnose_lift(got, reduced, initial, U, L) -> None:
 
 @run_check("the official Attn-FC's embeddings from its reduction's")
 def check_lift_embeddings(student_fn) -> None:
-    """Check ``student_fn(reduced, initial, U, L) -> (V, d_e)`` against ``topic.lift_embeddings``
-    on three random cases (initial embeddings not small, so every term counts), then on a real
-    Attn-FC trained for a few steps next to its reduction."""
+    """Check ``student_fn(reduced, initial, U, L) -> (V, d_e)`` against
+    ``solutions.lift_embeddings`` on three random cases (initial embeddings not small, so every
+    term counts), then on a real Attn-FC trained for a few steps next to its reduction."""
     for seed in range(3):
         reduced, initial, U, L = _lift_case(seed)
         expected = lift_embeddings(reduced, initial, U, L)
@@ -266,9 +265,10 @@ _EARLY_MISTAKES = (
 @run_check("early scores of Attn-FC, neighbours included")
 def check_early_score_with_context(student_fn) -> None:
     """Check ``student_fn(data) -> {word: number}``, proportional (positive factor) to every
-    word's early score ``B_u^2 - sum_i sigma_i c_ui V_i / n_i`` (``sst.early_score_with_context``),
-    on corpora with repeated words and sentences of different lengths; a failing answer is
-    compared with the usual wrong derivations to name the mistake."""
+    word's early score ``B_u^2 - sum_i sigma_i c_ui V_i / n_i``
+    (``solutions.early_score_with_context``), on corpora with repeated words and sentences of
+    different lengths; a failing answer is compared with the usual wrong derivations to name the
+    mistake."""
     corpora = [_FIXED, _random_corpus(4), _random_corpus(5)]
     for data in corpora:
         got = _early_values(student_fn, data)

@@ -13,6 +13,7 @@ from ..focus import MLPClassifier
 from ..law import LOSS_NAMES
 from ..losses import hard_attention_loss, lvml_loss, soft_attention_loss
 from ._core import CheckFailed, close, expect_number, run_check
+from .solutions import incentive_crossover
 
 
 def _case(seed: int, batch: int = 5, m: int = 4, d: int = 6, n_classes: int = 3):
@@ -339,7 +340,7 @@ def check_incentive_crossover(student_fn) -> None:
     """Check ``student_fn(C) -> alpha*`` (any real scalar) for several C, read all at once so
     that a formula wrong in the same way everywhere is named."""
     outs = [expect_number(student_fn(C), "alpha*") for C in _CROSSOVER_CLASSES]
-    refs = [1 / math.log(C) - 1 / (C - 1) for C in _CROSSOVER_CLASSES]
+    refs = [incentive_crossover(C) for C in _CROSSOVER_CLASSES]
 
     def same(values):
         return all(math.isclose(o, r, rel_tol=1e-6, abs_tol=1e-12) for o, r in zip(outs, values))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import flow, law
+from . import solutions
 from ._core import CheckFailed, run_check
 
 
@@ -86,7 +87,7 @@ def check_fixed_focus_hard_margin(student_fn) -> None:
         out = _number(student_fn(alpha, t, C=C), "mu")
         if out.shape != t.shape:
             raise CheckFailed(f"mu should have the shape of t, {t.shape}, got {out.shape}.")
-        ref = flow.fixed_focus_hard_margin(alpha, t, C=C)
+        ref = solutions.fixed_focus_hard_margin(alpha, t, C=C)
         x = (alpha * t + 1) / (C - 1.0)
         if _close(out, x - ref, 1e-8):
             raise CheckFailed(
@@ -106,7 +107,7 @@ def check_fixed_focus_hard_margin(student_fn) -> None:
         if _close(out, ref, 1e-8):
             continue
         A = C - 1.0
-        if _close(out, flow.fixed_focus_hard_margin(1.0, t, C=C), 1e-8):
+        if _close(out, solutions.fixed_focus_hard_margin(1.0, t, C=C), 1e-8):
             raise CheckFailed(
                 "the focus alpha is missing: the margin grows at alpha / (e^mu + C - 1)."
             )
@@ -149,7 +150,7 @@ def _likelihood_terms(mu, nu, m, C, *, n_focus=None, n_class=None):
 def _likelihood_wrong(mu, nu, m, C) -> list:
     """The usual wrong derivations of exercise 5.3: ``((dmu/dt, dnu/dt), hint)`` pairs."""
     a, b = _likelihood_terms(mu, nu, m, C)
-    dmu, dnu = flow.likelihood_flow_rhs(mu, nu, m=m, C=C)
+    dmu, dnu = solutions.likelihood_flow_rhs(mu, nu, m=m, C=C)
     lvml = flow.flow_rhs("lvml", m=m, C=C)(0.0, [mu, nu])
     a_m, b_m = _likelihood_terms(mu, nu, m, C, n_focus=m)
     _, b_c = _likelihood_terms(mu, nu, m, C, n_class=C)
@@ -204,7 +205,7 @@ def check_likelihood_flow_rhs(student_fn) -> None:
     """Check ``student_fn(mu, nu, m=m, C=C) -> (dmu/dt, dnu/dt)`` at scalar points."""
     for mu, nu, m, C in ((0.7, 0.3, 5, 3), (2.0, -0.5, 10, 7), (1.3, 1.1, 4, 20)):
         out = _pair(student_fn(mu, nu, m=m, C=C), "(dmu/dt, dnu/dt)")
-        ref = np.array(flow.likelihood_flow_rhs(mu, nu, m=m, C=C), dtype=float)
+        ref = np.array(solutions.likelihood_flow_rhs(mu, nu, m=m, C=C), dtype=float)
         if _close(out, ref, 1e-8):
             continue
         for wrong, hint in _likelihood_wrong(mu, nu, m, C):
@@ -319,7 +320,7 @@ def check_time_to_half(student_fn) -> None:
     """Check ``student_fn(method, m=m, C=C) -> t`` (any real scalar) for the three methods at two
     sizes, read all at once so that a derivation wrong in the same way everywhere is named."""
     outs = _student_times(student_fn)
-    refs = np.array([flow.time_to_half(method, m=m, C=C) for method, m, C in _HALF_CASES])
+    refs = np.array([solutions.time_to_half(method, m=m, C=C) for method, m, C in _HALF_CASES])
     if _close_rel(outs, refs, 1e-5):
         return
     for formula, hint in _half_mistakes():

@@ -11,9 +11,9 @@ import torch
 from .. import flow, mosaic_training
 from ..focus import MLPClassifier, MLPFocus
 from ..losses import KERNELS
-from ..metrics import shortcut_table
 from ..mosaic import make_linear_mosaics
 from ._core import CheckFailed, expect_number, run_check
+from .solutions import shortcut_table
 
 _DATA = make_linear_mosaics(96, n_classes=3, m=4, seed=5)
 _LR, _BATCH = 0.3, 32

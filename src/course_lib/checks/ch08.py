@@ -10,10 +10,10 @@ import torch
 from ..max_margin import (
     log_space_gradient,
     official_single_input,
-    svm_two_constraints,
     textbook_gradient,
 )
 from ._core import CheckFailed, run_check
+from .solutions import svm_two_constraints
 
 
 def _vector(value, name: str, d: int) -> torch.Tensor:
