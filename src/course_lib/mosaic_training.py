@@ -1,18 +1,21 @@
-"""Training focus models and classifiers on mosaics (chapters 4 to 6).
+"""Training focus models and classifiers on mosaics (chapters 4 to 7).
 
 Minibatch SGD with momentum 0.9, batches in a fixed order, one optimizer for the focus and one
 for the classifier at the same learning rate: the official code's optimizer (Vashisht and
 Ramaswamy 2023).  Two ways to run it, with the same arithmetic (the tests check it):
 
 * ``train_mosaic``: one run, the plain PyTorch loop (the mechanism, shown first in chapter 4);
-* the engine, ``_Engine``: R runs as ONE computation.  The parameters of all runs are stacked
-  (``torch.func.stack_module_state``); one step of every run is one call of ``vmap(loss)`` over
-  the run axis and one backward pass of the summed losses (the runs are independent, so that
-  gives each run its own gradient).  Each run's loss at each step comes from a ``_Schedule``
-  (a one-hot selector over soft, hard and LVML), so runs of different losses share a step and a
-  hybrid is a schedule whose loss changes once, at a given step or when a ``Plateau`` fires,
-  with its optimizer state zeroed ("fresh") or kept.  These models are tiny, so the per-step
-  overhead dominates and batching pays (``benchmarks/bench_mosaic.py``).
+* :mod:`course_lib.engine`, the course's one loop: R runs as ONE computation.  The parameters
+  of all runs are stacked (``engine.Stack``); one step of every run is one call of
+  ``vmap(loss)`` over the run axis (:class:`RunLosses`) and one backward pass of the summed
+  losses (the runs are independent, so that gives each run its own gradient).  Each run's
+  loss at each step comes from an ``engine.Schedule`` (an index into soft, hard and LVML,
+  made a one-hot selector), so runs of different losses share a step and a hybrid is a
+  schedule whose loss changes once, at a given step or when a ``Plateau`` fires, with its
+  optimizer state zeroed ("fresh") or kept.  :func:`train_epochs` runs epochs of minibatches
+  on it and keeps the per-epoch records; chapters 6 and 7 train their text and law runs
+  through it.  These models are tiny, so the per-step overhead dominates and batching pays
+  (``benchmarks/bench_mosaic.py``).
 
 The public batched trainers build runs for the engine: ``train_mosaic_runs`` (one loss per run),
 ``train_fixed_focus`` (no focus model: the attention is frozen at alpha on the foreground, and
@@ -23,16 +26,16 @@ those of :mod:`course_lib.losses`.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import vmap
 
 from ._validate import check_fraction, check_int, check_positive
+from .engine import NEVER, Schedule, Stack, Step, minibatches, train
 from .losses import KERNELS, LOSS_NAMES, check_loss_inputs, selected_loss
 from .mosaic import Mosaics
 from .progress import progress_bar, show_loss
@@ -139,11 +142,6 @@ def _run_data(data, runs: int, device):
     return 0, tuple(torch.stack([d[k] for d in data]).to(device) for k in range(3))
 
 
-def _batches(n: int, batch_size: int):
-    """The official code's fixed batch order (no shuffling), last batch kept."""
-    return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-
-
 # ----------------------------------------------------- the teaching loop (one run, torch.optim)
 
 
@@ -185,7 +183,7 @@ def train_mosaic(
     focus_opt = torch.optim.SGD(focus.parameters(), lr=lr, momentum=momentum)
     classifier_opt = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum)
     losses, a_z = torch.zeros(epochs), torch.zeros(epochs)
-    batches = _batches(len(labels), batch_size)
+    batches = minibatches(len(labels), batch_size)
     with progress_bar(epochs * len(batches), desc=f"train_mosaic ({loss})") as bar:
         for epoch in range(epochs):
             for start, stop in batches:
@@ -215,202 +213,164 @@ def train_mosaic(
 
 # ------------------------------------------------------------------------------------ the engine
 
-NEVER = 2**62  # a switch step no training reaches
 
-
-def _stack(modules: Sequence[nn.Module], name: str):
-    if not modules or not all(isinstance(mod, nn.Module) for mod in modules):
-        raise TypeError(f"{name} must be a non-empty list of torch modules")
-    if len({type(mod) for mod in modules}) != 1:
-        raise ValueError(f"{name} must all have the same architecture (one class)")
-    shapes = [[p.shape for p in mod.parameters()] for mod in modules]
-    if any(s != shapes[0] for s in shapes):
-        raise ValueError(f"{name} must all have the same parameter shapes")
-    params, _ = stack_module_state(list(modules))
-    base = copy.deepcopy(modules[0]).to("meta")
-    return base, {k: v.detach().clone() for k, v in params.items()}
-
-
-class _Stack:
-    """The modules of R runs, stacked: ``groups`` maps a name to R modules of one architecture;
-    ``params`` holds every group's parameters (R, ...) under "group.parameter" names."""
-
-    def __init__(self, groups: dict[str, Sequence[nn.Module]]):
-        self.modules, self.bases, self.keys, self.params = {}, {}, {}, {}
-        for group, modules in groups.items():
-            self.bases[group], params = _stack(modules, group)
-            self.modules[group], self.keys[group] = list(modules), list(params)
-            self.params.update({f"{group}.{k}": v for k, v in params.items()})
-        self.device = next(iter(self.params.values())).device
-
-    def call(self, group: str, params: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """Module ``group`` of one run (``params``: that run's slice) applied to ``inputs``."""
-        own = {k: params[f"{group}.{k}"] for k in self.keys[group]}
-        return functional_call(self.bases[group], own, (inputs,))
-
-    def write_back(self) -> None:
-        """Copy the trained parameters into the modules given (training is in place)."""
-        with torch.no_grad():
-            for group, modules in self.modules.items():
-                for r, mod in enumerate(modules):
-                    for key, param in mod.named_parameters():
-                        param.copy_(self.params[f"{group}.{key}"][r])
-
-
-def _momentum_step(params: dict, grads: dict, buffers: dict, lr: torch.Tensor, momentum: float):
-    """SGD with momentum on stacked parameters (R, ...), PyTorch's convention:
-    v <- momentum v + g;  p <- p - lr v, with lr (R,) one per run."""
-    with torch.no_grad():
-        for key, g in grads.items():
-            buffers[key].mul_(momentum).add_(g)
-            params[key].sub_(lr.view(-1, *[1] * (g.dim() - 1)) * buffers[key])
-
-
-class _Schedule:
-    """Each run's loss at each optimizer step: ``first`` before its switch step, ``then`` from
-    it on.  A switch step is a step number (0: ``then`` throughout; ``NEVER``: ``first``
-    throughout) or None: decided by ``plateau`` at the end of an epoch, the next step being the
-    switch.  At a switch the run's momentum is zeroed (a fresh optimizer) unless ``keep``.
-    ``switched_at`` (R,) records the step at which each run switched (-1: never)."""
-
-    def __init__(self, first, then, switch, keep, plateau: Plateau | None = None):
-        self.first = torch.tensor([LOSS_NAMES.index(name) for name in first])
-        self.then = torch.tensor([LOSS_NAMES.index(name) for name in then])
-        self.undecided = torch.tensor([s is None for s in switch])
-        self.switch = torch.tensor([NEVER if s is None else s for s in switch])
-        self.keep, self.plateau = torch.tensor(keep), plateau
-        self.switched_at = torch.full((len(first),), -1)
-
-    def losses(self, step: int) -> torch.Tensor:
-        """(R,) the index in ``LOSS_NAMES`` of each run's loss at ``step``."""
-        return torch.where(~self.undecided & (self.switch <= step), self.then, self.first)
-
-    def kept(self, step: int) -> torch.Tensor | None:
-        """Before ``step``: (R,) 0 for the runs whose optimizer starts afresh now, else 1."""
-        now = ~self.undecided & (self.switch == step)
-        self.switched_at[now] = step
-        fresh = now & ~self.keep & (step > 0)
-        return (~fresh).float() if bool(fresh.any()) else None
-
-    def end_epoch(self, epoch: int, step: int, history: torch.Tensor) -> None:
-        """Fire the plateau on the epoch's records ``history`` (3, R, T): loss, a_z, focus."""
-        p = self.plateau
-        if p is None or not bool(self.undecided.any()):
-            return
-        if epoch < max(p.patience, p.min_epochs - 1):
-            return
-        row, sign = (2, 1.0) if p.metric == "focus" else (0, -1.0)
-        gain = sign * (history[row, :, epoch] - history[row, :, epoch - p.patience])
-        fires = self.undecided & (gain.cpu() < p.min_delta)
-        self.switch = torch.where(fires, step, self.switch)
-        self.undecided = self.undecided & ~fires
-
-
-def _learned_attention(stack: _Stack, params, consts, x, z) -> torch.Tensor:
+def _learned_attention(stack: Stack, params, consts, x, z) -> torch.Tensor:
     return torch.softmax(stack.call("focus_models", params, x), dim=1)  # (b, m)
 
 
-def _frozen_attention(stack: _Stack, params, alpha_z, x, z) -> torch.Tensor:
+def _frozen_attention(stack: Stack, params, alpha_z, x, z) -> torch.Tensor:
     return _fixed_attention(alpha_z, z, x.shape[1])  # (b, m)
 
 
-class _Engine:
-    """R stacked runs trained by minibatch SGD with momentum under a ``_Schedule``.
+def pair_run(stack: Stack, frozen: bool = False) -> Callable:
+    """One run's loss of a stacked focus and classifier, for :class:`RunLosses` (chapter 4).
 
-    ``attend(stack, params, consts, x, z)`` gives one run's attention (b, m) from its parameters
-    and its constants (``consts``, one per run, or None); the classifier is the stack's
-    "classifiers" group; ``data`` the (segments, labels, foreground) tensors, shared
-    (``data_dim`` None) or one per run (``data_dim`` 0).
+    ``stack`` holds the groups "classifiers" and, unless ``frozen``, "focus_models".  The
+    function returned, ``one_run(names, params, weights, consts, x, y, z)``, takes one run's
+    parameters, its one-hot loss selector ``weights`` (3,) over ``names`` and its constant
+    (with ``frozen``: its attention on the foreground, ``fixed_attention``) and a batch
+    (segments (b, m, *f), labels (b,), foreground (b,)); it returns the run's loss and its
+    records: the loss, the mean attention on the foreground a_z, the focus accuracy.
+    """
+    if not isinstance(stack, Stack):
+        raise TypeError(f"stack must be an engine.Stack, got {type(stack).__name__}")
+    attend = _frozen_attention if frozen else _learned_attention
 
-    Other data go through the same loop by a subclass that overrides ``batch`` (a batch's
-    tensors from its rows) and ``_one_run`` (one run's loss and its three records, inside
-    ``vmap``), and names its runs in the progress bar by ``kind``; chapter 6 trains its models
-    on text so (``course_lib.chapters.ch06``)."""
-
-    kind = "mosaic"
-
-    def __init__(self, stack: _Stack, attend: Callable, data, data_dim, consts=None):
-        self.stack, self.attend, self.consts = stack, attend, consts
-        self.data, self.data_dim = data, data_dim
-        self._vmapped, self._weights = {}, {}
-
-    def _one_run(self, names, params, weights, consts, x, y, z):
-        alpha = self.attend(self.stack, params, consts, x, z)
+    def one_run(names, params, weights, consts, x, y, z):
+        alpha = attend(stack, params, consts, x, z)
 
         def classify(inputs):
-            return self.stack.call("classifiers", params, inputs)
+            return stack.call("classifiers", params, inputs)
 
         value = selected_loss(weights, alpha, x, y, classify, names)
         alpha = alpha.detach()
         hit = (alpha.argmax(1) == z).float().mean()
         return value, (value.detach(), alpha.gather(1, z[:, None]).mean(), hit)
 
-    def losses(self, index: torch.Tensor, x, y, z, consts=None):
-        """Every run's loss on a batch, run r's being ``LOSS_NAMES[index[r]]``: values (R,) and
-        records (loss, a_z, focus accuracy), each (R,).  Only the losses in use are computed."""
+    return one_run
+
+
+class RunLosses:
+    """Every run's loss on a batch as ONE ``vmap`` call over the stacked runs (chapters 4 to 7):
+    the loss function :func:`course_lib.engine.train` takes, run r's loss at a step being
+    ``LOSS_NAMES[index[r]]`` (the schedule's index).
+
+    ``one_run(names, params, weights, consts, *batch) -> (value, records)`` is one run's loss
+    (:func:`pair_run`, or chapter 6's text runs), whose loss the one-hot ``weights`` select
+    among ``names`` through ``losses.selected_loss`` (only the losses in use are computed);
+    ``consts`` one constant per run (stacked, or None); ``data_dim`` None when the batch is
+    shared by all runs, 0 when it holds one per run.  A call returns values (R,) and records.
+    """
+
+    def __init__(self, one_run: Callable, device, consts=None, data_dim=None):
+        if not callable(one_run):
+            raise TypeError("one_run must be a function")
+        self.one_run, self.device, self.consts, self.data_dim = one_run, device, consts, data_dim
+        self._vmapped, self._weights = {}, {}
+
+    def __call__(self, params: dict, batch, index: torch.Tensor, consts=None):
         key = tuple(index.tolist())
         if key not in self._weights:
-            self._weights[key] = F.one_hot(index, 3).float().to(self.stack.device)
+            self._weights[key] = F.one_hot(index, 3).float().to(self.device)
         names = tuple(LOSS_NAMES[i] for i in sorted(set(key)))
         if names not in self._vmapped:
-            dims = (0, 0, None if self.consts is None else 0) + (self.data_dim,) * 3
-            self._vmapped[names] = vmap(lambda *a, n=names: self._one_run(n, *a), in_dims=dims)
+            dims = (0, 0, None if self.consts is None else 0) + (self.data_dim,) * len(batch)
+            self._vmapped[names] = vmap(lambda *a, n=names: self.one_run(n, *a), in_dims=dims)
         consts = self.consts if consts is None else consts
-        return self._vmapped[names](self.stack.params, self._weights[key], consts, x, y, z)
+        return self._vmapped[names](params, self._weights[key], consts, *batch)
 
-    def batch(self, start: int, stop: int):
-        if self.data_dim is None:
-            return tuple(t[start:stop] for t in self.data)
-        return tuple(t[:, start:stop] for t in self.data)
 
-    def gradients(self, index: torch.Tensor, x, y, z):
-        """Every run's gradient: the runs are independent, so the gradient of the SUM of their
-        losses with respect to the stacked parameters is each run's own gradient."""
-        params = self.stack.params
-        leaves = [v.requires_grad_() for v in params.values()]
-        values, records = self.losses(index, x, y, z)
-        return dict(zip(params, torch.autograd.grad(values.sum(), leaves))), records
+def _rows(data, data_dim, start: int, stop: int):
+    """The batch of rows ``start:stop`` of shared data (``data_dim`` None) or per-run data."""
+    if data_dim is None:
+        return tuple(t[start:stop] for t in data)
+    return tuple(t[:, start:stop] for t in data)
 
-    def train(
-        self,
-        schedule: _Schedule,
-        *,
-        epochs,
-        lrs,
-        batch_size,
-        momentum,
-        on_step: Callable | None = None,
-        on_epoch: Callable | None = None,
-    ):
-        """Train in place; returns the per-epoch records (3, R, epochs): loss, a_z and focus
-        accuracy, each the batch-size-weighted mean over the epoch's steps.  ``on_step(epoch,
-        x, y, z)`` runs after each step, ``on_epoch(epoch)`` after each epoch."""
-        params, n = self.stack.params, self.data[1].shape[-1]
-        buffers = {k: torch.zeros_like(v) for k, v in params.items()}
-        history = torch.zeros(3, len(lrs), epochs, device=self.stack.device)
-        step, batches = 0, _batches(n, batch_size)
-        # one bar over the optimizer steps of all runs; the loss shown is the mean over runs
-        with progress_bar(epochs * len(batches), desc=f"{len(lrs)} {self.kind} runs") as bar:
-            for epoch in range(epochs):
-                for start, stop in batches:
-                    x, y, z = self.batch(start, stop)
-                    kept = schedule.kept(step)
-                    if kept is not None:
-                        kept = kept.to(self.stack.device)
-                        for buf in buffers.values():
-                            buf.mul_(kept.view(-1, *[1] * (buf.dim() - 1)))
-                    grads, (value, a_z, hit) = self.gradients(schedule.losses(step), x, y, z)
-                    _momentum_step(params, grads, buffers, lrs, momentum)
-                    history[:, :, epoch] += (stop - start) / n * torch.stack([value, a_z, hit])
-                    if on_step is not None:
-                        on_step(epoch, x, y, z)
-                    step += 1
-                    bar.update()
-                    show_loss(bar, value)
-                schedule.end_epoch(epoch, step, history)
-                if on_epoch is not None:
-                    on_epoch(epoch)
-        return history
+
+def _end_epoch(plateau, schedule: Schedule, epoch: int, step: int, history) -> None:
+    """Fire the plateau on the epoch's records ``history`` (3, R, T): loss, a_z, focus; the
+    runs it fires for switch at ``step``, the next one."""
+    p = plateau
+    if p is None or not bool(schedule.undecided.any()):
+        return
+    if epoch < max(p.patience, p.min_epochs - 1):
+        return
+    row, sign = (2, 1.0) if p.metric == "focus" else (0, -1.0)
+    gain = sign * (history[row, :, epoch] - history[row, :, epoch - p.patience])
+    schedule.decide(gain.cpu() < p.min_delta, step)
+
+
+def train_epochs(
+    params: dict,
+    losses: Callable,
+    data,
+    schedule: Schedule,
+    *,
+    epochs: int,
+    lr,
+    batch_size: int,
+    momentum: float,
+    data_dim=None,
+    batch: Callable | None = None,
+    plateau: Plateau | None = None,
+    held=(),
+    on_step: Callable | None = None,
+    on_epoch: Callable | None = None,
+    desc: str = "mosaic runs",
+) -> torch.Tensor:
+    """Epochs of minibatch SGD with momentum for R stacked runs, on the engine (chapters 4-7).
+
+    Parameters
+    ----------
+    params : the stacked parameters (``engine.Stack.params``), trained in place.
+    losses : the loss function (a :class:`RunLosses`): values (R,) and records (loss, a_z,
+        focus accuracy), each (R,).
+    data : the data tensors, e.g. (segments, labels, foreground); ``data[1]`` the labels.
+    schedule : each run's loss at each step (``engine.Schedule``), optimizer state at a change.
+    epochs, lr, batch_size, momentum : the SGD settings (lr a number or (R,)).
+    data_dim : None for data shared by all runs, 0 for one per run.
+    batch : ``batch(start, stop)`` the batch of those rows (default: the rows of ``data``).
+    plateau : a :class:`Plateau` that decides the undecided switches at the end of an epoch.
+    held : names of parameters held fixed.
+    on_step, on_epoch : ``on_step(epoch, *batch)`` after each step, ``on_epoch(epoch)``
+        after each epoch.
+    desc : the progress bar's label.
+
+    Returns
+    -------
+    (3, R, epochs) records: loss, a_z, focus accuracy, each the batch-size-weighted mean over
+    the epoch's steps.
+    """
+    n = data[1].shape[-1]
+    rows = minibatches(n, batch_size)
+    cut = batch or (lambda start, stop: _rows(data, data_dim, start, stop))
+    device = next(iter(params.values())).device
+    history = torch.zeros(3, len(schedule.first), epochs, device=device)
+
+    def after(step: Step) -> None:
+        epoch, i = divmod(step.number, len(rows))
+        start, stop = rows[i]
+        history[:, :, epoch] += (stop - start) / n * torch.stack(list(step.aux))
+        if on_step is not None:
+            on_step(epoch, *step.batch)
+        if i == len(rows) - 1:
+            _end_epoch(plateau, schedule, epoch, step.number + 1, history)
+            if on_epoch is not None:
+                on_epoch(epoch)
+
+    train(
+        params,
+        losses,
+        steps=epochs * len(rows),
+        lr=lr,
+        momentum=momentum,
+        schedule=schedule,
+        batches=lambda s: cut(*rows[s % len(rows)]),
+        held=held,
+        on_step=after,
+        desc=desc,
+    )
+    return history
 
 
 # --------------------------------------------------- the batched trainers: runs for the engine
@@ -451,7 +411,7 @@ def train_mosaic_runs(
             f"losses must name one loss per run ({len(focus_models)}), got {len(losses)}"
         )
     names = [_check_loss_name(name) for name in losses]
-    schedule = _Schedule(names, names, [NEVER] * len(names), [False] * len(names))
+    schedule = Schedule.constant([LOSS_NAMES.index(name) for name in names])
     history = _train_pairs(
         focus_models,
         classifiers,
@@ -466,25 +426,34 @@ def train_mosaic_runs(
 
 
 def _train_pairs(
-    focus_models, classifiers, data, schedule: _Schedule, *, epochs, lr, batch_size, momentum
+    focus_models, classifiers, data, schedule: Schedule, *, epochs, lr, batch_size, momentum, **more
 ) -> torch.Tensor:
     """Train R (focus, classifier) pairs by the engine under ``schedule``, in place; returns
-    the per-epoch records (3, R, T) on the CPU (see ``_Engine.train``)."""
+    the per-epoch records (3, R, T) on the CPU (see :func:`train_epochs`, which ``more``
+    goes to)."""
     runs = len(focus_models)
     if len(classifiers) != runs:
         raise ValueError(
             f"classifiers must be one per focus model ({runs}), got {len(classifiers)}"
         )
     epochs, batch_size, momentum = _check_sgd(epochs, batch_size, momentum)
-    stack = _Stack({"focus_models": focus_models, "classifiers": classifiers})
+    stack = Stack({"focus_models": focus_models, "classifiers": classifiers})
     lrs = _per_run(lr, runs, "lr", stack.device)
     data_dim, tensors = _run_data(data, runs, stack.device)
     with torch.no_grad():  # validate the shapes once, on the first run's first batch
         x, y = (t[0, :2] if data_dim == 0 else t[:2] for t in tensors[:2])
         check_loss_inputs(focus_models[0].attention(x), x, y, classifiers[0])
-    engine = _Engine(stack, _learned_attention, tensors, data_dim)
-    history = engine.train(
-        schedule, epochs=epochs, lrs=lrs, batch_size=batch_size, momentum=momentum
+    history = train_epochs(
+        stack.params,
+        RunLosses(pair_run(stack), stack.device, data_dim=data_dim),
+        tensors,
+        schedule,
+        epochs=epochs,
+        lr=lrs,
+        batch_size=batch_size,
+        momentum=momentum,
+        data_dim=data_dim,
+        **more,
     )
     stack.write_back()
     return history.cpu()
@@ -544,27 +513,32 @@ def train_fixed_focus(
     names = [_check_loss_name(name) for name in losses]
     recorded = _check_fixed_focus(runs, alphas, delta, evaluation, at_one, epochs, record_epochs)
     epochs, batch_size, momentum = _check_sgd(epochs, batch_size, momentum)
-    stack = _Stack({"classifiers": classifiers})
+    stack = Stack({"classifiers": classifiers})
     lrs = _per_run(lr, runs, "lr", stack.device)
     tensors = tuple(t.to(stack.device) for t in data)
     alpha = torch.tensor([float(a) for a in alphas], device=stack.device)  # (R,)
     alpha_plus = alpha + delta
     if at_one == "zero":
         alpha_plus = torch.where(alpha == 1, alpha, alpha_plus)
-    engine = _Engine(stack, _frozen_attention, tensors, None, consts=alpha)
-    schedule = _Schedule(names, names, [NEVER] * runs, [False] * runs)
+    losses = RunLosses(pair_run(stack, frozen=True), stack.device, consts=alpha)
+    schedule = Schedule.constant([LOSS_NAMES.index(name) for name in names])
     recorder = _FixedFocusRecorder(
-        engine,
-        schedule.losses(0),
+        losses,
+        stack.params,
+        tensors,
+        schedule.first,
         (alpha, alpha_plus),
         recorded,
         evaluation,
-        _batches(len(tensors[1]), batch_size),
+        minibatches(len(tensors[1]), batch_size),
     )
-    engine.train(
+    train_epochs(
+        stack.params,
+        losses,
+        tensors,
         schedule,
         epochs=epochs,
-        lrs=lrs,
+        lr=lrs,
         batch_size=batch_size,
         momentum=momentum,
         on_step=recorder.on_step,
@@ -602,25 +576,26 @@ class _FixedFocusRecorder:
     batches, each taken just after its step ("running_mean"; before training: the batches'
     mean).  The engine's epoch e is the experiment's epoch e + 1 (0: before training)."""
 
-    def __init__(self, engine: _Engine, index, alphas, recorded, evaluation, batches):
-        self.engine, self.index, self.alphas = engine, index, alphas
+    def __init__(self, losses, params, data, index, alphas, recorded, evaluation, batches):
+        self.losses, self.params, self.data = losses, params, data
+        self.index, self.alphas = index, alphas
         self.recorded, self.evaluation, self.batches = recorded, evaluation, batches
         self.records, self.running = [], 0.0
         if 0 in recorded:
             self.records.append(
                 self._full()
                 if evaluation == "full_set"
-                else sum(self._both(*engine.batch(a, b)) for a, b in batches) / len(batches)
+                else sum(self._both(*_rows(data, None, a, b)) for a, b in batches) / len(batches)
             )
 
     def _both(self, x, y, z) -> torch.Tensor:  # (2, R) with the current classifier
         with torch.no_grad():
             return torch.stack(
-                [self.engine.losses(self.index, x, y, z, consts=a)[0] for a in self.alphas]
+                [self.losses(self.params, (x, y, z), self.index, consts=a)[0] for a in self.alphas]
             )
 
     def _full(self) -> torch.Tensor:
-        return self._both(*self.engine.data)
+        return self._both(*self.data)
 
     def on_step(self, epoch: int, x, y, z) -> None:
         if self.evaluation == "running_mean" and epoch + 1 in self.recorded:
@@ -750,7 +725,7 @@ def train_hybrid_runs(
     -------
     ``(focus_models, classifiers, history)``, a :class:`HybridHistory` of (R, T) records.
     """
-    schedule = _hybrid_schedule(
+    schedule = hybrid_schedule(
         methods, len(focus_models), switch_steps, plateau, optimizer_at_switch
     )
     history = _train_pairs(
@@ -762,6 +737,7 @@ def train_hybrid_runs(
         lr=lr,
         batch_size=batch_size,
         momentum=momentum,
+        plateau=plateau,
     )
     return (
         focus_models,
@@ -781,10 +757,12 @@ def _check_plateau(plateau) -> Plateau:
     return plateau
 
 
-def _hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_switch):
-    """The schedule of ``train_hybrid_runs``: a hybrid is soft, then hard from its switch step
-    (None: when the plateau fires); a pure run keeps its loss ("hard" and "lvml" from step 0
-    for the records; "soft" never switches)."""
+def hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_switch) -> Schedule:
+    """The schedule of :func:`train_hybrid_runs` (chapter 6), an ``engine.Schedule`` over
+    ``LOSS_NAMES``: a "hybrid" run is soft, then hard from its switch step (None: when
+    ``plateau`` fires, which is then required), its optimizer state zeroed there ("fresh") or
+    kept ("keep", ``optimizer_at_switch``, one or one per run); a pure run keeps its loss
+    ("hard" and "lvml" from step 0 for the records; "soft" never switches)."""
     if len(methods) != runs:
         raise ValueError(f"methods must name one method per run ({runs}), got {len(methods)}")
     for name in methods:
@@ -806,6 +784,6 @@ def _hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_swi
         if plateau is None:
             raise ValueError("a hybrid run without a switch step needs a plateau criterion")
         plateau = _check_plateau(plateau)
-    first = ["soft" if name == "hybrid" else name for name in methods]
-    then = ["hard" if name == "hybrid" else name for name in methods]
-    return _Schedule(first, then, switch, [value == "keep" for value in keep], plateau)
+    first = [LOSS_NAMES.index("soft" if name == "hybrid" else name) for name in methods]
+    then = [LOSS_NAMES.index("hard" if name == "hybrid" else name) for name in methods]
+    return Schedule(first, then, switch, [value == "fresh" for value in keep])

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from .. import flow, sst
-from .._validate import check_fraction, check_int
+from .._validate import check_fraction, check_int, check_positive
+from ..engine import Stack
 from ..focus import CNNClassifier, CNNFocus, MLPClassifier, MLPFocus
 from ..law import METHODS
 from ..losses import selected_loss
@@ -31,10 +32,9 @@ from ..metrics import evaluate_mosaics, per_class_focus_accuracy
 from ..mosaic import Mosaics
 from ..mosaic_training import (
     HybridHistory,
-    _Engine,
-    _hybrid_schedule,
-    _per_run,
-    _Stack,
+    RunLosses,
+    hybrid_schedule,
+    train_epochs,
     train_hybrid_runs,
 )
 from ..plotting import NATURAL_RULE
@@ -450,35 +450,40 @@ def measured_momentum_lag(beta: float, steps: int, warmup: int = 500) -> float:
 # ------------------------------------------------------------------ section 5: real text
 
 
-class _TextEngine(_Engine):
-    """The engine of :mod:`course_lib.mosaic_training` on text (chapter 6, section 5).
+def _text_run(stack: Stack):
+    """One text run's loss for ``mosaic_training.RunLosses`` (chapter 6, section 5).
 
     Run r is a ``TopicAttention`` with a linear classifier, stacked as three groups
-    ("embeddings", "keys", "classifiers"); its constant is its query (k,).  The data are
-    (tokens (N, L), labels (N,), mask (N, L)); each batch is trimmed to its longest text.
-    The words are the segments: one run's loss is a chapter-4 loss of the attention over
-    the words and their embeddings (b, L, d); its records are the loss, the mean largest
-    attention weight and 0 (text has no foreground)."""
+    ("embeddings", "keys", "classifiers"); its constant is its query (k,).  The words are the
+    segments: the loss is a chapter-4 loss of the attention over the words (b, L) and their
+    embeddings (b, L, d); the records are the loss, the mean largest attention weight and 0
+    (text has no foreground)."""
 
-    kind = "text"
-
-    def batch(self, start: int, stop: int):
-        tokens, labels, mask = super().batch(start, stop)
-        length = int(mask.sum(1).max())  # trim the padding
-        return tokens[:, :length], labels, mask[:, :length]
-
-    def _one_run(self, names, params, weights, query, tokens, labels, mask):
+    def one_run(names, params, weights, query, tokens, labels, mask):
         scores = (params["keys.weight"] @ query).index_select(0, tokens.reshape(-1))
         scores = scores.view(tokens.shape).masked_fill(~mask, float("-inf"))
         alpha = torch.softmax(scores, dim=-1)  # (b, L), zero on padding
-        words = self.stack.call("embeddings", params, tokens)  # (b, L, d)
+        words = stack.call("embeddings", params, tokens)  # (b, L, d)
 
         def classify(inputs):
-            return self.stack.call("classifiers", params, inputs)
+            return stack.call("classifiers", params, inputs)
 
         value = selected_loss(weights, alpha, words, labels, classify, names)
         largest = alpha.detach().max(1).values.mean()
         return value, (value.detach(), largest, torch.zeros_like(largest))
+
+    return one_run
+
+
+def _trimmed(data):
+    """The batch of rows ``start:stop`` of (tokens, labels, mask), trimmed to its longest text."""
+
+    def batch(start: int, stop: int):
+        tokens, labels, mask = (t[start:stop] for t in data)
+        length = int(mask.sum(1).max())  # trim the padding
+        return tokens[:, :length], labels, mask[:, :length]
+
+    return batch
 
 
 def train_text_runs(
@@ -520,8 +525,8 @@ def train_text_runs(
     batch_size = check_int(batch_size, "batch_size", minimum=1)
     switch_epoch = check_int(switch_epoch, "switch_epoch", minimum=0)
     steps = math.ceil(len(batch.labels) / batch_size)
-    schedule = _hybrid_schedule(methods, len(models), switch_epoch * steps, None, "fresh")
-    stack = _Stack(
+    schedule = hybrid_schedule(methods, len(models), switch_epoch * steps, None, "fresh")
+    stack = Stack(
         {
             "embeddings": [m.embedding for m in models],
             "keys": [m.keys for m in models],
@@ -530,10 +535,18 @@ def train_text_runs(
     )
     queries = torch.stack([m.query.detach() for m in models]).to(stack.device)
     data = tuple(t.to(stack.device) for t in (batch.tokens, batch.labels, batch.mask))
-    engine = _TextEngine(stack, None, data, None, consts=queries)
-    lrs = _per_run(lr, len(models), "lr", stack.device)
-    history = engine.train(
-        schedule, epochs=epochs, lrs=lrs, batch_size=batch_size, momentum=momentum
+    lrs = torch.tensor([check_positive(lr, "lr")] * len(models), device=stack.device)
+    history = train_epochs(
+        stack.params,
+        RunLosses(_text_run(stack), stack.device, consts=queries),
+        data,
+        schedule,
+        epochs=epochs,
+        lr=lrs,
+        batch_size=batch_size,
+        momentum=momentum,
+        batch=_trimmed(data),
+        desc=f"{len(models)} text runs",
     )
     stack.write_back()
     return history.cpu()

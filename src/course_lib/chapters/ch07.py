@@ -27,10 +27,11 @@ from torch import nn
 
 from .. import config, conservation, later_models, law
 from .._validate import check_int, check_positive
+from ..engine import Schedule, Stack
 from ..flow import flow_rhs, solve_flow
 from ..focus import LinearClassifier, LinearFocus
 from ..mosaic import Mosaics
-from ..mosaic_training import NEVER, _Engine, _learned_attention, _Schedule, _Stack
+from ..mosaic_training import RunLosses, pair_run, train_epochs
 from ..topic import TopicAttention, TopicCorpus
 from ..training import train_full_batch
 
@@ -207,11 +208,11 @@ def mosaics(
 
 class _LawRecorder:
     """``train_mosaics``' records, taken from the engine's stacked parameters (run 0) before
-    training and after every ``every``-th step; holds a linear classifier's bias at 0."""
+    training and after every ``every``-th step."""
 
-    def __init__(self, params: dict, foreground, first_layer, every, linear, hold_bias):
+    def __init__(self, params: dict, foreground, first_layer, every, linear):
         self.params, self.foreground, self.first = params, foreground, first_layer
-        self.every, self.linear, self.hold_bias = every, linear, hold_bias
+        self.every, self.linear = every, linear
         self.nu, self.logit_sq, self.margin = [], [], []
         self.record()
 
@@ -225,9 +226,6 @@ class _LawRecorder:
                 self.margin.append(conservation.class_margin(logits, classes))
 
     def on_step(self, epoch: int, x, y, z) -> None:
-        if self.hold_bias:  # momentum 0: putting it back after each step = never training it
-            with torch.no_grad():
-                self.params["classifiers.net.bias"].zero_()
         if (epoch + 1) % self.every == 0:  # the engine's epoch e ends optimizer step e + 1
             self.record()
 
@@ -291,21 +289,20 @@ def train_mosaics(
     first = next(k for k, _ in classifier.named_parameters() if k.endswith("weight"))
     steps = int(round(t_end / lr))
     every = max(1, steps // record)
-    stack = _Stack({"focus_models": [focus], "classifiers": [classifier]})
+    stack = Stack({"focus_models": [focus], "classifiers": [classifier]})
     recorder = _LawRecorder(
-        stack.params,
-        class_vectors(n_classes, overlap),
-        f"classifiers.{first}",
-        every,
-        linear,
-        hold_bias=linear and not train_bias,
+        stack.params, class_vectors(n_classes, overlap), f"classifiers.{first}", every, linear
     )
-    _Engine(stack, _learned_attention, tuple(data), None).train(
-        _Schedule([loss], [loss], [NEVER], [False]),
+    train_epochs(  # full batch, momentum 0: plain gradient descent, one epoch a step
+        stack.params,
+        RunLosses(pair_run(stack), stack.device),
+        tuple(data),
+        Schedule.constant([law.LOSS_NAMES.index(loss)]),
         epochs=steps,
-        lrs=torch.tensor([lr], dtype=torch.float64),
+        lr=torch.tensor([lr], dtype=torch.float64),
         batch_size=len(labels),
         momentum=0.0,
+        held=["classifiers.net.bias"] if linear and not train_bias else [],
         on_step=recorder.on_step,
     )
     stack.write_back()
