@@ -20,10 +20,12 @@ or configurations) as **one batched computation**, in four parts:
     by ``torch.func.vmap``; it is the reference, and the engine for subclasses of the model and
     for CUDA;
 
-* the loop (``_fit``) takes the steps and hands the recorded steps to a ``_Recorder``, whose
-  buffers are named after the fields of :class:`TrainingHistory`; a hook, ``on_record``, sees each
-  record and may stop the run; a progress bar (:mod:`course_lib.progress`) shows runs that last
-  more than a few seconds.
+* the loop is the course's one engine, :func:`course_lib.engine.train` (``_fit`` builds the
+  run: full batch, plain gradient descent, the frozen groups held fixed and the frozen word
+  rows masked); its ``record`` hook hands the recorded steps to a ``_Recorder``, whose buffers
+  are named after the fields of :class:`TrainingHistory`; a hook, ``on_record``, sees each
+  record and may stop the run; a progress bar (:mod:`course_lib.progress`) shows runs that
+  last more than a few seconds.
 
 :func:`train_with_early_stopping` (chapter 3) uses that hook to take snapshots, keep the best
 state on a dev set and stop early, inside one run.
@@ -43,7 +45,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import _sparse_attention
 from ._validate import check_int, check_positive, check_tokens
-from .progress import progress_bar, show_loss
+from .engine import Step, train
 from .topic import TopicAttention, make_topic_corpus
 
 PARAMETER_GROUPS = ("embedding", "keys", "classifier", "query")
@@ -245,19 +247,11 @@ class _StackedModels:
             if models[0].get_parameter(name).requires_grad and name.split(".", 1)[0] not in frozen
         ]
         self.params = {n: p.detach().requires_grad_(n in self.trainable) for n, p in params.items()}
-        self.row_keep = None  # (V, 1): 0 on the rows of frozen words, 1 elsewhere
+        self.masks = {}  # gradient masks: (V, 1), 0 on the rows of frozen words, 1 elsewhere
         if frozen_word_ids.numel():
-            self.row_keep = torch.ones(models[0].vocab_size, 1, device=device)
-            self.row_keep[frozen_word_ids.to(device)] = 0.0
-
-    def descend(self, losses: torch.Tensor, lr: float) -> None:
-        """One gradient-descent step of every replica on ``losses`` ``(R,)``."""
-        grads = torch.autograd.grad(losses.sum(), [self.params[n] for n in self.trainable])
-        with torch.no_grad():
-            for name, grad in zip(self.trainable, grads):
-                if self.row_keep is not None and name in ("embedding.weight", "keys.weight"):
-                    grad = grad * self.row_keep
-                self.params[name].sub_(lr * grad)
+            row_keep = torch.ones(models[0].vocab_size, 1, device=device)
+            row_keep[frozen_word_ids.to(device)] = 0.0
+            self.masks = {n: row_keep for n in ("embedding.weight", "keys.weight") if n in params}
 
     @torch.no_grad()
     def copy_back(self) -> None:
@@ -390,26 +384,30 @@ class _Recorder:
 
 
 def _fit(stack, loss_fn, recorder, steps, lr, record_every, on_record, single) -> None:
-    """Take ``steps`` gradient steps, recording every ``record_every`` steps and after the last;
-    stop early when ``on_record`` returns True.  A progress bar (``course_lib.progress``) counts
-    the steps; it reads the loss at most once a second."""
-    with progress_bar(steps, desc="train_full_batch") as bar:
-        for step in range(steps + 1):
-            last = step == steps
-            with torch.set_grad_enabled(not last):
-                losses, attention = loss_fn(stack.params, stack.buffers)  # (R,), (R, n, L)
-            if last or step % record_every == 0:
-                recorder.record(step, stack.params, stack.buffers, losses, attention)
-                if on_record is not None:
-                    stack.copy_back()  # the callback may look at the models
-                    if on_record(step, recorder.history(lr, single)):
-                        bar.total = bar.n  # stopped early: a finished run, not a failed one
-                        return
-            if last:
-                return
-            stack.descend(losses, lr)
-            bar.update()
-            show_loss(bar, losses)
+    """Take ``steps`` gradient steps on the engine (:func:`course_lib.engine.train`),
+    recording every ``record_every`` steps and after the last; stop early when ``on_record``
+    returns True."""
+
+    def record(step: Step) -> bool:
+        if step.number % record_every and step.number != steps:
+            return False
+        recorder.record(step.number, stack.params, stack.buffers, step.values, step.aux)
+        if on_record is None:
+            return False
+        stack.copy_back()  # the callback may look at the models
+        return bool(on_record(step.number, recorder.history(lr, single)))
+
+    train(
+        stack.params,
+        lambda params, batch, index: loss_fn(params, stack.buffers),  # (R,), (R, n, L)
+        steps=steps,
+        lr=lr,
+        held=[name for name in stack.params if name not in stack.trainable],
+        masks=stack.masks,
+        record=record,
+        final=True,
+        desc="train_full_batch",
+    )
 
 
 def train_full_batch(
