@@ -274,7 +274,8 @@ def train(
                 bar.total = bar.n
                 return number + 1
         if final and record is not None:
+            batch = None if batches is None else batches(steps)
             with torch.no_grad():
-                batch = None if batches is None else batches(steps)
-                record(Step(steps, batch, previous, *loss(params, batch, previous)))
+                values, aux = loss(params, batch, previous)
+            record(Step(steps, batch, previous, values, aux))
     return steps

@@ -17,9 +17,9 @@ import torch
 from . import focus as focus_models
 from . import losses
 from ._validate import check_int, check_positive
+from .engine import Schedule, Step, train
 from .flow import _check_alpha, _check_method, _check_sizes
-from .law import METHODS
-from .progress import progress_bar, show_loss
+from .law import LOSS_NAMES, METHODS
 
 __all__ = ["population_mosaics", "gradient_descent_path", "fixed_focus_gradient_descent"]
 
@@ -34,6 +34,15 @@ class _one_torch_thread:
 
     def __exit__(self, *exc):
         torch.set_num_threads(self.previous)
+
+
+def _schedule(method: str, switch_step) -> Schedule:
+    """One run's loss at each step: ``method`` throughout, or the hybrid's soft until
+    ``switch_step`` and hard from it on (plain gradient descent: no state to reset)."""
+    if method != "hybrid":
+        return Schedule.constant([LOSS_NAMES.index(method)])
+    soft, hard = LOSS_NAMES.index("soft"), LOSS_NAMES.index("hard")
+    return Schedule([soft], [hard], [switch_step], [True])
 
 
 def population_mosaics(m, C, dtype=torch.float64):
@@ -90,7 +99,8 @@ def gradient_descent_path(method, n_steps, *, m, C, lr, record_every=1, switch_s
     segments, labels = population_mosaics(m, C)
     focus = focus_models.LinearFocus(C, init="zeros").double()
     classifier = focus_models.LinearClassifier(C, C, init="zeros").double()
-    parameters = list(focus.parameters()) + list(classifier.parameters())
+    parameters = {f"focus.{k}": p for k, p in focus.named_parameters()}
+    parameters.update({f"classifier.{k}": p for k, p in classifier.named_parameters()})
     off_diagonal = ~torch.eye(C, dtype=torch.bool)
 
     def reduced_state():
@@ -107,22 +117,26 @@ def gradient_descent_path(method, n_steps, *, m, C, lr, record_every=1, switch_s
         return mu, nu, asym
 
     records = [(0.0, *reduced_state())]
-    bar = progress_bar(n_steps, desc=f"gradient_descent_path ({method})")
-    with _one_torch_thread(), bar:
-        for step in range(n_steps):
-            name = method
-            if method == "hybrid":
-                name = "soft" if step < switch_step else "hard"
-            # the unchecked kernel: the arguments were built right here, and checks cost a sync
-            loss = losses.KERNELS[name](focus.attention(segments), segments, labels, classifier)
-            grads = torch.autograd.grad(loss, parameters)
-            with torch.no_grad():
-                for parameter, grad in zip(parameters, grads):
-                    parameter -= lr * grad
-            if (step + 1) % record_every == 0:
-                records.append(((step + 1) * lr, *reduced_state()))
-            bar.update()
-            show_loss(bar, loss)
+
+    def loss(params, batch, index):
+        # the unchecked kernel: the arguments were built right here, and checks cost a sync
+        kernel = losses.KERNELS[LOSS_NAMES[int(index[0])]]
+        return kernel(focus.attention(segments), segments, labels, classifier).reshape(1), None
+
+    def on_step(step: Step) -> None:
+        if (step.number + 1) % record_every == 0:
+            records.append(((step.number + 1) * lr, *reduced_state()))
+
+    with _one_torch_thread():
+        train(
+            parameters,
+            loss,
+            steps=n_steps,
+            lr=lr,
+            schedule=_schedule(method, switch_step),
+            on_step=on_step,
+            desc=f"gradient_descent_path ({method})",
+        )
     times, mu, nu, asym = (np.array(column) for column in zip(*records))
     return times, mu, nu, asym
 
@@ -172,25 +186,28 @@ def fixed_focus_gradient_descent(method, alpha, n_steps, *, m, C, lr, record_eve
         return a * is_foreground + (1 - a) / (m - 1) * (1 - is_foreground)
 
     records = []
-    bar = progress_bar(n_steps, desc=f"fixed_focus_gradient_descent ({method})")
-    with _one_torch_thread(), bar:
-        for step in range(n_steps + 1):
-            if step % record_every == 0:
-                a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
-                loss = loss_fn(attention(a), segments, labels, classifier)
-                (d_alpha,) = torch.autograd.grad(loss, a)
-                W = classifier.net.weight.detach()
-                mu = float(W.diagonal().mean() - W[off_diagonal].mean())
-                records.append((step * lr, mu, float(loss.detach()), -float(d_alpha)))
-            if step == n_steps:
-                break
-            loss = losses.KERNELS[method](
-                attention(torch.tensor(alpha, dtype=torch.float64)), segments, labels, classifier
-            )
-            grads = torch.autograd.grad(loss, list(classifier.parameters()))
-            with torch.no_grad():
-                for parameter, grad in zip(classifier.parameters(), grads):
-                    parameter -= lr * grad
-            bar.update()
-            show_loss(bar, loss)
+
+    def record(step: Step) -> None:  # before the step's update: the state at step.number
+        if step.number % record_every == 0:
+            a = torch.tensor(alpha, dtype=torch.float64, requires_grad=True)
+            loss = loss_fn(attention(a), segments, labels, classifier)
+            (d_alpha,) = torch.autograd.grad(loss, a)
+            W = classifier.net.weight.detach()
+            mu = float(W.diagonal().mean() - W[off_diagonal].mean())
+            records.append((step.number * lr, mu, float(loss.detach()), -float(d_alpha)))
+
+    def loss(params, batch, index):
+        frozen = attention(torch.tensor(alpha, dtype=torch.float64))
+        return losses.KERNELS[method](frozen, segments, labels, classifier).reshape(1), None
+
+    with _one_torch_thread():
+        train(
+            dict(classifier.named_parameters()),
+            loss,
+            steps=n_steps,
+            lr=lr,
+            record=record,
+            final=True,
+            desc=f"fixed_focus_gradient_descent ({method})",
+        )
     return tuple(np.array(column) for column in zip(*records))
