@@ -125,7 +125,7 @@ def test_hooks_batches_stop_and_final():
     index = torch.tensor([1])
 
     def record(step):
-        recorded.append((step.number, float(step.values[0])))
+        recorded.append((step.number, float(step.values[0].detach())))
 
     engine.train(params, lambda p, b, i: loss(p, b, index), steps=3, lr=1.0, record=record)
     assert [n for n, _ in recorded] == [0, 1, 2]
