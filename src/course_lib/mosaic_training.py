@@ -316,7 +316,7 @@ def train_epochs(
     held=(),
     on_step: Callable | None = None,
     on_epoch: Callable | None = None,
-    desc: str = "mosaic runs",
+    desc: str | None = None,
 ) -> torch.Tensor:
     """Epochs of minibatch SGD with momentum for R stacked runs, on the engine (chapters 4-7).
 
@@ -334,7 +334,7 @@ def train_epochs(
     held : names of parameters held fixed.
     on_step, on_epoch : ``on_step(epoch, *batch)`` after each step, ``on_epoch(epoch)``
         after each epoch.
-    desc : the progress bar's label.
+    desc : the progress bar's label (default: "R mosaic runs").
 
     Returns
     -------
@@ -368,7 +368,7 @@ def train_epochs(
         batches=lambda s: cut(*rows[s % len(rows)]),
         held=held,
         on_step=after,
-        desc=desc,
+        desc=desc or f"{len(schedule.first)} mosaic runs",
     )
     return history
 
