@@ -401,3 +401,62 @@ def test_make_lab_copies_exercises_once_into_an_ignored_folder(tmp_path):
     mine.write_text("the student's work")
     second = make_lab()
     assert mine.read_text() == "the student's work" and "copied" not in second.stdout
+
+
+MAX_CELL_LINES = 30  # a code cell a reader takes in at once; longer recipes go to chapters.chNN
+
+
+def code_lines(source: str) -> int:
+    """Lines that hold code: neither blank nor only a comment."""
+    return sum(
+        1 for line in source.split("\n") if line.strip() and not line.strip().startswith("#")
+    )
+
+
+def test_code_lines_counts_code_only():
+    assert code_lines("x = 1\n\n# why\n    # indented comment\ny = f(x)  # trailing\n") == 2
+
+
+def test_no_code_cell_is_longer_than_a_reader_takes_in_at_once():
+    long_cells = [
+        f"{path.relative_to(ROOT)} cell {cell.get('id')}: {code_lines(cell.source)} lines"
+        for path in ALL
+        for cell in code_cells(load(path))
+        if code_lines(cell.source) > MAX_CELL_LINES
+    ]
+    assert not long_cells, (
+        f"code cells over {MAX_CELL_LINES} code lines (move recipes to "
+        "course_lib.chapters.chNN, see ARCHITECTURE.md):\n" + "\n".join(long_cells)
+    )
+
+
+def without_comments(source: str) -> str:
+    return "\n".join(line.split("#")[0] for line in source.split("\n"))
+
+
+def test_no_notebook_trains_with_its_own_optimizer():
+    """Training goes through course_lib's engine; a single .backward() for one gradient is fine,
+    an optimizer or a step loop is not (chapter 1's gradient_step loop is the teaching loop)."""
+    loops = [
+        f"{path.relative_to(ROOT)} cell {cell.get('id')}"
+        for path in ALL
+        for cell in code_cells(load(path))
+        if re.search(r"\.step\(\)|torch\.optim\.", without_comments(cell.source))
+    ]
+    assert not loops, "notebook cells with an optimizer (use course_lib.engine):\n" + "\n".join(
+        loops
+    )
+
+
+def test_no_function_is_defined_in_two_notebooks():
+    homes: dict[str, list[str]] = {}
+    for path in ALL:
+        for cell in code_cells(load(path)):
+            if "exercise-stub" in cell.metadata.get("tags", []):
+                continue  # a stub is the student's to write, named after the reference
+            for name in re.findall(r"^(?:def|class) (\w+)", cell.source, re.M):
+                if name == "Settings":
+                    continue  # each chapter's own sizes (CONTRIBUTING.md: one per chapter)
+                homes.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: paths for name, paths in homes.items() if len(set(paths)) > 1}
+    assert not twice, f"defined in more than one notebook (one home in course_lib): {twice}"

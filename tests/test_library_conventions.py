@@ -4,12 +4,14 @@ than five parameters documents them in a Parameters/Returns block."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import doctest
 import importlib
 import inspect
 import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +86,40 @@ def test_functions_with_more_than_five_parameters_have_a_parameters_block():
                 if not all(block in (doc or "") for block in blocks):
                     missing.append(f"{name} ({len(params)} parameters)")
     assert not missing, "no Parameters/Returns block: " + ", ".join(missing)
+
+
+MAX_FUNCTION_LINES = 50  # code lines of a body, docstring, blanks and comments left out
+ROOT_PACKAGE = Path(course_lib.__file__).parent
+
+
+def body_code_lines(function: ast.FunctionDef, lines: list[str]) -> int:
+    """Code lines of a function's body: no docstring, blank line or comment-only line."""
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if not body:
+        return 0
+    span = lines[body[0].lineno - 1 : function.end_lineno]
+    return sum(1 for line in span if line.strip() and not line.strip().startswith("#"))
+
+
+def test_body_code_lines_leaves_out_docstring_blanks_and_comments():
+    source = 'def f(x):\n    """Doc.\n\n    More."""\n    # why\n    y = x\n\n    return y\n'
+    (function,) = ast.parse(source).body
+    assert body_code_lines(function, source.split("\n")) == 2
+
+
+def test_no_library_function_is_longer_than_a_screen():
+    long_functions = []
+    for path in sorted(ROOT_PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        lines = source.split("\n")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = body_code_lines(node, lines)
+                if n > MAX_FUNCTION_LINES:
+                    where = path.relative_to(ROOT_PACKAGE).as_posix()
+                    long_functions.append(f"{where}::{node.name} ({n} lines)")
+    assert not long_functions, (
+        f"functions over {MAX_FUNCTION_LINES} code lines (split them): {long_functions}"
+    )
