@@ -36,11 +36,11 @@ class _one_torch_thread:
         torch.set_num_threads(self.previous)
 
 
-def _schedule(method: str, switch_step) -> Schedule:
-    """One run's loss at each step: ``method`` throughout, or the hybrid's soft until
-    ``switch_step`` and hard from it on (plain gradient descent: no state to reset)."""
+def _schedule(method: str, switch_step) -> Schedule | None:
+    """The hybrid's schedule: soft until ``switch_step``, hard from it on (plain gradient
+    descent: no state to reset); None for one loss throughout (no per-step bookkeeping)."""
     if method != "hybrid":
-        return Schedule.constant([LOSS_NAMES.index(method)])
+        return None
     soft, hard = LOSS_NAMES.index("soft"), LOSS_NAMES.index("hard")
     return Schedule([soft], [hard], [switch_step], [True])
 
@@ -120,7 +120,7 @@ def gradient_descent_path(method, n_steps, *, m, C, lr, record_every=1, switch_s
 
     def loss(params, batch, index):
         # the unchecked kernel: the arguments were built right here, and checks cost a sync
-        kernel = losses.KERNELS[LOSS_NAMES[int(index[0])]]
+        kernel = losses.KERNELS[method if index is None else LOSS_NAMES[int(index[0])]]
         return kernel(focus.attention(segments), segments, labels, classifier).reshape(1), None
 
     def on_step(step: Step) -> None:
