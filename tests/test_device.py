@@ -698,8 +698,6 @@ FACTORY_ALLOWED = {
     "training.py::_check_word_ids": "word ids from a list; the trainer moves them to the device",
     "training.py::_Recorder.history": "TrainingHistory is on the CPU by design",
     "training.py::_Snapshots.run": "EarlyStoppingRun is on the CPU by design",
-    "mosaic_training.py::_Schedule.__init__": "the schedule is CPU bookkeeping (no sync): each "
-    "step's selector is moved to the device once",
     "mosaic_training.py::train_mosaic": "the per-epoch records are CPU floats (history on CPU)",
     "mosaic_training.py::train_fixed_focus": "the recorded epochs, a CPU history field",
 }

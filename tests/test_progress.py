@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import torch
 
-from course_lib import mosaic_training, progress, training
+from course_lib import engine, mosaic_training, progress, training
 from course_lib.focus import MLPClassifier, MLPFocus
 from course_lib.mosaic import make_linear_mosaics
 from course_lib.topic import TopicAttention, make_topic_corpus
@@ -159,7 +159,7 @@ def bars(monkeypatch):
         progress.show_loss(bar, loss, every=0)
 
     monkeypatch.setattr(progress, "DELAY", 0.0)
-    for module in (training, mosaic_training):
+    for module in (engine, mosaic_training):  # engine: every trainer's loop; mosaic: train_mosaic
         monkeypatch.setattr(module, "progress_bar", progress_bar)
         monkeypatch.setattr(module, "show_loss", show_loss)
     return made
