@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import engine
+from course_lib.engine import History
 from course_lib.focus import LinearClassifier, LinearFocus
 from course_lib.mosaic import make_linear_mosaics
 from course_lib.mosaic_training import train_mosaic, train_mosaic_runs
@@ -176,3 +177,76 @@ def test_train_refuses_bad_arguments():
         engine.Schedule([0, 1], [1], [0, 0], [True, True])
     with pytest.raises(ValueError, match="batch_size"):
         engine.minibatches(4, 0)
+
+
+# ------------------------------------------------------------------------ History
+
+
+def _history(stacked=True):
+    loss = torch.tensor([[1.0, 0.5, 0.2], [1.0, 0.9, 0.8]])
+    a_z = torch.rand(2, 3, 4)
+    records = {"loss": loss, "a_z": a_z} if stacked else {"loss": loss[0], "a_z": a_z[0]}
+    meta = {"lr": 0.1, "switch_step": torch.tensor([4, -1]), "epochs": torch.tensor([0, 1, 2])}
+    per_run = ("switch_step",) if stacked else ()
+    if not stacked:
+        meta.pop("switch_step")
+    return History(torch.tensor([0, 4, 8]), records, meta, stacked, per_run)
+
+
+def test_history_fields_read_as_attributes():
+    h = _history()
+    assert h.loss is h.records["loss"] and h.lr == 0.1 and h.names == ["loss", "a_z"]
+    assert h.stacked and h.n_replicas == 2 and torch.equal(h.epochs, torch.tensor([0, 1, 2]))
+    one = h.replica(1)
+    assert not one.stacked and one.n_replicas == 1 and int(one.switch_step) == -1
+    assert torch.equal(one.loss, h.loss[1]) and torch.equal(one.steps, h.steps)
+    assert h.first_step_below(0.6).tolist() == [4, -1]
+    assert int(one.first_step_below(0.95)) == 4
+    assert copy.deepcopy(h).lr == 0.1  # copies and pickles despite __getattr__
+
+
+def test_history_then_joins_two_phases():
+    first = History(
+        torch.tensor([2, 4]), {"loss": torch.tensor([3.0, 2.0])}, {"epochs": torch.tensor([1, 2])}
+    )
+    later = History(torch.tensor([2]), {"loss": torch.tensor([1.0])}, {"epochs": torch.tensor([1])})
+    joined = first.then(later)
+    assert joined.steps.tolist() == [2, 4, 6] and joined.epochs.tolist() == [1, 2, 3]
+    assert joined.loss.tolist() == [3.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="later"):
+        first.then(History(torch.tensor([1]), {"other": torch.tensor([1.0])}))
+
+
+def test_history_unknown_field_names_it():
+    with pytest.raises(AttributeError, match="'focus_accuracy'"):
+        _history().focus_accuracy
+    with pytest.raises(AttributeError, match="'loss'"):
+        History(torch.tensor([0]), {"dev_loss": torch.tensor([1.0])}).first_step_below(0.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": [0, 1]}, "steps"),
+        ({"records": {}}, "records"),
+        ({"records": {"loss": torch.zeros(3)}}, "loss"),  # 3 rows, 2 steps
+        (
+            {"records": {"loss": torch.zeros(2, 2), "b": torch.zeros(3, 2)}, "stacked": True},
+            "run axis",
+        ),
+        ({"meta": {"loss": 1.0}}, "unique"),
+        ({"records": {"replica": torch.zeros(2)}}, "replica"),
+        ({"meta": {"lr": 0.1}, "per_run": ("switch_step",)}, "per_run"),
+    ],
+)
+def test_history_rejects_bad_arguments(kwargs, match):
+    args = {"steps": torch.tensor([0, 1]), "records": {"loss": torch.zeros(2)}, **kwargs}
+    with pytest.raises((TypeError, ValueError), match=match):
+        History(**args)
+
+
+def test_history_replica_needs_a_run_axis_and_a_valid_index():
+    with pytest.raises(ValueError, match="replica"):
+        _history(stacked=False).replica(0)
+    with pytest.raises(ValueError, match="r"):
+        _history().replica(2)

@@ -9,11 +9,11 @@ import copy
 import pytest
 import torch
 
+from course_lib.engine import History
 from course_lib.focus import LinearClassifier, LinearFocus, MLPClassifier, MLPFocus
 from course_lib.losses import KERNELS
 from course_lib.mosaic import make_linear_mosaics
 from course_lib.mosaic_training import (
-    HybridHistory,
     Plateau,
     train_hybrid,
     train_hybrid_runs,
@@ -224,7 +224,8 @@ def test_plateau_switch_equals_the_same_switch_given_as_a_step():
         switch_steps=[None, None],
         plateau=Plateau("loss", patience=2, min_delta=0.02),
     )
-    assert isinstance(hist, HybridHistory) and hist.loss.shape == (2, 30)
+    assert isinstance(hist, History) and hist.loss.shape == (2, 30)
+    assert hist.steps.tolist() == [4 * e for e in range(1, 31)]
     step = int(hist.switch_step[0])
     assert 0 < step < 30 * 4 and step % 4 == 0  # at the end of an epoch, during training
     epoch = step // 4 - 1

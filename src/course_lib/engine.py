@@ -21,6 +21,9 @@ Every trainer of the course is R runs trained together by one loop, :func:`train
   handed to ``record``;
 * a progress bar (:mod:`course_lib.progress`) counts the steps.
 
+What a trainer records comes back as one type, :class:`History`: the optimizer steps the
+records were taken after, and the records by name (fractions, never percentages).
+
 The trainers build runs for it: ``training.train_full_batch`` (Part I, full batch, plain
 gradient descent), ``mosaic_training`` (Part II: minibatches, momentum, the hybrid's
 schedule; chapters 6 and 7 train their text and law runs through it) and ``flow_descent``
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -41,9 +45,128 @@ from torch.func import functional_call, stack_module_state
 from ._validate import check_fraction, check_int
 from .progress import progress_bar, show_loss
 
-__all__ = ["NEVER", "Stack", "Schedule", "Step", "minibatches", "train"]
+__all__ = ["NEVER", "History", "Stack", "Schedule", "Step", "minibatches", "train"]
 
 NEVER = 2**62  # a switch step no training reaches
+
+
+_HISTORY_FIELDS = ("steps", "records", "meta", "stacked", "per_run")
+
+
+@dataclass(frozen=True)
+class History:
+    """What a trainer recorded: the one history type of the course (chapters 1 to 7).
+
+    ``steps`` (T,) long: the optimizer step after which each record was taken (0: before
+    training; a per-epoch record is taken at the step that ends its epoch).  ``records``:
+    name -> tensor ``([R,] T, ...)``, one row per entry of ``steps``, with a leading run axis R
+    when ``stacked``.  ``meta``: name -> what describes the run(s) rather than a step (the
+    learning rate, the topic words, ``epochs`` (T,) of per-epoch records, chapter 6's
+    ``switch_step`` (R,), ...); ``per_run`` names the metadata with a run axis.  Every field
+    reads as an attribute: ``history.loss`` is ``history.records["loss"]``, ``history.lr`` is
+    ``history.meta["lr"]``.  Rates and accuracies are fractions in [0, 1], never percentages.
+
+    >>> h = History(torch.tensor([0, 5]), {"loss": torch.tensor([[1.0, 0.5], [1.0, 2.0]])},
+    ...             {"lr": 0.1}, stacked=True)
+    >>> h.n_replicas, h.lr, h.replica(0).loss.tolist(), h.first_step_below(0.8).tolist()
+    (2, 0.1, [1.0, 0.5], [5, -1])
+    """
+
+    steps: torch.Tensor
+    records: dict
+    meta: dict = field(default_factory=dict)
+    stacked: bool = False
+    per_run: tuple = ()
+
+    def __post_init__(self):
+        steps = self.steps
+        if not isinstance(steps, torch.Tensor) or steps.dim() != 1:
+            raise ValueError("steps must be a 1-D tensor of optimizer steps")
+        if not isinstance(self.records, dict) or not self.records:
+            raise TypeError("records must be a non-empty dict of name -> tensor")
+        if not isinstance(self.meta, dict):
+            raise TypeError(f"meta must be a dict, got {type(self.meta).__name__}")
+        axis, runs = (1 if self.stacked else 0), set()
+        for name, value in self.records.items():
+            if not isinstance(value, torch.Tensor) or value.dim() <= axis:
+                raise ValueError(f"records[{name!r}] must be a tensor ([R,] T, ...)")
+            if value.shape[axis] != len(steps):
+                raise ValueError(
+                    f"records[{name!r}] has {value.shape[axis]} rows, steps has {len(steps)}"
+                )
+            runs.add(value.shape[0])
+        if self.stacked and len(runs) != 1:
+            raise ValueError(f"stacked records must share one run axis, got sizes {runs}")
+        clash = (set(self.records) & set(self.meta)) | (
+            (set(self.records) | set(self.meta)) & set(dir(type(self)))
+        )
+        if clash:
+            raise ValueError(f"field names must be unique and not History's own: {sorted(clash)}")
+        if set(self.per_run) - set(self.meta):
+            raise ValueError(f"per_run must name metadata, got {self.per_run!r}")
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in _HISTORY_FIELDS:
+            raise AttributeError(name)
+        records, meta = self.__dict__.get("records", {}), self.__dict__.get("meta", {})
+        if name in records:
+            return records[name]
+        if name in meta:
+            return meta[name]
+        raise AttributeError(
+            f"this History has no field {name!r}: records {sorted(records)}, "
+            f"metadata {sorted(meta)}"
+        )
+
+    @property
+    def names(self) -> list[str]:
+        """The names of the records."""
+        return list(self.records)
+
+    @property
+    def n_replicas(self) -> int:
+        """How many runs the history holds (1 without a run axis)."""
+        return next(iter(self.records.values())).shape[0] if self.stacked else 1
+
+    def replica(self, r: int) -> "History":
+        """Run ``r`` of a stacked history alone, without the run axis."""
+        if not self.stacked:
+            raise ValueError("replica: this is the history of one run; it has no run axis")
+        n = self.n_replicas
+        r = check_int(r, "r", minimum=-n, maximum=n - 1)
+        meta = {k: (v[r] if k in self.per_run else v) for k, v in self.meta.items()}
+        return History(self.steps, {k: v[r] for k, v in self.records.items()}, meta)
+
+    def first_step_below(self, threshold: float) -> torch.Tensor:
+        """The first recorded step whose ``loss`` is below ``threshold`` (-1 if none): a 0-d
+        long tensor, or (R,) for a stacked history."""
+        below = self.loss < threshold  # ([R,] T)
+        first = below.long().argmax(dim=-1)
+        return torch.where(below.any(dim=-1), self.steps[first], torch.full_like(first, -1))
+
+    @property
+    def scaled_norms(self) -> torch.Tensor:
+        """Part I (chapter 2's identity): ``||q|| ||w_tau||`` from the records ``topic_norms``
+        and ``query_norm``, shaped like ``topic_norms``."""
+        return self.topic_norms * self.query_norm.unsqueeze(-1)
+
+    def then(self, later: "History") -> "History":
+        """This run continued by ``later``, a run that started where this one ended (chapter
+        6's two phases): the records joined along time, ``later``'s steps (and ``epochs``, if
+        both have them) counted on from this history's last; the rest of ``meta`` is this
+        history's."""
+        if not isinstance(later, History) or later.names != self.names:
+            raise ValueError(f"later must be a History with the records {self.names}")
+        if later.stacked != self.stacked:
+            raise ValueError("later must be stacked if and only if this history is")
+        axis, last = (1 if self.stacked else 0), self.steps[-1] if len(self.steps) else 0
+        records = {k: torch.cat([v, later.records[k]], axis) for k, v in self.records.items()}
+        meta = dict(self.meta)
+        if "epochs" in self.meta and "epochs" in later.meta:
+            epochs = self.meta["epochs"]
+            meta["epochs"] = torch.cat([epochs, later.meta["epochs"] + epochs[-1]])
+        steps = torch.cat([self.steps, later.steps + last])
+        return History(steps, records, meta, self.stacked, self.per_run)
 
 
 def _stack(modules: Sequence[nn.Module], name: str):

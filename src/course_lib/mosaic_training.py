@@ -35,7 +35,7 @@ from torch import nn
 from torch.func import vmap
 
 from ._validate import check_fraction, check_int, check_positive
-from .engine import NEVER, Schedule, Stack, Step, minibatches, train
+from .engine import NEVER, History, Schedule, Stack, Step, minibatches, train
 from .losses import KERNELS, LOSS_NAMES, check_loss_inputs, selected_loss
 from .mosaic import Mosaics
 from .progress import progress_bar, show_loss
@@ -44,39 +44,6 @@ TRAINING_METHODS = LOSS_NAMES + ("hybrid",)
 OPTIMIZER_AT_SWITCH = ("fresh", "keep")
 FIXED_FOCUS_EVALUATIONS = ("full_set", "running_mean")
 FIXED_FOCUS_AT_ONE = ("extrapolate", "zero")
-
-
-class MosaicHistory(NamedTuple):
-    """Per-epoch records: the mean training loss and the mean attention on the foreground
-    (a_z over the training batches).  Shapes (T,) for one run, (R, T) for R runs."""
-
-    loss: torch.Tensor
-    mean_a_z: torch.Tensor
-
-
-class FixedFocusHistory(NamedTuple):
-    """Records of the fixed-focus experiment, each (R, T): the training loss at the frozen
-    alpha, at alpha + delta (same classifier), and the focus incentive L(alpha) - L(alpha +
-    delta), about delta * (-dL/dalpha); ``epochs`` (T,) the epochs they were taken after
-    (0: before training).  How the losses are taken is ``train_fixed_focus``'s ``evaluation``."""
-
-    loss: torch.Tensor
-    loss_plus: torch.Tensor
-    incentive: torch.Tensor
-    epochs: torch.Tensor
-
-
-class HybridHistory(NamedTuple):
-    """Per-epoch records of :func:`train_hybrid_runs`, each (R, T): the mean training loss, the
-    mean attention on the foreground a_z and the training focus accuracy (fraction of
-    mosaics whose most-attended segment is the foreground), over the epoch's batches;
-    ``switch_step`` (R,): the optimizer step at which each run switched from soft to hard
-    (0 for pure hard and LVML runs, -1 for runs that never switched)."""
-
-    loss: torch.Tensor
-    mean_a_z: torch.Tensor
-    focus_accuracy: torch.Tensor
-    switch_step: torch.Tensor
 
 
 class Plateau(NamedTuple):
@@ -142,6 +109,16 @@ def _run_data(data, runs: int, device):
     return 0, tuple(torch.stack([d[k] for d in data]).to(device) for k in range(3))
 
 
+def _per_epoch(records: dict, epochs, steps_per_epoch: int, stacked: bool, **meta) -> History:
+    """A :class:`~course_lib.engine.History` of per-epoch records: ``epochs`` (T,) the epochs
+    they were taken after (0: before training), ``steps`` the optimizer steps ending them;
+    ``switch_step`` in ``meta`` is per run."""
+    epochs = torch.as_tensor(list(epochs), dtype=torch.long)
+    per_run = tuple(k for k in meta if k == "switch_step")
+    meta = {"epochs": epochs, **meta}
+    return History(epochs * steps_per_epoch, records, meta, stacked, per_run)
+
+
 # ----------------------------------------------------- the teaching loop (one run, torch.optim)
 
 
@@ -168,7 +145,8 @@ def train_mosaic(
 
     Returns
     -------
-    ``(focus, classifier, history)``; ``history.loss`` and ``history.mean_a_z`` have shape (T,).
+    ``(focus, classifier, history)``: an ``engine.History`` whose records ``loss`` and
+    ``mean_a_z`` (T,) are the epochs' means over their batches; ``history.epochs`` 1..T.
     """
     data = _check_data(data)
     kernel = KERNELS[_check_loss_name(loss)]
@@ -208,7 +186,8 @@ def train_mosaic(
                 )
                 bar.update()
                 show_loss(bar, batch_loss)
-    return focus, classifier, MosaicHistory(losses, a_z)
+    records = {"loss": losses, "mean_a_z": a_z}
+    return focus, classifier, _per_epoch(records, range(1, epochs + 1), len(batches), False)
 
 
 # ------------------------------------------------------------------------------------ the engine
@@ -404,7 +383,8 @@ def train_mosaic_runs(
 
     Returns
     -------
-    ``(focus_models, classifiers, history)`` with ``history.loss`` of shape (R, T).
+    ``(focus_models, classifiers, history)``: an ``engine.History`` of (R, T) per-epoch
+    records ``loss``, ``mean_a_z`` and ``focus_accuracy`` (a fraction).
     """
     if len(losses) != len(focus_models):
         raise ValueError(
@@ -422,15 +402,15 @@ def train_mosaic_runs(
         batch_size=batch_size,
         momentum=momentum,
     )
-    return focus_models, classifiers, MosaicHistory(history[0], history[1])
+    return focus_models, classifiers, history
 
 
 def _train_pairs(
     focus_models, classifiers, data, schedule: Schedule, *, epochs, lr, batch_size, momentum, **more
-) -> torch.Tensor:
+) -> History:
     """Train R (focus, classifier) pairs by the engine under ``schedule``, in place; returns
-    the per-epoch records (3, R, T) on the CPU (see :func:`train_epochs`, which ``more``
-    goes to)."""
+    the per-epoch records (R, T) on the CPU, ``loss``, ``mean_a_z`` and ``focus_accuracy``
+    (see :func:`train_epochs`, which ``more`` goes to)."""
     runs = len(focus_models)
     if len(classifiers) != runs:
         raise ValueError(
@@ -456,7 +436,9 @@ def _train_pairs(
         **more,
     )
     stack.write_back()
-    return history.cpu()
+    records = dict(zip(("loss", "mean_a_z", "focus_accuracy"), history.cpu()))
+    steps_per_epoch = len(minibatches(tensors[1].shape[-1], batch_size))
+    return _per_epoch(records, range(1, epochs + 1), steps_per_epoch, True)
 
 
 def train_fixed_focus(
@@ -504,7 +486,11 @@ def train_fixed_focus(
 
     Returns
     -------
-    ``(classifiers, FixedFocusHistory)`` with (R, T) records; ``history.epochs`` (T,) says when.
+    ``(classifiers, history)``: an ``engine.History`` of (R, T) records, the training loss
+    at the frozen alpha (``loss``), at alpha + delta with the same classifier (``loss_plus``)
+    and the focus incentive L(alpha) - L(alpha + delta), about delta * (-dL/dalpha)
+    (``incentive``); ``history.epochs`` (T,) the epochs they were taken after (0: before
+    training), ``history.steps`` the optimizer steps ending them.
     """
     data = _check_data(data)
     runs = len(classifiers)
@@ -546,7 +532,8 @@ def train_fixed_focus(
     )
     stack.write_back()
     loss, loss_plus = torch.stack(recorder.records, 2).cpu()
-    return classifiers, FixedFocusHistory(loss, loss_plus, loss - loss_plus, torch.tensor(recorded))
+    records = {"loss": loss, "loss_plus": loss_plus, "incentive": loss - loss_plus}
+    return classifiers, _per_epoch(records, recorded, len(recorder.batches), True)
 
 
 def _check_fixed_focus(runs, alphas, delta, evaluation, at_one, epochs, record_epochs) -> list:
@@ -658,8 +645,9 @@ def train_hybrid(
 
     Returns
     -------
-    ``(focus, classifier, history)``: a ``MosaicHistory`` with (soft_epochs + hard_epochs,)
-    records, the soft phase's epochs first.
+    ``(focus, classifier, history)``: an ``engine.History`` of (soft_epochs + hard_epochs,)
+    records, the soft phase's epochs first (the two phases' histories joined by
+    ``History.then``).
     """
     soft_epochs = check_int(soft_epochs, "soft_epochs", minimum=0)
     hard_epochs = check_int(hard_epochs, "hard_epochs", minimum=0)
@@ -679,7 +667,10 @@ def train_hybrid(
                 momentum=momentum,
             )
             parts.append(history)
-    return focus, classifier, MosaicHistory(*(torch.cat(column) for column in zip(*parts)))
+    history = parts[0]
+    for later in parts[1:]:
+        history = history.then(later)
+    return focus, classifier, history
 
 
 def train_hybrid_runs(
@@ -723,7 +714,12 @@ def train_hybrid_runs(
 
     Returns
     -------
-    ``(focus_models, classifiers, history)``, a :class:`HybridHistory` of (R, T) records.
+    ``(focus_models, classifiers, history)``: an ``engine.History`` of (R, T) per-epoch
+    records over the epoch's batches, ``loss``, ``mean_a_z`` (the mean attention on the
+    foreground) and ``focus_accuracy`` (the fraction of mosaics whose most-attended segment
+    is the foreground), and ``history.switch_step`` (R,): the optimizer step at which each
+    run switched from soft to hard (0 for pure hard and LVML runs, -1 for runs that never
+    switched).
     """
     schedule = hybrid_schedule(
         methods, len(focus_models), switch_steps, plateau, optimizer_at_switch
@@ -739,11 +735,9 @@ def train_hybrid_runs(
         momentum=momentum,
         plateau=plateau,
     )
-    return (
-        focus_models,
-        classifiers,
-        HybridHistory(history[0], history[1], history[2], schedule.switched_at),
-    )
+    meta = dict(history.meta, switch_step=schedule.switched_at.clone())
+    history = History(history.steps, history.records, meta, True, ("switch_step",))
+    return focus_models, classifiers, history
 
 
 def _check_plateau(plateau) -> Plateau:

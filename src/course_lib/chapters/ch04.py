@@ -288,7 +288,7 @@ def attention_profile(evaluation) -> tuple[float, float, float]:
 
 
 def fixed_focus_curves(history, names: Sequence[str], alphas: Sequence[float]) -> dict:
-    """{(loss, alpha): (L, incentive)} of a ``FixedFocusHistory`` (chapter 4's fixed-focus
+    """{(loss, alpha): (L, incentive)} of ``train_fixed_focus``'s history (chapter 4's fixed-focus
     experiment): row r of ``history.loss`` and ``history.incentive`` as numpy arrays, keyed by
     the r-th loss name and focus quality ``alpha`` of the runs."""
     names, alphas = list(names), list(alphas)

@@ -24,14 +24,13 @@ from torch import nn
 
 from .. import flow, sst
 from .._validate import check_fraction, check_int, check_positive
-from ..engine import Stack
+from ..engine import History, Stack
 from ..focus import CNNClassifier, CNNFocus, MLPClassifier, MLPFocus
 from ..law import METHODS
 from ..losses import selected_loss
 from ..metrics import evaluate_mosaics, per_class_focus_accuracy
 from ..mosaic import Mosaics
 from ..mosaic_training import (
-    HybridHistory,
     RunLosses,
     hybrid_schedule,
     train_epochs,
@@ -173,7 +172,7 @@ def train_plan(
     batch_size: int,
     device=None,
     **options,
-) -> tuple[list, list, HybridHistory]:
+) -> tuple[list, list, History]:
     """Build a plan's runs (:func:`build_runs`) and train them as one computation (sections 2
     and 3), through ``mosaic_training.train_hybrid_runs``.
 
@@ -192,7 +191,8 @@ def train_plan(
     Returns
     -------
     ``(focus_models, classifiers, history)``, run ``s * len(plan) + k`` being entry k with
-    seed s; ``history`` a ``HybridHistory`` of (seeds * len(plan), T) records.
+    seed s; ``history`` the ``engine.History`` of ``train_hybrid_runs``, (seeds * len(plan), T)
+    records.
     """
     plan = _check_plan(plan)
     seeds = check_int(seeds, "seeds", minimum=1)
