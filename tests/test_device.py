@@ -246,7 +246,7 @@ def test_train_full_batch_runs_on_the_models_device_with_the_cpus_numbers(corpus
         )
         assert all(on_device(p) for p in model.parameters())
     assert seen == [0, 1, 2, 3, 4]
-    # the history is on the CPU by design (TrainingHistory), the model stays on its device
+    # the history is on the CPU by design (engine.History), the model stays on its device
     for name, value in {**_records(history), "steps": history.steps}.items():
         assert value.device == _CPU and not isinstance(value, _OnDevice), name
     assert torch.allclose(history.loss, history_cpu.loss, atol=1e-6)
@@ -392,7 +392,7 @@ def _on_device_pairs(device, n):
 
 def _all_on_the_cpu(*histories):
     for history in histories:
-        for record in history:
+        for record in (history.steps, *history.records.values()):
             assert record.device == _CPU and not isinstance(record, _OnDevice)
 
 
@@ -696,10 +696,10 @@ FACTORY_ALLOWED = {
     "is read on the CPU); s_y and the counts follow a_z",
     "identity.py::max_margin": "solves on a CPU float64 copy, returns u on the input's device",
     "training.py::_check_word_ids": "word ids from a list; the trainer moves them to the device",
-    "training.py::_Recorder.history": "TrainingHistory is on the CPU by design",
-    "training.py::_Snapshots.run": "EarlyStoppingRun is on the CPU by design",
+    "training.py::_Recorder.history": "its History is on the CPU by design",
+    "training.py::_Snapshots.run": "its History is on the CPU by design",
     "mosaic_training.py::train_mosaic": "the per-epoch records are CPU floats (history on CPU)",
-    "mosaic_training.py::train_fixed_focus": "the recorded epochs, a CPU history field",
+    "mosaic_training.py::_per_epoch": "a history's epochs and steps, CPU bookkeeping",
 }
 NUMPY_ALLOWED = {
     "max_margin.py": "every tensor there is a CPU copy made by _tensor (module docstring)",

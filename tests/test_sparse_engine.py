@@ -203,11 +203,11 @@ def test_history_records_the_requested_steps(engine, steps, record_every, expect
         == history.topic_norms.shape
         == (2, t, len(corpus.topic_word_ids))
     )
-    assert history.extra["scores"].shape == (2, t, corpus.vocab_size)
+    assert history.scores.shape == (2, t, corpus.vocab_size)
     assert history.loss.dtype == torch.float64 and bool(torch.isfinite(history.loss).all())
     # the first record is the initial state: keys start at zero, so every score is zero
     assert float(history.topic_scores[:, 0].abs().max()) == 0.0
-    assert float(history.extra["scores"][:, 0].abs().max()) == 0.0
+    assert float(history.scores[:, 0].abs().max()) == 0.0
 
 
 def test_history_without_topic_mask_has_nan_attention_records():

@@ -5,10 +5,10 @@ import torch
 
 from course_lib import sst, training
 from course_lib.data import sst as sst_data
+from course_lib.engine import History
 from course_lib.topic import TopicAttention, make_topic_corpus
 from course_lib.training import (
     RECORDED_FIELDS,
-    TrainingHistory,
     accuracy,
     gradient_step,
     snapshot_steps,
@@ -47,9 +47,9 @@ def test_history_shapes(corpus):
         == (4, 8)
     )
     assert history.attention_on_topic.shape == history.query_norm.shape == (4,)
-    assert history.extra["scores"].shape == (4, corpus.vocab_size)
+    assert history.scores.shape == (4, corpus.vocab_size)
     # the last record is the trained model's state
-    assert torch.allclose(history.extra["scores"][-1], model.scores().detach(), atol=1e-6)
+    assert torch.allclose(history.scores[-1], model.scores().detach(), atol=1e-6)
     expected = model.embedding.weight[corpus.topic_word_ids].norm(dim=1) * model.query.norm()
     assert torch.allclose(history.scaled_norms[-1], expected.detach(), rtol=1e-6)
 
@@ -61,11 +61,11 @@ def test_a_list_of_one_model_gives_a_stacked_history(corpus):
         1,
         4,
     ) and history.topic_scores.shape == history.scaled_norms.shape == (1, 4, 8)
-    assert history.extra["scores"].shape == (1, 4, corpus.vocab_size)
+    assert history.scores.shape == (1, 4, corpus.vocab_size)
     _, single = train(corpus, fresh(corpus), 30, record_every=10, record_all_scores=True)
     for name in RECORDED_FIELDS:
         assert torch.equal(getattr(history, name)[0], getattr(single, name)), name
-    assert torch.equal(history.replica(0).extra["scores"], single.extra["scores"])
+    assert torch.equal(history.replica(0).scores, single.scores)
     with pytest.raises(ValueError, match="replica"):
         single.replica(0)
 
@@ -241,10 +241,10 @@ def test_on_record_sees_each_record_and_the_current_model(corpus):
     model = fresh(corpus)
 
     def hook(step, history):
-        assert isinstance(history, TrainingHistory) and not history.stacked
+        assert isinstance(history, History) and not history.stacked
         assert history.steps[-1] == step and history.loss.shape == (len(seen) + 1,)
         # the model already holds this step's parameters
-        assert torch.allclose(history.extra["scores"][-1], model.scores().detach(), atol=1e-6)
+        assert torch.allclose(history.scores[-1], model.scores().detach(), atol=1e-6)
         seen.append(step)
 
     _, history = train(corpus, model, 25, record_every=10, on_record=hook, record_all_scores=True)

@@ -250,7 +250,7 @@ def sen_drift(scores, norms, query_norms, m):
 
 def history_invariant(history, m) -> torch.Tensor:
     """``([R,] T, n_topic_words)``: the conserved quantity (eq. (2.2)) at every recorded step of a
-    ``TrainingHistory`` (chapter 2), using the query norm recorded at each step."""
+    ``train_full_batch`` history (chapter 2), using the query norm recorded at each step."""
     _check_history(history)
     return sen_invariant(
         history.topic_scores.double(),
@@ -278,7 +278,7 @@ def history_sen_gap(history, m, min_scaled_norm: float = 0.5) -> torch.Tensor:
 def _check_history(history) -> None:
     for attr in ("topic_scores", "topic_norms", "query_norm"):
         if not hasattr(history, attr):
-            raise TypeError(f"history must be a TrainingHistory (missing {attr!r})")
+            raise TypeError(f"history must be train_full_batch's History (missing {attr!r})")
     if history.topic_scores.shape[-1] == 0:
         raise ValueError("history records no topic words: train with topic_word_ids=...")
 

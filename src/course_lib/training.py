@@ -23,7 +23,7 @@ or configurations) as **one batched computation**, in four parts:
 * the loop is the course's one engine, :func:`course_lib.engine.train` (``_fit`` builds the
   run: full batch, plain gradient descent, the frozen groups held fixed and the frozen word
   rows masked); its ``record`` hook hands the recorded steps to a ``_Recorder``, whose buffers
-  are named after the fields of :class:`TrainingHistory`; a hook, ``on_record``, sees each
+  are the named records of the returned ``engine.History``; a hook, ``on_record``, sees each
   record and may stop the run; a progress bar (:mod:`course_lib.progress`) shows runs that
   last more than a few seconds.
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
@@ -45,12 +44,12 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import _sparse_attention
 from ._validate import check_int, check_positive, check_tokens
-from .engine import Step, train
+from .engine import History, Step, train
 from .topic import TopicAttention, make_topic_corpus
 
 PARAMETER_GROUPS = ("embedding", "keys", "classifier", "query")
 ENGINES = ("auto", "sparse", "autograd")
-# the per-step records of TrainingHistory, in the order the recorder writes them
+# the per-step records of train_full_batch's History, in the order the recorder writes them
 RECORDED_FIELDS = (
     "loss",
     "topic_scores",
@@ -59,73 +58,6 @@ RECORDED_FIELDS = (
     "attention_on_topic",
     "background_attention_cv",
 )
-
-
-@dataclass
-class TrainingHistory:
-    """What a run recorded, one row per recorded step (chapter 1).
-
-    ``steps`` ``(T,)`` holds the indices of the recorded steps; the last one is the state after
-    training.  A history of one model has no replica axis; the history of a list of ``R`` models
-    (``stacked``) has a leading replica axis ``R`` on every record:
-
-    * ``loss``: ``([R,] T)`` mean training cross-entropy;
-    * ``topic_scores``: ``([R,] T, n_topic_words)`` ``s_tau = q . k_tau``;
-    * ``topic_norms``: ``([R,] T, n_topic_words)`` ``||w_tau||``;
-    * ``query_norm``: ``([R,] T)`` ``||q||`` (constant unless the query is trained);
-    * ``attention_on_topic``: ``([R,] T)`` mean attention on the topic word over training sentences;
-    * ``background_attention_cv``: ``([R,] T)`` spread of the attention on the background words of a
-      sentence (standard deviation over mean, averaged over sentences; 0 means uniform);
-    * ``extra["scores"]`` (with ``record_all_scores``): ``([R,] T, vocab_size)`` every word's score.
-    """
-
-    steps: torch.Tensor
-    loss: torch.Tensor
-    topic_scores: torch.Tensor
-    topic_norms: torch.Tensor
-    query_norm: torch.Tensor
-    attention_on_topic: torch.Tensor
-    background_attention_cv: torch.Tensor
-    topic_word_ids: torch.Tensor
-    lr: float
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def stacked(self) -> bool:
-        """Whether the records have a leading replica axis (the history of a list of models)."""
-        return self.loss.dim() == 2
-
-    @property
-    def n_replicas(self) -> int:
-        """How many models the history holds (1 for the history of one model)."""
-        return self.loss.shape[0] if self.stacked else 1
-
-    @property
-    def scaled_norms(self) -> torch.Tensor:
-        """``||q|| ||w_tau||``, the scaled embedding norm of chapter 2's identity; shape of
-        ``topic_norms``."""
-        return self.topic_norms * self.query_norm.unsqueeze(-1)
-
-    def first_step_below(self, threshold: float) -> torch.Tensor:
-        """First recorded step whose loss is below ``threshold`` (-1 if never): a 0-d long
-        tensor for one model, ``(R,)`` for a stacked history."""
-        below = self.loss < threshold  # ([R,] T)
-        first = below.long().argmax(dim=-1)
-        return torch.where(below.any(dim=-1), self.steps[first], torch.full_like(first, -1))
-
-    def replica(self, r: int) -> "TrainingHistory":
-        """The history of replica ``r`` of a stacked history alone, without the replica axis."""
-        if not self.stacked:
-            raise ValueError("replica: this is the history of one model; it has no replica axis")
-        check_int(r, "r", minimum=-self.n_replicas, maximum=self.n_replicas - 1)
-        records = {name: getattr(self, name)[r] for name in RECORDED_FIELDS}
-        return TrainingHistory(
-            steps=self.steps,
-            topic_word_ids=self.topic_word_ids,
-            lr=self.lr,
-            extra={k: v[r] for k, v in self.extra.items()},
-            **records,
-        )
 
 
 # --------------------------------------------------------------------------- the plain step
@@ -312,7 +244,7 @@ def _make_loss_fn(engine, base, n_models, tokens, labels, mask, per_model_data) 
 
 class _Recorder:
     """Writes the records of each recorded step into tensors allocated once, ``(R, T, ...)``,
-    named after the fields of :class:`TrainingHistory` (``extra["scores"]`` under ``"scores"``)."""
+    the named records of :func:`train_full_batch`'s history."""
 
     def __init__(self, n_steps, topic_word_ids, topic_mask, mask, record_all_scores):
         self.n_steps = n_steps  # the number of recorded steps planned
@@ -363,21 +295,16 @@ class _Recorder:
             self._keep("scores", torch.einsum("rvk,rk->rv", keys, query))
         self.steps.append(step)
 
-    def history(self, lr: float, single: bool) -> TrainingHistory:
+    def history(self, lr: float, single: bool) -> History:
         """The records so far (views: no copy on the CPU), without the replica axis if
         ``single``."""
         t = len(self.steps)
-
-        def take(name):
-            return self.buffers[name][:, :t][0 if single else slice(None)].cpu()
-
-        return TrainingHistory(
-            steps=torch.tensor(self.steps, dtype=torch.long),
-            topic_word_ids=self.topic_word_ids.cpu(),
-            lr=lr,
-            extra={"scores": take("scores")} if self.record_all_scores else {},
-            **{name: take(name) for name in RECORDED_FIELDS},
-        )
+        names = RECORDED_FIELDS + (("scores",) if self.record_all_scores else ())
+        records = {
+            name: self.buffers[name][:, :t][0 if single else slice(None)].cpu() for name in names
+        }
+        meta = {"topic_word_ids": self.topic_word_ids.cpu(), "lr": lr}
+        return History(torch.tensor(self.steps, dtype=torch.long), records, meta, not single)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -426,7 +353,7 @@ def train_full_batch(
     record_all_scores: bool = False,
     device: torch.device | str | None = None,
     engine: str = "auto",
-    on_record: Callable[[int, TrainingHistory], bool | None] | None = None,
+    on_record: Callable[[int, History], bool | None] | None = None,
 ):
     """Train by full-batch gradient descent; return ``(models, history)`` (chapter 1).
 
@@ -455,7 +382,7 @@ def train_full_batch(
         background words this way).
     record_every, record_all_scores
         Record every ``record_every`` steps (and after the last step); with
-        ``record_all_scores`` also every word's score, in ``history.extra["scores"]``.
+        ``record_all_scores`` also every word's score, the record ``history.scores``.
     device
         Where to train (default: where the first model's parameters are).
     engine
@@ -473,8 +400,23 @@ def train_full_batch(
     Returns
     -------
     (models, history)
-        ``history`` is a :class:`TrainingHistory`: without a replica axis for one model, stacked
-        ``(R, T, ...)`` for a list.
+        ``history`` is an :class:`~course_lib.engine.History` (one row per recorded step;
+        ``steps`` ``(T,)``, the last one the state after training), without a run axis for
+        one model, stacked ``(R, T, ...)`` for a list.  Its records:
+
+        * ``loss``: ``([R,] T)`` mean training cross-entropy;
+        * ``topic_scores``: ``([R,] T, n_topic_words)`` ``s_tau = q . k_tau``;
+        * ``topic_norms``: ``([R,] T, n_topic_words)`` ``||w_tau||``;
+        * ``query_norm``: ``([R,] T)`` ``||q||`` (constant unless the query is trained);
+        * ``attention_on_topic``: ``([R,] T)`` mean attention on the topic word over the
+          training sentences (nan without ``topic_mask``);
+        * ``background_attention_cv``: ``([R,] T)`` spread of the attention on the background
+          words of a sentence (standard deviation over mean, averaged over sentences; 0 means
+          uniform);
+        * ``scores`` (with ``record_all_scores``): ``([R,] T, vocab_size)`` every word's score;
+
+        its metadata ``topic_word_ids`` and ``lr``; ``history.scaled_norms`` is
+        ``||q|| ||w_tau||``.
     """
     single = isinstance(models, TopicAttention)
     models = _check_models(models)
@@ -500,29 +442,6 @@ def train_full_batch(
 
 
 # --------------------------------------------------------------------------- early stopping
-
-
-@dataclass
-class EarlyStoppingRun:
-    """What :func:`train_with_early_stopping` recorded at each snapshot (chapter 3).
-
-    ``steps`` ``(T,)`` (step 0 is the initial state), ``train_loss`` and ``dev_loss`` ``(T,)``,
-    ``scores`` ``(T, vocab_size)`` every word's score ``q . k_u``, ``norms`` ``(T, len(track))``
-    the embedding norms ``||w_u||`` of the tracked words ``track`` (ids), ``query_norm``,
-    ``best_step`` (lowest dev loss; the model is restored to it) and ``last_step`` (where
-    training stopped: ``max_steps``, or earlier by early stopping).
-    """
-
-    steps: torch.Tensor
-    train_loss: torch.Tensor
-    dev_loss: torch.Tensor
-    scores: torch.Tensor
-    norms: torch.Tensor
-    track: torch.Tensor
-    query_norm: float
-    best_step: int
-    last_step: int
-    seconds: float
 
 
 def snapshot_steps(
@@ -568,7 +487,7 @@ class _Snapshots:
         self.rows = {"steps": [], "train_loss": [], "dev_loss": [], "scores": [], "norms": []}
         self.best_step, self.best_dev, self.best_state = 0, float("inf"), None
 
-    def __call__(self, step: int, history: TrainingHistory) -> bool:
+    def __call__(self, step: int, history: History) -> bool:
         if step not in self.marks:
             return False
         model = self.model
@@ -591,20 +510,22 @@ class _Snapshots:
             self.best_state = copy.deepcopy(model.state_dict())
         return self.patience is not None and step - self.best_step >= self.patience
 
-    def run(self, seconds: float) -> EarlyStoppingRun:
+    def run(self, seconds: float) -> History:
         rows = self.rows
-        return EarlyStoppingRun(
-            steps=torch.tensor(rows["steps"]),
-            train_loss=torch.tensor(rows["train_loss"]),
-            dev_loss=torch.tensor(rows["dev_loss"]),
-            scores=torch.stack(rows["scores"]),
-            norms=torch.stack(rows["norms"]),
-            track=self.track,
-            query_norm=float(self.model.query.norm()),
-            best_step=self.best_step,
-            last_step=rows["steps"][-1],
-            seconds=seconds,
-        )
+        records = {
+            "train_loss": torch.tensor(rows["train_loss"]),
+            "dev_loss": torch.tensor(rows["dev_loss"]),
+            "scores": torch.stack(rows["scores"]),
+            "norms": torch.stack(rows["norms"]),
+        }
+        meta = {
+            "track": self.track,
+            "query_norm": float(self.model.query.norm()),
+            "best_step": self.best_step,
+            "last_step": rows["steps"][-1],
+            "seconds": seconds,
+        }
+        return History(torch.tensor(rows["steps"]), records, meta)
 
 
 def train_with_early_stopping(
@@ -620,7 +541,7 @@ def train_with_early_stopping(
     dense_every: int = 1,
     patience: int | None = None,
     track: Sequence[int] = (),
-) -> EarlyStoppingRun:
+) -> History:
     """Full-batch gradient descent with snapshots, early stopping on a dev set and a restore of
     the best snapshot (chapter 3).
 
@@ -649,9 +570,15 @@ def train_with_early_stopping(
 
     Returns
     -------
-    EarlyStoppingRun
-        The snapshots.  In every case the model is left at the snapshot with the lowest dev loss,
-        as the paper does before testing.
+    History
+        The snapshots, an :class:`~course_lib.engine.History`: ``steps`` ``(T,)`` (step 0 is
+        the initial state); records ``train_loss`` and ``dev_loss`` ``(T,)``, ``scores``
+        ``(T, vocab_size)`` every word's score ``q . k_u``, ``norms`` ``(T, len(track))`` the
+        embedding norms ``||w_u||`` of the tracked words; metadata ``track`` (ids),
+        ``query_norm``, ``best_step`` (lowest dev loss), ``last_step`` (where training
+        stopped: ``max_steps``, or earlier by early stopping) and ``seconds``.  In every case
+        the model is left at the snapshot with the lowest dev loss, as the paper does before
+        testing.
     """
     if not isinstance(model, TopicAttention):
         raise TypeError(f"model must be a TopicAttention, got {type(model).__name__}")

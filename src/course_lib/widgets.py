@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from . import flow, plotting
+from .engine import History
 from .topic import sentence_attention_at
-from .training import TrainingHistory, sen_curve_run
+from .training import sen_curve_run
 
 
 def attention_explorer(
-    histories: Mapping[str, TrainingHistory], words, sentence: torch.Tensor, is_topic: torch.Tensor
+    histories: Mapping[str, History], words, sentence: torch.Tensor, is_topic: torch.Tensor
 ):
     """Chapter 1: pick a classifier and a training step; see one sentence's attention then.
 
@@ -31,7 +32,7 @@ def attention_explorer(
     for name, history in histories.items():
         if history.stacked:
             raise ValueError(f"histories[{name!r}] is stacked: give the history of one model each")
-        if "scores" not in history.extra:
+        if "scores" not in history.records:
             raise ValueError(
                 f"histories[{name!r}] has no score snapshots: train with record_all_scores=True"
             )
@@ -42,7 +43,7 @@ def attention_explorer(
     def show(classifier: str, step_index: int):
         history = histories[classifier]
         step_index = min(step_index, len(history.steps) - 1)
-        attention = sentence_attention_at(history.extra["scores"][step_index], sentence)
+        attention = sentence_attention_at(history.scores[step_index], sentence)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
         plotting.sentence_attention(
             sentence_words,

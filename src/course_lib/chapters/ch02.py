@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from .._validate import check_int, check_positive
+from ..engine import History
 from ..topic import TopicAttention, TopicCorpus
-from ..training import PARAMETER_GROUPS, TrainingHistory, train_full_batch
+from ..training import PARAMETER_GROUPS, train_full_batch
 
 __all__ = ["background_word_ids", "train_restricted", "train_ablation"]
 
@@ -41,7 +42,7 @@ def train_restricted(
     record_every: int = 10,
     device: torch.device | str | None = None,
     **model_options,
-) -> tuple[TopicAttention, TrainingHistory]:
+) -> tuple[TopicAttention, History]:
     """Attn-FC in the restricted flow of chapter 2's assumption: background rows held at 0.
 
     The background words (:func:`background_word_ids`) get zero embeddings and are frozen;
@@ -108,7 +109,7 @@ def train_ablation(
     embedding_std: float = 0.1,
     record_every: int = 10,
     device: torch.device | str | None = None,
-) -> tuple[list[TopicAttention], TrainingHistory]:
+) -> tuple[list[TopicAttention], History]:
     """One variant of chapter 2's ablation (section "Ablation: what the keys are for").
 
     ``seeds`` models (seeds ``0 .. seeds - 1``) trained together as one batched computation
