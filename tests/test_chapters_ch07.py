@@ -57,8 +57,10 @@ def _reference_descent(loss_fn, lr, steps, labels, classifier=None, record_every
     "loss, loss_fn", [("soft", soft_attention_loss), ("hard", hard_attention_loss)]
 )
 def test_train_mosaics_is_plain_gradient_descent_through_the_engine(loss, loss_fn):
-    times, nu, logit_sq, margin = ch07.train_mosaics(loss, 0.5, 10.0, LABELS, m=5, record=20)
+    run = ch07.train_mosaics(loss, 0.5, 10.0, LABELS, m=5, record=20)
+    times, nu, logit_sq, margin = run.time, run.nu, run.logit_sq, run.margin
     assert torch.allclose(times, torch.arange(21, dtype=torch.float64) * 0.5)
+    assert run.steps.tolist() == list(range(21)) and run.lr == 0.5
     assert nu.shape == logit_sq.shape == margin.shape == (21, 3)
     expected = _reference_descent(loss_fn, 0.5, 20, LABELS)
     assert torch.allclose(nu, expected, rtol=1e-10, atol=1e-12)
@@ -71,10 +73,10 @@ def test_train_mosaics_with_a_given_classifier_records_its_first_layer():
     torch.manual_seed(0)
     same = MLPClassifier(4, 3, hidden=5).double()
     first = same.net[0].weight.detach().clone()
-    times, nu, first_sq, margin = ch07.train_mosaics(
-        "soft", 0.5, 5.0, LABELS, m=5, classifier=mlp, record=5
-    )
-    assert margin is None and first_sq.shape == (6, 3)
+    run = ch07.train_mosaics("soft", 0.5, 5.0, LABELS, m=5, classifier=mlp, record=5)
+    nu, first_sq = run.nu, run.logit_sq
+    assert "margin" not in run.records and first_sq.shape == (6, 3)
+    assert run.steps.tolist() == [0, 2, 4, 6, 8, 10]
     assert torch.allclose(first_sq[0], (ch07.class_vectors(3) @ first.T).square().sum(1))
     expected = _reference_descent(soft_attention_loss, 0.5, 10, LABELS, same, record_every=2)
     assert torch.allclose(nu, expected, rtol=1e-10, atol=1e-12)

@@ -296,7 +296,7 @@ def train_epochs(
     on_step: Callable | None = None,
     on_epoch: Callable | None = None,
     desc: str | None = None,
-) -> torch.Tensor:
+) -> History:
     """Epochs of minibatch SGD with momentum for R stacked runs, on the engine (chapters 4-7).
 
     Parameters
@@ -317,8 +317,10 @@ def train_epochs(
 
     Returns
     -------
-    (3, R, epochs) records: loss, a_z, focus accuracy, each the batch-size-weighted mean over
-    the epoch's steps.
+    An ``engine.History`` of (R, epochs) records on the parameters' device, ``loss``,
+    ``mean_a_z`` and ``focus_accuracy`` (the three records of ``losses``), each the
+    batch-size-weighted mean over the epoch's steps, recorded by the engine's ``on_step``
+    hook; ``steps`` the optimizer step ending each epoch, ``epochs`` 1 .. epochs.
     """
     n = data[1].shape[-1]
     rows = minibatches(n, batch_size)
@@ -349,7 +351,8 @@ def train_epochs(
         on_step=after,
         desc=desc or f"{len(schedule.first)} mosaic runs",
     )
-    return history
+    records = dict(zip(("loss", "mean_a_z", "focus_accuracy"), history))
+    return _per_epoch(records, range(1, epochs + 1), len(rows), True)
 
 
 # --------------------------------------------------- the batched trainers: runs for the engine
@@ -436,9 +439,8 @@ def _train_pairs(
         **more,
     )
     stack.write_back()
-    records = dict(zip(("loss", "mean_a_z", "focus_accuracy"), history.cpu()))
-    steps_per_epoch = len(minibatches(tensors[1].shape[-1], batch_size))
-    return _per_epoch(records, range(1, epochs + 1), steps_per_epoch, True)
+    records = {name: value.cpu() for name, value in history.records.items()}
+    return History(history.steps, records, history.meta, True)
 
 
 def train_fixed_focus(

@@ -496,7 +496,7 @@ def train_text_runs(
     batch_size: int,
     switch_epoch: int,
     momentum: float = 0.9,
-) -> torch.Tensor:
+) -> History:
     """Train R ``TopicAttention`` models on text as ONE computation, in place (section 5).
 
     Minibatch SGD with momentum in the fixed batch order of the mosaics; run r uses the loss
@@ -513,7 +513,9 @@ def train_text_runs(
 
     Returns
     -------
-    (3, R, epochs) per-epoch records: loss, mean largest attention weight, 0.
+    An ``engine.History`` of (R, epochs) per-epoch records on the CPU: ``loss`` and
+    ``largest_attention`` (the mean largest attention weight of a text); ``steps`` the
+    optimizer step ending each epoch, ``epochs`` 1 .. epochs.
     """
     if not models or not all(isinstance(m, TopicAttention) for m in models):
         raise TypeError("models must be a non-empty list of topic.TopicAttention")
@@ -549,4 +551,5 @@ def train_text_runs(
         desc=f"{len(models)} text runs",
     )
     stack.write_back()
-    return history.cpu()
+    records = {"loss": history.loss.cpu(), "largest_attention": history.mean_a_z.cpu()}
+    return History(history.steps, records, history.meta, True)

@@ -27,7 +27,7 @@ from torch import nn
 
 from .. import config, conservation, later_models, law
 from .._validate import check_int, check_positive
-from ..engine import Schedule, Stack
+from ..engine import History, Schedule, Stack
 from ..flow import flow_rhs, solve_flow
 from ..focus import LinearClassifier, LinearFocus
 from ..mosaic import Mosaics
@@ -243,7 +243,7 @@ def train_mosaics(
     overlap: float = 0.0,
     classifier: nn.Module | None = None,
     record: int = 200,
-):
+) -> History:
     """Chapter 7's Part II runs: the linear focus and a classifier, full-batch gradient descent.
 
     The data are ``mosaics(labels, m, background_std, overlap)`` (seed 0); the focus is a
@@ -266,9 +266,11 @@ def train_mosaics(
 
     Returns
     -------
-    ``(times, nu, logit_sq, margin)``: times (T,) float64; nu (T, C) the focus logits
-    u . x_y; logit_sq (T, C) the squared norms ||W x_y||^2 of the classifier's first layer W;
-    margin (T, C) the margins mu_y of a linear classifier (None for a given classifier).
+    An ``engine.History`` recorded before training and after every ``every``-th step
+    (``steps`` (T,)): records ``time`` (T,) float64 (learning rate x step), ``nu`` (T, C) the
+    focus logits u . x_y, ``logit_sq`` (T, C) the squared norms ||W x_y||^2 of the
+    classifier's first layer W and, for the linear classifier only, ``margin`` (T, C) its
+    margins mu_y; metadata ``lr``.
     """
     if loss not in law.LOSS_NAMES:
         raise ValueError(f"loss must be one of {law.LOSS_NAMES}, got {loss!r}")
@@ -306,9 +308,15 @@ def train_mosaics(
         on_step=recorder.on_step,
     )
     stack.write_back()
-    times = torch.arange(len(recorder.nu), dtype=torch.float64) * every * lr
-    margin = torch.stack(recorder.margin) if linear else None
-    return times, torch.stack(recorder.nu), torch.stack(recorder.logit_sq), margin
+    steps = torch.arange(len(recorder.nu)) * every
+    records = {
+        "time": torch.arange(len(recorder.nu), dtype=torch.float64) * every * lr,
+        "nu": torch.stack(recorder.nu),
+        "logit_sq": torch.stack(recorder.logit_sq),
+    }
+    if linear:
+        records["margin"] = torch.stack(recorder.margin)
+    return History(steps, records, {"lr": lr})
 
 
 def margin_orbit_error(run: LawRun, margin: torch.Tensor, n_classes: int) -> float:
