@@ -59,7 +59,7 @@ def hybrid_switch_sweep(size: str) -> Result:
                     epochs=epochs,
                     lr=0.2,
                     batch_size=250,
-                    switch_steps=[e * steps for e in switches],
+                    switch_step=[e * steps for e in switches],
                 )
 
             seq = time_call(sequential, repeats=repeats, warmup=warmup, device=device)

@@ -87,7 +87,7 @@ def test_train_plan_equals_train_hybrid_runs_on_the_built_runs():
         epochs=3,
         lr=0.3,
         batch_size=40,
-        switch_steps=[3 * e for e in switches],  # 120 mosaics: 3 steps an epoch
+        switch_step=[3 * e for e in switches],  # 120 mosaics: 3 steps an epoch
         optimizer_at_switch=["fresh", "fresh", "keep"] * 2,
     )
     assert torch.equal(hist.mean_a_z, ref.mean_a_z) and len(focus) == 6

@@ -445,7 +445,7 @@ def test_the_hybrid_trainers_run_on_the_device(mosaics):
             epochs=3,
             lr=0.1,
             batch_size=16,
-            switch_steps=[None, 2],
+            switch_step=[None, 2],
             plateau=mt.Plateau(patience=1),
             optimizer_at_switch=["fresh", "keep"],
         )

@@ -41,7 +41,7 @@ def test_cifar10_mosaics_with_the_four_methods(tmp_path, monkeypatch):
     focus = [CNNFocus() for _ in methods]
     classifiers = [CNNClassifier(3) for _ in methods]
     _, _, history = train_hybrid_runs(
-        focus, classifiers, train, methods, epochs=2, lr=0.05, batch_size=8, switch_steps=3
+        focus, classifiers, train, methods, epochs=2, lr=0.05, batch_size=8, switch_step=3
     )
     assert history.loss.shape == (4, 2) and bool(torch.isfinite(history.loss).all())
     assert history.switch_step.tolist() == [-1, 0, 0, 3]

@@ -67,7 +67,7 @@ def test_switch_at_zero_is_hard_and_past_the_end_is_soft():
         epochs=EPOCHS,
         lr=LR,
         batch_size=BATCH,
-        switch_steps=[0, STEPS, 0, 0],
+        switch_step=[0, STEPS, 0, 0],
     )
     ref_focus, ref_clf = copies(pair, 2)
     _, _, ref = train_mosaic_runs(
@@ -95,7 +95,7 @@ def test_batched_switch_equals_the_plain_loop_with_a_fresh_optimizer(soft_epochs
         epochs=EPOCHS,
         lr=LR,
         batch_size=BATCH,
-        switch_steps=soft_epochs * 3,
+        switch_step=soft_epochs * 3,
     )
     plain_focus, plain_clf = copies(pair, 1)
     _, _, plain = train_hybrid(
@@ -128,7 +128,7 @@ def test_kept_momentum_equals_one_optimizer_across_the_switch(soft_epochs):
         epochs=EPOCHS,
         lr=LR,
         batch_size=BATCH,
-        switch_steps=soft_epochs * 3,
+        switch_step=soft_epochs * 3,
         optimizer_at_switch=["keep", "fresh"],
     )
     kept_focus, kept_clf = one_optimizer_loop(pair, soft_epochs)
@@ -183,7 +183,7 @@ def test_kept_momentum_changes_nothing_for_pure_runs_and_plateau_switches():
         epochs=30,
         lr=0.5,
         batch_size=50,
-        switch_steps=None,
+        switch_step=None,
         plateau=Plateau("loss", patience=2, min_delta=0.02),
         optimizer_at_switch=["fresh", "keep"],
     )
@@ -221,7 +221,7 @@ def test_plateau_switch_equals_the_same_switch_given_as_a_step():
         epochs=30,
         lr=0.5,
         batch_size=50,
-        switch_steps=[None, None],
+        switch_step=[None, None],
         plateau=Plateau("loss", patience=2, min_delta=0.02),
     )
     assert isinstance(hist, History) and hist.loss.shape == (2, 30)
@@ -233,7 +233,7 @@ def test_plateau_switch_equals_the_same_switch_given_as_a_step():
     assert all(hist.loss[0, e - 2] - hist.loss[0, e] >= 0.02 for e in range(2, epoch))
     again_f, again_c = [LinearFocus(5)], [LinearClassifier(5, 4)]
     _, _, again = train_hybrid_runs(
-        again_f, again_c, data, ["hybrid"], epochs=30, lr=0.5, batch_size=50, switch_steps=step
+        again_f, again_c, data, ["hybrid"], epochs=30, lr=0.5, batch_size=50, switch_step=step
     )
     torch.testing.assert_close(params(again_f[0]), params(focus[0]))
     torch.testing.assert_close(again.loss[0], hist.loss[0])
@@ -283,13 +283,13 @@ def test_focus_plateau_and_records():
     [
         ({"methods": ["hybrid", "mix"]}, ValueError, "methods"),
         ({"methods": ["hybrid"]}, ValueError, "one method per run"),
-        ({"switch_steps": None}, ValueError, "plateau"),
-        ({"switch_steps": -1}, ValueError, "switch_steps"),
-        ({"switch_steps": [1, 2, 3]}, ValueError, "one per run"),
-        ({"switch_steps": None, "plateau": ("loss", 2, 0.1)}, TypeError, "Plateau"),
-        ({"switch_steps": None, "plateau": Plateau("accuracy")}, ValueError, "metric"),
+        ({"switch_step": None}, ValueError, "plateau"),
+        ({"switch_step": -1}, ValueError, "switch_step"),
+        ({"switch_step": [1, 2, 3]}, ValueError, "one per run"),
+        ({"switch_step": None, "plateau": ("loss", 2, 0.1)}, TypeError, "Plateau"),
+        ({"switch_step": None, "plateau": Plateau("accuracy")}, ValueError, "metric"),
         (
-            {"switch_steps": None, "plateau": Plateau("loss", min_epochs=-1)},
+            {"switch_step": None, "plateau": Plateau("loss", min_epochs=-1)},
             ValueError,
             "min_epochs",
         ),
@@ -302,7 +302,7 @@ def test_focus_plateau_and_records():
 def test_bad_arguments_are_refused(kwargs, error, match):
     pair = mlp_pair(0)
     focus, clf = copies(pair, 2)
-    args = {"methods": ["hybrid", "soft"], "switch_steps": 3, "epochs": 2, **kwargs}
+    args = {"methods": ["hybrid", "soft"], "switch_step": 3, "epochs": 2, **kwargs}
     with pytest.raises(error, match=match):
         train_hybrid_runs(focus, clf, DATA, args.pop("methods"), lr=LR, batch_size=BATCH, **args)
 
@@ -352,7 +352,7 @@ def test_a_switch_inside_an_epoch_equals_the_step_by_step_hybrid(choice):
         epochs=EPOCHS,
         lr=LR,
         batch_size=BATCH,
-        switch_steps=[7, 11],
+        switch_step=[7, 11],
         optimizer_at_switch=choice,
     )
     assert hist.switch_step.tolist() == [7, 11]

@@ -234,7 +234,7 @@ def _train_mosaics():
         ["soft", "hybrid"],
         epochs=3,
         lr=0.1,
-        switch_steps=4,
+        switch_step=4,
         batch_size=32,
     )
     states = [m.state_dict() for m in focus_models + classifiers]

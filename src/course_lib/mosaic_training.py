@@ -683,7 +683,7 @@ def train_hybrid_runs(
     *,
     epochs: int,
     lr,
-    switch_steps=None,
+    switch_step=None,
     plateau: Plateau | None = None,
     batch_size: int = 256,
     momentum: float = 0.9,
@@ -699,7 +699,7 @@ def train_hybrid_runs(
     (whose first step sets the buffer to the gradient); "keep" carries the soft phase's
     momentum buffers into the hard phase, as one optimizer kept across the loss change would.
     The switch point of a hybrid run is a step
-    (``switch_steps``: the number of soft steps; 0 is pure hard, at least the number of steps
+    (``switch_step``: the number of soft steps; 0 is pure hard, at least the number of steps
     of training is pure soft) or, where its switch step is None, the first end of an epoch at
     which ``plateau`` fires on that run's own records.
 
@@ -710,7 +710,7 @@ def train_hybrid_runs(
     methods : R names, "soft", "hard", "lvml" or "hybrid".
     epochs, batch_size, momentum : minibatch SGD settings (batches in a fixed order).
     lr : one learning rate, or one per run.
-    switch_steps : one int (or None), or one per run; used by the hybrid runs only.
+    switch_step : one int (or None), or one per run; used by the hybrid runs only.
     plateau : the :class:`Plateau` criterion for hybrid runs whose switch step is None.
     optimizer_at_switch : "fresh" or "keep", or one of them per run (used by hybrid runs).
 
@@ -724,7 +724,7 @@ def train_hybrid_runs(
     switched).
     """
     schedule = hybrid_schedule(
-        methods, len(focus_models), switch_steps, plateau, optimizer_at_switch
+        methods, len(focus_models), switch_step, plateau, optimizer_at_switch
     )
     history = _train_pairs(
         focus_models,
@@ -753,7 +753,7 @@ def _check_plateau(plateau) -> Plateau:
     return plateau
 
 
-def hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_switch) -> Schedule:
+def hybrid_schedule(methods, runs: int, switch_step, plateau, optimizer_at_switch) -> Schedule:
     """The schedule of :func:`train_hybrid_runs` (chapter 6), an ``engine.Schedule`` over
     ``LOSS_NAMES``: a "hybrid" run is soft, then hard from its switch step (None: when
     ``plateau`` fires, which is then required), its optimizer state zeroed there ("fresh") or
@@ -765,9 +765,9 @@ def hybrid_schedule(methods, runs: int, switch_steps, plateau, optimizer_at_swit
         if name not in TRAINING_METHODS:
             raise ValueError(f"methods must be among {TRAINING_METHODS}, got {name!r}")
     switch = []
-    for method, value in zip(methods, _per_run_list(switch_steps, runs, "switch_steps")):
+    for method, value in zip(methods, _per_run_list(switch_step, runs, "switch_step")):
         if method == "hybrid":
-            switch.append(None if value is None else check_int(value, "switch_steps", minimum=0))
+            switch.append(None if value is None else check_int(value, "switch_step", minimum=0))
         else:
             switch.append(NEVER if method == "soft" else 0)
     keep = _per_run_list(optimizer_at_switch, runs, "optimizer_at_switch")

@@ -217,7 +217,7 @@ def train_plan(
         epochs=epochs,
         lr=lr,
         batch_size=batch_size,
-        switch_steps=[None if e is None else e * spe for e in switches],
+        switch_step=[None if e is None else e * spe for e in switches],
         **options,
     )
     return focus, classifiers, history
