@@ -1,5 +1,5 @@
-"""The chapters as a reader meets them, checked from the sources without running anything
-(issue 20, items 4, 5 and 7): every figure is numbered, captioned and described; the cells that
+"""The chapters as a reader meets them, checked from the sources without running anything:
+every figure is numbered, captioned and described; the cells that
 only assert a claim are folded under one uniform label that each page's opening note counts;
 the imports and settings are folded; equation numbers run in reading order; the results table
 of chapters 4 and 6 has one home in the library.  The rendered pages are checked by

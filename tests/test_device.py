@@ -1,4 +1,4 @@
-"""CPU/CUDA mixing, tested without a GPU (issue 21, "The GPU"; benchmarks/results/device_review.md).
+"""CPU/CUDA mixing, tested without a GPU (benchmarks/results/device_review.md).
 
 Three kinds of test:
 

@@ -1,4 +1,4 @@
-"""The one training loop of the course (chapters 1 to 7; issue 18, "one law, one engine").
+"""The one training loop of the course (chapters 1 to 7).
 
 Every trainer of the course is R runs trained together by one loop, :func:`train`:
 

@@ -409,7 +409,7 @@ def test_colab_link_in_text_to_a_missing_notebook(breaker, desktop):
     _caught(sitecheck.check_colab(v, b.broken_spec), "Colab link in the text")
 
 
-# --- wide content: equations, code, tables (issue 20) ----------------------------------------
+# --- wide content: equations, code, tables --------------------------------------------------
 
 
 def test_wide_equation_readable_only_with_course_css(breaker, phone):

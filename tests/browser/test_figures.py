@@ -1,4 +1,4 @@
-"""Figures and first results as a reader sees them (issue 20, items 4 and 5), in headless Chromium.
+"""Figures and first results as a reader sees them, in headless Chromium.
 
 On every chapter page, at 1280 px and at 390 px:
 
