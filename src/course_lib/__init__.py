@@ -11,9 +11,12 @@ from the layers below it:
   ``law`` and ``conservation``; they train nothing and read no files.
 
 Data and models (``topic``, ``sst``, ``data``, ``mosaic``, ``focus``, ``losses``), training
-(``training``, ``mosaic_training``, ``flow_descent`` for chapter 5's runs of the real model),
-measurements (``metrics``), figures (``plotting``, ``widgets``) and the exercises' checks
-(``checks``) sit above the theory.  ARCHITECTURE.md, at the root of the repository, lists the
+(``engine``, the one training loop, whose runs ``training``, ``mosaic_training`` and
+``flow_descent`` build, and which returns one ``engine.History``; ``max_margin`` and
+``later_models`` with their papers' own optimisers), measurements (``metrics``), figures
+(``plotting``, ``widgets``), one module of recipes per chapter (``chapters.chNN``) and the
+exercises' checks and reference solutions (``checks``, ``checks.solutions``) sit above the
+theory.  ARCHITECTURE.md, at the root of the repository, lists the
 layers, what each module holds and imports, and where a new chapter's code goes.
 """
 
