@@ -679,9 +679,6 @@ FACTORY_ALLOWED = {
     "on PyTorch's own SGD (exercise 6.2)",
     "chapters/ch07.py::LawRun.drift": "as_tensor of law.lemma_drift's value, which is already "
     "on the run's device (or a float)",
-    "chapters/ch07.py::train_topic": "word ids of a CPU corpus; the trainer moves them",
-    "chapters/ch07.py::one_step_coupling": "word ids of a CPU corpus, for a CPU float64 model "
-    "built inside",
     "chapters/ch07.py::class_vectors": "data set builder: CPU float64 data (chapter 7's "
     "Part II runs are CPU float64 by design)",
     "chapters/ch07.py::mosaics": "data set builder: CPU float64 data, as class_vectors",

@@ -34,6 +34,7 @@ from ..mosaic import Mosaics
 from ..mosaic_training import RunLosses, pair_run, train_epochs
 from ..topic import TopicAttention, TopicCorpus
 from ..training import train_full_batch
+from .ch02 import background_word_ids
 
 # -------------------------------------------------------------------------- one run, one law
 
@@ -113,8 +114,7 @@ def train_topic(
         raise TypeError(f"corpus must be a topic.TopicCorpus, got {type(corpus).__name__}")
     lr, t_end = check_positive(lr, "lr"), check_positive(t_end, "t_end")
     background_score = float(background_score)
-    n_topic_words = corpus.n_topics * corpus.words_per_topic
-    background = torch.arange(n_topic_words, corpus.vocab_size)
+    background = background_word_ids(corpus)
     model = TopicAttention(
         corpus.vocab_size, corpus.n_topics, classifier=classifier, seed=0, train_query=train_query
     ).to(config.get_device() if device is None else device)
@@ -463,7 +463,7 @@ def one_step_coupling(
     lr_embedding = check_positive(lr_embedding, "lr_embedding")
     steps = check_int(warmup_steps, "warmup_steps", minimum=0)
     topic_words = corpus.topic_word_ids
-    background = torch.arange(len(topic_words), corpus.vocab_size)
+    background = background_word_ids(corpus)
     model = TopicAttention(corpus.vocab_size, corpus.n_topics, classifier="fixed", seed=0)
     model = model.double()  # one tiny step: double precision keeps its increments exact
     with torch.no_grad():
