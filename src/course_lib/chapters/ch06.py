@@ -238,8 +238,7 @@ def first_epoch_above(curve, level: float) -> int | None:
 
 def crossing(curve, level: float) -> float:
     """The fractional epoch (1-based, as in :func:`first_epoch_above`) at which a curve (T,)
-    first crosses ``level``, by linear interpolation between the two epochs around it
-    (section 2).
+    first crosses ``level``: chapter 4's ``first_time`` on the epoch axis (section 2).
 
     >>> float(crossing([0.0, 0.4, 0.8], 0.6))  # halfway between epochs 2 and 3
     2.5
@@ -248,8 +247,7 @@ def crossing(curve, level: float) -> float:
     above = np.nonzero(curve > level)[0]
     if above.size == 0 or above[0] == 0:
         raise ValueError(f"curve must start at or below level {level} and cross it")
-    i = int(above[0])
-    return i + (level - curve[i - 1]) / (curve[i] - curve[i - 1])
+    return ch04.first_time(curve, np.arange(1, len(curve) + 1), level)
 
 
 def gain_over_pure(curves, soft, hard) -> np.ndarray:
